@@ -1,0 +1,183 @@
+"""Thin commands: parse arguments, call one library function, print."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+from daemon import __version__, jobs, settings
+from daemon.errors import EXIT_BAD_INPUT, EXIT_OK, PaperdigestError
+from daemon.model import DumpResult
+from daemon.report import backfill_summary, papers_table, progress_for, status_lines
+from daemon.store import queries
+from daemon.store.engine import open_engine
+
+log = logging.getLogger("paperdigest")
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return int(text)
+
+
+def _print_json(obj: Any, out: TextIO) -> None:
+    out.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+
+def _describe(result: DumpResult) -> str:
+    text = (f"{result.source}: captured {result.as_of}, {result.entries} entries: {result.new} new, "
+            f"{result.updated} updated, {result.unchanged} unchanged")
+    if result.duplicate_dump:
+        text += " (already ingested: nothing changed)"
+    if result.dry_run:
+        text += " (dry run: nothing written)"
+    return text
+
+
+def cmd_parse(args: argparse.Namespace) -> int:
+    for listing in jobs.parse_paths([args.source], args.as_of):
+        for entry in listing.entries:
+            _print_json(entry.to_json(), sys.stdout)
+    return EXIT_OK
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    engine = open_engine(settings.store_url(args))
+    for result in jobs.ingest(engine, args.sources, args.as_of, dry_run=args.dry_run):
+        if args.json:
+            _print_json(result.to_json(), sys.stdout)
+        else:
+            print(_describe(result))
+    return EXIT_OK
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    engine = open_engine(settings.store_url(args))
+    started = time.monotonic()
+    results: list[DumpResult] = []
+    failures: list[jobs.Failure] = []
+    with progress_for(sys.stderr, enabled=not args.json) as progress:
+        for outcome in jobs.backfill(engine, args.paths, args.as_of, on_start=progress.start):
+            progress.advance()
+            if isinstance(outcome, jobs.Failure):
+                failures.append(outcome)
+                progress.print_error(f"paperdigest: rejected: {outcome.error}")
+                continue
+            results.append(outcome)
+            if args.json:
+                _print_json(outcome.to_json(), sys.stdout)
+    if not args.json:
+        backfill_summary(sys.stdout, results, failures, time.monotonic() - started)
+    return EXIT_BAD_INPUT if failures else EXIT_OK
+
+
+def cmd_papers(args: argparse.Namespace) -> int:
+    engine = open_engine(settings.store_url(args))
+    with engine.connect() as conn:
+        papers = queries.top_papers(conn, args.top, args.since)
+    if args.json:
+        for paper in papers:
+            _print_json(paper.to_json(), sys.stdout)
+    else:
+        papers_table(sys.stdout, papers)
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    url = settings.store_url(args)
+    engine = open_engine(url)
+    with engine.connect() as conn:
+        counts = queries.counts(conn)
+        dumps = queries.last_dumps(conn, args.last)
+    report = {
+        "store": settings.display_url(url),
+        **counts,
+        "last_dumps": [
+            {"source": d.source, "as_of": d.as_of.isoformat(), "ingested_at": d.ingested_at.isoformat(),
+             "layout": d.layout, "backfill": d.backfill, "status": d.status, "entries": d.entries,
+             "new": d.new, "updated": d.updated, "unchanged": d.unchanged}
+            for d in dumps
+        ],
+    }
+    if args.json:
+        _print_json(report, sys.stdout)
+    else:
+        for line in status_lines(report):
+            print(line)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="paperdigest",
+        description="Ingest research-paper listings into a store and mail digests of them.",
+        epilog="Exit codes: 0 success, 1 runtime failure (database, network, mail), 2 bad input or usage.",
+    )
+    parser.add_argument("--version", action="version", version=f"paperdigest {__version__}")
+    parser.add_argument("--config", metavar="PATH", help="TOML config file (default: $PAPERDIGEST_CONFIG)")
+    parser.add_argument("--db", metavar="URL", help="SQLAlchemy URL of the store (default: $PAPERDIGEST_DB, "
+                        "else the config, else SQLite under the state directory)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more detail to stderr")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, func: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(func=func)
+        return sub
+
+    p = command("parse", cmd_parse, "parse a dump and print one JSON object per entry; stores nothing")
+    p.add_argument("source", metavar="SOURCE", help="a dump file or a directory of dumps")
+    p.add_argument("--as-of", type=_date, metavar="DATE", help="capture date YYYY-MM-DD (default: from the file)")
+
+    p = command("ingest", cmd_ingest, "ingest dumps into the store; a bad dump refuses the whole command")
+    p.add_argument("sources", nargs="+", metavar="SOURCE", help="dump files or directories")
+    p.add_argument("--as-of", type=_date, metavar="DATE", help="capture date YYYY-MM-DD (default: from the file)")
+    p.add_argument("--dry-run", action="store_true", help="show what would change; write nothing")
+    p.add_argument("--json", action="store_true", help="one JSON object per dump")
+
+    p = command("backfill", cmd_backfill, "ingest many dumps as history, oldest capture first; "
+                "bad dumps are reported and skipped (exit 2 at the end)")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="dump files, directories or globs")
+    p.add_argument("--as-of", type=_date, metavar="DATE", help="capture date for every dump (rarely wanted)")
+    p.add_argument("--json", action="store_true", help="one JSON object per dump, no table")
+
+    p = command("papers", cmd_papers, "list the top papers by upvotes")
+    p.add_argument("--top", type=_positive, default=20, metavar="N", help="how many (default 20)")
+    p.add_argument("--since", type=_date, metavar="DATE", help="only papers first seen on or after DATE")
+    p.add_argument("--json", action="store_true", help="one JSON object per paper, best first")
+
+    p = command("status", cmd_status, "store counts and the last ingests")
+    p.add_argument("--last", type=_positive, default=5, metavar="N", help="how many recent dumps to show")
+    p.add_argument("--json", action="store_true", help="one JSON object")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return int(args.func(args))
+    except PaperdigestError as exc:
+        print(f"paperdigest: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("paperdigest: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK

@@ -1,0 +1,35 @@
+"""Paper identity: the arXiv id when a source gives one, else a key folded from the title."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_WS = re.compile(r"\s+")
+_ARXIV = re.compile(r"^(?:arxiv:)?(\d{4}\.\d{4,5}|[a-z\-]+(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?$", re.I)
+
+
+def fold_space(text: str) -> str:
+    """Line wraps and runs of white space become one space; ends are trimmed."""
+    return _WS.sub(" ", text).strip()
+
+
+def title_key(title: str) -> str:
+    """NFKC, case-folded, punctuation and symbols folded to spaces, white space collapsed.
+
+    >>> title_key("Pangu-Agent:  A Fine-Tunable Agent")
+    'pangu agent a fine tunable agent'
+    """
+    text = unicodedata.normalize("NFKC", title).casefold()
+    folded = "".join(" " if unicodedata.category(ch)[0] in "PSZC" else ch for ch in text)
+    key = fold_space(folded)
+    # A title made only of punctuation still needs a key that tells it apart.
+    return key or fold_space(text)
+
+
+def normalize_arxiv_id(raw: str | None) -> str | None:
+    """`arXiv:2305.14314v2` -> `2305.14314`; anything that is not an arXiv id -> None."""
+    if raw is None:
+        return None
+    match = _ARXIV.match(raw.strip())
+    return match.group(1) if match else None

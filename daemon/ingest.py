@@ -1,0 +1,232 @@
+"""Diff a listing against the stored papers (pure), then apply it in one transaction per dump.
+
+    known   = store.papers_by_identity(arxiv ids and title keys of the listing)
+    changes = diff(listing, known)          # new / updated / unchanged, no I/O
+    apply(changes)                          # insert dump, insert/update papers, sightings
+
+Rules (DESIGN.md "Meaning"):
+- identity: arXiv id, else the title key; a paper known by title gains its arXiv id later.
+- a dump no older than the paper's last sighting overwrites fields with what it knows;
+  an older dump only fills gaps. Unknown (null) never overwrites known.
+- first seen = the earliest capture date that held the paper.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from daemon import clock
+from daemon.errors import StoreError
+from daemon.identity import title_key
+from daemon.model import DumpResult, Entry, Listing, Paper
+from daemon.store import queries
+
+ChangeKind = Literal["new", "updated", "unchanged"]
+_OVERWRITE = ("title", "abstract", "authors", "org", "published", "upvotes")
+_FILL = ("abstract", "authors", "org", "published", "upvotes")
+
+
+@dataclass(slots=True)
+class _State:
+    """A paper's fields while a dump is being diffed (mutable working copy)."""
+
+    id: int | None
+    arxiv_id: str | None
+    title_key: str
+    title: str
+    abstract: str | None
+    authors: int | None
+    org: str | None
+    published: dt.date | None
+    upvotes: int | None
+    first_seen: dt.date
+    last_seen: dt.date
+
+    def row(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What one dump does to one paper. `after` is the paper's full state once applied."""
+
+    kind: ChangeKind
+    paper_id: int | None
+    position: int
+    upvotes: int | None
+    fields: tuple[str, ...]
+    after: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Diff:
+    changes: tuple[Change, ...]
+
+    def count(self, kind: ChangeKind) -> int:
+        return sum(1 for change in self.changes if change.kind == kind)
+
+
+def _state(paper: Paper) -> _State:
+    return _State(
+        id=paper.id, arxiv_id=paper.arxiv_id, title_key=title_key(paper.title), title=paper.title,
+        abstract=paper.abstract, authors=paper.authors, org=paper.org, published=paper.published,
+        upvotes=paper.upvotes, first_seen=paper.first_seen, last_seen=paper.last_seen,
+    )
+
+
+class _Index:
+    """Lookup of working states by arXiv id and by title key."""
+
+    def __init__(self, papers: list[Paper]) -> None:
+        self.by_arxiv: dict[str, _State] = {}
+        self.by_key: dict[str, list[_State]] = {}
+        for paper in sorted(papers, key=lambda p: p.id):
+            self.add(_state(paper))
+
+    def add(self, state: _State) -> None:
+        if state.arxiv_id:
+            self.by_arxiv[state.arxiv_id] = state
+        self.by_key.setdefault(state.title_key, []).append(state)
+
+    def rekey(self, state: _State, old_key: str) -> None:
+        self.by_key[old_key].remove(state)
+        self.by_key.setdefault(state.title_key, []).append(state)
+
+    def find(self, entry: Entry, key: str) -> _State | None:
+        same_title = self.by_key.get(key, [])
+        if entry.arxiv_id:
+            found = self.by_arxiv.get(entry.arxiv_id)
+            if found is not None:
+                return found
+            return next((s for s in same_title if s.arxiv_id is None), None)
+        if not same_title:
+            return None
+        # Prefer the paper known only by title, then the most recently seen one.
+        return min(same_title, key=lambda s: (s.arxiv_id is not None, -s.last_seen.toordinal(), s.id or 0))
+
+
+def diff(listing: Listing, known: list[Paper]) -> Diff:
+    """The changes a listing makes to the papers in `known` (pure; `known` is not modified)."""
+    index = _Index(known)
+    as_of = listing.as_of
+    changes: dict[int, Change] = {}  # by id(state): one change per paper per dump
+    for entry in listing.entries:
+        key = title_key(entry.title)
+        state = index.find(entry, key)
+        if state is None:
+            state = _State(
+                id=None, arxiv_id=entry.arxiv_id, title_key=key, title=entry.title, abstract=entry.abstract,
+                authors=entry.authors, org=entry.org, published=entry.published, upvotes=entry.upvotes,
+                first_seen=as_of, last_seen=as_of,
+            )
+            index.add(state)
+            changes[id(state)] = Change("new", None, entry.position, entry.upvotes, (), state.row())
+            continue
+        earlier = changes.get(id(state))
+        # A paper listed twice in one dump: the first listing wins, the later only fills gaps.
+        fill_only = earlier is not None or as_of < state.last_seen
+        old_key = state.title_key
+        fields = _merge(state, entry, as_of, fill_only)
+        if state.title_key != old_key:
+            index.rekey(state, old_key)
+        if earlier is None:
+            kind: ChangeKind = "updated" if fields else "unchanged"
+            changes[id(state)] = Change(kind, state.id, entry.position, entry.upvotes, tuple(fields), state.row())
+        else:
+            all_fields = tuple(dict.fromkeys(earlier.fields + tuple(fields)))
+            kind = earlier.kind if earlier.kind == "new" else ("updated" if all_fields else "unchanged")
+            upvotes = earlier.upvotes if earlier.upvotes is not None else entry.upvotes
+            changes[id(state)] = dataclasses.replace(
+                earlier, kind=kind, fields=all_fields, after=state.row(), upvotes=upvotes
+            )
+    return Diff(tuple(changes.values()))
+
+
+def _merge(state: _State, entry: Entry, as_of: dt.date, fill_only: bool) -> list[str]:
+    """Fold an entry into a paper's state; returns the names of the fields that changed."""
+    changed: list[str] = []
+    if entry.arxiv_id and state.arxiv_id is None:
+        state.arxiv_id = entry.arxiv_id
+        changed.append("arxiv_id")
+    for name in _FILL if fill_only else _OVERWRITE:
+        value = getattr(entry, name)
+        current = getattr(state, name)
+        if value is None or value == current or (fill_only and current is not None):
+            continue
+        setattr(state, name, value)
+        changed.append(name)
+    if "title" in changed:
+        state.title_key = title_key(state.title)
+    if as_of < state.first_seen:
+        state.first_seen = as_of
+        changed.append("first_seen")
+    state.last_seen = max(state.last_seen, as_of)
+    return changed
+
+
+def _result(listing: Listing, result_diff: Diff, duplicate: bool = False, dry_run: bool = False) -> DumpResult:
+    return DumpResult(
+        source=listing.source, as_of=listing.as_of, entries=len(listing.entries),
+        new=result_diff.count("new"), updated=result_diff.count("updated"),
+        unchanged=result_diff.count("unchanged"), duplicate_dump=duplicate, dry_run=dry_run,
+    )
+
+
+def _known(conn: Any, listing: Listing) -> list[Paper]:
+    arxiv_ids = [e.arxiv_id for e in listing.entries if e.arxiv_id]
+    keys = [title_key(e.title) for e in listing.entries]
+    return queries.papers_by_identity(conn, arxiv_ids, keys)
+
+
+def _duplicate(listing: Listing, row: Any) -> DumpResult:
+    return DumpResult(
+        source=listing.source, as_of=row.as_of, entries=row.entries, new=0, updated=0,
+        unchanged=row.new + row.updated + row.unchanged, duplicate_dump=True,
+    )
+
+
+def apply(engine: Engine, listing: Listing, *, backfill: bool = False, dry_run: bool = False) -> DumpResult:
+    """Store one listing in one transaction: entirely or not at all."""
+    try:
+        if dry_run:
+            with engine.connect() as conn, conn.begin():
+                row = queries.dump_by_hash(conn, listing.content_hash)
+                if row is not None:
+                    return dataclasses.replace(_duplicate(listing, row), dry_run=True)
+                return _result(listing, diff(listing, _known(conn, listing)), dry_run=True)
+        with engine.connect().execution_options(write=True) as conn, conn.begin():
+            row = queries.dump_by_hash(conn, listing.content_hash)
+            if row is not None:
+                return _duplicate(listing, row)
+            changes = diff(listing, _known(conn, listing))
+            _write(conn, listing, changes, backfill)
+            return _result(listing, changes)
+    except SQLAlchemyError as exc:
+        raise StoreError(f"{listing.source}: the store refused the dump, nothing was written: {exc.__class__.__name__}: {getattr(exc, 'orig', exc)}") from exc
+
+
+def _write(conn: Any, listing: Listing, changes: Diff, backfill: bool) -> None:
+    ingested_at = clock.now()
+    dump_id = queries.insert_dump(conn, {
+        "content_hash": listing.content_hash, "source": listing.source, "as_of": listing.as_of,
+        "layout": listing.layout, "ingested_at": ingested_at, "backfill": backfill, "status": "ingested",
+    })
+    new = [c for c in changes.changes if c.kind == "new"]
+    new_rows = [{**{k: v for k, v in c.after.items() if k != "id"}, "first_dump_id": dump_id,
+                 "first_ingested_at": ingested_at, "first_backfill": backfill} for c in new]
+    new_ids = iter(queries.insert_papers(conn, new_rows))
+    queries.update_papers(conn, [c.after for c in changes.changes if c.kind != "new"])
+    sightings = []
+    for change in changes.changes:
+        paper_id = next(new_ids) if change.kind == "new" else change.paper_id
+        sightings.append({"dump_id": dump_id, "paper_id": paper_id, "position": change.position,
+                          "upvotes": change.upvotes})
+    queries.insert_sightings(conn, sightings)
+    queries.finish_dump(conn, dump_id, len(listing.entries), len(new), changes.count("updated"),
+                        changes.count("unchanged"))

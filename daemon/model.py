@@ -1,0 +1,106 @@
+"""Frozen dataclasses passed between the stages. No database types leak out of store/."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One paper as a listing shows it. `line` is where it starts in the dump (1-based)."""
+
+    position: int
+    title: str
+    abstract: str | None
+    authors: int | None
+    org: str | None
+    published: dt.date | None
+    upvotes: int | None
+    arxiv_id: str | None
+    line: int | None = field(default=None, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "position": self.position,
+            "title": self.title,
+            "abstract": self.abstract,
+            "authors": self.authors,
+            "org": self.org,
+            "published": self.published.isoformat() if self.published else None,
+            "upvotes": self.upvotes,
+            "arxiv_id": self.arxiv_id,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """A parsed dump: where it came from, when it was captured, what it held."""
+
+    source: str
+    as_of: dt.date
+    layout: str
+    content_hash: str
+    entries: tuple[Entry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RawDump:
+    """A dump's bytes and where they came from, before parsing."""
+
+    source: str
+    data: bytes
+    mtime: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DumpResult:
+    """What ingesting one dump did (the `ingest --json` line)."""
+
+    source: str
+    as_of: dt.date
+    entries: int
+    new: int
+    updated: int
+    unchanged: int
+    duplicate_dump: bool
+    dry_run: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "as_of": self.as_of.isoformat(),
+            "entries": self.entries,
+            "new": self.new,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "duplicate_dump": self.duplicate_dump,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Paper:
+    """A stored paper as the rest of the program sees it."""
+
+    id: int
+    title: str
+    abstract: str | None
+    authors: int | None
+    org: str | None
+    published: dt.date | None
+    upvotes: int | None
+    arxiv_id: str | None
+    first_seen: dt.date
+    last_seen: dt.date
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "arxiv_id": self.arxiv_id,
+            "upvotes": self.upvotes,
+            "published": self.published.isoformat() if self.published else None,
+            "first_seen": self.first_seen.isoformat(),
+            "authors": self.authors,
+            "org": self.org,
+        }

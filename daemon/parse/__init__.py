@@ -1,0 +1,110 @@
+"""Dump bytes -> Listing. Detects the format (text layouts, API JSON, HTML page) by content."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+from daemon import clock
+from daemon.errors import ParseError
+from daemon.model import Entry, Listing, RawDump
+from daemon.parse.api_json import parse_api_json
+from daemon.parse.dates import DateValueError, date_from_filename, latest_on_or_before, mtime_date
+from daemon.parse.decode import decode_dump
+from daemon.parse.html import parse_html
+from daemon.parse.text import DateParts, TextEntry, parse_text
+
+__all__ = ["parse_dump", "content_hash", "capture_date"]
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def detect_format(text: str) -> str:
+    head = text.lstrip("\ufeff \t\n")[:1]
+    if head in ("[", "{"):
+        return "json"
+    if head == "<":
+        return "html"
+    return "text"
+
+
+def capture_date(
+    source: str, mtime: float | None, as_of: dt.date | None = None, header: DateParts | None = None
+) -> dt.date:
+    """--as-of, else a YYYY-MM-DD in the name, else the header date (year from the mtime), else the mtime."""
+    if as_of is not None:
+        return as_of
+    from_name = date_from_filename(source)
+    if from_name is not None:
+        return from_name
+    reference = mtime_date(mtime) or clock.today()
+    if header is not None:
+        try:
+            return latest_on_or_before(header.month, header.day, reference)
+        except DateValueError:
+            raise ParseError(source, header.line, "the header date names no real day") from None
+    return reference
+
+
+def parse_dump(raw: RawDump, as_of: dt.date | None = None) -> Listing:
+    text = decode_dump(raw.data, raw.source)
+    kind = detect_format(text)
+    if kind == "json":
+        entries = parse_api_json(text, raw.source)
+        capture = capture_date(raw.source, raw.mtime, as_of)
+        layout = "api-json"
+    elif kind == "html":
+        entries = parse_html(text, raw.source)
+        capture = capture_date(raw.source, raw.mtime, as_of)
+        layout = "html"
+    else:
+        listing = parse_text(text, raw.source)
+        capture = capture_date(raw.source, raw.mtime, as_of, listing.header_date)
+        entries = [_resolve(entry, position, capture, raw.source) for position, entry in enumerate(listing.entries, 1)]
+        layout = listing.layout
+    if not entries:
+        raise ParseError(raw.source, None, "the listing holds no entries")
+    return Listing(raw.source, capture, layout, content_hash(raw.data), tuple(entries))
+
+
+def _resolve(entry: TextEntry, position: int, capture: dt.date, source: str) -> Entry:
+    published = None
+    if entry.date is not None:
+        try:
+            if entry.date.year is not None:
+                published = dt.date(entry.date.year, entry.date.month, entry.date.day)
+            else:
+                published = latest_on_or_before(entry.date.month, entry.date.day, capture)
+        except (ValueError, DateValueError):
+            raise ParseError(source, entry.date.line, "the date line names no real day") from None
+    return Entry(
+        position=position,
+        title=entry.title,
+        abstract=entry.abstract,
+        authors=entry.authors,
+        org=entry.org,
+        published=published,
+        upvotes=entry.upvotes,
+        arxiv_id=None,
+        line=entry.line,
+    )
+
+
+def header_of(raw: RawDump) -> DateParts | None:
+    """The header date of a text dump, cheaply (for ordering a backfill); None otherwise."""
+    try:
+        text = decode_dump(raw.data[:4096].rsplit(b"\n", 1)[0] or raw.data[:4096], raw.source)
+    except ParseError:
+        return None
+    if detect_format(text) != "text":
+        return None
+    try:
+        return parse_text(text, raw.source).header_date
+    except ParseError:
+        return None
+
+
+def entries_of(listing: Listing) -> tuple[Entry, ...]:
+    return listing.entries

@@ -1,0 +1,78 @@
+"""The JSON of the daily-papers API: an array of items, each with a `paper` object."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from daemon.errors import ParseError
+from daemon.identity import fold_space, normalize_arxiv_id
+from daemon.model import Entry
+
+
+def parse_api_json(text: str, source: str) -> list[Entry]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ParseError(source, exc.lineno, f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+    return entries_from_items(data, source)
+
+
+def entries_from_items(data: Any, source: str) -> list[Entry]:
+    """Entries from the API's items (also used for the props embedded in HTML pages)."""
+    if isinstance(data, dict) and isinstance(data.get("dailyPapers"), list):
+        data = data["dailyPapers"]
+    if not isinstance(data, list):
+        raise ParseError(source, 1, "expected a JSON array of daily-papers items (objects with a 'paper' key)")
+    entries = []
+    for index, item in enumerate(data):
+        entries.append(_entry(item, index, source))
+    return entries
+
+
+def _entry(item: Any, index: int, source: str) -> Entry:
+    where = f"item [{index}]"
+    if not isinstance(item, dict):
+        raise ParseError(source, None, f"{where}: expected an object with a 'paper' key")
+    paper = item.get("paper", item)
+    if not isinstance(paper, dict):
+        raise ParseError(source, None, f"{where}: 'paper' is not an object")
+    title = paper.get("title") if isinstance(paper.get("title"), str) else item.get("title")
+    if not isinstance(title, str) or not title.strip():
+        raise ParseError(source, None, f"{where}: expected a non-empty 'paper.title' string")
+    summary = paper.get("summary", item.get("summary"))
+    authors = paper.get("authors")
+    upvotes = paper.get("upvotes")
+    org = paper.get("organization") or item.get("organization")
+    return Entry(
+        position=index + 1,
+        title=fold_space(title),
+        abstract=fold_space(summary) if isinstance(summary, str) and summary.strip() else None,
+        authors=len(authors) if isinstance(authors, list) else None,
+        org=_org_name(org),
+        published=_date(paper.get("publishedAt") or item.get("publishedAt"), source, where),
+        upvotes=upvotes if isinstance(upvotes, int) and not isinstance(upvotes, bool) and upvotes >= 0 else None,
+        arxiv_id=normalize_arxiv_id(paper.get("id") if isinstance(paper.get("id"), str) else None),
+    )
+
+
+def _org_name(org: Any) -> str | None:
+    if not isinstance(org, dict):
+        return None
+    for key in ("fullname", "name"):
+        value = org.get(key)
+        if isinstance(value, str) and value.strip():
+            return fold_space(value)
+    return None
+
+
+def _date(value: Any, source: str, where: str) -> dt.date | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ParseError(source, None, f"{where}: 'publishedAt' is not a string")
+    try:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).date()
+    except ValueError:
+        raise ParseError(source, None, f"{where}: 'publishedAt' is not an ISO date: {value[:40]!r}") from None

@@ -1,0 +1,79 @@
+"""HTML listing pages: the items embedded in `data-props`, else the paper cards."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from bs4 import BeautifulSoup, Tag
+
+from daemon.errors import ParseError
+from daemon.identity import fold_space, normalize_arxiv_id
+from daemon.model import Entry
+from daemon.parse.api_json import entries_from_items
+
+_PAPER_HREF = re.compile(r"^/papers/([^/?#]+)")
+_NUMBER = re.compile(r"^\d+$")
+
+
+def parse_html(text: str, source: str) -> list[Entry]:
+    soup = BeautifulSoup(text, "html.parser")
+    holder = soup.find(attrs={"data-target": "DailyPapers"})
+    if isinstance(holder, Tag) and holder.get("data-props"):
+        props_text = str(holder["data-props"])
+        try:
+            props = json.loads(props_text)
+        except json.JSONDecodeError as exc:
+            raise ParseError(source, holder.sourceline, f"data-props of DailyPapers is not JSON: {exc.msg}") from None
+        if isinstance(props, dict) and isinstance(props.get("dailyPapers"), list):
+            return entries_from_items(props["dailyPapers"], source)
+        raise ParseError(source, holder.sourceline, "data-props of DailyPapers has no 'dailyPapers' list")
+    entries = _from_cards(soup)
+    if not entries:
+        raise ParseError(
+            source,
+            None,
+            "HTML page holds no paper listing: no element with data-target=\"DailyPapers\" and no "
+            "article cards with a title link to /papers/",
+        )
+    return entries
+
+
+def _from_cards(soup: BeautifulSoup) -> list[Entry]:
+    entries: list[Entry] = []
+    for article in soup.find_all("article"):
+        if not isinstance(article, Tag):
+            continue
+        link = article.select_one('h3 a[href^="/papers/"]')
+        if link is None:
+            continue
+        title = fold_space(link.get_text(" "))
+        if not title:
+            continue
+        match = _PAPER_HREF.match(str(link.get("href", "")))
+        entries.append(
+            Entry(
+                position=len(entries) + 1,
+                title=title,
+                abstract=None,
+                authors=None,
+                org=None,
+                published=None,
+                upvotes=_card_upvotes(article),
+                arxiv_id=normalize_arxiv_id(match.group(1)) if match else None,
+                line=article.sourceline,
+            )
+        )
+    return entries
+
+
+def _card_upvotes(article: Tag) -> int | None:
+    """The first bare number in the card's text outside its title: the upvote count."""
+    heading = article.find("h3")
+    for text in article.find_all(string=True):
+        if heading is not None and isinstance(heading, Tag) and text.find_parent("h3") is heading:
+            continue
+        stripped = text.strip()
+        if _NUMBER.match(stripped):
+            return int(stripped)
+    return None

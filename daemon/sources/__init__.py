@@ -1,0 +1,1 @@
+"""Where dumps come from: files and directories (files.py)."""

@@ -1,0 +1,75 @@
+"""Opening the store: the URL, SQLite pragmas (WAL), the schema."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from daemon.errors import StoreError, UsageError
+from daemon.store.tables import metadata
+
+DB_FILE = "papers.db"
+
+
+def state_dir(env: dict[str, str] | os._Environ[str] | None = None) -> Path:
+    """$STATE_DIRECTORY (systemd), else $XDG_DATA_HOME/paperdigest, else ~/.local/share/paperdigest."""
+    env = os.environ if env is None else env
+    if env.get("STATE_DIRECTORY"):
+        return Path(env["STATE_DIRECTORY"].split(":")[0])
+    base = env.get("XDG_DATA_HOME") or str(Path(env.get("HOME") or Path.home()) / ".local" / "share")
+    return Path(base) / "paperdigest"
+
+
+def default_url(env: dict[str, str] | os._Environ[str] | None = None) -> str:
+    return f"sqlite:///{state_dir(env) / DB_FILE}"
+
+
+def resolve_url(cli_url: str | None, config_url: str | None = None) -> str:
+    """--db, else $PAPERDIGEST_DB, else the config's [store] url, else the embedded default."""
+    return cli_url or os.environ.get("PAPERDIGEST_DB") or config_url or default_url()
+
+
+def open_engine(url: str) -> Engine:
+    """An engine with the schema in place. SQLite gets WAL, foreign keys and a busy timeout."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise UsageError(f"--db: not a database URL: {url!r} (e.g. sqlite:///papers.db)") from None
+    kwargs: dict[str, Any] = {}
+    is_sqlite = parsed.get_backend_name() == "sqlite"
+    if is_sqlite and parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    try:
+        engine = create_engine(parsed, **kwargs)
+    except (ArgumentError, ImportError) as exc:
+        raise UsageError(f"--db: cannot use {parsed.render_as_string(hide_password=True)}: {exc}") from None
+    if is_sqlite:
+        _sqlite_setup(engine)
+    try:
+        metadata.create_all(engine)
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot open the store {parsed.render_as_string(hide_password=True)}: {exc.__class__.__name__}: {exc.orig if hasattr(exc, 'orig') else exc}") from None
+    return engine
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide where transactions begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # Writers take the write lock up front, so a read-then-write ingest cannot interleave.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("write") else "BEGIN")

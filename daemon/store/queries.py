@@ -1,0 +1,121 @@
+"""Bulk reads and writes. Every function takes an open connection; the caller owns the transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
+
+from daemon.model import Paper
+from daemon.store.tables import dump_table, paper_table, sighting_table
+
+CHUNK = 500  # stays under every backend's limit of bound parameters
+
+PAPER_FIELDS = ("arxiv_id", "title_key", "title", "abstract", "authors", "org", "published", "upvotes",
+                "first_seen", "last_seen")
+
+
+def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(values), CHUNK):
+        yield values[start : start + CHUNK]
+
+
+def _paper(row: Row[Any]) -> Paper:
+    return Paper(
+        id=row.id,
+        title=row.title,
+        abstract=row.abstract,
+        authors=row.authors,
+        org=row.org,
+        published=row.published,
+        upvotes=row.upvotes,
+        arxiv_id=row.arxiv_id,
+        first_seen=row.first_seen,
+        last_seen=row.last_seen,
+    )
+
+
+_PAPER_COLUMNS = [paper_table.c[name] for name in ("id", *PAPER_FIELDS)]
+
+
+def papers_by_identity(conn: Connection, arxiv_ids: Iterable[str], title_keys: Iterable[str]) -> list[Paper]:
+    """Every stored paper whose arXiv id or title key is among the given: two indexed IN queries."""
+    found: dict[int, Paper] = {}
+    for column, values in ((paper_table.c.arxiv_id, sorted(set(arxiv_ids))), (paper_table.c.title_key, sorted(set(title_keys)))):
+        for chunk in _chunks(values):
+            for row in conn.execute(select(*_PAPER_COLUMNS).where(column.in_(chunk))):
+                found[row.id] = _paper(row)
+    return list(found.values())
+
+
+def dump_by_hash(conn: Connection, content_hash: str) -> Row[Any] | None:
+    return conn.execute(select(dump_table).where(dump_table.c.content_hash == content_hash)).first()
+
+
+def insert_dump(conn: Connection, values: dict[str, Any]) -> int:
+    return int(conn.execute(insert(dump_table).returning(dump_table.c.id), values).scalar_one())
+
+
+def finish_dump(conn: Connection, dump_id: int, entries: int, new: int, updated: int, unchanged: int) -> None:
+    conn.execute(
+        update(dump_table).where(dump_table.c.id == dump_id).values(
+            entries=entries, new=new, updated=updated, unchanged=unchanged
+        )
+    )
+
+
+def insert_papers(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert new papers in one batch; their ids come back in the order of `rows`."""
+    if not rows:
+        return []
+    stmt = insert(paper_table).returning(paper_table.c.id, sort_by_parameter_order=True)
+    return [int(row.id) for row in conn.execute(stmt, rows)]
+
+
+def update_papers(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Write back the full mutable state of existing papers, one executemany."""
+    if not rows:
+        return
+    stmt = (
+        update(paper_table)
+        .where(paper_table.c.id == bindparam("pid"))
+        .values({name: bindparam(f"v_{name}") for name in PAPER_FIELDS})
+    )
+    conn.execute(stmt, [{"pid": row["id"], **{f"v_{k}": row[k] for k in PAPER_FIELDS}} for row in rows])
+
+
+def insert_sightings(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(sighting_table), rows)
+
+
+def top_papers(conn: Connection, limit: int | None, since: dt.date | None = None) -> list[Paper]:
+    """Best first: upvotes (unknown last), then the newest first-seen, then title."""
+    stmt = select(*_PAPER_COLUMNS)
+    if since is not None:
+        stmt = stmt.where(paper_table.c.first_seen >= since)
+    stmt = stmt.order_by(
+        paper_table.c.upvotes.is_(None), paper_table.c.upvotes.desc(), paper_table.c.first_seen.desc(),
+        paper_table.c.title,
+    )
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return [_paper(row) for row in conn.execute(stmt)]
+
+
+def counts(conn: Connection) -> dict[str, int]:
+    return {
+        "papers": int(conn.execute(select(func.count()).select_from(paper_table)).scalar_one()),
+        "dumps": int(conn.execute(select(func.count()).select_from(dump_table)).scalar_one()),
+        "sightings": int(conn.execute(select(func.count()).select_from(sighting_table)).scalar_one()),
+        "papers_with_arxiv_id": int(
+            conn.execute(select(func.count()).select_from(paper_table).where(paper_table.c.arxiv_id.is_not(None))).scalar_one()
+        ),
+    }
+
+
+def last_dumps(conn: Connection, limit: int) -> list[Row[Any]]:
+    stmt = select(dump_table).order_by(dump_table.c.ingested_at.desc(), dump_table.c.id.desc()).limit(limit)
+    return list(conn.execute(stmt))

@@ -1,0 +1,78 @@
+"""The SQLModel tables. They stay inside store/; the rest of the program sees model.py types."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Column, DateTime, Index, UniqueConstraint, text
+from sqlmodel import Field, SQLModel
+
+
+class DumpRow(SQLModel, table=True):
+    """One ingested dump. `content_hash` makes re-ingesting the same bytes a no-op."""
+
+    __tablename__ = "dump"
+    __table_args__ = (UniqueConstraint("content_hash", name="uq_dump_content_hash"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    content_hash: str = Field(max_length=64)
+    source: str
+    as_of: dt.date = Field(index=True)
+    layout: str
+    ingested_at: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    backfill: bool = False
+    status: str = "ingested"
+    entries: int = 0
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+class PaperRow(SQLModel, table=True):
+    """A paper, identified by its arXiv id, else by its folded title key."""
+
+    __tablename__ = "paper"
+    __table_args__ = (
+        UniqueConstraint("arxiv_id", name="uq_paper_arxiv_id"),
+        # Two papers known only by title are the same paper: unique among the id-less.
+        Index(
+            "uq_paper_title_key_without_arxiv",
+            "title_key",
+            unique=True,
+            sqlite_where=text("arxiv_id IS NULL"),
+            postgresql_where=text("arxiv_id IS NULL"),
+        ),
+        Index("ix_paper_upvotes", "upvotes"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    arxiv_id: str | None = Field(default=None, max_length=32)
+    title_key: str = Field(index=True)
+    title: str
+    abstract: str | None = None
+    authors: int | None = None
+    org: str | None = None
+    published: dt.date | None = None
+    upvotes: int | None = None
+    first_seen: dt.date = Field(index=True)
+    last_seen: dt.date
+    first_dump_id: int = Field(foreign_key="dump.id", index=True)
+    first_ingested_at: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    first_backfill: bool = False
+
+
+class SightingRow(SQLModel, table=True):
+    """A paper as one dump showed it: the upvote history."""
+
+    __tablename__ = "sighting"
+
+    dump_id: int = Field(foreign_key="dump.id", primary_key=True)
+    paper_id: int = Field(foreign_key="paper.id", primary_key=True, index=True)
+    position: int
+    upvotes: int | None = None
+
+
+dump_table = DumpRow.__table__  # type: ignore[attr-defined]
+paper_table = PaperRow.__table__  # type: ignore[attr-defined]
+sighting_table = SightingRow.__table__  # type: ignore[attr-defined]
+metadata = SQLModel.metadata
