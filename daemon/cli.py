@@ -39,8 +39,10 @@ def _print_json(obj: Any, out: TextIO) -> None:
 
 
 def _describe(result: DumpResult) -> str:
-    text = (f"{result.source}: captured {result.as_of}, {result.entries} entries: {result.new} new, "
-            f"{result.updated} updated, {result.unchanged} unchanged")
+    text = (
+        f"{result.source}: captured {result.as_of}, {result.entries} entries: {result.new} new, "
+        f"{result.updated} updated, {result.unchanged} unchanged"
+    )
     if result.duplicate_dump:
         text += " (already ingested: nothing changed)"
     if result.dry_run:
@@ -107,9 +109,18 @@ def cmd_status(args: argparse.Namespace) -> int:
         "store": settings.display_url(url),
         **counts,
         "last_dumps": [
-            {"source": d.source, "as_of": d.as_of.isoformat(), "ingested_at": d.ingested_at.isoformat(),
-             "layout": d.layout, "backfill": d.backfill, "status": d.status, "entries": d.entries,
-             "new": d.new, "updated": d.updated, "unchanged": d.unchanged}
+            {
+                "source": d.source,
+                "as_of": d.as_of.isoformat(),
+                "ingested_at": d.ingested_at.isoformat(),
+                "layout": d.layout,
+                "backfill": d.backfill,
+                "status": d.status,
+                "entries": d.entries,
+                "new": d.new,
+                "updated": d.updated,
+                "unchanged": d.unchanged,
+            }
             for d in dumps
         ],
     }
@@ -129,8 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"paperdigest {__version__}")
     parser.add_argument("--config", metavar="PATH", help="TOML config file (default: $PAPERDIGEST_CONFIG)")
-    parser.add_argument("--db", metavar="URL", help="SQLAlchemy URL of the store (default: $PAPERDIGEST_DB, "
-                        "else the config, else SQLite under the state directory)")
+    parser.add_argument(
+        "--db",
+        metavar="URL",
+        help="SQLAlchemy URL of the store (default: $PAPERDIGEST_DB, "
+        "else the config, else SQLite under the state directory)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log more detail to stderr")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -149,8 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="show what would change; write nothing")
     p.add_argument("--json", action="store_true", help="one JSON object per dump")
 
-    p = command("backfill", cmd_backfill, "ingest many dumps as history, oldest capture first; "
-                "bad dumps are reported and skipped (exit 2 at the end)")
+    p = command(
+        "backfill",
+        cmd_backfill,
+        "ingest many dumps as history, oldest capture first; bad dumps are reported and skipped (exit 2 at the end)",
+    )
     p.add_argument("paths", nargs="+", metavar="PATH", help="dump files, directories or globs")
     p.add_argument("--as-of", type=_date, metavar="DATE", help="capture date for every dump (rarely wanted)")
     p.add_argument("--json", action="store_true", help="one JSON object per dump, no table")
@@ -169,8 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     try:
         return int(args.func(args))
     except PaperdigestError as exc:

@@ -7,7 +7,7 @@ import datetime as dt
 
 def now() -> dt.datetime:
     """The current time, timezone-aware, in UTC."""
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def today() -> dt.date:

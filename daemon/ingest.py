@@ -26,6 +26,7 @@ from daemon.errors import StoreError
 from daemon.identity import title_key
 from daemon.model import DumpResult, Entry, Listing, Paper
 from daemon.store import queries
+from daemon.store.engine import describe
 
 ChangeKind = Literal["new", "updated", "unchanged"]
 _OVERWRITE = ("title", "abstract", "authors", "org", "published", "upvotes")
@@ -74,9 +75,17 @@ class Diff:
 
 def _state(paper: Paper) -> _State:
     return _State(
-        id=paper.id, arxiv_id=paper.arxiv_id, title_key=title_key(paper.title), title=paper.title,
-        abstract=paper.abstract, authors=paper.authors, org=paper.org, published=paper.published,
-        upvotes=paper.upvotes, first_seen=paper.first_seen, last_seen=paper.last_seen,
+        id=paper.id,
+        arxiv_id=paper.arxiv_id,
+        title_key=title_key(paper.title),
+        title=paper.title,
+        abstract=paper.abstract,
+        authors=paper.authors,
+        org=paper.org,
+        published=paper.published,
+        upvotes=paper.upvotes,
+        first_seen=paper.first_seen,
+        last_seen=paper.last_seen,
     )
 
 
@@ -121,9 +130,17 @@ def diff(listing: Listing, known: list[Paper]) -> Diff:
         state = index.find(entry, key)
         if state is None:
             state = _State(
-                id=None, arxiv_id=entry.arxiv_id, title_key=key, title=entry.title, abstract=entry.abstract,
-                authors=entry.authors, org=entry.org, published=entry.published, upvotes=entry.upvotes,
-                first_seen=as_of, last_seen=as_of,
+                id=None,
+                arxiv_id=entry.arxiv_id,
+                title_key=key,
+                title=entry.title,
+                abstract=entry.abstract,
+                authors=entry.authors,
+                org=entry.org,
+                published=entry.published,
+                upvotes=entry.upvotes,
+                first_seen=as_of,
+                last_seen=as_of,
             )
             index.add(state)
             changes[id(state)] = Change("new", None, entry.position, entry.upvotes, (), state.row())
@@ -172,9 +189,14 @@ def _merge(state: _State, entry: Entry, as_of: dt.date, fill_only: bool) -> list
 
 def _result(listing: Listing, result_diff: Diff, duplicate: bool = False, dry_run: bool = False) -> DumpResult:
     return DumpResult(
-        source=listing.source, as_of=listing.as_of, entries=len(listing.entries),
-        new=result_diff.count("new"), updated=result_diff.count("updated"),
-        unchanged=result_diff.count("unchanged"), duplicate_dump=duplicate, dry_run=dry_run,
+        source=listing.source,
+        as_of=listing.as_of,
+        entries=len(listing.entries),
+        new=result_diff.count("new"),
+        updated=result_diff.count("updated"),
+        unchanged=result_diff.count("unchanged"),
+        duplicate_dump=duplicate,
+        dry_run=dry_run,
     )
 
 
@@ -186,8 +208,13 @@ def _known(conn: Any, listing: Listing) -> list[Paper]:
 
 def _duplicate(listing: Listing, row: Any) -> DumpResult:
     return DumpResult(
-        source=listing.source, as_of=row.as_of, entries=row.entries, new=0, updated=0,
-        unchanged=row.new + row.updated + row.unchanged, duplicate_dump=True,
+        source=listing.source,
+        as_of=row.as_of,
+        entries=row.entries,
+        new=0,
+        updated=0,
+        unchanged=row.new + row.updated + row.unchanged,
+        duplicate_dump=True,
     )
 
 
@@ -208,25 +235,42 @@ def apply(engine: Engine, listing: Listing, *, backfill: bool = False, dry_run: 
             _write(conn, listing, changes, backfill)
             return _result(listing, changes)
     except SQLAlchemyError as exc:
-        raise StoreError(f"{listing.source}: the store refused the dump, nothing was written: {exc.__class__.__name__}: {getattr(exc, 'orig', exc)}") from exc
+        raise StoreError(f"{listing.source}: the store refused the dump, nothing was written: {describe(exc)}") from exc
 
 
 def _write(conn: Any, listing: Listing, changes: Diff, backfill: bool) -> None:
     ingested_at = clock.now()
-    dump_id = queries.insert_dump(conn, {
-        "content_hash": listing.content_hash, "source": listing.source, "as_of": listing.as_of,
-        "layout": listing.layout, "ingested_at": ingested_at, "backfill": backfill, "status": "ingested",
-    })
+    dump_id = queries.insert_dump(
+        conn,
+        {
+            "content_hash": listing.content_hash,
+            "source": listing.source,
+            "as_of": listing.as_of,
+            "layout": listing.layout,
+            "ingested_at": ingested_at,
+            "backfill": backfill,
+            "status": "ingested",
+        },
+    )
     new = [c for c in changes.changes if c.kind == "new"]
-    new_rows = [{**{k: v for k, v in c.after.items() if k != "id"}, "first_dump_id": dump_id,
-                 "first_ingested_at": ingested_at, "first_backfill": backfill} for c in new]
+    new_rows = [
+        {
+            **{k: v for k, v in c.after.items() if k != "id"},
+            "first_dump_id": dump_id,
+            "first_ingested_at": ingested_at,
+            "first_backfill": backfill,
+        }
+        for c in new
+    ]
     new_ids = iter(queries.insert_papers(conn, new_rows))
     queries.update_papers(conn, [c.after for c in changes.changes if c.kind != "new"])
     sightings = []
     for change in changes.changes:
         paper_id = next(new_ids) if change.kind == "new" else change.paper_id
-        sightings.append({"dump_id": dump_id, "paper_id": paper_id, "position": change.position,
-                          "upvotes": change.upvotes})
+        sightings.append(
+            {"dump_id": dump_id, "paper_id": paper_id, "position": change.position, "upvotes": change.upvotes}
+        )
     queries.insert_sightings(conn, sightings)
-    queries.finish_dump(conn, dump_id, len(listing.entries), len(new), changes.count("updated"),
-                        changes.count("unchanged"))
+    queries.finish_dump(
+        conn, dump_id, len(listing.entries), len(new), changes.count("updated"), changes.count("unchanged")
+    )

@@ -1,7 +1,7 @@
 """The ingest and backfill jobs: sources -> parse -> ingest, with per-dump outcomes.
 
-    ingest:   parse every dump first; one bad dump refuses them all (the store is untouched)
-    backfill: oldest capture first; a bad dump is reported and the others go on
+ingest:   parse every dump first; one bad dump refuses them all (the store is untouched)
+backfill: oldest capture first; a bad dump is reported and the others go on
 """
 
 from __future__ import annotations
@@ -40,7 +40,9 @@ def ingest(engine: Engine, paths: list[str], as_of: dt.date | None = None, dry_r
 
 
 def backfill(
-    engine: Engine, paths: list[str], as_of: dt.date | None = None,
+    engine: Engine,
+    paths: list[str],
+    as_of: dt.date | None = None,
     on_start: Callable[[int], None] | None = None,
 ) -> Iterator[Outcome]:
     """Ingest many dumps as history: oldest capture first, bad dumps reported, never fatal."""

@@ -26,8 +26,14 @@ class ProgressView:
         self.stream = stream
         self.progress: Progress | None = None
         if enabled and stream.isatty():
-            self.progress = Progress(TextColumn("backfill"), BarColumn(), MofNCompleteColumn(),
-                                     TimeRemainingColumn(), console=self.console, transient=True)
+            self.progress = Progress(
+                TextColumn("backfill"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=True,
+            )
         self.task: Any = None
 
     def start(self, total: int) -> None:
@@ -65,9 +71,14 @@ def backfill_summary(out: TextIO, results: list[DumpResult], failures: list[Any]
     for column in ("dumps", "duplicates", "rejected", "entries", "new", "updated", "unchanged", "entries/s"):
         table.add_column(column, justify="right")
     table.add_row(
-        str(len(results)), str(sum(r.duplicate_dump for r in results)), str(len(failures)), str(entries),
-        str(sum(r.new for r in results)), str(sum(r.updated for r in results)),
-        str(sum(r.unchanged for r in results)), f"{entries / seconds:,.0f}" if seconds > 0 else "-",
+        str(len(results)),
+        str(sum(r.duplicate_dump for r in results)),
+        str(len(failures)),
+        str(entries),
+        str(sum(r.new for r in results)),
+        str(sum(r.updated for r in results)),
+        str(sum(r.unchanged for r in results)),
+        f"{entries / seconds:,.0f}" if seconds > 0 else "-",
     )
     console = Console(file=out, width=100)
     console.print(table)
@@ -84,8 +95,13 @@ def papers_table(out: TextIO, papers: list[Paper]) -> None:
     table.add_column("by")
     for rank, paper in enumerate(papers, 1):
         by = paper.org or (f"{paper.authors} authors" if paper.authors is not None else "")
-        table.add_row(str(rank), "?" if paper.upvotes is None else str(paper.upvotes),
-                      paper.first_seen.isoformat(), paper.title, by)
+        table.add_row(
+            str(rank),
+            "?" if paper.upvotes is None else str(paper.upvotes),
+            paper.first_seen.isoformat(),
+            paper.title,
+            by,
+        )
     Console(file=out, width=max(100, Console(file=out).width), markup=False, highlight=False).print(table)
 
 
@@ -99,8 +115,10 @@ def status_lines(report: Mapping[str, Any]) -> list[str]:
         lines.append("last dumps:")
         for d in report["last_dumps"]:
             kind = "backfill" if d["backfill"] else "ingest"
-            lines.append(f"  {d['ingested_at'][:19]}  {kind:8}  captured {d['as_of']}  {d['entries']:>4} entries "
-                         f"({d['new']} new, {d['updated']} updated)  {d['source']}")
+            lines.append(
+                f"  {d['ingested_at'][:19]}  {kind:8}  captured {d['as_of']}  {d['entries']:>4} entries "
+                f"({d['new']} new, {d['updated']} updated)  {d['source']}"
+            )
     else:
         lines.append("no dumps ingested yet")
     return lines

@@ -14,7 +14,7 @@ from daemon.parse.decode import decode_dump
 from daemon.parse.html import parse_html
 from daemon.parse.text import DateParts, TextEntry, parse_text
 
-__all__ = ["parse_dump", "content_hash", "capture_date"]
+__all__ = ["capture_date", "content_hash", "parse_dump"]
 
 
 def content_hash(data: bytes) -> str:

@@ -6,7 +6,9 @@ import datetime as dt
 import re
 from pathlib import PurePath
 
-MONTHS = {m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
+MONTHS = {
+    m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)
+}
 
 _MONTH = r"(?P<month>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?"
 # "Mar 20", "Mar 20 2" (2 upvotes), "Sep 30, 2024", "Sep 30, 2024 2"
@@ -51,4 +53,4 @@ def date_from_filename(name: str) -> dt.date | None:
 def mtime_date(mtime: float | None) -> dt.date | None:
     if mtime is None:
         return None
-    return dt.datetime.fromtimestamp(mtime, dt.timezone.utc).date()
+    return dt.datetime.fromtimestamp(mtime, dt.UTC).date()

@@ -18,7 +18,7 @@ _NUMBER = re.compile(r"^\d+$")
 
 def parse_html(text: str, source: str) -> list[Entry]:
     soup = BeautifulSoup(text, "html.parser")
-    holder = soup.find(attrs={"data-target": "DailyPapers"})
+    holder = soup.find(None, {"data-target": "DailyPapers"})
     if isinstance(holder, Tag) and holder.get("data-props"):
         props_text = str(holder["data-props"])
         try:
@@ -33,7 +33,7 @@ def parse_html(text: str, source: str) -> list[Entry]:
         raise ParseError(
             source,
             None,
-            "HTML page holds no paper listing: no element with data-target=\"DailyPapers\" and no "
+            'HTML page holds no paper listing: no element with data-target="DailyPapers" and no '
             "article cards with a title link to /papers/",
         )
     return entries

@@ -201,7 +201,9 @@ class _EntryReader:
         who, _, when = lines
         date = _date_parts(when.text, when.number)
         if date is None:
-            raise self.fail(when.number, f"expected a date line such as 'Mar 20 2' or 'Sep 30, 2024', found {when.text[:60]!r}")
+            raise self.fail(
+                when.number, f"expected a date line such as 'Mar 20 2' or 'Sep 30, 2024', found {when.text[:60]!r}"
+            )
         match = DATE_LINE.match(when.text)
         upvotes = int(match["upvotes"]) if match and match["upvotes"] else 0
         authors_match = _AUTHORS.match(who.text)

@@ -53,8 +53,15 @@ def open_engine(url: str) -> Engine:
     try:
         metadata.create_all(engine)
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot open the store {parsed.render_as_string(hide_password=True)}: {exc.__class__.__name__}: {exc.orig if hasattr(exc, 'orig') else exc}") from None
+        shown = parsed.render_as_string(hide_password=True)
+        raise StoreError(f"cannot open the store {shown}: {describe(exc)}") from None
     return engine
+
+
+def describe(exc: SQLAlchemyError) -> str:
+    """The driver's own reason, without the SQL statement and its parameters."""
+    orig = getattr(exc, "orig", None)
+    return f"{exc.__class__.__name__}: {orig if orig is not None else exc}"
 
 
 def _sqlite_setup(engine: Engine) -> None:

@@ -13,8 +13,18 @@ from daemon.store.tables import dump_table, paper_table, sighting_table
 
 CHUNK = 500  # stays under every backend's limit of bound parameters
 
-PAPER_FIELDS = ("arxiv_id", "title_key", "title", "abstract", "authors", "org", "published", "upvotes",
-                "first_seen", "last_seen")
+PAPER_FIELDS = (
+    "arxiv_id",
+    "title_key",
+    "title",
+    "abstract",
+    "authors",
+    "org",
+    "published",
+    "upvotes",
+    "first_seen",
+    "last_seen",
+)
 
 
 def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
@@ -43,7 +53,10 @@ _PAPER_COLUMNS = [paper_table.c[name] for name in ("id", *PAPER_FIELDS)]
 def papers_by_identity(conn: Connection, arxiv_ids: Iterable[str], title_keys: Iterable[str]) -> list[Paper]:
     """Every stored paper whose arXiv id or title key is among the given: two indexed IN queries."""
     found: dict[int, Paper] = {}
-    for column, values in ((paper_table.c.arxiv_id, sorted(set(arxiv_ids))), (paper_table.c.title_key, sorted(set(title_keys)))):
+    for column, values in (
+        (paper_table.c.arxiv_id, sorted(set(arxiv_ids))),
+        (paper_table.c.title_key, sorted(set(title_keys))),
+    ):
         for chunk in _chunks(values):
             for row in conn.execute(select(*_PAPER_COLUMNS).where(column.in_(chunk))):
                 found[row.id] = _paper(row)
@@ -60,9 +73,9 @@ def insert_dump(conn: Connection, values: dict[str, Any]) -> int:
 
 def finish_dump(conn: Connection, dump_id: int, entries: int, new: int, updated: int, unchanged: int) -> None:
     conn.execute(
-        update(dump_table).where(dump_table.c.id == dump_id).values(
-            entries=entries, new=new, updated=updated, unchanged=unchanged
-        )
+        update(dump_table)
+        .where(dump_table.c.id == dump_id)
+        .values(entries=entries, new=new, updated=updated, unchanged=unchanged)
     )
 
 
@@ -97,7 +110,9 @@ def top_papers(conn: Connection, limit: int | None, since: dt.date | None = None
     if since is not None:
         stmt = stmt.where(paper_table.c.first_seen >= since)
     stmt = stmt.order_by(
-        paper_table.c.upvotes.is_(None), paper_table.c.upvotes.desc(), paper_table.c.first_seen.desc(),
+        paper_table.c.upvotes.is_(None),
+        paper_table.c.upvotes.desc(),
+        paper_table.c.first_seen.desc(),
         paper_table.c.title,
     )
     if limit is not None:
@@ -111,7 +126,9 @@ def counts(conn: Connection) -> dict[str, int]:
         "dumps": int(conn.execute(select(func.count()).select_from(dump_table)).scalar_one()),
         "sightings": int(conn.execute(select(func.count()).select_from(sighting_table)).scalar_one()),
         "papers_with_arxiv_id": int(
-            conn.execute(select(func.count()).select_from(paper_table).where(paper_table.c.arxiv_id.is_not(None))).scalar_one()
+            conn.execute(
+                select(func.count()).select_from(paper_table).where(paper_table.c.arxiv_id.is_not(None))
+            ).scalar_one()
         ),
     }
 
