@@ -73,6 +73,13 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Iterator[Any]:
 def run_subprocess(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> Result:
     """Run `python -m daemon ARGS` as a real process."""
     full_env = dict(os.environ, **(env or {}))
-    proc = subprocess.run([sys.executable, "-m", "daemon", *args], capture_output=True, text=True,
-                          env=full_env, cwd=cwd or ROOT, timeout=300, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "daemon", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd or ROOT,
+        timeout=300,
+        check=False,
+    )
     return Result(proc.returncode, proc.stdout, proc.stderr)

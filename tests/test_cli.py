@@ -75,7 +75,9 @@ def test_store_choice_flag_env_default(cli: Any, tmp_path: Path, monkeypatch: py
     assert (tmp_path / "flag.db").exists()
 
 
-def test_default_store_without_state_directory_is_xdg(cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_store_without_state_directory_is_xdg(
+    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("STATE_DIRECTORY")
     assert cli("ingest", str(SEEDS / "004_d0e4e6143df38525.txt")).code == 0
     assert (tmp_path / "xdg" / "paperdigest" / "papers.db").exists()
@@ -146,8 +148,13 @@ def test_backfill_progress_bar_on_a_terminal(tmp_path: Path) -> None:
     folder = dated_seeds(tmp_path / "d")
     primary, secondary = pty.openpty()
     env = dict(os.environ, PAPERDIGEST_DB=f"sqlite:///{tmp_path / 'p.db'}", TERM="xterm", COLUMNS="100")
-    proc = subprocess.Popen([sys.executable, "-m", "daemon", "backfill", str(folder)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=secondary)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daemon", "backfill", str(folder)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=secondary,
+    )
     os.close(secondary)
     seen = b""
     while True:

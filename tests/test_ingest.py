@@ -18,19 +18,37 @@ from daemon.store.engine import open_engine
 from tests.conftest import SEED_AS_OF, SEEDS
 
 D = dt.date
+JAN_10 = D(2026, 1, 10)
+JAN_5 = D(2026, 1, 5)
 
 
-def entry(title: str, position: int = 1, *, upvotes: int | None = None, arxiv: str | None = None,
-          abstract: str | None = "An abstract.", authors: int | None = None, org: str | None = None) -> Entry:
+def entry(
+    title: str,
+    position: int = 1,
+    *,
+    upvotes: int | None = None,
+    arxiv: str | None = None,
+    abstract: str | None = "An abstract.",
+    authors: int | None = None,
+    org: str | None = None,
+) -> Entry:
     return Entry(position, title, abstract, authors, org, None, upvotes, arxiv)
 
 
-def listing(*entries: Entry, as_of: dt.date = D(2026, 1, 10), tag: str = "x") -> Listing:
+def listing(*entries: Entry, as_of: dt.date = JAN_10, tag: str = "x") -> Listing:
     return Listing(f"dump-{tag}", as_of, "full", f"hash-{tag}-{as_of}", tuple(entries))
 
 
-def paper(pid: int, title: str, *, upvotes: int | None = None, arxiv: str | None = None,
-          first: dt.date = D(2026, 1, 5), last: dt.date = D(2026, 1, 5), abstract: str | None = "An abstract.") -> Paper:
+def paper(
+    pid: int,
+    title: str,
+    *,
+    upvotes: int | None = None,
+    arxiv: str | None = None,
+    first: dt.date = JAN_5,
+    last: dt.date = JAN_5,
+    abstract: str | None = "An abstract.",
+) -> Paper:
     return Paper(pid, title, abstract, None, None, None, upvotes, arxiv, first, last)
 
 
@@ -165,7 +183,7 @@ def test_upvote_history_is_kept_per_dump(db_url: str, tmp_path: Path) -> None:
     assert result.updated == 1
     db = tmp_path / "papers.db"
     assert [row[3] for row in table(db, "sighting")] == [1, None, 6]
-    (row,) = table(db, "paper")
+    assert len(table(db, "paper")) == 1
     with sqlite3.connect(db) as conn:
         upvotes, first_seen, last_seen = conn.execute("SELECT upvotes, first_seen, last_seen FROM paper").fetchone()
     assert (upvotes, first_seen, last_seen) == (6, "2026-01-01", "2026-01-03")
@@ -177,7 +195,9 @@ def test_first_ingest_is_recorded_with_its_backfill_flag(db_url: str, tmp_path: 
     apply(engine, listing(entry("Old"), entry("Fresh", 2), as_of=D(2026, 1, 1), tag="b"))
     with sqlite3.connect(tmp_path / "papers.db") as conn:
         rows = dict(conn.execute("SELECT title, first_backfill FROM paper").fetchall())
-        first_dumps = dict(conn.execute("SELECT p.title, d.backfill FROM paper p JOIN dump d ON d.id = p.first_dump_id"))
+        first_dumps = dict(
+            conn.execute("SELECT p.title, d.backfill FROM paper p JOIN dump d ON d.id = p.first_dump_id")
+        )
     assert rows == {"Old": 1, "Fresh": 0}
     assert first_dumps == {"Old": 1, "Fresh": 0}
 
@@ -185,8 +205,14 @@ def test_first_ingest_is_recorded_with_its_backfill_flag(db_url: str, tmp_path: 
 def test_title_then_arxiv_is_stored_once(db_url: str, tmp_path: Path) -> None:
     engine = open_engine(db_url)
     apply(engine, listing(entry("QLoRA: Efficient Finetuning of Quantized LLMs", upvotes=3), tag="a"))
-    result = apply(engine, listing(entry("QLoRA: Efficient Finetuning of Quantized LLMs", arxiv="2305.14314",
-                                         upvotes=62), as_of=D(2026, 1, 11), tag="b"))
+    result = apply(
+        engine,
+        listing(
+            entry("QLoRA: Efficient Finetuning of Quantized LLMs", arxiv="2305.14314", upvotes=62),
+            as_of=D(2026, 1, 11),
+            tag="b",
+        ),
+    )
     assert (result.new, result.updated) == (0, 1)
     assert table(tmp_path / "papers.db", "paper", drop=("first_ingested_at",))[0][1] == "2305.14314"
     assert len(table(tmp_path / "papers.db", "paper")) == 1
