@@ -9,14 +9,14 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
-from daemon import __version__, jobs, settings
-from daemon.errors import EXIT_BAD_INPUT, EXIT_OK, PaperdigestError
+from daemon import __version__, clock, digest, jobs, render, score, settings
+from daemon.errors import EXIT_BAD_INPUT, EXIT_OK, PaperdigestError, UsageError
 from daemon.model import DumpResult
 from daemon.report import backfill_summary, papers_table, progress_for, status_lines
 from daemon.store import queries
-from daemon.store.engine import open_engine
 
 log = logging.getLogger("paperdigest")
 
@@ -58,7 +58,7 @@ def cmd_parse(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    engine = open_engine(settings.store_url(args))
+    engine = settings.engine(args)
     for result in jobs.ingest(engine, args.sources, args.as_of, dry_run=args.dry_run):
         if args.json:
             _print_json(result.to_json(), sys.stdout)
@@ -68,7 +68,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    engine = open_engine(settings.store_url(args))
+    engine = settings.engine(args)
     started = time.monotonic()
     results: list[DumpResult] = []
     failures: list[jobs.Failure] = []
@@ -88,7 +88,23 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 def cmd_papers(args: argparse.Namespace) -> int:
-    engine = open_engine(settings.store_url(args))
+    conf = settings.load(args)
+    engine = settings.engine(args, conf)
+    if args.topic is not None:
+        if args.topic not in conf.topics:
+            known = ", ".join(sorted(conf.topics)) or "none"
+            raise UsageError(f"--topic: unknown topic {args.topic!r} (known: {known})")
+        with engine.connect() as conn:
+            pool = queries.papers_first_seen_since(conn, args.since) if args.since else queries.all_papers(conn)
+        ranked = score.rank(pool, {args.topic: conf.topics[args.topic]}, conf.scoring)[: args.top]
+        if args.json:
+            for scored in ranked:
+                _print_json(
+                    {**scored.paper.to_json(), "score": round(scored.score, 3), "why": scored.explain()}, sys.stdout
+                )
+        else:
+            papers_table(sys.stdout, [s.paper for s in ranked], [f"{s.score:.1f}  {s.why()}" for s in ranked])
+        return EXIT_OK
     with engine.connect() as conn:
         papers = queries.top_papers(conn, args.top, args.since)
     if args.json:
@@ -99,9 +115,38 @@ def cmd_papers(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_digest(args: argparse.Namespace) -> int:
+    conf = settings.load(args)
+    engine = settings.engine(args, conf)
+    subscribers = [conf.subscriber(args.subscriber)] if args.subscriber else list(conf.subscribers)
+    if not subscribers:
+        raise UsageError("the config has no subscribers: nothing to render")
+    env = render.environment(conf.digest.templates)
+    now = clock.now()
+    for subscriber in subscribers:
+        built = digest.build(engine, conf, subscriber, now, args.since)
+        formats = [args.format] if args.format else (["html", "text"] if args.out else ["text"])
+        for fmt in formats:
+            body = render.render_html(built, env) if fmt == "html" else render.render_text(built, env)
+            if args.out:
+                args.out.mkdir(parents=True, exist_ok=True)
+                target = args.out / f"{_file_stem(subscriber.email)}.{'html' if fmt == 'html' else 'txt'}"
+                target.write_text(body, encoding="utf-8")
+                print(f"{subscriber.email}: {len(built.papers)} papers -> {target}")
+            else:
+                if len(subscribers) > 1 or len(formats) > 1:
+                    print(f"===== {subscriber.email} ({fmt}) =====")
+                sys.stdout.write(body)
+    return EXIT_OK
+
+
+def _file_stem(email: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "@._-" else "_" for ch in email)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     url = settings.store_url(args)
-    engine = open_engine(url)
+    engine = settings.engine(args)
     with engine.connect() as conn:
         counts = queries.counts(conn)
         dumps = queries.last_dumps(conn, args.last)
@@ -176,7 +221,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("papers", cmd_papers, "list the top papers by upvotes")
     p.add_argument("--top", type=_positive, default=20, metavar="N", help="how many (default 20)")
     p.add_argument("--since", type=_date, metavar="DATE", help="only papers first seen on or after DATE")
+    p.add_argument("--topic", metavar="NAME", help="rank by a topic of the config, with scores and reasons")
     p.add_argument("--json", action="store_true", help="one JSON object per paper, best first")
+
+    p = command("digest", cmd_digest, "render digests as previews: nothing is sent or marked sent")
+    p.add_argument("--subscriber", metavar="EMAIL", help="only this subscriber (default: all)")
+    p.add_argument("--format", choices=("html", "text"), help="default: text on stdout, both with --out")
+    p.add_argument(
+        "--since",
+        type=_date,
+        metavar="DATE",
+        help="preview papers first seen on or after DATE (backfilled ones included) "
+        "instead of the current period's window",
+    )
+    p.add_argument("--out", type=Path, metavar="DIR", help="write <email>.html / <email>.txt files into DIR")
 
     p = command("status", cmd_status, "store counts and the last ingests")
     p.add_argument("--last", type=_positive, default=5, metavar="N", help="how many recent dumps to show")

@@ -1,12 +1,20 @@
-"""The one clock seam: nothing else in the program asks for the current time."""
+"""The one clock seam: nothing else in the program asks for the current time.
+
+PAPERDIGEST_NOW (an ISO datetime) pins the clock, for tests and reproducible previews.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 
 def now() -> dt.datetime:
     """The current time, timezone-aware, in UTC."""
+    pinned = os.environ.get("PAPERDIGEST_NOW")
+    if pinned:
+        value = dt.datetime.fromisoformat(pinned)
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
     return dt.datetime.now(dt.UTC)
 
 

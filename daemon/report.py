@@ -86,13 +86,15 @@ def backfill_summary(out: TextIO, results: list[DumpResult], failures: list[Any]
         console.print(f"rejected: {failure.error}", markup=False, highlight=False)
 
 
-def papers_table(out: TextIO, papers: list[Paper]) -> None:
+def papers_table(out: TextIO, papers: list[Paper], reasons: list[str] | None = None) -> None:
     table = Table(show_header=True, show_lines=False)
     table.add_column("#", justify="right")
     table.add_column("upvotes", justify="right")
     table.add_column("first seen")
     table.add_column("title")
     table.add_column("by")
+    if reasons is not None:
+        table.add_column("score and why")
     for rank, paper in enumerate(papers, 1):
         by = paper.org or (f"{paper.authors} authors" if paper.authors is not None else "")
         table.add_row(

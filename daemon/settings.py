@@ -1,45 +1,30 @@
-"""Where the store is: --db, else $PAPERDIGEST_DB, else the config's [store] url, else the default."""
+"""Settings for a command: the config (or the embedded default) and the store URL."""
 
 from __future__ import annotations
 
 import argparse
-import os
-import tomllib
-from pathlib import Path
 
+from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from daemon.errors import ConfigError
-from daemon.store.engine import resolve_url
+from daemon import config
+from daemon.store.engine import open_engine, resolve_url
 
 
-def config_path(args: argparse.Namespace) -> Path | None:
-    raw = args.config or os.environ.get("PAPERDIGEST_CONFIG")
-    return Path(raw) if raw else None
+def load(args: argparse.Namespace) -> config.Settings:
+    """--config, else $PAPERDIGEST_CONFIG, else the embedded default."""
+    return config.resolve(args.config)
 
 
-def _config_store_url(path: Path | None) -> str | None:
-    if path is None:
-        return None
-    try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the config: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    store = data.get("store", {})
-    if not isinstance(store, dict):
-        raise ConfigError(f"{path}: store: expected a table")
-    url = store.get("url")
-    if url is not None and not isinstance(url, str):
-        raise ConfigError(f"{path}: store.url: expected a string")
-    return url
+def store_url(args: argparse.Namespace, settings: config.Settings | None = None) -> str:
+    """--db, else $PAPERDIGEST_DB, else the config's [store] url, else the embedded default."""
+    settings = settings if settings is not None else load(args)
+    return resolve_url(args.db, settings.store.url)
 
 
-def store_url(args: argparse.Namespace) -> str:
-    return resolve_url(args.db, _config_store_url(config_path(args)))
+def engine(args: argparse.Namespace, settings: config.Settings | None = None) -> Engine:
+    return open_engine(store_url(args, settings))
 
 
 def display_url(url: str) -> str:

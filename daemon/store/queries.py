@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
 
 from daemon.model import Paper
-from daemon.store.tables import dump_table, paper_table, sighting_table
+from daemon.store.tables import dump_table, paper_table, sent_paper_table, sighting_table
 
 CHUNK = 500  # stays under every backend's limit of bound parameters
 
@@ -136,3 +136,57 @@ def counts(conn: Connection) -> dict[str, int]:
 def last_dumps(conn: Connection, limit: int) -> list[Row[Any]]:
     stmt = select(dump_table).order_by(dump_table.c.ingested_at.desc(), dump_table.c.id.desc()).limit(limit)
     return list(conn.execute(stmt))
+
+
+def papers_ingested_between(conn: Connection, start: dt.datetime, end: dt.datetime) -> list[Paper]:
+    """Papers a non-backfill ingest brought in during (start, end]: the digest window."""
+    stmt = select(*_PAPER_COLUMNS).where(
+        paper_table.c.first_ingested_at > start,
+        paper_table.c.first_ingested_at <= end,
+        paper_table.c.first_backfill.is_(False),
+    )
+    return [_paper(row) for row in conn.execute(stmt)]
+
+
+def papers_first_seen_since(conn: Connection, since: dt.date) -> list[Paper]:
+    stmt = select(*_PAPER_COLUMNS).where(paper_table.c.first_seen >= since)
+    return [_paper(row) for row in conn.execute(stmt)]
+
+
+def all_papers(conn: Connection) -> list[Paper]:
+    return [_paper(row) for row in conn.execute(select(*_PAPER_COLUMNS))]
+
+
+def sent_papers(conn: Connection, subscriber: str) -> dict[int, int | None]:
+    """paper id -> upvotes when it was sent, for every paper already sent to the subscriber."""
+    stmt = select(sent_paper_table.c.paper_id, sent_paper_table.c.upvotes).where(
+        sent_paper_table.c.subscriber == subscriber.lower()
+    )
+    return {row.paper_id: row.upvotes for row in conn.execute(stmt)}
+
+
+def papers_by_ids(conn: Connection, ids: Iterable[int]) -> list[Paper]:
+    papers: list[Paper] = []
+    for chunk in _chunks(sorted(set(ids))):
+        papers.extend(_paper(row) for row in conn.execute(select(*_PAPER_COLUMNS).where(paper_table.c.id.in_(chunk))))
+    return papers
+
+
+def record_sent(conn: Connection, subscriber: str, papers: Iterable[Paper], sent_at: dt.datetime) -> None:
+    rows = [
+        {"subscriber": subscriber.lower(), "paper_id": p.id, "upvotes": p.upvotes, "sent_at": sent_at} for p in papers
+    ]
+    if rows:
+        conn.execute(insert(sent_paper_table), rows)
+
+
+def last_sent_at(conn: Connection, subscriber: str) -> dt.datetime | None:
+    stmt = select(func.max(sent_paper_table.c.sent_at)).where(sent_paper_table.c.subscriber == subscriber.lower())
+    return as_utc(conn.execute(stmt).scalar_one_or_none())
+
+
+def as_utc(value: Any) -> dt.datetime | None:
+    """Datetimes come back naive from SQLite; everything is stored in UTC."""
+    if not isinstance(value, dt.datetime):
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)

@@ -43,6 +43,7 @@ class PaperRow(SQLModel, table=True):
             postgresql_where=text("arxiv_id IS NULL"),
         ),
         Index("ix_paper_upvotes", "upvotes"),
+        Index("ix_paper_first_ingested_at", "first_ingested_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -72,7 +73,19 @@ class SightingRow(SQLModel, table=True):
     upvotes: int | None = None
 
 
+class SentPaperRow(SQLModel, table=True):
+    """A paper that went out to a subscriber, with its upvotes then (for the Rising section)."""
+
+    __tablename__ = "sent_paper"
+
+    subscriber: str = Field(primary_key=True, max_length=320)
+    paper_id: int = Field(foreign_key="paper.id", primary_key=True)
+    upvotes: int | None = None
+    sent_at: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
 dump_table = DumpRow.__table__  # type: ignore[attr-defined]
 paper_table = PaperRow.__table__  # type: ignore[attr-defined]
 sighting_table = SightingRow.__table__  # type: ignore[attr-defined]
+sent_paper_table = SentPaperRow.__table__  # type: ignore[attr-defined]
 metadata = SQLModel.metadata

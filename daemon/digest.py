@@ -1,0 +1,131 @@
+"""What a subscriber gets: the window, the selection (pure) and the Digest passed to rendering.
+
+period_end   = latest fire time of the subscriber's cron at or before now (its timezone)
+window_start = last digest sent, else the fire time before period_end
+candidates   = papers a non-backfill ingest brought in during (window_start, period_end]
+digest       = rank(candidates - already sent), >= min_score, <= max_papers, by topic
+rising       = already-sent papers whose upvotes grew sharply since they were sent
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine
+
+from daemon.config import DigestSettings, Settings, SubscriberSettings
+from daemon.model import Paper
+from daemon.schedule import cron_trigger, fire_before, latest_fire
+from daemon.score import ScoredPaper, rank
+from daemon.store import queries
+
+RISING_LIMIT = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    topic: str | None
+    papers: tuple[ScoredPaper, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Rising:
+    paper: Paper
+    upvotes_then: int
+    upvotes_now: int
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    subscriber: SubscriberSettings
+    period_start: dt.datetime
+    period_end: dt.datetime
+    sections: tuple[Section, ...]
+    rising: tuple[Rising, ...]
+    candidates: int  # papers in the window, before topics and thresholds
+    matched: int  # of those, papers matching a topic and min_score, before the cap
+
+    @property
+    def papers(self) -> tuple[ScoredPaper, ...]:
+        return tuple(p for section in self.sections for p in section.papers)
+
+    @property
+    def empty(self) -> bool:
+        return not self.papers and not self.rising
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        return tuple(s.topic for s in self.sections if s.topic)
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    start: dt.datetime
+    end: dt.datetime
+
+
+def period_window(subscriber: SubscriberSettings, now: dt.datetime, last_sent: dt.datetime | None) -> Window:
+    """The subscriber's current period and the window of papers it covers."""
+    trigger = cron_trigger(subscriber.cron, subscriber.timezone)
+    end = latest_fire(trigger, now) or now
+    previous = fire_before(trigger, end) or end - dt.timedelta(days=1)
+    start = last_sent if last_sent is not None and last_sent < end else previous
+    return Window(start, end)
+
+
+def is_rising(then: int | None, now: int | None, settings: DigestSettings) -> bool:
+    """Sharply: at least `rising_factor` times the count when sent and `rising_min_gain` more."""
+    if then is None or now is None:
+        return False
+    return now >= then * settings.rising_factor and now - then >= settings.rising_min_gain
+
+
+def select(
+    settings: Settings,
+    subscriber: SubscriberSettings,
+    window: Window,
+    candidates: list[Paper],
+    sent: dict[int, int | None],
+    sent_papers_now: list[Paper],
+) -> Digest:
+    """The digest for one subscriber (pure): ranked, thresholded, capped, grouped by topic."""
+    topics = {name: settings.topics[name] for name in subscriber.topics}
+    fresh = [p for p in candidates if p.id not in sent]
+    ranked = [s for s in rank(fresh, topics, settings.scoring) if s.score >= subscriber.min_score]
+    chosen = ranked[: subscriber.max_papers]
+    order: list[str | None] = [*subscriber.topics] or [None]
+    sections = tuple(
+        Section(topic, tuple(s for s in chosen if s.topic == topic))
+        for topic in order
+        if any(s.topic == topic for s in chosen)
+    )
+    rising = sorted(
+        (
+            Rising(p, sent[p.id] or 0, p.upvotes or 0)
+            for p in sent_papers_now
+            if is_rising(sent.get(p.id), p.upvotes, settings.digest)
+        ),
+        key=lambda r: (-(r.upvotes_now - r.upvotes_then), r.paper.title),
+    )
+    return Digest(
+        subscriber, window.start, window.end, sections, tuple(rising[:RISING_LIMIT]), len(candidates), len(ranked)
+    )
+
+
+def build(
+    engine: Engine, settings: Settings, subscriber: SubscriberSettings, now: dt.datetime, since: dt.date | None = None
+) -> Digest:
+    """Read the window from the store and select. `since` previews papers first seen on or after a date."""
+    with engine.connect() as conn:
+        sent = queries.sent_papers(conn, subscriber.email)
+        window = period_window(subscriber, now, queries.last_sent_at(conn, subscriber.email))
+        if since is not None:
+            zone = ZoneInfo(subscriber.timezone)
+            window = Window(dt.datetime.combine(since, dt.time(), zone), now)
+            candidates = queries.papers_first_seen_since(conn, since)
+        else:
+            candidates = queries.papers_ingested_between(conn, window.start, window.end)
+        sent_now = queries.papers_by_ids(conn, sent) if sent else []
+    return select(settings, subscriber, window, candidates, sent, sent_now)

@@ -1,0 +1,155 @@
+"""Digest -> HTML and plain text with Jinja2 (templates/), CSS inlined for mail clients."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.resources
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote_plus
+from zoneinfo import ZoneInfo
+
+import css_inline
+import jinja2
+
+from daemon.digest import Digest
+from daemon.errors import ConfigError
+from daemon.score import ScoredPaper
+
+EXCERPT_CHARS = 280
+TEXT_WIDTH = 72
+_INLINER = css_inline.CSSInliner(keep_style_tags=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PaperView:
+    title: str
+    url: str
+    arxiv_url: str | None
+    byline: str
+    published: str
+    upvotes: str
+    why: str
+    excerpt: str
+    score: str
+
+
+def paper_url(title: str, arxiv_id: str | None) -> str:
+    """The paper's page when its arXiv id is known, otherwise a title search on arXiv."""
+    if arxiv_id:
+        return f"https://huggingface.co/papers/{quote_plus(arxiv_id)}"
+    return f"https://arxiv.org/search/?query={quote_plus(title)}&searchtype=title"
+
+
+def excerpt(text: str | None, limit: int = EXCERPT_CHARS) -> str:
+    if not text:
+        return ""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0].rstrip(",;:.")
+    return cut + "…"
+
+
+def _view(scored: ScoredPaper) -> PaperView:
+    paper = scored.paper
+    if paper.org:
+        byline = paper.org
+    elif paper.authors is not None:
+        byline = f"{paper.authors} author{'s' if paper.authors != 1 else ''}"
+    else:
+        byline = "authors unknown"
+    return PaperView(
+        title=paper.title,
+        url=paper_url(paper.title, paper.arxiv_id),
+        arxiv_url=f"https://arxiv.org/abs/{quote_plus(paper.arxiv_id)}" if paper.arxiv_id else None,
+        byline=byline,
+        published=paper.published.strftime("%b %-d, %Y") if paper.published else "date unknown",
+        upvotes="?" if paper.upvotes is None else str(paper.upvotes),
+        why=scored.why(),
+        excerpt=excerpt(paper.abstract),
+        score=f"{scored.score:.1f}",
+    )
+
+
+def _local(moment: dt.datetime, zone: str) -> dt.datetime:
+    return moment.astimezone(ZoneInfo(zone))
+
+
+def period_text(digest: Digest) -> str:
+    zone = digest.subscriber.timezone
+    start, end = _local(digest.period_start, zone), _local(digest.period_end, zone)
+    if start.year == end.year:
+        return f"{start:%b %-d, %H:%M} – {end:%b %-d, %Y, %H:%M} ({zone})"
+    return f"{start:%b %-d, %Y, %H:%M} – {end:%b %-d, %Y, %H:%M} ({zone})"
+
+
+def subject(digest: Digest) -> str:
+    """'Paper digest — 12 new papers on agents, robotics (Nov 3)'."""
+    count = len(digest.papers)
+    noun = "paper" if count == 1 else "papers"
+    topics = f" on {', '.join(digest.topics)}" if digest.topics else ""
+    day = _local(digest.period_end, digest.subscriber.timezone)
+    return f"Paper digest — {count} new {noun}{topics} ({day:%b %-d})"
+
+
+def _wrap(text: str, indent: int = 0, width: int = TEXT_WIDTH) -> str:
+    pad = " " * indent
+    return textwrap.fill(
+        text, width=width, initial_indent=pad, subsequent_indent=pad, break_long_words=True, break_on_hyphens=False
+    )
+
+
+def environment(template_dir: Path | None = None) -> jinja2.Environment:
+    loaders: list[jinja2.BaseLoader] = []
+    if template_dir is not None:
+        if not template_dir.is_dir():
+            raise ConfigError(f"digest.templates: {template_dir} is not a directory")
+        loaders.append(jinja2.FileSystemLoader(str(template_dir)))
+    loaders.append(jinja2.FileSystemLoader(str(importlib.resources.files("daemon.templates"))))
+    env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        autoescape=lambda name: name is not None and name.endswith((".html", ".html.j2")),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["wrap"] = _wrap
+    return env
+
+
+def _context(digest: Digest) -> dict[str, object]:
+    sections = [{"topic": section.topic, "papers": [_view(p) for p in section.papers]} for section in digest.sections]
+    rising = [
+        {
+            "title": r.paper.title,
+            "url": paper_url(r.paper.title, r.paper.arxiv_id),
+            "then": r.upvotes_then,
+            "now": r.upvotes_now,
+        }
+        for r in digest.rising
+    ]
+    return {
+        "subject": subject(digest),
+        "subscriber": digest.subscriber,
+        "period": period_text(digest),
+        "count": len(digest.papers),
+        "candidates": digest.candidates,
+        "matched": digest.matched,
+        "topics": digest.topics,
+        "sections": sections,
+        "rising": rising,
+        "empty": digest.empty,
+    }
+
+
+def render_text(digest: Digest, env: jinja2.Environment | None = None) -> str:
+    env = env or environment()
+    return env.get_template("digest.txt.j2").render(_context(digest))
+
+
+def render_html(digest: Digest, env: jinja2.Environment | None = None) -> str:
+    env = env or environment()
+    html = env.get_template("digest.html.j2").render(_context(digest))
+    return str(_INLINER.inline(html))

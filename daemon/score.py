@@ -1,0 +1,127 @@
+"""Scores with explanations: weight x log2(1 + upvotes) plus keyword hits, title above abstract.
+
+Keywords and phrases match case-insensitively on whole words with simple plural folding:
+"agent" matches "agents" and "multi-agent", never "reagent". A topic's excludes drop a
+paper from that topic. Pure functions: papers and settings in, ScoredPaper out.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+from daemon.config import ScoringSettings, TopicSettings
+from daemon.model import Paper
+
+_WORD = re.compile(r"\w+")
+
+
+def fold_word(word: str) -> str:
+    """Simple plural folding: agents -> agent, policies -> policy, boxes -> box; 'ss' and short words stay."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 4 and word.endswith(("ches", "shes", "xes", "zes", "sses")):
+        return word[:-2]
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+@lru_cache(maxsize=4096)
+def folded(text: str) -> str:
+    """Text as a padded string of folded words: ' multi agent system '."""
+    words = _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
+    return " " + " ".join(fold_word(w) for w in words) + " "
+
+
+def matches(keyword: str, text_folded: str) -> bool:
+    needle = folded(keyword)
+    return needle.strip() != "" and needle in text_folded
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    keyword: str
+    where: str  # "title" | "abstract"
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredPaper:
+    paper: Paper
+    score: float
+    topic: str | None  # the topic it is filed under (best match); None when ranking everything
+    upvote_points: float
+    keyword_points: float
+    hits: tuple[Hit, ...]
+    topics: tuple[str, ...]  # every topic it matches
+
+    def why(self) -> str:
+        """'title: agent, GUI; abstract: web agent; 12 upvotes; score 9.7'"""
+        parts = []
+        for where in ("title", "abstract"):
+            words = [h.keyword for h in self.hits if h.where == where]
+            if words:
+                parts.append(f"{where}: {', '.join(words)}")
+        upvotes = self.paper.upvotes
+        parts.append("upvotes unknown" if upvotes is None else f"{upvotes} upvote{'s' if upvotes != 1 else ''}")
+        parts.append(f"score {self.score:.1f}")
+        return "; ".join(parts)
+
+    def explain(self) -> dict[str, object]:
+        return {
+            "score": round(self.score, 3),
+            "topic": self.topic,
+            "topics": list(self.topics),
+            "upvote_points": round(self.upvote_points, 3),
+            "keyword_points": round(self.keyword_points, 3),
+            "hits": [{"keyword": h.keyword, "where": h.where} for h in self.hits],
+            "text": self.why(),
+        }
+
+
+def upvote_points(upvotes: int | None, weights: ScoringSettings) -> float:
+    return weights.upvotes * math.log2(1 + (upvotes or 0))
+
+
+def _topic_hits(topic: TopicSettings, title: str, abstract: str) -> tuple[Hit, ...] | None:
+    """The keyword hits of one topic, or None when it does not match or an exclude hits."""
+    if any(matches(word, title) or matches(word, abstract) for word in topic.exclude):
+        return None
+    hits = [Hit(word, "title") for word in topic.keywords if matches(word, title)]
+    hits += [Hit(word, "abstract") for word in topic.keywords if matches(word, abstract)]
+    return tuple(hits) or None
+
+
+def score_paper(paper: Paper, topics: Mapping[str, TopicSettings], weights: ScoringSettings) -> ScoredPaper | None:
+    """Score one paper against the given topics; None when it matches none of them.
+
+    With no topics at all every paper qualifies, ranked by upvotes alone.
+    """
+    up = upvote_points(paper.upvotes, weights)
+    if not topics:
+        return ScoredPaper(paper, up, None, up, 0.0, (), ())
+    title, abstract = folded(paper.title), folded(paper.abstract or "")
+    best: tuple[float, str, tuple[Hit, ...]] | None = None
+    matched = []
+    for name, topic in topics.items():
+        hits = _topic_hits(topic, title, abstract)
+        if hits is None:
+            continue
+        matched.append(name)
+        points = sum(weights.title if h.where == "title" else weights.abstract for h in hits)
+        if best is None or points > best[0]:
+            best = (points, name, hits)
+    if best is None:
+        return None
+    points, name, hits = best
+    return ScoredPaper(paper, up + points, name, up, points, hits, tuple(matched))
+
+
+def rank(papers: Iterable[Paper], topics: Mapping[str, TopicSettings], weights: ScoringSettings) -> list[ScoredPaper]:
+    """Matching papers, best first (score, then upvotes, then title for a stable order)."""
+    scored = [s for s in (score_paper(p, topics, weights) for p in papers) if s is not None]
+    return sorted(scored, key=lambda s: (-s.score, -(s.paper.upvotes or 0), s.paper.title))

@@ -1,0 +1,1 @@
+# The digest templates ship inside the package as `daemon.templates` (see pyproject.toml).
