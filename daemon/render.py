@@ -93,10 +93,16 @@ def subject(digest: Digest) -> str:
     return f"Paper digest — {count} new {noun}{topics} ({day:%b %-d})"
 
 
-def _wrap(text: str, indent: int = 0, width: int = TEXT_WIDTH) -> str:
-    pad = " " * indent
+def _wrap(text: str, indent: int = 0, hanging: int | None = None, width: int = TEXT_WIDTH) -> str:
+    """Fill to `width` columns; continuation lines are indented by `hanging` (default: `indent`)."""
+    rest = " " * (indent if hanging is None else hanging)
     return textwrap.fill(
-        text, width=width, initial_indent=pad, subsequent_indent=pad, break_long_words=True, break_on_hyphens=False
+        text,
+        width=width,
+        initial_indent=" " * indent,
+        subsequent_indent=rest,
+        break_long_words=False,
+        break_on_hyphens=False,
     )
 
 

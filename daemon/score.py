@@ -26,7 +26,7 @@ def fold_word(word: str) -> str:
         return word[:-3] + "y"
     if len(word) > 4 and word.endswith(("ches", "shes", "xes", "zes", "sses")):
         return word[:-2]
-    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+    if len(word) >= 3 and word.endswith("s") and not word.endswith("ss"):
         return word[:-1]
     return word
 

@@ -1,0 +1,295 @@
+"""Digest windows, selection, rendering (golden files) and escaping.
+
+Golden files live in tests/golden/digest/; PAPERDIGEST_REGEN_GOLDEN=1 rewrites them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bs4 import BeautifulSoup
+from sqlalchemy import Engine
+
+from daemon import digest, render
+from daemon.config import Settings, validate
+from daemon.ingest import apply
+from daemon.model import Paper, RawDump
+from daemon.parse import parse_dump
+from daemon.store import queries
+from daemon.store.engine import open_engine
+from tests.conftest import GOLDEN, SEED_AS_OF, SEEDS
+
+UTC = dt.UTC
+INGESTED = "2026-11-22T08:00:00+00:00"
+NOW = dt.datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
+HOSTILE = '<script>alert(1)</script> & "quotes" agent'
+
+CONFIG: dict[str, Any] = {
+    "topics": {
+        "agents": {"keywords": ["agent", "web agent", "GUI", "computer use"], "exclude": ["survey"]},
+        "robotics": {"keywords": ["robot", "manipulation", "embodied"]},
+        "medicine": {"keywords": ["medical", "biomedical", "clinical", "healthcare"]},
+    },
+    "subscribers": [
+        {"email": "ada@example.org", "topics": ["agents"], "max_papers": 8, "timezone": "Europe/Berlin"},
+        {"email": "grace@example.org", "topics": ["robotics", "medicine"], "max_papers": 6, "min_score": 2.0},
+    ],
+}
+
+
+def settings(**overrides: Any) -> Settings:
+    return validate({**CONFIG, **overrides}, "test")
+
+
+def hostile_dump() -> bytes:
+    return (
+        f"new\n\nSubscribe\n\nDaily Papers\n\nNov 4\n\n{HOSTILE}\n\nAn agent that <b>injects</b> markup."
+        "\n\n  • 3 authors\n·\nNov 1 5\n"
+    ).encode()
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Engine:
+    """The seeds ingested (not backfilled) at a fixed time, plus one hostile dump."""
+    monkeypatch.setenv("PAPERDIGEST_NOW", INGESTED)
+    engine = open_engine(f"sqlite:///{tmp_path / 'digest.db'}")
+    for name, as_of in sorted(SEED_AS_OF.items(), key=lambda item: item[1]):
+        path = SEEDS / name
+        apply(engine, parse_dump(RawDump(str(path), path.read_bytes(), None), dt.date.fromisoformat(as_of)))
+    apply(engine, parse_dump(RawDump("hostile.txt", hostile_dump(), None), dt.date(2026, 11, 4)))
+    monkeypatch.delenv("PAPERDIGEST_NOW")
+    return engine
+
+
+def golden(name: str, actual: str) -> None:
+    path = GOLDEN / "digest" / name
+    if os.environ.get("PAPERDIGEST_REGEN_GOLDEN"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(actual, encoding="utf-8")
+    assert path.exists(), f"{path} missing: run with PAPERDIGEST_REGEN_GOLDEN=1 once and review it"
+    assert actual == path.read_text(encoding="utf-8"), f"{name} differs from its golden file"
+
+
+# --- windows ---------------------------------------------------------------------------------
+
+
+def test_period_is_the_latest_fire_in_the_subscribers_timezone() -> None:
+    ada = settings().subscribers[0]  # 07:00 Europe/Berlin = 06:00 UTC in November
+    window = digest.period_window(ada, NOW, last_sent=None)
+    assert window.end == dt.datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
+    assert window.start == dt.datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
+    early = digest.period_window(ada, dt.datetime(2026, 11, 23, 5, 59, tzinfo=UTC), last_sent=None)
+    assert early.end == dt.datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
+
+
+def test_window_starts_at_the_last_sent_digest() -> None:
+    ada = settings().subscribers[0]
+    last = dt.datetime(2026, 11, 20, 6, 0, tzinfo=UTC)
+    assert digest.period_window(ada, NOW, last_sent=last).start == last
+
+
+# --- selection (pure) ------------------------------------------------------------------------
+
+
+def p(pid: int, title: str, upvotes: int | None = 0, abstract: str = "") -> Paper:
+    day = dt.date(2026, 11, 22)
+    return Paper(pid, title, abstract, 2, None, None, upvotes, None, day, day)
+
+
+WINDOW = digest.Window(dt.datetime(2026, 11, 22, 6, tzinfo=UTC), dt.datetime(2026, 11, 23, 6, tzinfo=UTC))
+
+
+def test_selection_ranks_caps_thresholds_and_skips_sent() -> None:
+    conf = settings()
+    ada = conf.subscribers[0].model_copy(update={"max_papers": 2, "min_score": 3.5})
+    papers = [
+        p(1, "GUI agent", 1),
+        p(2, "An agent", 30),
+        p(3, "Agent sent before", 50),
+        p(4, "Agent", 0),
+        p(5, "Robots only", 90),
+        p(6, "A survey of agents", 99),
+    ]
+    result = digest.select(conf, ada, WINDOW, papers, sent={3: 50}, sent_papers_now=[papers[2]])
+    assert [s.paper.id for s in result.papers] == [2, 1]  # 4 is under min_score, 3 was sent, 6 is excluded
+    assert (result.candidates, result.matched) == (6, 2)
+    assert result.sections[0].topic == "agents"
+
+
+def test_sections_follow_the_subscribers_topic_order() -> None:
+    conf = settings()
+    grace = conf.subscribers[1].model_copy(update={"min_score": 0})
+    papers = [p(1, "Clinical notes", 100), p(2, "Robot arms", 1)]
+    result = digest.select(conf, grace, WINDOW, papers, sent={}, sent_papers_now=[])
+    assert [s.topic for s in result.sections] == ["robotics", "medicine"]
+
+
+def test_no_topics_means_everything_by_upvotes() -> None:
+    conf = settings()
+    everything = conf.subscribers[0].model_copy(update={"topics": []})
+    result = digest.select(conf, everything, WINDOW, [p(1, "Protein", 3), p(2, "Weather", 40)], {}, [])
+    assert [s.paper.id for s in result.papers] == [2, 1] and result.sections[0].topic is None
+
+
+@pytest.mark.parametrize(
+    ("then", "now", "rising"),
+    [(5, 15, True), (5, 14, False), (30, 45, False), (30, 60, True), (None, 90, False), (0, 10, True)],
+)
+def test_rising_means_doubled_and_at_least_ten_more(then: int | None, now: int, rising: bool) -> None:
+    conf = settings()
+    result = digest.select(conf, conf.subscribers[0], WINDOW, [], sent={9: then}, sent_papers_now=[p(9, "Old", now)])
+    assert bool(result.rising) is rising
+    assert result.empty is not rising
+
+
+# --- the store window ------------------------------------------------------------------------
+
+
+def test_build_takes_non_backfill_papers_of_the_window(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = open_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    conf = settings()
+    path = SEEDS / "004_d0e4e6143df38525.txt"
+    monkeypatch.setenv("PAPERDIGEST_NOW", "2026-11-22T08:00:00+00:00")
+    apply(engine, parse_dump(RawDump("a", path.read_bytes(), None), dt.date(2026, 11, 4)), backfill=True)
+    ada = conf.subscribers[0]
+    assert digest.build(engine, conf, ada, NOW).candidates == 0  # a backfill never makes papers new
+    apply(engine, parse_dump(RawDump("b", hostile_dump(), None), dt.date(2026, 11, 4)))
+    built = digest.build(engine, conf, ada, NOW)
+    assert built.candidates == 1 and built.papers[0].paper.title == HOSTILE
+    later = digest.build(engine, conf, ada, NOW + dt.timedelta(days=1))
+    assert later.candidates == 0  # ingested before that period's window
+
+
+def test_build_never_repeats_a_sent_paper(store: Engine) -> None:
+    conf = settings()
+    ada = conf.subscribers[0]
+    first = digest.build(engine=store, settings=conf, subscriber=ada, now=NOW)
+    assert first.papers
+    with store.begin() as conn:
+        queries.record_sent(conn, ada.email, [s.paper for s in first.papers], NOW - dt.timedelta(hours=4))
+    second = digest.build(store, conf, ada, NOW, since=dt.date(2020, 1, 1))
+    assert not {s.paper.id for s in first.papers} & {s.paper.id for s in second.papers}
+
+
+# --- rendering -------------------------------------------------------------------------------
+
+
+def test_two_subscribers_get_different_correctly_ranked_digests_golden(store: Engine) -> None:
+    conf = settings()
+    ada, grace = (digest.build(store, conf, s, NOW) for s in conf.subscribers)
+    assert ada.topics == ("agents",) and set(grace.topics) <= {"robotics", "medicine"} and grace.topics
+    for built in (ada, grace):
+        scores = [s.score for s in built.papers if s.topic == built.papers[0].topic]
+        assert scores == sorted(scores, reverse=True)
+        assert len(built.papers) <= built.subscriber.max_papers
+        assert all(s.score >= built.subscriber.min_score for s in built.papers)
+    golden("ada.txt", render.render_text(ada))
+    golden("ada.html", render.render_html(ada))
+    golden("grace.txt", render.render_text(grace))
+    golden("grace.html", render.render_html(grace))
+
+
+def test_text_digest_fits_72_columns(store: Engine) -> None:
+    conf = settings()
+    text = render.render_text(digest.build(store, conf, conf.subscribers[0], NOW))
+    long_lines = [line for line in text.splitlines() if len(line) > 72 and not line.strip().startswith("http")]
+    assert long_lines == []
+
+
+def test_hostile_title_is_escaped_in_html_and_literal_in_text(store: Engine) -> None:
+    conf = settings()
+    built = digest.build(store, conf, conf.subscribers[0].model_copy(update={"max_papers": 500}), NOW)
+    html = render.render_html(built)
+    assert "<script>" not in html.lower()
+    assert '&lt;script&gt;alert(1)&lt;/script&gt; &amp; "quotes" agent' in html
+    assert "<b>injects</b>" not in html
+    soup = BeautifulSoup(html, "html.parser")
+    assert HOSTILE in soup.get_text()
+    text = render.render_text(built)
+    assert HOSTILE in text
+
+
+def test_html_is_email_safe(store: Engine) -> None:
+    conf = settings()
+    html = render.render_html(digest.build(store, conf, conf.subscribers[0], NOW))
+    soup = BeautifulSoup(html, "html.parser")
+    assert soup.find("script") is None
+    links = [a["href"] for a in soup.find_all("a")]
+    assert links and all(str(href).startswith("https://") for href in links)
+    assert soup.find("table", attrs={"width": "600"}) is not None
+    assert 'style="' in html  # CSS inlined
+    assert "prefers-color-scheme: dark" in html  # dark mode kept in a style block
+    assert not any(re.match(r"on\w+", attr) for tag in soup.find_all(True) for attr in tag.attrs)
+
+
+def test_links_go_to_the_paper_page_when_the_arxiv_id_is_known() -> None:
+    assert render.paper_url("QLoRA", "2305.14314") == "https://huggingface.co/papers/2305.14314"
+    assert render.paper_url("A & B", None) == "https://arxiv.org/search/?query=A+%26+B&searchtype=title"
+
+
+def test_subject_line() -> None:
+    conf = settings()
+    papers = [p(i, f"Agent {i}", i) for i in range(1, 4)]
+    result = digest.select(conf, conf.subscribers[0], WINDOW, papers, {}, [])
+    assert render.subject(result) == "Paper digest — 3 new papers on agents (Nov 23)"
+
+
+def test_user_templates_override_the_shipped_ones(store: Engine, tmp_path: Path) -> None:
+    (tmp_path / "digest.txt.j2").write_text("{{ count }} papers for {{ subscriber.email }}\n")
+    conf = settings(digest={"templates": str(tmp_path)})
+    built = digest.build(store, conf, conf.subscribers[0], NOW)
+    env = render.environment(conf.digest.templates)
+    assert render.render_text(built, env) == f"{len(built.papers)} papers for ada@example.org\n"
+    assert "<table" in render.render_html(built, env)  # the HTML template still comes from the package
+
+
+# --- the command -----------------------------------------------------------------------------
+
+
+def test_digest_command_previews_without_marking_sent(
+    cli: Any, store: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config_path = tmp_path / "c.toml"
+    config_path.write_text(
+        '[topics.agents]\nkeywords = ["agent"]\n[topics.robotics]\nkeywords = ["robot"]\n'
+        '[[subscribers]]\nemail = "ada@example.org"\ntopics = ["agents"]\n'
+        '[[subscribers]]\nemail = "grace@example.org"\ntopics = ["robotics"]\n'
+    )
+    db = f"sqlite:///{tmp_path / 'digest.db'}"
+    monkeypatch.setenv("PAPERDIGEST_NOW", NOW.isoformat())
+    ada = cli("--config", str(config_path), "--db", db, "digest", "--subscriber", "ada@example.org")
+    grace = cli("--config", str(config_path), "--db", db, "digest", "--subscriber", "grace@example.org")
+    assert ada.code == grace.code == 0
+    assert "on agents" in ada.out and "on robotics" in grace.out and ada.out != grace.out
+    out = cli("--config", str(config_path), "--db", db, "digest", "--out", str(tmp_path / "out"))
+    assert out.code == 0
+    assert {f.name for f in (tmp_path / "out").iterdir()} == {
+        "ada@example.org.html",
+        "ada@example.org.txt",
+        "grace@example.org.html",
+        "grace@example.org.txt",
+    }
+    with sqlite3.connect(tmp_path / "digest.db") as conn:
+        assert conn.execute("SELECT count(*) FROM sent_paper").fetchone()[0] == 0
+    unknown = cli("--config", str(config_path), "--db", db, "digest", "--subscriber", "nobody@example.org")
+    assert unknown.code == 2 and "unknown subscriber" in unknown.err
+
+
+def test_papers_topic_lists_scores_and_reasons(cli: Any, store: Engine, tmp_path: Path) -> None:
+    config_path = tmp_path / "c.toml"
+    config_path.write_text('[topics.agents]\nkeywords = ["agent", "GUI"]\n')
+    db = f"sqlite:///{tmp_path / 'digest.db'}"
+    result = cli("--config", str(config_path), "--db", db, "papers", "--topic", "agents", "--json", "--top", "10")
+    lines = result.json_lines()
+    assert len(lines) == 10
+    scores = [line["score"] for line in lines]
+    assert scores == sorted(scores, reverse=True)
+    assert all(line["why"]["hits"] for line in lines)
+    bad = cli("--config", str(config_path), "--db", db, "papers", "--topic", "nope")
+    assert bad.code == 2 and "unknown topic" in bad.err

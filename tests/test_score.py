@@ -1,0 +1,109 @@
+"""Keyword matching, plural folding, excludes, the score and its explanation."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from daemon.config import ScoringSettings, TopicSettings
+from daemon.model import Paper
+from daemon.score import folded, matches, rank, score_paper
+
+WEIGHTS = ScoringSettings()
+
+
+def paper(title: str, abstract: str = "", upvotes: int | None = 0, pid: int = 1) -> Paper:
+    day = dt.date(2026, 1, 1)
+    return Paper(pid, title, abstract, 3, None, None, upvotes, None, day, day)
+
+
+@pytest.mark.parametrize(
+    ("keyword", "text", "expected"),
+    [
+        ("agent", "Agents that browse", True),
+        ("agent", "a multi-agent system", True),
+        ("agent", "reagent chemistry", False),
+        ("agent", "agentic workflows", False),
+        ("agents", "one agent", True),
+        ("GUI", "GUIs and screens", True),
+        ("web agent", "Web-Agents in the wild", True),
+        ("web agent", "web pages and an agent", False),
+        ("computer use", "COMPUTER USE benchmark", True),
+        ("policy", "robot policies", True),
+        ("box", "bounding boxes", True),
+        ("LLM", "LLMs reason", True),
+        ("vision-language-action", "Vision Language Action models", True),
+    ],
+)
+def test_keyword_matching(keyword: str, text: str, expected: bool) -> None:
+    assert matches(keyword, folded(text)) is expected
+
+
+@given(st.text(alphabet=st.characters(categories=["Ll", "Lu"]), min_size=1, max_size=12))
+def test_a_word_always_matches_itself_and_its_plural(word: str) -> None:
+    assert matches(word, folded(f"some {word} here"))
+    if len(word) >= 2 and word.isascii() and not word.lower().endswith("s"):
+        assert matches(word, folded(f"some {word}s here"))
+
+
+def test_score_parts_and_explanation() -> None:
+    topics = {"agents": TopicSettings(keywords=["agent", "GUI"])}
+    scored = score_paper(paper("A GUI Agent", "An agent for screens", upvotes=7), topics, WEIGHTS)
+    assert scored is not None
+    assert scored.upvote_points == pytest.approx(math.log2(8))
+    assert scored.keyword_points == pytest.approx(3.0 + 3.0 + 1.0)  # title: agent, GUI; abstract: agent
+    assert scored.score == pytest.approx(math.log2(8) + 7.0)
+    assert scored.why() == "title: agent, GUI; abstract: agent; 7 upvotes; score 10.0"
+    assert scored.explain()["hits"] == [
+        {"keyword": "agent", "where": "title"},
+        {"keyword": "GUI", "where": "title"},
+        {"keyword": "agent", "where": "abstract"},
+    ]
+
+
+def test_title_hits_weigh_more_than_abstract_hits() -> None:
+    topics = {"t": TopicSettings(keywords=["robot"])}
+    in_title = score_paper(paper("Robot arms", "nothing"), topics, WEIGHTS)
+    in_abstract = score_paper(paper("Arms", "a robot"), topics, WEIGHTS)
+    assert in_title is not None and in_abstract is not None
+    assert in_title.score > in_abstract.score
+
+
+def test_excludes_drop_a_paper_from_that_topic() -> None:
+    topics = {"agents": TopicSettings(keywords=["agent"], exclude=["survey"])}
+    assert score_paper(paper("A Survey of Agents"), topics, WEIGHTS) is None
+    both = {**topics, "all": TopicSettings(keywords=["agent"])}
+    scored = score_paper(paper("A Survey of Agents"), both, WEIGHTS)
+    assert scored is not None and scored.topic == "all" and scored.topics == ("all",)
+
+
+def test_no_match_no_score_and_no_topics_means_everything() -> None:
+    assert score_paper(paper("Protein folding"), {"a": TopicSettings(keywords=["agent"])}, WEIGHTS) is None
+    scored = score_paper(paper("Protein folding", upvotes=3), {}, WEIGHTS)
+    assert scored is not None and scored.score == pytest.approx(2.0)
+
+
+def test_filed_under_the_best_topic() -> None:
+    topics = {"robots": TopicSettings(keywords=["robot"]), "agents": TopicSettings(keywords=["agent"])}
+    scored = score_paper(paper("Agent", "a robot agent"), topics, WEIGHTS)
+    assert scored is not None and scored.topic == "agents" and set(scored.topics) == {"robots", "agents"}
+
+
+def test_rank_orders_by_score_then_upvotes() -> None:
+    topics = {"a": TopicSettings(keywords=["agent"])}
+    papers = [
+        paper("Agent one", upvotes=1, pid=1),
+        paper("Agent two", upvotes=15, pid=2),
+        paper("Nothing", upvotes=100, pid=3),
+        paper("An agent in the abstract", "agent", upvotes=15, pid=4),
+    ]
+    assert [s.paper.id for s in rank(papers, topics, WEIGHTS)] == [4, 2, 1]
+
+
+def test_unknown_upvotes_score_as_zero_and_say_so() -> None:
+    scored = score_paper(paper("Agent", upvotes=None), {"a": TopicSettings(keywords=["agent"])}, WEIGHTS)
+    assert scored is not None and scored.upvote_points == 0 and "upvotes unknown" in scored.why()
