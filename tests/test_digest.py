@@ -293,3 +293,32 @@ def test_papers_topic_lists_scores_and_reasons(cli: Any, store: Engine, tmp_path
     assert all(line["why"]["hits"] for line in lines)
     bad = cli("--config", str(config_path), "--db", db, "papers", "--topic", "nope")
     assert bad.code == 2 and "unknown topic" in bad.err
+
+
+def test_the_window_query_uses_the_ingest_time_index(store: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scoring a digest reads the papers of its window through an index, not the whole store."""
+    from sqlalchemy import select
+
+    from daemon.store.tables import paper_table
+
+    stmt = select(paper_table.c.id).where(
+        paper_table.c.first_ingested_at > NOW - dt.timedelta(days=1),
+        paper_table.c.first_ingested_at <= NOW,
+        paper_table.c.first_backfill.is_(False),
+    )
+    compiled = stmt.compile(store, compile_kwargs={"literal_binds": True})
+    with store.connect() as conn:
+        plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}"))
+    assert "ix_paper_first_ingested_at" in plan, plan
+    calls: list[int] = []
+    original = queries.papers_ingested_between
+
+    def spy(conn: Any, start: dt.datetime, end: dt.datetime) -> list[Paper]:
+        found = original(conn, start, end)
+        calls.append(len(found))
+        return found
+
+    conf = settings()
+    monkeypatch.setattr(queries, "papers_ingested_between", spy)
+    digest.build(store, conf, conf.subscribers[0], NOW + dt.timedelta(days=3))
+    assert calls == [0]  # a later window holds none of the 348 stored papers, and none were read
