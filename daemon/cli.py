@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from daemon import __version__, clock, digest, jobs, render, score, settings
-from daemon.errors import EXIT_BAD_INPUT, EXIT_OK, PaperdigestError, UsageError
+from daemon.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_RUNTIME, PaperdigestError, UsageError
+from daemon.mail import outbox
 from daemon.model import DumpResult
 from daemon.report import backfill_summary, papers_table, progress_for, status_lines
 from daemon.store import queries
@@ -140,6 +141,27 @@ def cmd_digest(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_send(args: argparse.Namespace) -> int:
+    conf = settings.load(args)
+    engine = settings.engine(args, conf)
+    now = clock.now()
+    planned = outbox.enqueue_due(engine, conf, now, dry_run=args.dry_run)
+    for item in planned:
+        what = "nothing new: not sent" if item.status == "empty" else f"{item.papers} papers: {item.subject}"
+        prefix = "would queue" if args.dry_run else "queued"
+        print(f"{prefix} {item.subscriber} for {item.period:%Y-%m-%d %H:%M}Z: {what}")
+    if args.dry_run:
+        if not planned:
+            print("nothing due")
+        return EXIT_OK
+    deliveries = outbox.deliver_due(engine, conf, outbox.transport_for(conf), now)
+    for d in deliveries:
+        print(f"{d.outcome} {d.subscriber} for {d.period:%Y-%m-%d %H:%M}Z: {d.detail}")
+    if not planned and not deliveries:
+        print("nothing due")
+    return EXIT_RUNTIME if any(d.outcome != "sent" for d in deliveries) else EXIT_OK
+
+
 def _file_stem(email: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "@._-" else "_" for ch in email)
 
@@ -150,6 +172,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     with engine.connect() as conn:
         counts = queries.counts(conn)
         dumps = queries.last_dumps(conn, args.last)
+        mail = queries.outbox_summary(conn)
+        attention = queries.outbox_attention(conn)
     report = {
         "store": settings.display_url(url),
         **counts,
@@ -168,6 +192,20 @@ def cmd_status(args: argparse.Namespace) -> int:
             }
             for d in dumps
         ],
+        "mail": {
+            "counts": {status: mail.get(status, 0) for status in ("pending", "sending", "sent", "failed", "empty")},
+            "attention": [
+                {
+                    "subscriber": m.subscriber,
+                    "period": _iso(m.period),
+                    "status": m.status,
+                    "attempts": m.attempts,
+                    "last_error": m.last_error,
+                    "next_attempt_at": _iso(m.next_attempt_at),
+                }
+                for m in attention
+            ],
+        },
     }
     if args.json:
         _print_json(report, sys.stdout)
@@ -175,6 +213,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         for line in status_lines(report):
             print(line)
     return EXIT_OK
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    moment = queries.as_utc(value)
+    return moment.isoformat() if moment else None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -235,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
         "instead of the current period's window",
     )
     p.add_argument("--out", type=Path, metavar="DIR", help="write <email>.html / <email>.txt files into DIR")
+
+    p = command("send", cmd_send, "build the digests that are due into the outbox and deliver them")
+    p.add_argument("--dry-run", action="store_true", help="show what is due; store and send nothing")
 
     p = command("status", cmd_status, "store counts and the last ingests")
     p.add_argument("--last", type=_positive, default=5, metavar="N", help="how many recent dumps to show")

@@ -86,6 +86,7 @@ class MailSettings(_Model):
     username: str | None = None
     password_file: Path | None = None
     outbox_dir: Path | None = None
+    ca_file: Path | None = None
     timeout: Annotated[float, Field(gt=0)] = 30.0
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

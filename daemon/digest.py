@@ -66,12 +66,12 @@ class Window:
     end: dt.datetime
 
 
-def period_window(subscriber: SubscriberSettings, now: dt.datetime, last_sent: dt.datetime | None) -> Window:
+def period_window(subscriber: SubscriberSettings, now: dt.datetime, last_period: dt.datetime | None) -> Window:
     """The subscriber's current period and the window of papers it covers."""
     trigger = cron_trigger(subscriber.cron, subscriber.timezone)
     end = latest_fire(trigger, now) or now
     previous = fire_before(trigger, end) or end - dt.timedelta(days=1)
-    start = last_sent if last_sent is not None and last_sent < end else previous
+    start = last_period if last_period is not None and last_period < end else previous
     return Window(start, end)
 
 
@@ -120,7 +120,7 @@ def build(
     """Read the window from the store and select. `since` previews papers first seen on or after a date."""
     with engine.connect() as conn:
         sent = queries.sent_papers(conn, subscriber.email)
-        window = period_window(subscriber, now, queries.last_sent_at(conn, subscriber.email))
+        window = period_window(subscriber, now, queries.last_outbox_period(conn, subscriber.email))
         if since is not None:
             zone = ZoneInfo(subscriber.timezone)
             window = Window(dt.datetime.combine(since, dt.time(), zone), now)

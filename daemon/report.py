@@ -123,4 +123,16 @@ def status_lines(report: Mapping[str, Any]) -> list[str]:
             )
     else:
         lines.append("no dumps ingested yet")
+    mail = report["mail"]
+    counts = mail["counts"]
+    lines.append(
+        f"mail: {counts['sent']} sent, {counts['pending'] + counts['sending']} pending, {counts['failed']} failed, "
+        f"{counts['empty']} empty periods"
+    )
+    for m in mail["attention"]:
+        when = f", next try {m['next_attempt_at'][:16]}" if m["status"] == "pending" else ""
+        lines.append(
+            f"  {m['status']:8} {m['subscriber']} for {m['period'][:16]} after {m['attempts']} "
+            f"attempt(s){when}: {m['last_error'] or '-'}"
+        )
     return lines

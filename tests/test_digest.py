@@ -81,17 +81,17 @@ def golden(name: str, actual: str) -> None:
 
 def test_period_is_the_latest_fire_in_the_subscribers_timezone() -> None:
     ada = settings().subscribers[0]  # 07:00 Europe/Berlin = 06:00 UTC in November
-    window = digest.period_window(ada, NOW, last_sent=None)
+    window = digest.period_window(ada, NOW, last_period=None)
     assert window.end == dt.datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
     assert window.start == dt.datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
-    early = digest.period_window(ada, dt.datetime(2026, 11, 23, 5, 59, tzinfo=UTC), last_sent=None)
+    early = digest.period_window(ada, dt.datetime(2026, 11, 23, 5, 59, tzinfo=UTC), last_period=None)
     assert early.end == dt.datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
 
 
 def test_window_starts_at_the_last_sent_digest() -> None:
     ada = settings().subscribers[0]
     last = dt.datetime(2026, 11, 20, 6, 0, tzinfo=UTC)
-    assert digest.period_window(ada, NOW, last_sent=last).start == last
+    assert digest.period_window(ada, NOW, last_period=last).start == last
 
 
 # --- selection (pure) ------------------------------------------------------------------------

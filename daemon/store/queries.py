@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
 
 from daemon.model import Paper
-from daemon.store.tables import dump_table, paper_table, sent_paper_table, sighting_table
+from daemon.store.tables import dump_table, outbox_table, paper_table, sent_paper_table, sighting_table
 
 CHUNK = 500  # stays under every backend's limit of bound parameters
 
@@ -180,13 +180,84 @@ def record_sent(conn: Connection, subscriber: str, papers: Iterable[Paper], sent
         conn.execute(insert(sent_paper_table), rows)
 
 
-def last_sent_at(conn: Connection, subscriber: str) -> dt.datetime | None:
-    stmt = select(func.max(sent_paper_table.c.sent_at)).where(sent_paper_table.c.subscriber == subscriber.lower())
-    return as_utc(conn.execute(stmt).scalar_one_or_none())
-
-
 def as_utc(value: Any) -> dt.datetime | None:
     """Datetimes come back naive from SQLite; everything is stored in UTC."""
     if not isinstance(value, dt.datetime):
         return None
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def last_outbox_period(conn: Connection, subscriber: str) -> dt.datetime | None:
+    """The period of the subscriber's latest digest in the outbox (sent, pending, failed or empty)."""
+    stmt = select(func.max(outbox_table.c.period)).where(outbox_table.c.subscriber == subscriber.lower())
+    return as_utc(conn.execute(stmt).scalar_one_or_none())
+
+
+def outbox_exists(conn: Connection, subscriber: str, period: dt.datetime) -> bool:
+    stmt = select(outbox_table.c.id).where(
+        outbox_table.c.subscriber == subscriber.lower(), outbox_table.c.period == period
+    )
+    return conn.execute(stmt).first() is not None
+
+
+def insert_outbox(conn: Connection, values: dict[str, Any]) -> int:
+    return int(conn.execute(insert(outbox_table).returning(outbox_table.c.id), values).scalar_one())
+
+
+def outbox_due(conn: Connection, now: dt.datetime, stale_before: dt.datetime) -> list[Row[Any]]:
+    """Pending rows whose retry time has come, and rows claimed by a sender that is gone."""
+    c = outbox_table.c
+    stmt = (
+        select(outbox_table)
+        .where(
+            ((c.status == "pending") & (c.next_attempt_at <= now))
+            | ((c.status == "sending") & (c.claimed_at <= stale_before))
+        )
+        .order_by(c.id)
+    )
+    return list(conn.execute(stmt))
+
+
+def outbox_claimed(conn: Connection) -> list[Row[Any]]:
+    return list(conn.execute(select(outbox_table).where(outbox_table.c.status == "sending")))
+
+
+def claim_outbox(
+    conn: Connection, row_id: int, expected: str, previous_claim: str | None, token: str, now: dt.datetime
+) -> bool:
+    """Take a row for sending; False when someone else changed or took it first."""
+    c = outbox_table.c
+    same_claim = c.claimed_by.is_(None) if previous_claim is None else c.claimed_by == previous_claim
+    result = conn.execute(
+        update(outbox_table)
+        .where(c.id == row_id, c.status == expected, same_claim)
+        .values(status="sending", claimed_by=token, claimed_at=now)
+    )
+    return result.rowcount == 1
+
+
+def finish_outbox(conn: Connection, row_id: int, token: str, values: dict[str, Any]) -> bool:
+    c = outbox_table.c
+    result = conn.execute(
+        update(outbox_table).where(c.id == row_id, c.status == "sending", c.claimed_by == token).values(**values)
+    )
+    return result.rowcount == 1
+
+
+def outbox_summary(conn: Connection) -> dict[str, int]:
+    c = outbox_table.c
+    return {
+        row.status: int(row.n) for row in conn.execute(select(c.status, func.count().label("n")).group_by(c.status))
+    }
+
+
+def outbox_attention(conn: Connection, limit: int = 20) -> list[Row[Any]]:
+    """Failed and pending (retrying) digests, newest first."""
+    c = outbox_table.c
+    stmt = (
+        select(c.subscriber, c.period, c.status, c.attempts, c.last_error, c.next_attempt_at)
+        .where(c.status.in_(("failed", "pending", "sending")))
+        .order_by(c.period.desc())
+        .limit(limit)
+    )
+    return list(conn.execute(stmt))

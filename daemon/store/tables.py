@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Column, DateTime, Index, UniqueConstraint, text
+from sqlalchemy import Column, DateTime, Index, LargeBinary, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -84,8 +84,40 @@ class SentPaperRow(SQLModel, table=True):
     sent_at: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
+class OutboxRow(SQLModel, table=True):
+    """One digest for one subscriber and period: written before sending, marked after.
+
+    status: pending -> sending (claimed) -> sent | failed; `empty` when there was nothing to send.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("subscriber", "period", name="uq_outbox_subscriber_period"),
+        Index("ix_outbox_status_next", "status", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber: str = Field(max_length=320)
+    period: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    window_start: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    created_at: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    next_attempt_at: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    last_error: str | None = None
+    claimed_by: str | None = None
+    claimed_at: dt.datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    sent_at: dt.datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    message_id: str = Field(max_length=255)
+    subject: str
+    paper_ids: str = "[]"  # JSON array of paper ids
+    message: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    html_preview: str | None = None
+
+
 dump_table = DumpRow.__table__  # type: ignore[attr-defined]
 paper_table = PaperRow.__table__  # type: ignore[attr-defined]
 sighting_table = SightingRow.__table__  # type: ignore[attr-defined]
 sent_paper_table = SentPaperRow.__table__  # type: ignore[attr-defined]
+outbox_table = OutboxRow.__table__  # type: ignore[attr-defined]
 metadata = SQLModel.metadata

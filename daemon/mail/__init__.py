@@ -1,0 +1,1 @@
+"""Mail: build messages (message.py), keep them in the outbox (outbox.py), deliver (smtp.py, files.py)."""

@@ -1,0 +1,273 @@
+"""Exactly-once digests: enqueue what is due into the outbox, then deliver and mark.
+
+    for subscriber in settings.subscribers:
+        period = latest fire of its cron at or before now
+        if no outbox row (subscriber, period):          # unique pair: a second run adds nothing
+            digest = build(window since the last outbox period)
+            insert row(pending, rendered message, stable Message-ID)   # or `empty`
+    for row in pending rows due now (and rows claimed by a sender that died):
+        claim it (pending -> sending), deliver, then in one transaction mark it sent and
+        record its papers as sent to the subscriber
+        transient failure -> pending again, retried with exponential backoff on later runs
+        permanent failure (5xx for this recipient) -> failed, with the server's reply
+
+The one window SMTP leaves: the server has accepted the message (250 after DATA) and the
+process dies before it records that. The row is still `sending`; the next run sends the
+same bytes again, with the same Message-ID, which receiving systems use to drop the repeat.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+
+from daemon import digest, render
+from daemon.config import Settings, SubscriberSettings
+from daemon.mail.message import build_message, message_id, split_from
+from daemon.mail.transport import DeliveryError, Transport
+from daemon.schedule import cron_trigger, latest_fire
+from daemon.store import queries
+
+log = logging.getLogger("paperdigest.mail")
+
+BACKOFF_BASE = dt.timedelta(minutes=1)
+BACKOFF_MAX = dt.timedelta(hours=6)
+MAX_ATTEMPTS = 12
+CLAIM_LEASE = dt.timedelta(minutes=15)
+
+
+def claim_token() -> str:
+    """Who is sending: host and process, so a restart can tell a dead sender's claims."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _claim_is_dead(token: str | None) -> bool:
+    """A claim made on this host by a process that no longer runs."""
+    if not token:
+        return True
+    host, _, pid = token.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def backoff(attempts: int) -> dt.timedelta:
+    """1 min, 2, 4, ... capped at 6 h."""
+    delay: dt.timedelta = BACKOFF_BASE * (2 ** max(attempts - 1, 0))
+    return min(delay, BACKOFF_MAX)
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    subscriber: str
+    period: dt.datetime
+    papers: int
+    subject: str
+    status: str  # pending | empty
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    subscriber: str
+    period: dt.datetime
+    outcome: str  # sent | retry | failed
+    detail: str
+
+
+def file_name(subscriber: str, period: dt.datetime) -> str:
+    safe = "".join(ch if ch.isalnum() or ch in "@._-" else "_" for ch in subscriber.lower())
+    return f"{period.astimezone(dt.UTC):%Y-%m-%dT%H%MZ}_{safe}"
+
+
+def current_period(subscriber: SubscriberSettings, now: dt.datetime) -> dt.datetime | None:
+    fire = latest_fire(cron_trigger(subscriber.cron, subscriber.timezone), now)
+    return fire.astimezone(dt.UTC) if fire is not None else None
+
+
+def _outbox_values(
+    settings: Settings, subscriber: SubscriberSettings, built: digest.Digest, period: dt.datetime, now: dt.datetime
+) -> dict[str, Any]:
+    env = render.environment(settings.digest.templates)
+    text = render.render_text(built, env) if subscriber.format in ("text", "both") else None
+    html = render.render_html(built, env) if subscriber.format in ("html", "both") else None
+    subject = render.subject(built)
+    msg_id = message_id(subscriber.email, period, settings.mail.from_)
+    message = build_message(
+        from_header=settings.mail.from_,
+        to_email=subscriber.email,
+        to_name=subscriber.name,
+        subject=subject,
+        text=text,
+        html=html,
+        msg_id=msg_id,
+        date=now,
+    )
+    empty = built.empty and not settings.digest.send_empty
+    return {
+        "subscriber": subscriber.email.lower(),
+        "period": period,
+        "window_start": built.period_start,
+        "created_at": now,
+        "status": "empty" if empty else "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "message_id": msg_id,
+        "subject": subject,
+        "paper_ids": json.dumps([s.paper.id for s in built.papers]),
+        "message": bytes(message),
+        "html_preview": html if html is not None else render.render_html(built, env),
+    }
+
+
+def enqueue_due(engine: Engine, settings: Settings, now: dt.datetime, dry_run: bool = False) -> list[Planned]:
+    """Build and store every digest that is due and not yet in the outbox."""
+    planned = []
+    for subscriber in settings.subscribers:
+        period = current_period(subscriber, now)
+        if period is None:
+            continue
+        with engine.connect() as conn:
+            if queries.outbox_exists(conn, subscriber.email, period):
+                continue
+        built = digest.build(engine, settings, subscriber, now)
+        built = _pin_period(built, period)
+        values = _outbox_values(settings, subscriber, built, period, now)
+        planned.append(Planned(subscriber.email, period, len(built.papers), values["subject"], values["status"]))
+        if dry_run:
+            continue
+        try:
+            with engine.connect().execution_options(write=True) as conn, conn.begin():
+                if queries.outbox_exists(conn, subscriber.email, period):
+                    planned.pop()
+                    continue
+                queries.insert_outbox(conn, values)
+        except IntegrityError:
+            planned.pop()  # another sender stored this period first
+    return planned
+
+
+def _pin_period(built: digest.Digest, period: dt.datetime) -> digest.Digest:
+    if built.period_end == period:
+        return built
+    return digest.Digest(
+        built.subscriber, built.period_start, period, built.sections, built.rising, built.candidates, built.matched
+    )
+
+
+def _due_rows(engine: Engine, now: dt.datetime) -> Iterator[Any]:
+    with engine.connect() as conn:
+        rows = queries.outbox_due(conn, now, now - CLAIM_LEASE)
+        orphans = [r for r in queries.outbox_claimed(conn) if _claim_is_dead(r.claimed_by)]
+    seen = set()
+    for row in sorted([*rows, *orphans], key=lambda r: r.id):
+        if row.id not in seen:
+            seen.add(row.id)
+            yield row
+
+
+def deliver_due(engine: Engine, settings: Settings, transport: Transport, now: dt.datetime) -> list[Delivery]:
+    """Deliver every due outbox row over one transport session; stop early if the server is unusable."""
+    token = claim_token()
+    sender = split_from(settings.mail.from_)[1]
+    results: list[Delivery] = []
+    rows = list(_due_rows(engine, now))
+    if not rows:
+        return results
+    with transport:
+        for row in rows:
+            with engine.connect().execution_options(write=True) as conn, conn.begin():
+                if not queries.claim_outbox(conn, row.id, row.status, row.claimed_by, token, now):
+                    continue
+            period = queries.as_utc(row.period) or now
+            try:
+                transport.send(
+                    sender=sender,
+                    recipient=row.subscriber,
+                    message=row.message,
+                    name=file_name(row.subscriber, period),
+                    html_preview=row.html_preview,
+                )
+            except DeliveryError as exc:
+                results.append(_record_failure(engine, row, token, exc, now, period))
+                if exc.stop_batch:
+                    break
+                continue
+            _record_sent(engine, row, token, now)
+            results.append(Delivery(row.subscriber, period, "sent", f"{len(json.loads(row.paper_ids))} papers"))
+    return results
+
+
+def _record_sent(engine: Engine, row: Any, token: str, now: dt.datetime) -> None:
+    with engine.connect().execution_options(write=True) as conn, conn.begin():
+        queries.finish_outbox(
+            conn,
+            row.id,
+            token,
+            {"status": "sent", "sent_at": now, "attempts": row.attempts + 1, "last_error": None, "claimed_by": None},
+        )
+        papers = queries.papers_by_ids(conn, json.loads(row.paper_ids))
+        queries.record_sent(conn, row.subscriber, papers, now)
+
+
+def _record_failure(
+    engine: Engine, row: Any, token: str, exc: DeliveryError, now: dt.datetime, period: dt.datetime
+) -> Delivery:
+    attempts = row.attempts + 1
+    if exc.permanent or attempts >= MAX_ATTEMPTS:
+        reason = exc.reply if exc.permanent else f"gave up after {attempts} attempts: {exc.reply}"
+        values: dict[str, Any] = {"status": "failed", "attempts": attempts, "last_error": reason, "claimed_by": None}
+        outcome = Delivery(row.subscriber, period, "failed", reason)
+        log.warning("mail to %s for %s failed: %s", row.subscriber, period.isoformat(), reason)
+    else:
+        retry_at = now + backoff(attempts)
+        values = {
+            "status": "pending",
+            "attempts": attempts,
+            "last_error": exc.reply,
+            "next_attempt_at": retry_at,
+            "claimed_by": None,
+        }
+        outcome = Delivery(row.subscriber, period, "retry", f"{exc.reply}; next try {retry_at:%Y-%m-%d %H:%M}Z")
+        log.warning("mail to %s for %s deferred: %s", row.subscriber, period.isoformat(), exc.reply)
+    with engine.connect().execution_options(write=True) as conn, conn.begin():
+        queries.finish_outbox(conn, row.id, token, values)
+    return outcome
+
+
+def transport_for(settings: Settings) -> Transport:
+    """The configured transport: .eml files in outbox_dir, or SMTP."""
+    from daemon.config import smtp_password
+    from daemon.mail.files import FileTransport
+    from daemon.mail.smtp import SmtpOptions, SmtpTransport
+    from daemon.store.engine import state_dir
+
+    mail = settings.mail
+    if mail.transport == "file":
+        return FileTransport(mail.outbox_dir or state_dir() / "outbox")
+    options = SmtpOptions(
+        host=mail.host,
+        port=mail.port,
+        security=mail.security,
+        username=mail.username,
+        password=smtp_password(mail),
+        timeout=mail.timeout,
+        ca_file=mail.ca_file,
+    )
+    return SmtpTransport(options)
