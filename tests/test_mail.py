@@ -1,0 +1,371 @@
+"""Mail that arrives exactly once: a real SMTP server on loopback, checked by what it received."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import json
+import os
+import signal
+import sqlite3
+import ssl
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from email import message_from_bytes, policy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+
+from daemon.mail.message import build_message, message_id
+from tests.conftest import ROOT, SEED_AS_OF, SEEDS
+from tests.smtp_server import Authenticator, Handler, SmtpServer, free_port
+
+INGESTED = "2026-11-22T08:00:00+00:00"
+SEND_AT = "2026-11-23T09:00:00+00:00"  # the 07:00 UTC period of Nov 23 is due
+
+
+def config_text(
+    port: int,
+    subscribers: list[str],
+    *,
+    security: str = "none",
+    username: str | None = None,
+    ca_file: Path | None = None,
+    password_file: Path | None = None,
+) -> str:
+    lines = [
+        "[topics.agents]",
+        'keywords = ["agent", "GUI"]',
+        "[topics.robotics]",
+        'keywords = ["robot"]',
+        "[mail]",
+        'from = "Paper Digest <digest@example.org>"',
+        'transport = "smtp"',
+        'host = "127.0.0.1"',
+        f"port = {port}",
+        f'security = "{security}"',
+        "timeout = 10",
+    ]
+    if username:
+        lines.append(f'username = "{username}"')
+    if ca_file:
+        lines.append(f'ca_file = "{ca_file}"')
+    if password_file:
+        lines.append(f'password_file = "{password_file}"')
+    for index, address in enumerate(subscribers):
+        topics = '["agents"]' if index % 2 == 0 else '["robotics"]'
+        lines += ["[[subscribers]]", f'email = "{address}"', f"topics = {topics}", 'cron = "0 7 * * *"']
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Any) -> str:
+    """The seeds ingested at INGESTED (so they fall in the Nov 23 07:00 period); returns the db URL."""
+    db = f"sqlite:///{tmp_path / 'mail.db'}"
+    monkeypatch.setenv("PAPERDIGEST_NOW", INGESTED)
+    for name, as_of in SEED_AS_OF.items():
+        assert cli("--db", db, "ingest", str(SEEDS / name), "--as-of", as_of).code == 0
+    monkeypatch.setenv("PAPERDIGEST_NOW", SEND_AT)
+    return db
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer(Handler()).start()
+    yield server
+    server.stop()
+
+
+def write_config(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "paperdigest.toml"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def outbox(db_url: str) -> list[dict[str, Any]]:
+    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
+        conn.row_factory = sqlite3.Row
+        return [dict(row) for row in conn.execute("SELECT * FROM outbox ORDER BY id")]
+
+
+# --- the message -----------------------------------------------------------------------------
+
+
+def test_message_structure_and_headers() -> None:
+    period = dt.datetime(2026, 11, 3, 7, tzinfo=dt.UTC)
+    msg_id = message_id("zoë@example.org", period, "Paper Digest <digest@example.org>")
+    raw = bytes(
+        build_message(
+            from_header="Paper Digest <digest@example.org>",
+            to_email="zoe@example.org",
+            to_name="Zoë Ünal",
+            subject="Paper digest — 12 new papers on agents, robotics (Nov 3)",
+            text="Grüße\n",
+            html="<p>Grüße</p>",
+            msg_id=msg_id,
+            date=period,
+        )
+    )
+    assert all(byte < 128 for byte in raw)  # every header encoded, bodies transfer-encoded
+    parsed = message_from_bytes(raw, policy=policy.default)
+    assert parsed.get_content_type() == "multipart/alternative"
+    parts = [part.get_content_type() for part in parsed.iter_parts()]  # type: ignore[attr-defined]
+    assert parts == ["text/plain", "text/html"]  # the part clients prefer comes last
+    assert str(parsed["Subject"]) == "Paper digest — 12 new papers on agents, robotics (Nov 3)"
+    assert str(parsed["To"]) == "Zoë Ünal <zoe@example.org>"
+    assert parsed["Message-ID"] == msg_id
+    assert msg_id == message_id("ZOË@example.org", period, "x <digest@example.org>")  # stable per pair
+    assert msg_id != message_id("zoë@example.org", period + dt.timedelta(days=1), "x <digest@example.org>")
+    assert email.utils.parsedate_to_datetime(parsed["Date"]) == period
+    assert parsed["List-Unsubscribe"].strip().startswith("<mailto:digest@example.org?")
+    assert parsed["List-Id"] and parsed["From"] == "Paper Digest <digest@example.org>"
+    text_part = next(parsed.iter_parts())  # type: ignore[attr-defined]
+    assert text_part.get_content_charset() == "utf-8"
+    assert text_part.get_content().replace("\r\n", "\n") == "Grüße\n"
+
+
+def test_header_tricks_cannot_add_a_header() -> None:
+    raw = bytes(
+        build_message(
+            from_header="Paper Digest <digest@example.org>",
+            to_email="a@example.org",
+            to_name="Eve\r\nBcc: victim@example.org",
+            subject="Hi\r\nBcc: victim@example.org\nX-Evil: 1",
+            text="body",
+            html=None,
+            msg_id="<x@example.org>",
+            date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+        )
+    )
+    parsed = message_from_bytes(raw, policy=policy.default)
+    assert parsed["Bcc"] is None and parsed["X-Evil"] is None
+    assert "Bcc: victim@example.org" in str(parsed["Subject"])  # kept as text on one line
+    assert parsed.get_content_type() == "text/plain"
+
+
+# --- sending ---------------------------------------------------------------------------------
+
+
+def test_send_twice_delivers_each_digest_once(cli: Any, store: str, smtp: SmtpServer, tmp_path: Path) -> None:
+    config = write_config(tmp_path, config_text(smtp.port, ["ada@example.org", "grace@example.org"]))
+    first = cli("--config", config, "--db", store, "send")
+    assert first.code == 0, first.err
+    again = cli("--config", config, "--db", store, "send")
+    assert again.code == 0 and "nothing due" in again.out
+    received = smtp.handler.by_recipient()
+    assert sorted(received) == ["ada@example.org", "grace@example.org"]
+    assert all(len(items) == 1 for items in received.values())
+    ada = received["ada@example.org"][0].message
+    assert "on agents" in str(ada["Subject"])
+    text = ada.get_body(preferencelist=("plain",))
+    assert text is not None and "AGENTS" in text.get_content()
+    assert [row["status"] for row in outbox(store)] == ["sent", "sent"]
+    with sqlite3.connect(store.removeprefix("sqlite:///")) as conn:
+        sent = conn.execute("SELECT count(*) FROM sent_paper WHERE subscriber = 'ada@example.org'").fetchone()[0]
+    assert sent == len(json.loads(outbox(store)[0]["paper_ids"])) > 0
+
+
+def test_dry_run_stores_and_sends_nothing(cli: Any, store: str, smtp: SmtpServer, tmp_path: Path) -> None:
+    config = write_config(tmp_path, config_text(smtp.port, ["ada@example.org"]))
+    result = cli("--config", config, "--db", store, "send", "--dry-run")
+    assert result.code == 0 and "would queue ada@example.org" in result.out
+    assert outbox(store) == [] and smtp.handler.received == []
+
+
+def test_the_next_period_never_repeats_a_paper(
+    cli: Any, store: str, smtp: SmtpServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write_config(tmp_path, config_text(smtp.port, ["ada@example.org"]))
+    assert cli("--config", config, "--db", store, "send").code == 0
+    monkeypatch.setenv("PAPERDIGEST_NOW", "2026-11-24T09:00:00+00:00")
+    result = cli("--config", config, "--db", store, "send")
+    assert result.code == 0 and "nothing new: not sent" in result.out  # an empty digest is not sent
+    assert len(smtp.handler.received) == 1
+    assert [row["status"] for row in outbox(store)] == ["sent", "empty"]
+
+
+def test_starttls_and_auth(cli: Any, store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    server = SmtpServer(Handler(), tls=server_context, auth=Authenticator("digest", "s3cret-pass")).start()
+    try:
+        secret = tmp_path / "smtp-password"
+        secret.write_text("s3cret-pass\n")
+        text = config_text(
+            server.port,
+            ["ada@example.org"],
+            security="starttls",
+            username="digest",
+            ca_file=ca_file,
+            password_file=secret,
+        )
+        result = cli("--verbose", "--config", write_config(tmp_path, text), "--db", store, "send")
+        assert result.code == 0, result.err
+        assert len(server.handler.received) == 1
+        assert "s3cret-pass" not in result.out + result.err
+    finally:
+        server.stop()
+
+
+def test_wrong_password_keeps_the_digest_pending(
+    cli: Any, store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = SmtpServer(Handler(), auth=Authenticator("digest", "right")).start()
+    try:
+        monkeypatch.setenv("PAPERDIGEST_SMTP_PASSWORD", "wrong-password-value")
+        text = config_text(server.port, ["ada@example.org", "grace@example.org"], username="digest")
+        result = cli("--verbose", "--config", write_config(tmp_path, text), "--db", store, "send")
+        assert result.code == 1
+        assert "authentication failed" in result.out and "535" in result.out
+        assert "wrong-password-value" not in result.out + result.err
+        assert {row["status"] for row in outbox(store)} == {"pending"}
+        assert server.handler.received == []
+        status = cli("--db", store, "status", "--json").json_lines()[0]
+        assert status["mail"]["counts"]["pending"] == 2
+    finally:
+        server.stop()
+
+
+def test_transient_451_retries_with_backoff(
+    cli: Any, store: str, smtp: SmtpServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    smtp.handler.rcpt_replies["ada@example.org"] = "451 4.7.1 greylisted, try later"
+    config = write_config(tmp_path, config_text(smtp.port, ["ada@example.org", "grace@example.org"]))
+    result = cli("--config", config, "--db", store, "send")
+    assert result.code == 1 and "retry ada@example.org" in result.out and "451" in result.out
+    assert list(smtp.handler.by_recipient()) == ["grace@example.org"]  # the others go on
+    ada = outbox(store)[0]
+    assert (ada["status"], ada["attempts"]) == ("pending", 1) and "greylisted" in ada["last_error"]
+    again = cli("--config", config, "--db", store, "send")  # too early: backoff not over
+    assert again.code == 0 and "nothing due" in again.out
+    del smtp.handler.rcpt_replies["ada@example.org"]
+    monkeypatch.setenv("PAPERDIGEST_NOW", "2026-11-23T09:01:30+00:00")
+    later = cli("--config", config, "--db", store, "send")
+    assert later.code == 0 and "sent ada@example.org" in later.out
+    assert {k: len(v) for k, v in smtp.handler.by_recipient().items()} == {"ada@example.org": 1, "grace@example.org": 1}
+
+
+def test_permanent_550_is_recorded_and_does_not_block_others(
+    cli: Any, store: str, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    smtp.handler.rcpt_replies["ada@example.org"] = "550 5.1.1 no such user here"
+    subscribers = ["ada@example.org", "grace@example.org", "linus@example.org"]
+    config = write_config(tmp_path, config_text(smtp.port, subscribers))
+    result = cli("--config", config, "--db", store, "send")
+    assert result.code == 1 and "failed ada@example.org" in result.out
+    assert sorted(smtp.handler.by_recipient()) == ["grace@example.org", "linus@example.org"]
+    rows = {row["subscriber"]: row for row in outbox(store)}
+    assert rows["ada@example.org"]["status"] == "failed"
+    assert rows["ada@example.org"]["last_error"] == "550 5.1.1 no such user here"
+    status = cli("--db", store, "status")
+    assert "1 failed" in status.out and "no such user here" in status.out
+    assert cli("--config", config, "--db", store, "send").out.strip() == "nothing due"  # failed is final
+
+
+def test_data_550_and_421(cli: Any, store: str, smtp: SmtpServer, tmp_path: Path) -> None:
+    smtp.handler.data_replies["ada@example.org"] = "550 5.7.1 message refused"
+    smtp.handler.data_replies["grace@example.org"] = "421 4.3.2 shutting down"
+    config = write_config(
+        tmp_path, config_text(smtp.port, ["ada@example.org", "grace@example.org", "linus@example.org"])
+    )
+    result = cli("--config", config, "--db", store, "send")
+    assert result.code == 1
+    rows = {row["subscriber"]: row for row in outbox(store)}
+    assert rows["ada@example.org"]["status"] == "failed"
+    assert rows["grace@example.org"]["status"] == "pending"  # 421: the server is going away, retry later
+    assert rows["linus@example.org"]["status"] == "pending"  # the batch stopped at 421, not tried yet
+    assert smtp.handler.received == []
+
+
+def test_server_down_then_up(cli: Any, store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    port = free_port()
+    config = write_config(tmp_path, config_text(port, ["ada@example.org", "grace@example.org"]))
+    down = cli("--config", config, "--db", store, "send")
+    assert down.code == 1 and "cannot connect" in down.out
+    assert {row["status"] for row in outbox(store)} == {"pending"}
+    server = SmtpServer(Handler(), port=port).start()
+    try:
+        monkeypatch.setenv("PAPERDIGEST_NOW", "2026-11-23T09:05:00+00:00")
+        up = cli("--config", config, "--db", store, "send")
+        assert up.code == 0, up.out
+        assert {k: len(v) for k, v in server.handler.by_recipient().items()} == {
+            "ada@example.org": 1,
+            "grace@example.org": 1,
+        }
+    finally:
+        server.stop()
+
+
+def test_file_transport_writes_eml_and_html(cli: Any, store: str, tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        f'[mail]\ntransport = "file"\noutbox_dir = "{tmp_path / "out"}"\n[[subscribers]]\nemail = "ada@example.org"\n',
+    )
+    assert cli("--config", config, "--db", store, "send").code == 0
+    assert cli("--config", config, "--db", store, "send").code == 0
+    files = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert files == ["2026-11-23T0700Z_ada@example.org.eml", "2026-11-23T0700Z_ada@example.org.html"]
+    parsed = message_from_bytes((tmp_path / "out" / files[0]).read_bytes(), policy=policy.default)
+    assert parsed.get_content_type() == "multipart/alternative"
+
+
+# --- a crash in the middle of a batch --------------------------------------------------------
+
+
+def test_sigkill_in_the_middle_of_a_batch_of_50(store: str, tmp_path: Path) -> None:
+    """Killed after the server took some messages, restarted: everyone gets exactly one digest.
+
+    The only repeat SMTP allows is the message whose 250 reply raced the kill: it is sent again
+    with the same Message-ID, so the test counts distinct Message-IDs per recipient and allows
+    at most that one repeat, byte-identical.
+    """
+    subscribers = [f"reader{i:02d}@example.org" for i in range(50)]
+    killed = threading.Event()
+    handler = Handler(delay=0.01)
+    server = SmtpServer(handler).start()
+    config = write_config(tmp_path, config_text(server.port, subscribers))
+    env = dict(os.environ, PAPERDIGEST_NOW=SEND_AT, PAPERDIGEST_DB=store, PAPERDIGEST_CONFIG=config)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "daemon", "send"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+
+        def kill_at(count: int) -> None:
+            if count == 20 and not killed.is_set():
+                proc.send_signal(signal.SIGKILL)
+                killed.set()
+
+        handler.on_message = kill_at
+        proc.communicate(timeout=120)
+        assert killed.is_set() and proc.returncode == -signal.SIGKILL
+        first_run = len(handler.received)
+        assert 20 <= first_run < 50
+        handler.on_message = None
+        rerun = subprocess.run(
+            [sys.executable, "-m", "daemon", "send"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    finally:
+        server.stop()
+    by_rcpt = handler.by_recipient()
+    assert sorted(by_rcpt) == subscribers
+    repeats = 0
+    for items in by_rcpt.values():
+        assert len({item.message["Message-ID"] for item in items}) == 1
+        assert len({item.data for item in items}) == 1
+        repeats += len(items) - 1
+    assert repeats <= 1
+    assert [row["status"] for row in outbox(store)] == ["sent"] * 50
