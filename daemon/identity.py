@@ -20,7 +20,8 @@ def title_key(title: str) -> str:
     >>> title_key("Pangu-Agent:  A Fine-Tunable Agent")
     'pangu agent a fine tunable agent'
     """
-    text = unicodedata.normalize("NFKC", title).casefold()
+    # NFKC again after case folding: folding can make sequences that compose ("ß" + accent).
+    text = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", title).casefold())
     folded = "".join(" " if unicodedata.category(ch)[0] in "PSZC" else ch for ch in text)
     key = fold_space(folded)
     # A title made only of punctuation still needs a key that tells it apart.
