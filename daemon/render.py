@@ -30,6 +30,7 @@ class PaperView:
     byline: str
     published: str
     upvotes: str
+    meta: str  # "Amazon · Mar 20, 2026 · 2 upvotes", leaving out what the listing did not say
     why: str
     excerpt: str
     score: str
@@ -59,6 +60,11 @@ def _view(scored: ScoredPaper) -> PaperView:
         byline = f"{paper.authors} author{'s' if paper.authors != 1 else ''}"
     else:
         byline = "authors unknown"
+    known = [byline] if byline != "authors unknown" else []
+    if paper.published:
+        known.append(paper.published.strftime("%b %-d, %Y"))
+    if paper.upvotes is not None:
+        known.append(f"{paper.upvotes} upvote{'s' if paper.upvotes != 1 else ''}")
     return PaperView(
         title=paper.title,
         url=paper_url(paper.title, paper.arxiv_id),
@@ -66,6 +72,7 @@ def _view(scored: ScoredPaper) -> PaperView:
         byline=byline,
         published=paper.published.strftime("%b %-d, %Y") if paper.published else "date unknown",
         upvotes="?" if paper.upvotes is None else str(paper.upvotes),
+        meta=" · ".join(known) or "no authors, date or upvotes listed",
         why=scored.why(),
         excerpt=excerpt(paper.abstract),
         score=f"{scored.score:.1f}",
