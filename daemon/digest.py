@@ -1,8 +1,8 @@
 """What a subscriber gets: the window, the selection (pure) and the Digest passed to rendering.
 
-period_end   = latest fire time of the subscriber's cron at or before now (its timezone)
-window_start = last digest sent, else the fire time before period_end
-candidates   = papers a non-backfill ingest brought in during (window_start, period_end]
+period       = latest fire time of the subscriber's cron at or before now (its timezone)
+window       = (end of the window of the subscriber's last digest, or the fire before `period`; now]
+candidates   = papers a non-backfill ingest brought in during the window
 digest       = rank(candidates - already sent), >= min_score, <= max_papers, by topic
 rising       = already-sent papers whose upvotes grew sharply since they were sent
 """
@@ -40,8 +40,9 @@ class Rising:
 @dataclass(frozen=True, slots=True)
 class Digest:
     subscriber: SubscriberSettings
-    period_start: dt.datetime
-    period_end: dt.datetime
+    period: dt.datetime  # the cron fire this digest answers (names it: one digest per period)
+    window_start: dt.datetime
+    window_end: dt.datetime
     sections: tuple[Section, ...]
     rising: tuple[Rising, ...]
     candidates: int  # papers in the window, before topics and thresholds
@@ -62,17 +63,22 @@ class Digest:
 
 @dataclass(frozen=True, slots=True)
 class Window:
+    period: dt.datetime
     start: dt.datetime
     end: dt.datetime
 
 
-def period_window(subscriber: SubscriberSettings, now: dt.datetime, last_period: dt.datetime | None) -> Window:
-    """The subscriber's current period and the window of papers it covers."""
+def period_window(subscriber: SubscriberSettings, now: dt.datetime, last_end: dt.datetime | None) -> Window:
+    """The subscriber's current period, and the window of ingests its digest covers.
+
+    The window runs from where the last digest's window ended (the first digest: the cron's
+    fire before the period) up to now, so no paper falls between two digests.
+    """
     trigger = cron_trigger(subscriber.cron, subscriber.timezone)
-    end = latest_fire(trigger, now) or now
-    previous = fire_before(trigger, end) or end - dt.timedelta(days=1)
-    start = last_period if last_period is not None and last_period < end else previous
-    return Window(start, end)
+    period = (latest_fire(trigger, now) or now).astimezone(dt.UTC)
+    previous = fire_before(trigger, period) or period - dt.timedelta(days=1)
+    start = last_end if last_end is not None and last_end < now else previous.astimezone(dt.UTC)
+    return Window(period, start, now)
 
 
 def is_rising(then: int | None, now: int | None, settings: DigestSettings) -> bool:
@@ -110,7 +116,14 @@ def select(
         key=lambda r: (-(r.upvotes_now - r.upvotes_then), r.paper.title),
     )
     return Digest(
-        subscriber, window.start, window.end, sections, tuple(rising[:RISING_LIMIT]), len(candidates), len(ranked)
+        subscriber,
+        window.period,
+        window.start,
+        window.end,
+        sections,
+        tuple(rising[:RISING_LIMIT]),
+        len(candidates),
+        len(ranked),
     )
 
 
@@ -120,10 +133,10 @@ def build(
     """Read the window from the store and select. `since` previews papers first seen on or after a date."""
     with engine.connect() as conn:
         sent = queries.sent_papers(conn, subscriber.email)
-        window = period_window(subscriber, now, queries.last_outbox_period(conn, subscriber.email))
+        window = period_window(subscriber, now, queries.last_window_end(conn, subscriber.email))
         if since is not None:
             zone = ZoneInfo(subscriber.timezone)
-            window = Window(dt.datetime.combine(since, dt.time(), zone), now)
+            window = Window(window.period, dt.datetime.combine(since, dt.time(), zone), now)
             candidates = queries.papers_first_seen_since(conn, since)
         else:
             candidates = queries.papers_ingested_between(conn, window.start, window.end)

@@ -85,7 +85,7 @@ def _local(moment: dt.datetime, zone: str) -> dt.datetime:
 
 def period_text(digest: Digest) -> str:
     zone = digest.subscriber.timezone
-    start, end = _local(digest.period_start, zone), _local(digest.period_end, zone)
+    start, end = _local(digest.window_start, zone), _local(digest.window_end, zone)
     if start.year == end.year:
         return f"{start:%b %-d, %H:%M} – {end:%b %-d, %Y, %H:%M} ({zone})"
     return f"{start:%b %-d, %Y, %H:%M} – {end:%b %-d, %Y, %H:%M} ({zone})"
@@ -96,7 +96,7 @@ def subject(digest: Digest) -> str:
     count = len(digest.papers)
     noun = "paper" if count == 1 else "papers"
     topics = f" on {', '.join(digest.topics)}" if digest.topics else ""
-    day = _local(digest.period_end, digest.subscriber.timezone)
+    day = _local(digest.period, digest.subscriber.timezone)
     return f"Paper digest — {count} new {noun}{topics} ({day:%b %-d})"
 
 

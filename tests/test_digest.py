@@ -81,17 +81,18 @@ def golden(name: str, actual: str) -> None:
 
 def test_period_is_the_latest_fire_in_the_subscribers_timezone() -> None:
     ada = settings().subscribers[0]  # 07:00 Europe/Berlin = 06:00 UTC in November
-    window = digest.period_window(ada, NOW, last_period=None)
-    assert window.end == dt.datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
+    window = digest.period_window(ada, NOW, last_end=None)
+    assert window.period == dt.datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
     assert window.start == dt.datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
-    early = digest.period_window(ada, dt.datetime(2026, 11, 23, 5, 59, tzinfo=UTC), last_period=None)
-    assert early.end == dt.datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
+    assert window.end == NOW  # papers ingested after the cron fired still go out with this digest
+    early = digest.period_window(ada, dt.datetime(2026, 11, 23, 5, 59, tzinfo=UTC), last_end=None)
+    assert early.period == dt.datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
 
 
-def test_window_starts_at_the_last_sent_digest() -> None:
+def test_window_starts_where_the_last_digest_window_ended() -> None:
     ada = settings().subscribers[0]
-    last = dt.datetime(2026, 11, 20, 6, 0, tzinfo=UTC)
-    assert digest.period_window(ada, NOW, last_period=last).start == last
+    last = dt.datetime(2026, 11, 20, 6, 3, tzinfo=UTC)
+    assert digest.period_window(ada, NOW, last_end=last).start == last  # after downtime: all since then
 
 
 # --- selection (pure) ------------------------------------------------------------------------
@@ -102,7 +103,11 @@ def p(pid: int, title: str, upvotes: int | None = 0, abstract: str = "") -> Pape
     return Paper(pid, title, abstract, 2, None, None, upvotes, None, day, day)
 
 
-WINDOW = digest.Window(dt.datetime(2026, 11, 22, 6, tzinfo=UTC), dt.datetime(2026, 11, 23, 6, tzinfo=UTC))
+WINDOW = digest.Window(
+    dt.datetime(2026, 11, 23, 6, tzinfo=UTC),
+    dt.datetime(2026, 11, 22, 6, tzinfo=UTC),
+    dt.datetime(2026, 11, 23, 6, tzinfo=UTC),
+)
 
 
 def test_selection_ranks_caps_thresholds_and_skips_sent() -> None:

@@ -369,3 +369,25 @@ def test_sigkill_in_the_middle_of_a_batch_of_50(store: str, tmp_path: Path) -> N
         repeats += len(items) - 1
     assert repeats <= 1
     assert [row["status"] for row in outbox(store)] == ["sent"] * 50
+
+
+def test_papers_ingested_between_two_sends_go_out_exactly_once(
+    cli: Any, store: str, smtp: SmtpServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write_config(tmp_path, config_text(smtp.port, ["ada@example.org"]))
+    assert cli("--config", config, "--db", store, "send").code == 0  # Nov 23, 09:00
+    late = tmp_path / "late.txt"
+    late.write_text(
+        "new\n\nSubscribe\n\nDaily Papers\n\nNov 23\n\nA Late Agent Paper\n\nAn agent arrives late."
+        "\n\n  • 2 authors\n·\nNov 23 4\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("PAPERDIGEST_NOW", "2026-11-23T09:30:00+00:00")  # after the send, same period
+    assert cli("--db", store, "ingest", str(late)).code == 0
+    assert cli("--config", config, "--db", store, "send").out.strip() == "nothing due"
+    monkeypatch.setenv("PAPERDIGEST_NOW", "2026-11-24T07:10:00+00:00")
+    assert cli("--config", config, "--db", store, "send").code == 0
+    subjects = [str(item.message["Subject"]) for item in smtp.handler.received]
+    assert len(subjects) == 2 and subjects[1].startswith("Paper digest — 1 new paper on agents")
+    second = smtp.handler.received[1].message.get_body(preferencelist=("plain",))
+    assert second is not None and "A Late Agent Paper" in second.get_content()

@@ -97,6 +97,7 @@ def file_name(subscriber: str, period: dt.datetime) -> str:
 
 
 def current_period(subscriber: SubscriberSettings, now: dt.datetime) -> dt.datetime | None:
+    """The cron fire the subscriber's digest is due for now (None: the cron never fired yet)."""
     fire = latest_fire(cron_trigger(subscriber.cron, subscriber.timezone), now)
     return fire.astimezone(dt.UTC) if fire is not None else None
 
@@ -123,7 +124,8 @@ def _outbox_values(
     return {
         "subscriber": subscriber.email.lower(),
         "period": period,
-        "window_start": built.period_start,
+        "window_start": built.window_start,
+        "window_end": built.window_end,
         "created_at": now,
         "status": "empty" if empty else "pending",
         "attempts": 0,
@@ -147,7 +149,6 @@ def enqueue_due(engine: Engine, settings: Settings, now: dt.datetime, dry_run: b
             if queries.outbox_exists(conn, subscriber.email, period):
                 continue
         built = digest.build(engine, settings, subscriber, now)
-        built = _pin_period(built, period)
         values = _outbox_values(settings, subscriber, built, period, now)
         planned.append(Planned(subscriber.email, period, len(built.papers), values["subject"], values["status"]))
         if dry_run:
@@ -161,14 +162,6 @@ def enqueue_due(engine: Engine, settings: Settings, now: dt.datetime, dry_run: b
         except IntegrityError:
             planned.pop()  # another sender stored this period first
     return planned
-
-
-def _pin_period(built: digest.Digest, period: dt.datetime) -> digest.Digest:
-    if built.period_end == period:
-        return built
-    return digest.Digest(
-        built.subscriber, built.period_start, period, built.sections, built.rising, built.candidates, built.matched
-    )
 
 
 def _due_rows(engine: Engine, now: dt.datetime) -> Iterator[Any]:

@@ -187,9 +187,9 @@ def as_utc(value: Any) -> dt.datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-def last_outbox_period(conn: Connection, subscriber: str) -> dt.datetime | None:
-    """The period of the subscriber's latest digest in the outbox (sent, pending, failed or empty)."""
-    stmt = select(func.max(outbox_table.c.period)).where(outbox_table.c.subscriber == subscriber.lower())
+def last_window_end(conn: Connection, subscriber: str) -> dt.datetime | None:
+    """Where the window of the subscriber's latest digest ended (sent, pending, failed or empty)."""
+    stmt = select(func.max(outbox_table.c.window_end)).where(outbox_table.c.subscriber == subscriber.lower())
     return as_utc(conn.execute(stmt).scalar_one_or_none())
 
 

@@ -100,6 +100,7 @@ class OutboxRow(SQLModel, table=True):
     subscriber: str = Field(max_length=320)
     period: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     window_start: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    window_end: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     created_at: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     status: str = Field(default="pending", max_length=16)
     attempts: int = 0
