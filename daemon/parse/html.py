@@ -47,7 +47,7 @@ def _from_cards(soup: BeautifulSoup) -> list[Entry]:
         link = article.select_one('h3 a[href^="/papers/"]')
         if link is None:
             continue
-        title = fold_space(link.get_text(" "))
+        title = fold_space(link.get_text())
         if not title:
             continue
         match = _PAPER_HREF.match(str(link.get("href", "")))
@@ -68,11 +68,10 @@ def _from_cards(soup: BeautifulSoup) -> list[Entry]:
 
 
 def _card_upvotes(article: Tag) -> int | None:
-    """The first bare number in the card's text outside its title: the upvote count."""
-    heading = article.find("h3")
+    """The first bare number in the card outside its title and links: the upvote count."""
     for text in article.find_all(string=True):
-        if heading is not None and isinstance(heading, Tag) and text.find_parent("h3") is heading:
-            continue
+        if text.find_parent(["h3", "a"]) is not None:
+            continue  # the title, and links such as the comment count
         stripped = text.strip()
         if _NUMBER.match(stripped):
             return int(stripped)

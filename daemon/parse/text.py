@@ -33,6 +33,10 @@ _SUBSCRIBE_GLUED = re.compile(r"^Subscribe(?=\S)")
 _AUTHORS = re.compile(r"^[•·*\-]?\s*(\d+)\s+authors?$", re.I)
 _META_DOT = "·"
 MAX_TITLE = 1000
+_NOT_A_LISTING = (
+    "not a paper listing: expected a Daily Papers header ('Daily Papers', 'Subscribe', ...) "
+    "or entries with a meta block ('• N authors', '·', date)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,14 +95,14 @@ def parse_text(text: str, source: str) -> TextListing:
         raise ParseError(source, len(lines), "no entries after the listing header")
     dense = all(line.text for line in body)
     reader = _EntryReader(source, body, dense)
-    entries = reader.read_all()
+    try:
+        entries = reader.read_all()
+    except ParseError:
+        if saw_header:
+            raise
+        entries = []  # no header and no structure: say what the file is not, below
     if not saw_header and not reader.saw_meta:
-        raise ParseError(
-            source,
-            1,
-            "not a paper listing: expected a Daily Papers header ('Daily Papers', 'Subscribe', ...) "
-            "or entries with a meta block ('• N authors', '·', date)",
-        )
+        raise ParseError(source, 1, _NOT_A_LISTING)
     layout = "dense" if dense else ("full" if reader.saw_meta else "pairs")
     return TextListing(layout, header_date, entries)
 
