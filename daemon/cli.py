@@ -12,12 +12,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from daemon import __version__, clock, digest, jobs, render, score, settings
+from daemon import __version__, clock, digest, health, jobs, render, score, settings
 from daemon.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_RUNTIME, PaperdigestError, UsageError
+from daemon.logs import setup_logging
 from daemon.mail import outbox
 from daemon.model import DumpResult
 from daemon.report import backfill_summary, papers_table, progress_for, status_lines
+from daemon.service import Service
 from daemon.store import queries
+from daemon.store.engine import state_dir
 
 log = logging.getLogger("paperdigest")
 
@@ -162,19 +165,61 @@ def cmd_send(args: argparse.Namespace) -> int:
     return EXIT_RUNTIME if any(d.outcome != "sent" for d in deliveries) else EXIT_OK
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    conf = settings.load(args)
+    service = Service(conf, args.db, args.config)
+    if not args.once:
+        return service.serve()
+    report = service.once()
+    for poll in report.polls:
+        fresh = [r for r in poll.ingested if not r.duplicate_dump]
+        print(
+            f"source {poll.source}: {len(fresh)} new dumps ({sum(r.entries for r in fresh)} entries, "
+            f"{sum(r.new for r in fresh)} new papers), {len(poll.ingested) - len(fresh)} already ingested"
+            + (f", {len(poll.rejected)} rejected" if poll.rejected else "")
+            + (f", {len(poll.waiting)} still being written" if poll.waiting else "")
+        )
+        for name, reason in poll.rejected:
+            print(f"  rejected {name}: {reason}")
+    for error in report.source_errors:
+        print(error)
+    for item in report.planned:
+        what = "nothing new: not sent" if item.status == "empty" else f"{item.papers} papers"
+        print(f"digest for {item.subscriber} ({item.period:%Y-%m-%d %H:%M}Z): {what}")
+    for d in report.deliveries:
+        print(f"mail to {d.subscriber}: {d.outcome}: {d.detail}")
+    if report.mail_error:
+        print(f"mail: {report.mail_error}")
+    if conf.mail.transport == "file" and report.deliveries:
+        folder = conf.mail.outbox_dir or state_dir() / "outbox"
+        for d in report.deliveries:
+            if d.outcome == "sent":
+                name = outbox.file_name(d.subscriber, d.period)
+                print(f"wrote {folder / (name + '.eml')} (HTML preview: {folder / (name + '.html')})")
+    return report.exit_code()
+
+
 def _file_stem(email: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "@._-" else "_" for ch in email)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    url = settings.store_url(args)
-    engine = settings.engine(args)
+    conf = settings.load(args)
+    url = settings.store_url(args, conf)
+    engine = settings.engine(args, conf)
+    now = clock.now()
     with engine.connect() as conn:
         counts = queries.counts(conn)
         dumps = queries.last_dumps(conn, args.last)
         mail = queries.outbox_summary(conn)
         attention = queries.outbox_attention(conn)
+        states = queries.source_states(conn)
+        failed_recently = queries.recent_failed_mail(conn, now - health.MAIL_LOOKBACK)
+    sources = [health.source_health(s, states.get(s.name), now) for s in conf.sources]
+    mail_ok = health.mail_healthy(failed_recently, attention)
+    healthy = mail_ok and all(s.healthy for s in sources)
     report = {
+        "healthy": healthy,
         "store": settings.display_url(url),
         **counts,
         "last_dumps": [
@@ -192,7 +237,14 @@ def cmd_status(args: argparse.Namespace) -> int:
             }
             for d in dumps
         ],
+        "sources": [s.to_json() for s in sources],
+        "next_runs": [
+            *({"job": f"source:{s.name}", "at": s.next_poll.isoformat()} for s in sources),
+            *({"job": f"digest:{email}", "at": at.isoformat()} for email, at in health.next_digests(conf, now)),
+        ],
         "mail": {
+            "healthy": mail_ok,
+            "failed_last_7_days": failed_recently,
             "counts": {status: mail.get(status, 0) for status in ("pending", "sending", "sent", "failed", "empty")},
             "attention": [
                 {
@@ -212,7 +264,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         for line in status_lines(report):
             print(line)
-    return EXIT_OK
+    return EXIT_OK if healthy else EXIT_RUNTIME
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -282,7 +334,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("send", cmd_send, "build the digests that are due into the outbox and deliver them")
     p.add_argument("--dry-run", action="store_true", help="show what is due; store and send nothing")
 
-    p = command("status", cmd_status, "store counts and the last ingests")
+    p = command("run", cmd_run, "the daemon: poll sources and send digests on their schedules")
+    p.add_argument(
+        "--once",
+        action="store_true",
+        help="one full cycle (poll every source, send what is due), then exit: 0 all well, "
+        "1 a source or mail failed, 2 a dump was rejected",
+    )
+
+    p = command(
+        "status",
+        cmd_status,
+        "store counts, last ingests, source health, mail, next runs; "
+        "exits 1 when a source is failing or stale or mail is failing",
+    )
     p.add_argument("--last", type=_positive, default=5, metavar="N", help="how many recent dumps to show")
     p.add_argument("--json", action="store_true", help="one JSON object")
     return parser
@@ -291,11 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    setup_logging(args.verbose, daemon=args.command == "run")
     try:
         return int(args.func(args))
     except PaperdigestError as exc:

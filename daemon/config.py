@@ -40,8 +40,9 @@ class SourceSettings(_Model):
     every: str | None = None
     cron: str | None = None
     move: bool = True
+    stale_after: str | None = None  # default: 2d for url sources, never for directories
 
-    @field_validator("every")
+    @field_validator("every", "stale_after")
     @classmethod
     def _every(cls, value: str | None) -> str | None:
         if value is not None:
@@ -99,6 +100,17 @@ class DigestSettings(_Model):
     rising_min_gain: Annotated[int, Field(ge=1)] = 10
 
 
+class DaemonSettings(_Model):
+    tick: str = "1m"  # how often the daemon looks for due digests and mail to retry
+    misfire_grace: str = "10m"  # a job late by less than this still runs (once: jobs coalesce)
+
+    @field_validator("tick", "misfire_grace")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_every(value)
+        return value
+
+
 class SubscriberSettings(_Model):
     email: Annotated[str, Field(pattern=_EMAIL)]
     name: str | None = None
@@ -132,6 +144,7 @@ class Settings(_Model):
     topics: dict[str, TopicSettings] = {}
     mail: MailSettings = MailSettings()
     digest: DigestSettings = DigestSettings()
+    daemon: DaemonSettings = DaemonSettings()
     subscribers: list[SubscriberSettings] = []
     origin: Annotated[str, Field(exclude=True)] = "embedded default"
 
@@ -226,11 +239,12 @@ def embedded_default(env: dict[str, str] | None = None) -> Settings:
 
 
 def default_seeds_dir() -> Path:
-    """seeds/ of the checkout when run from one, else the copy shipped inside the package."""
-    cwd_seeds = Path.cwd() / "seeds"
-    if cwd_seeds.is_dir():
-        return cwd_seeds
-    return Path(__file__).resolve().parent / "seeds"
+    """The seeds shipped inside the package (daemon/seeds), else the checkout's seeds/."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "seeds", package.parent / "seeds", Path.cwd() / "seeds"):
+        if candidate.is_dir():
+            return candidate
+    return package / "seeds"
 
 
 def resolve(config_flag: str | None) -> Settings:

@@ -109,6 +109,7 @@ def papers_table(out: TextIO, papers: list[Paper], reasons: list[str] | None = N
 
 def status_lines(report: Mapping[str, Any]) -> list[str]:
     lines = [
+        f"health: {'ok' if report['healthy'] else 'UNHEALTHY'}",
         f"store: {report['store']}",
         f"papers: {report['papers']} ({report['papers_with_arxiv_id']} with an arXiv id), "
         f"dumps: {report['dumps']}, sightings: {report['sightings']}",
@@ -123,6 +124,15 @@ def status_lines(report: Mapping[str, Any]) -> list[str]:
             )
     else:
         lines.append("no dumps ingested yet")
+    for source in report["sources"]:
+        line = f"source {source['name']} ({source['kind']}): {source['state']}"
+        if source["last_success"]:
+            line += f", last success {source['last_success'][:16]}"
+        if source["state"] == "failing":
+            line += f", error: {source['last_error']}"
+        lines.append(line)
+    for job in report["next_runs"]:
+        lines.append(f"next {job['job']}: {job['at'][:16]}")
     mail = report["mail"]
     counts = mail["counts"]
     lines.append(

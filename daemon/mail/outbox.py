@@ -23,7 +23,7 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,8 +175,15 @@ def _due_rows(engine: Engine, now: dt.datetime) -> Iterator[Any]:
             yield row
 
 
-def deliver_due(engine: Engine, settings: Settings, transport: Transport, now: dt.datetime) -> list[Delivery]:
-    """Deliver every due outbox row over one transport session; stop early if the server is unusable."""
+def deliver_due(
+    engine: Engine,
+    settings: Settings,
+    transport: Transport,
+    now: dt.datetime,
+    stop: Callable[[], bool] | None = None,
+) -> list[Delivery]:
+    """Deliver every due outbox row over one transport session; stop early if the server is unusable
+    or `stop()` says so (the message in flight is finished and recorded first)."""
     token = claim_token()
     sender = split_from(settings.mail.from_)[1]
     results: list[Delivery] = []
@@ -185,6 +192,8 @@ def deliver_due(engine: Engine, settings: Settings, transport: Transport, now: d
         return results
     with transport:
         for row in rows:
+            if stop is not None and stop():
+                break
             with engine.connect().execution_options(write=True) as conn, conn.begin():
                 if not queries.claim_outbox(conn, row.id, row.status, row.claimed_by, token, now):
                     continue

@@ -9,7 +9,14 @@ from typing import Any
 from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
 
 from daemon.model import Paper
-from daemon.store.tables import dump_table, outbox_table, paper_table, sent_paper_table, sighting_table
+from daemon.store.tables import (
+    dump_table,
+    outbox_table,
+    paper_table,
+    sent_paper_table,
+    sighting_table,
+    source_state_table,
+)
 
 CHUNK = 500  # stays under every backend's limit of bound parameters
 
@@ -261,3 +268,23 @@ def outbox_attention(conn: Connection, limit: int = 20) -> list[Row[Any]]:
         .limit(limit)
     )
     return list(conn.execute(stmt))
+
+
+def source_states(conn: Connection) -> dict[str, Row[Any]]:
+    return {row.name: row for row in conn.execute(select(source_state_table))}
+
+
+def save_source_state(conn: Connection, name: str, values: dict[str, Any]) -> None:
+    """Insert or update one source's state (read-then-write inside the caller's transaction)."""
+    c = source_state_table.c
+    exists = conn.execute(select(c.name).where(c.name == name)).first() is not None
+    if exists:
+        conn.execute(update(source_state_table).where(c.name == name).values(**values))
+    else:
+        conn.execute(insert(source_state_table).values(name=name, **values))
+
+
+def recent_failed_mail(conn: Connection, since: dt.datetime) -> int:
+    c = outbox_table.c
+    stmt = select(func.count()).select_from(outbox_table).where(c.status == "failed", c.period >= since)
+    return int(conn.execute(stmt).scalar_one())

@@ -116,9 +116,27 @@ class OutboxRow(SQLModel, table=True):
     html_preview: str | None = None
 
 
+class SourceStateRow(SQLModel, table=True):
+    """How each source has been doing: the daemon's memory of polls lives in the store."""
+
+    __tablename__ = "source_state"
+
+    name: str = Field(primary_key=True, max_length=200)
+    last_poll_at: dt.datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    last_success_at: dt.datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    last_change_at: dt.datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    last_error_at: dt.datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    last_error: str | None = None
+    last_entries: int | None = None
+    failures: int = 0
+    etag: str | None = None
+    last_modified: str | None = None
+
+
 dump_table = DumpRow.__table__  # type: ignore[attr-defined]
 paper_table = PaperRow.__table__  # type: ignore[attr-defined]
 sighting_table = SightingRow.__table__  # type: ignore[attr-defined]
 sent_paper_table = SentPaperRow.__table__  # type: ignore[attr-defined]
+source_state_table = SourceStateRow.__table__  # type: ignore[attr-defined]
 outbox_table = OutboxRow.__table__  # type: ignore[attr-defined]
 metadata = SQLModel.metadata

@@ -1,0 +1,116 @@
+"""Is the service well? Pure judgements of the stored state: sources, mail, the next runs."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from daemon.config import Settings, SourceSettings
+from daemon.schedule import cron_trigger, parse_every
+
+DEFAULT_EVERY = dt.timedelta(hours=1)
+URL_STALE_AFTER = dt.timedelta(days=2)
+MAIL_LOOKBACK = dt.timedelta(days=7)
+MAIL_RETRIES_BEFORE_ALARM = 3
+
+
+@dataclass(frozen=True, slots=True)
+class SourceHealth:
+    name: str
+    kind: str
+    state: str  # ok | failing | stale | warning | never polled
+    last_success: dt.datetime | None
+    last_error: str | None
+    last_error_at: dt.datetime | None
+    since_change: dt.timedelta | None
+    next_poll: dt.datetime
+
+    @property
+    def healthy(self) -> bool:
+        return self.state in ("ok", "never polled")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "state": self.state,
+            "healthy": self.healthy,
+            "last_success": _iso(self.last_success),
+            "last_error": self.last_error,
+            "last_error_at": _iso(self.last_error_at),
+            "seconds_since_change": int(self.since_change.total_seconds()) if self.since_change else None,
+            "next_poll": _iso(self.next_poll),
+        }
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def poll_interval(source: SourceSettings) -> dt.timedelta:
+    return parse_every(source.every) if source.every else DEFAULT_EVERY
+
+
+def next_poll(source: SourceSettings, last_poll: dt.datetime | None, now: dt.datetime) -> dt.datetime:
+    if source.cron:
+        fire = cron_trigger(source.cron).get_next_fire_time(None, now)
+        return fire if fire is not None else now
+    if last_poll is None:
+        return now
+    return max(last_poll + poll_interval(source), now)
+
+
+def stale_after(source: SourceSettings) -> dt.timedelta | None:
+    if source.stale_after:
+        return parse_every(source.stale_after)
+    return URL_STALE_AFTER if source.kind == "url" else None
+
+
+def source_health(source: SourceSettings, state: Any | None, now: dt.datetime) -> SourceHealth:
+    """`state` is the stored row of the source (or None when it was never polled)."""
+    get = (lambda name: getattr(state, name)) if state is not None else (lambda name: None)
+    last_success, last_error_at = _utc(get("last_success_at")), _utc(get("last_error_at"))
+    last_change = _utc(get("last_change_at"))
+    since_change = now - last_change if last_change else None
+    limit = stale_after(source)
+    if state is None:
+        verdict = "never polled"
+    elif last_error_at is not None and (last_success is None or last_error_at >= last_success):
+        verdict = "failing"
+    elif limit is not None and (since_change is None or since_change > limit):
+        verdict = "stale"
+    elif get("last_entries") == 0:
+        verdict = "warning"
+    else:
+        verdict = "ok"
+    return SourceHealth(
+        source.name,
+        source.kind,
+        verdict,
+        last_success,
+        get("last_error"),
+        last_error_at,
+        since_change,
+        next_poll(source, _utc(get("last_poll_at")), now),
+    )
+
+
+def next_digests(settings: Settings, now: dt.datetime) -> list[tuple[str, dt.datetime]]:
+    result = []
+    for subscriber in settings.subscribers:
+        fire = cron_trigger(subscriber.cron, subscriber.timezone).get_next_fire_time(None, now)
+        if fire is not None:
+            result.append((subscriber.email, fire.astimezone(dt.UTC)))
+    return sorted(result, key=lambda item: item[1])
+
+
+def mail_healthy(failed_recently: int, attention: list[Any]) -> bool:
+    retrying = [m for m in attention if m.status == "pending" and m.attempts >= MAIL_RETRIES_BEFORE_ALARM]
+    return failed_recently == 0 and not retrying
+
+
+def _utc(value: Any) -> dt.datetime | None:
+    if not isinstance(value, dt.datetime):
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)

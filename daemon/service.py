@@ -1,0 +1,292 @@
+"""The daemon: APScheduler jobs over the pipeline, one instance per store, systemd-friendly.
+
+lock the store                              # a second daemon exits with a clear message
+startup job: poll every source, then send   # catch-up: what is due is decided by the store
+every source: poll on its `every` / `cron`  # executor "ingest": one at a time
+every subscriber: send on its cron (in its timezone), plus a tick that retries mail
+                                            # executor "mail": one at a time
+SIGTERM: finish the job in flight, exit 0;  SIGHUP: reload the config (a bad one is refused)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import signal
+import threading
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import Engine
+
+from daemon import clock, config
+from daemon.config import Settings, SourceSettings
+from daemon.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_RUNTIME, ConfigError, PaperdigestError
+from daemon.health import next_digests, poll_interval
+from daemon.lock import InstanceLock, lock_path
+from daemon.mail import outbox
+from daemon.notify import Notifier
+from daemon.schedule import cron_trigger, parse_every
+from daemon.sources.directory import DirectorySource, PollResult
+from daemon.sources.http import HttpSource
+from daemon.store import queries
+from daemon.store.engine import open_engine, resolve_url
+
+log = logging.getLogger("paperdigest")
+
+Source = DirectorySource | HttpSource
+
+
+def make_source(settings: SourceSettings, previous: Source | None = None) -> Source:
+    if settings.kind == "directory":
+        assert settings.path is not None
+        source = DirectorySource(settings.name, settings.path, move=settings.move)
+        if isinstance(previous, DirectorySource) and previous.path == source.path:
+            source.seen = previous.seen
+        return source
+    assert settings.url is not None
+    return HttpSource(settings.name, settings.url)
+
+
+@dataclass
+class CycleReport:
+    polls: list[PollResult] = field(default_factory=list)
+    source_errors: list[str] = field(default_factory=list)
+    deliveries: list[outbox.Delivery] = field(default_factory=list)
+    planned: list[outbox.Planned] = field(default_factory=list)
+    mail_error: str | None = None
+
+    def exit_code(self) -> int:
+        if self.source_errors or self.mail_error or any(d.outcome != "sent" for d in self.deliveries):
+            return EXIT_RUNTIME
+        if any(p.rejected for p in self.polls):
+            return EXIT_BAD_INPUT
+        return EXIT_OK
+
+
+class Service:
+    def __init__(
+        self, settings: Settings, db_flag: str | None, config_flag: str | None, notifier: Notifier | None = None
+    ) -> None:
+        self.settings = settings
+        self.config_flag = config_flag
+        self.store_url = resolve_url(db_flag, settings.store.url)
+        self.engine: Engine = open_engine(self.store_url)
+        self.notifier = notifier or Notifier()
+        self.sources: dict[str, Source] = {s.name: make_source(s) for s in settings.sources}
+        self.stopping = threading.Event()
+        self.reload_requested = threading.Event()
+        self.last_ingest = "none yet"
+        self.scheduler: BackgroundScheduler | None = None
+
+    # --- the work ------------------------------------------------------------------------
+
+    def poll(self, name: str, report: CycleReport | None = None) -> None:
+        source = self.sources.get(name)
+        settings = next((s for s in self.settings.sources if s.name == name), None)
+        if source is None or settings is None:
+            return
+        now = clock.now()
+        try:
+            result = source.poll(self.engine, now)
+        except PaperdigestError as exc:
+            log.error("source %s failed: %s", name, exc)
+            self._save_state(name, {"last_poll_at": now, "last_error_at": now, "last_error": str(exc)}, failed=True)
+            if report is not None:
+                report.source_errors.append(str(exc))
+            return
+        values: dict[str, Any] = {"last_poll_at": now, "last_success_at": now, **result.validators}
+        if result.ingested or result.empty:
+            values["last_entries"] = result.entries
+        if result.changed:
+            values["last_change_at"] = now
+            self.last_ingest = f"{now:%Y-%m-%d %H:%M}Z {name}: {result.new} new"
+        if result.empty:
+            log.warning("source %s yielded zero entries", name)
+        self._save_state(name, values, failed=False)
+        if report is not None:
+            report.polls.append(result)
+        self._update_status()
+
+    def _save_state(self, name: str, values: dict[str, Any], failed: bool) -> None:
+        try:
+            with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+                previous = queries.source_states(conn).get(name)
+                failures = (previous.failures if previous is not None else 0) + 1 if failed else 0
+                queries.save_source_state(conn, name, {**values, "failures": failures})
+        except Exception as exc:  # the state is advisory; never let it stop the service
+            log.error("cannot record the state of source %s: %s", name, exc)
+
+    def send(self, report: CycleReport | None = None) -> None:
+        now = clock.now()
+        try:
+            planned = outbox.enqueue_due(self.engine, self.settings, now)
+            deliveries = outbox.deliver_due(
+                self.engine, self.settings, outbox.transport_for(self.settings), now, stop=self.stopping.is_set
+            )
+        except PaperdigestError as exc:
+            log.error("sending failed: %s", exc)
+            if report is not None:
+                report.mail_error = str(exc)
+            return
+        for item in planned:
+            log.info(
+                "digest for %s (%s): %s",
+                item.subscriber,
+                f"{item.period:%Y-%m-%d %H:%M}Z",
+                "empty, not sent" if item.status == "empty" else f"{item.papers} papers queued",
+            )
+        for d in deliveries:
+            level = logging.INFO if d.outcome == "sent" else logging.WARNING
+            log.log(level, "mail to %s (%s): %s: %s", d.subscriber, f"{d.period:%Y-%m-%d %H:%M}Z", d.outcome, d.detail)
+        if report is not None:
+            report.planned.extend(planned)
+            report.deliveries.extend(deliveries)
+        self._update_status()
+
+    def cycle(self) -> CycleReport:
+        """One full cycle: poll every source, then send what is due."""
+        report = CycleReport()
+        for name in list(self.sources):
+            self.poll(name, report)
+        self.send(report)
+        return report
+
+    # --- the daemon ----------------------------------------------------------------------
+
+    def _update_status(self) -> None:
+        upcoming = next_digests(self.settings, clock.now())
+        nxt = f"{upcoming[0][1]:%Y-%m-%d %H:%M}Z {upcoming[0][0]}" if upcoming else "none"
+        self.notifier.status(f"last ingest: {self.last_ingest}; next digest: {nxt}")
+
+    def _add_jobs(self, scheduler: BackgroundScheduler) -> None:
+        grace = int(parse_every(self.settings.daemon.misfire_grace).total_seconds())
+        common: dict[str, Any] = {
+            "coalesce": True,
+            "max_instances": 1,
+            "misfire_grace_time": grace,
+            "replace_existing": True,
+        }
+        now = clock.now()
+        for source in self.settings.sources:
+            trigger: Any = (
+                cron_trigger(source.cron)
+                if source.cron
+                else IntervalTrigger(seconds=poll_interval(source).total_seconds())
+            )
+            scheduler.add_job(
+                self.poll, trigger, args=[source.name], id=f"source:{source.name}", executor="ingest", **common
+            )
+        for subscriber in self.settings.subscribers:
+            scheduler.add_job(
+                self.send,
+                cron_trigger(subscriber.cron, subscriber.timezone),
+                id=f"digest:{subscriber.email}",
+                executor="mail",
+                **common,
+            )
+        tick = parse_every(self.settings.daemon.tick)
+        scheduler.add_job(
+            self.send,
+            IntervalTrigger(seconds=tick.total_seconds()),
+            id="mail:tick",
+            executor="mail",
+            next_run_time=now + tick,
+            **common,
+        )
+
+    def _startup(self) -> None:
+        """Catch up after downtime: poll everything, then send what the outbox says is due."""
+        for name in list(self.sources):
+            if self.stopping.is_set():
+                return
+            self.poll(name)
+        if self.scheduler is not None and not self.stopping.is_set():
+            self.scheduler.add_job(self.send, id="mail:startup", executor="mail", replace_existing=True)
+
+    def reload(self) -> None:
+        try:
+            fresh = config.resolve(self.config_flag)
+        except ConfigError as exc:
+            log.error("new config refused, keeping the running one: %s", exc)
+            return
+        if resolve_url(None, fresh.store.url) != resolve_url(None, self.settings.store.url):
+            log.warning("the store URL changed in the config: that takes a restart; keeping the current store")
+        self.settings = fresh
+        self.sources = {s.name: make_source(s, self.sources.get(s.name)) for s in fresh.sources}
+        if self.scheduler is not None:
+            self.scheduler.remove_all_jobs()
+            self._add_jobs(self.scheduler)
+            self._add_watchdog(self.scheduler)
+        log.info("config reloaded: %d sources, %d subscribers", len(fresh.sources), len(fresh.subscribers))
+
+    def _add_watchdog(self, scheduler: BackgroundScheduler) -> None:
+        if self.notifier.watchdog is not None:
+            every = max(self.notifier.watchdog.total_seconds() / 2, 0.5)
+            scheduler.add_job(
+                self.notifier.ping,
+                IntervalTrigger(seconds=every),
+                id="watchdog",
+                executor="default",
+                replace_existing=True,
+                coalesce=True,
+                max_instances=1,
+            )
+
+    def serve(self) -> int:
+        with InstanceLock(lock_path(self.store_url)):
+            scheduler = BackgroundScheduler(
+                timezone=dt.UTC,
+                executors={
+                    "default": ThreadPoolExecutor(1),
+                    "ingest": ThreadPoolExecutor(1),
+                    "mail": ThreadPoolExecutor(1),
+                },
+            )
+            self.scheduler = scheduler
+            self._add_jobs(scheduler)
+            self._add_watchdog(scheduler)
+            scheduler.add_job(self._startup, id="startup", executor="ingest")
+            self._install_signals()
+            scheduler.start()
+            log.info(
+                "paperdigest started: %d sources, %d subscribers, store %s",
+                len(self.settings.sources),
+                len(self.settings.subscribers),
+                _shown(self.store_url),
+            )
+            self.notifier.ready("started; catching up")
+            while not self.stopping.wait(0.2):
+                if self.reload_requested.is_set():
+                    self.reload_requested.clear()
+                    self.reload()
+            log.info("stopping: finishing the job in flight")
+            self.notifier.stopping()
+            scheduler.shutdown(wait=True)
+            log.info("stopped")
+            return EXIT_OK
+
+    def once(self) -> CycleReport:
+        with InstanceLock(lock_path(self.store_url)):
+            return self.cycle()
+
+    def _install_signals(self) -> None:
+        def stop(signum: int, frame: FrameType | None) -> None:
+            self.stopping.set()
+
+        def reload(signum: int, frame: FrameType | None) -> None:
+            self.reload_requested.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, reload)
+
+
+def _shown(url: str) -> str:
+    from daemon.settings import display_url
+
+    return display_url(url)

@@ -1,0 +1,147 @@
+"""The directory source: new files in the inbox are ingested, then moved to processed/ (or, when
+rejected, to rejected/ beside a .error file saying why). Nothing is ever deleted.
+
+A file still being written is left for the next poll: a temporary name (*.part, .*), or a
+size or modification time that changed since the last poll, or a modification time younger
+than `settle`. With `move = false` (the embedded seeds/) files stay where they are and a dump
+already ingested is known by its content hash.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from daemon.errors import BadInputError, SourceError
+from daemon.ingest import apply
+from daemon.model import DumpResult, RawDump
+from daemon.parse import content_hash, parse_dump
+from daemon.sources.files import is_candidate, order_by_capture
+from daemon.store import queries
+
+log = logging.getLogger("paperdigest.sources")
+
+PROCESSED = "processed"
+REJECTED = "rejected"
+SETTLE = dt.timedelta(seconds=2)
+
+
+@dataclass
+class PollResult:
+    source: str
+    ingested: list[DumpResult] = field(default_factory=list)
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    waiting: list[str] = field(default_factory=list)  # still being written
+    validators: dict[str, str | None] = field(default_factory=dict)  # HTTP: etag, last_modified
+    not_modified: bool = False
+    empty: bool = False  # the source answered with a listing of zero entries
+
+    @property
+    def entries(self) -> int:
+        return sum(r.entries for r in self.ingested)
+
+    @property
+    def new(self) -> int:
+        return sum(r.new for r in self.ingested if not r.duplicate_dump)
+
+    @property
+    def changed(self) -> bool:
+        return any(not r.duplicate_dump for r in self.ingested)
+
+
+@dataclass
+class DirectorySource:
+    """Polls one folder. Keeps the last stat of files it saw, to tell files still growing."""
+
+    name: str
+    path: Path
+    move: bool = True
+    settle: dt.timedelta = SETTLE
+    seen: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def _files(self) -> list[Path]:
+        try:
+            entries = sorted(self.path.iterdir())
+        except FileNotFoundError:
+            raise SourceError(f"source {self.name}: {self.path} does not exist") from None
+        except OSError as exc:
+            raise SourceError(f"source {self.name}: cannot list {self.path}: {exc.strerror}") from None
+        candidates = [p for p in entries if p.is_file() and is_candidate(p)]
+        return [pending.path for pending in order_by_capture(candidates, None)]  # oldest capture first
+
+    def _ready(self, path: Path, now: dt.datetime) -> bool:
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            return False
+        signature = (stat.st_size, stat.st_mtime_ns)
+        previous = self.seen.get(path.name)
+        self.seen[path.name] = signature
+        if previous is not None and previous != signature:
+            return False  # it changed since the last poll: still being written
+        age = now.timestamp() - stat.st_mtime
+        return previous == signature or age >= self.settle.total_seconds()
+
+    def poll(self, engine: Engine, now: dt.datetime) -> PollResult:
+        result = PollResult(self.name)
+        for path in self._files():
+            if self.move and not self._ready(path, now):
+                result.waiting.append(path.name)
+                continue
+            self._take(engine, path, result)
+        self.seen = {k: v for k, v in self.seen.items() if (self.path / k).exists()}
+        return result
+
+    def _take(self, engine: Engine, path: Path, result: PollResult) -> None:
+        try:
+            with path.open("rb") as handle:
+                data = handle.read()
+                mtime = os.fstat(handle.fileno()).st_mtime
+        except OSError as exc:
+            raise SourceError(f"source {self.name}: cannot read {path}: {exc.strerror}") from None
+        if not self.move:
+            with engine.connect() as conn:
+                if queries.dump_by_hash(conn, content_hash(data)) is not None:
+                    return
+        try:
+            listing = parse_dump(RawDump(str(path), data, mtime))
+        except BadInputError as exc:
+            result.rejected.append((path.name, str(exc)))
+            log.warning("source %s: rejected %s: %s", self.name, path.name, exc)
+            if self.move:
+                self._reject(path, str(exc))
+            return
+        outcome = apply(engine, listing)  # a StoreError propagates: the file stays for the next poll
+        result.ingested.append(outcome)
+        log.info(
+            "source %s: ingested %s: %d entries, %d new, %d updated%s",
+            self.name,
+            path.name,
+            outcome.entries,
+            outcome.new,
+            outcome.updated,
+            " (already ingested)" if outcome.duplicate_dump else "",
+        )
+        if self.move:
+            _move(path, self.path / PROCESSED)
+
+    def _reject(self, path: Path, reason: str) -> None:
+        target = _move(path, self.path / REJECTED)
+        target.with_name(target.name + ".error").write_text(reason + "\n", encoding="utf-8")
+
+
+def _move(path: Path, folder: Path) -> Path:
+    """Move into `folder`, never overwriting: a name already there gets a .1, .2, ... suffix."""
+    folder.mkdir(exist_ok=True)
+    target = folder / path.name
+    counter = 1
+    while target.exists():
+        target = folder / f"{path.name}.{counter}"
+        counter += 1
+    os.replace(path, target)
+    return target

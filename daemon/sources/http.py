@@ -1,0 +1,144 @@
+"""HTTP sources: the daily-papers JSON API or HTML listing pages, fetched with httpx.
+
+Connect/read timeouts, a response size cap, retries with backoff on 5xx and 429 (honouring
+Retry-After), conditional GET (ETag / Last-Modified) and a User-Agent naming the tool.
+Every body fetched is archived as a dump file before it is parsed, so `backfill` can
+replay history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import Engine
+
+from daemon import __version__
+from daemon.errors import BadInputError, SourceError
+from daemon.ingest import apply
+from daemon.model import RawDump
+from daemon.parse import content_hash, parse_dump
+from daemon.parse.decode import decode_dump
+from daemon.sources.directory import PollResult
+from daemon.sources.files import write_atomically
+from daemon.store import queries
+from daemon.store.engine import state_dir
+
+log = logging.getLogger("paperdigest.sources")
+
+USER_AGENT = f"paperdigest/{__version__} (+https://github.com/paperdigest)"
+MAX_BYTES = 20 * 1024 * 1024
+TIMEOUT = httpx.Timeout(connect=10.0, read=30.0, write=10.0, pool=10.0)
+RETRIES = 3
+MAX_RETRY_AFTER = 60.0
+
+
+def retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value.strip())
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - now, 0.0)
+
+
+@dataclass
+class HttpSource:
+    name: str
+    url: str
+    client: httpx.Client | None = None
+    archive: Path | None = None
+    sleep: Any = field(default=time.sleep)
+    backoff: float = 1.0
+
+    def _client(self) -> httpx.Client:
+        if self.client is None:
+            self.client = httpx.Client(timeout=TIMEOUT, headers={"User-Agent": USER_AGENT}, follow_redirects=True)
+        return self.client
+
+    def _fetch(self, headers: dict[str, str]) -> tuple[httpx.Headers, bytes] | None:
+        """The response (None for 304), after retries; SourceError when it cannot be had."""
+        last = ""
+        for attempt in range(RETRIES + 1):
+            try:
+                with self._client().stream("GET", self.url, headers=headers) as response:
+                    if response.status_code == 304:
+                        return None
+                    if response.status_code == 429 or response.status_code >= 500:
+                        last = f"HTTP {response.status_code}"
+                        wait = retry_after(response.headers.get("Retry-After"), time.time())
+                        if attempt < RETRIES:
+                            self.sleep(min(wait if wait is not None else self.backoff * 2**attempt, MAX_RETRY_AFTER))
+                            continue
+                        break
+                    if response.status_code >= 400:
+                        raise SourceError(f"source {self.name}: {self.url} answered HTTP {response.status_code}")
+                    body = bytearray()
+                    for chunk in response.iter_bytes():
+                        body += chunk
+                        if len(body) > MAX_BYTES:
+                            raise SourceError(f"source {self.name}: response larger than {MAX_BYTES} bytes: refused")
+                    return response.headers, bytes(body)
+            except httpx.TimeoutException:
+                last = "timed out"
+            except httpx.TransportError as exc:
+                last = f"cannot connect: {exc.__class__.__name__}"
+            if attempt < RETRIES:
+                self.sleep(self.backoff * 2**attempt)
+        raise SourceError(f"source {self.name}: {self.url}: {last} (after {RETRIES + 1} tries)")
+
+    def poll(self, engine: Engine, now: dt.datetime) -> PollResult:
+        result = PollResult(self.name)
+        with engine.connect() as conn:
+            state = queries.source_states(conn).get(self.name)
+        headers = {}
+        if state is not None and state.etag:
+            headers["If-None-Match"] = state.etag
+        if state is not None and state.last_modified:
+            headers["If-Modified-Since"] = state.last_modified
+        fetched = self._fetch(headers)
+        if fetched is None:
+            result.not_modified = True
+            return result
+        response_headers, body = fetched
+        result.validators = {
+            "etag": response_headers.get("ETag"),
+            "last_modified": response_headers.get("Last-Modified"),
+        }
+        path = self._archive(body, response_headers.get("Content-Type", ""), now)
+        if _is_empty_json(body):
+            log.warning("source %s: the listing is empty (zero entries)", self.name)
+            result.empty = True
+            return result
+        try:
+            listing = parse_dump(RawDump(str(path), body, now.timestamp()), now.date())
+        except BadInputError as exc:
+            result.rejected.append((path.name, str(exc)))
+            raise SourceError(f"source {self.name}: the page did not parse: {exc}") from None
+        result.ingested.append(apply(engine, listing))
+        return result
+
+    def _archive(self, body: bytes, content_type: str, now: dt.datetime) -> Path:
+        folder = self.archive or state_dir() / "archive" / self.name
+        folder.mkdir(parents=True, exist_ok=True)
+        suffix = ".json" if "json" in content_type else ".html" if "html" in content_type else ".txt"
+        path = folder / f"{now:%Y-%m-%d_%H%M%S}_{content_hash(body)[:12]}{suffix}"
+        write_atomically(path, body)
+        return path
+
+
+def _is_empty_json(body: bytes) -> bool:
+    try:
+        return decode_dump(body, "-").strip() == "[]"
+    except BadInputError:
+        return False
