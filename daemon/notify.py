@@ -15,6 +15,7 @@ class Notifier:
         address = env.get("NOTIFY_SOCKET", "")
         self.address = "\0" + address[1:] if address.startswith("@") else address
         self.watchdog: dt.timedelta | None = None
+        self.last_status = ""
         usec = env.get("WATCHDOG_USEC", "")
         pid = env.get("WATCHDOG_PID", "")
         if usec.isdigit() and int(usec) > 0 and (not pid or pid == str(os.getpid())):
@@ -30,16 +31,21 @@ class Notifier:
         payload = "\n".join(fields).encode("utf-8", "replace")
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+                sock.setblocking(False)  # a reader that does not keep up must never stall the service
                 sock.connect(self.address)
                 sock.sendall(payload)
         except OSError:
-            pass  # systemd went away or the socket is gone: never fatal for the service
+            pass  # systemd went away, the socket is gone or full: never fatal for the service
 
     def ready(self, status: str) -> None:
         self.send("READY=1", f"STATUS={_one_line(status)}")
 
     def status(self, status: str) -> None:
-        self.send(f"STATUS={_one_line(status)}")
+        """Tell systemd what we are doing; repeated text is not sent again."""
+        text = _one_line(status)
+        if text != self.last_status:
+            self.last_status = text
+            self.send(f"STATUS={text}")
 
     def ping(self) -> None:
         self.send("WATCHDOG=1")
