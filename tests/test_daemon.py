@@ -222,7 +222,7 @@ def test_sigkill_and_restart_neither_loses_nor_repeats(
     drop(inbox, SEED2)  # arrives while the daemon is down
     second = Daemon(config, db, notify)
     daemons.append(second)
-    wait_for(lambda: (inbox / "processed" / SEED2.name).exists(), what="the file dropped while down")
+    wait_for((inbox / "processed" / SEED2.name).exists, what="the file dropped while down")
     time.sleep(3)  # several ticks: nothing may be sent again for the same period
     assert received_by(smtp) == {"ada@example.org": 1, "grace@example.org": 1}
     assert second.stop() == 0
