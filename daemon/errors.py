@@ -37,6 +37,10 @@ class ParseError(BadInputError, ValueError):
         super().__init__(f"{where}: {reason}")
 
 
+class EmptyListingError(ParseError):
+    """A well-formed listing with zero entries: a warning for a source, an error for `ingest`."""
+
+
 class ConfigError(BadInputError):
     """A config file that is refused, with the key path and the reason."""
 

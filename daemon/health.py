@@ -78,10 +78,10 @@ def source_health(source: SourceSettings, state: Any | None, now: dt.datetime) -
         verdict = "never polled"
     elif last_error_at is not None and (last_success is None or last_error_at >= last_success):
         verdict = "failing"
-    elif limit is not None and (since_change is None or since_change > limit):
-        verdict = "stale"
     elif get("last_entries") == 0:
         verdict = "warning"
+    elif limit is not None and since_change is not None and since_change > limit:
+        verdict = "stale"
     else:
         verdict = "ok"
     return SourceHealth(

@@ -93,7 +93,7 @@ class Service:
         now = clock.now()
         try:
             result = source.poll(self.engine, now)
-        except PaperdigestError as exc:
+        except (PaperdigestError, OSError) as exc:
             log.error("source %s failed: %s", name, exc)
             self._save_state(name, {"last_poll_at": now, "last_error_at": now, "last_error": str(exc)}, failed=True)
             if report is not None:
@@ -117,6 +117,9 @@ class Service:
             with self.engine.connect().execution_options(write=True) as conn, conn.begin():
                 previous = queries.source_states(conn).get(name)
                 failures = (previous.failures if previous is not None else 0) + 1 if failed else 0
+                if not failed and (previous is None or previous.last_change_at is None):
+                    # staleness counts from the first successful poll: the listing we started with
+                    values.setdefault("last_change_at", values["last_poll_at"])
                 queries.save_source_state(conn, name, {**values, "failures": failures})
         except Exception as exc:  # the state is advisory; never let it stop the service
             log.error("cannot record the state of source %s: %s", name, exc)

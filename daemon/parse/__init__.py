@@ -6,7 +6,7 @@ import datetime as dt
 import hashlib
 
 from daemon import clock
-from daemon.errors import ParseError
+from daemon.errors import EmptyListingError, ParseError
 from daemon.model import Entry, Listing, RawDump
 from daemon.parse.api_json import parse_api_json
 from daemon.parse.dates import DateValueError, date_from_filename, latest_on_or_before, mtime_date
@@ -65,7 +65,7 @@ def parse_dump(raw: RawDump, as_of: dt.date | None = None) -> Listing:
         entries = [_resolve(entry, position, capture, raw.source) for position, entry in enumerate(listing.entries, 1)]
         layout = listing.layout
     if not entries:
-        raise ParseError(raw.source, None, "the listing holds no entries")
+        raise EmptyListingError(raw.source, None, "the listing holds no entries")
     return Listing(raw.source, capture, layout, content_hash(raw.data), tuple(entries))
 
 

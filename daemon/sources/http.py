@@ -20,11 +20,10 @@ import httpx
 from sqlalchemy import Engine
 
 from daemon import __version__
-from daemon.errors import BadInputError, SourceError
+from daemon.errors import BadInputError, EmptyListingError, SourceError
 from daemon.ingest import apply
 from daemon.model import RawDump
 from daemon.parse import content_hash, parse_dump
-from daemon.parse.decode import decode_dump
 from daemon.sources.directory import PollResult
 from daemon.sources.files import write_atomically
 from daemon.store import queries
@@ -116,12 +115,12 @@ class HttpSource:
             "last_modified": response_headers.get("Last-Modified"),
         }
         path = self._archive(body, response_headers.get("Content-Type", ""), now)
-        if _is_empty_json(body):
+        try:
+            listing = parse_dump(RawDump(str(path), body, now.timestamp()), now.date())
+        except EmptyListingError:
             log.warning("source %s: the listing is empty (zero entries)", self.name)
             result.empty = True
             return result
-        try:
-            listing = parse_dump(RawDump(str(path), body, now.timestamp()), now.date())
         except BadInputError as exc:
             result.rejected.append((path.name, str(exc)))
             raise SourceError(f"source {self.name}: the page did not parse: {exc}") from None
@@ -130,15 +129,11 @@ class HttpSource:
 
     def _archive(self, body: bytes, content_type: str, now: dt.datetime) -> Path:
         folder = self.archive or state_dir() / "archive" / self.name
-        folder.mkdir(parents=True, exist_ok=True)
         suffix = ".json" if "json" in content_type else ".html" if "html" in content_type else ".txt"
         path = folder / f"{now:%Y-%m-%d_%H%M%S}_{content_hash(body)[:12]}{suffix}"
-        write_atomically(path, body)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            write_atomically(path, body)
+        except OSError as exc:
+            raise SourceError(f"source {self.name}: cannot archive the body in {folder}: {exc.strerror}") from None
         return path
-
-
-def _is_empty_json(body: bytes) -> bool:
-    try:
-        return decode_dump(body, "-").strip() == "[]"
-    except BadInputError:
-        return False

@@ -1,0 +1,692 @@
+"""HttpSource against a real HTTP server on 127.0.0.1: fetch, retries, conditional GET, size cap,
+archive, parse errors, and how each outcome shows in the source's health and in `status`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import json
+import socket
+import threading
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import Engine
+
+from daemon import config, health
+from daemon.config import Settings, SourceSettings
+from daemon.errors import SourceError
+from daemon.parse import content_hash
+from daemon.service import Service
+from daemon.sources import http as http_source
+from daemon.sources.http import HttpSource
+from daemon.store import queries
+from daemon.store.engine import open_engine
+from tests.conftest import FIXTURES
+
+API_FIXTURE = FIXTURES / "hf_daily_papers_2023-05.json"
+PROPS_PAGE = FIXTURES / "daily_papers_props.html"
+NOT_A_LISTING = FIXTURES / "not_a_listing.html"
+JSON_TYPE = "application/json; charset=utf-8"
+HTML_TYPE = "text/html; charset=utf-8"
+LAST_MODIFIED = "Wed, 21 Oct 2015 07:28:00 GMT"
+NOW = dt.datetime(2026, 3, 2, 9, 30, tzinfo=dt.UTC)
+
+
+# --- the server ------------------------------------------------------------------------------
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0  # seconds before the status line is sent
+
+
+@dataclass
+class Seen:
+    path: str
+    headers: dict[str, str]  # lower-cased names
+
+
+class Server:
+    """A loopback HTTP server whose replies each test programs; it records every request."""
+
+    def __init__(self) -> None:
+        self.replies: deque[Reply] = deque()
+        self.default = Reply(404, b"not programmed")
+        self.requests: list[Seen] = []
+        self.stop = threading.Event()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                server.requests.append(Seen(self.path, {k.lower(): v for k, v in self.headers.items()}))
+                reply = server.replies.popleft() if server.replies else server.default
+                if reply.delay and server.stop.wait(reply.delay):
+                    return
+                try:
+                    self.send_response(reply.status)
+                    for name, value in reply.headers.items():
+                        self.send_header(name, value)
+                    if reply.status != 304:
+                        self.send_header("Content-Length", str(len(reply.body)))
+                    self.end_headers()
+                    if reply.status != 304:
+                        self.wfile.write(reply.body)
+                except OSError:  # the client gave up (timeout, size cap): nothing to do
+                    pass
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    @property
+    def base(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def url(self, path: str = "/api/daily_papers") -> str:
+        return self.base + path
+
+    def program(self, *replies: Reply, default: Reply | None = None) -> None:
+        self.replies.extend(replies)
+        if default is not None:
+            self.default = default
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    srv = Server()
+    srv.thread.start()
+    try:
+        yield srv
+    finally:
+        srv.stop.set()
+        srv.httpd.shutdown()
+        srv.httpd.server_close()
+        srv.thread.join(timeout=5)
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    eng = open_engine(f"sqlite:///{tmp_path}/x.db")
+    yield eng
+    eng.dispose()
+
+
+class Sleeps(list[float]):
+    """Stands in for time.sleep: records the waits, never waits."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+@pytest.fixture
+def sources() -> Iterator[list[HttpSource]]:
+    """HttpSources made by a test; their clients are closed afterwards."""
+    made: list[HttpSource] = []
+    yield made
+    for source in made:
+        if source.client is not None:
+            source.client.close()
+
+
+def make(sources: list[HttpSource], url: str, archive: Path, **kwargs: Any) -> HttpSource:
+    source = HttpSource("api", url, archive=archive, sleep=kwargs.pop("sleep", Sleeps()), **kwargs)
+    sources.append(source)
+    return source
+
+
+def json_reply(body: bytes, **headers: str) -> Reply:
+    return Reply(200, body, {"Content-Type": JSON_TYPE, **headers})
+
+
+def counts(engine: Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        return queries.counts(conn)
+
+
+def state_of(engine: Engine, name: str) -> Any:
+    with engine.connect() as conn:
+        return queries.source_states(conn).get(name)
+
+
+def free_port() -> int:
+    """A loopback port with nothing listening on it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def url_settings(url: str, **extra: str) -> Settings:
+    return config.validate({"sources": [{"name": "api", "kind": "url", "url": url, **extra}]}, "t")
+
+
+def write_config(tmp_path: Path, url: str) -> Path:
+    path = tmp_path / "paperdigest.toml"
+    path.write_text(f'[[sources]]\nname = "api"\nkind = "url"\nurl = "{url}"\n', encoding="utf-8")
+    return path
+
+
+def service_for(settings: Settings, db_url: str) -> Service:
+    service = Service(settings, db_url, None)
+    source = service.sources["api"]
+    assert isinstance(source, HttpSource)
+    source.sleep = Sleeps()  # never really wait in a test
+    return service
+
+
+def close_service(service: Service) -> None:
+    for source in service.sources.values():
+        if isinstance(source, HttpSource) and source.client is not None:
+            source.client.close()
+    service.engine.dispose()
+
+
+def status(cli: Any, config_path: Path, db_url: str) -> tuple[int, dict[str, Any]]:
+    result = cli("--config", str(config_path), "--db", db_url, "status", "--json")
+    return result.code, json.loads(result.out)
+
+
+# --- 1. the JSON API --------------------------------------------------------------------------
+
+
+def test_json_api_body_is_ingested_with_the_tool_user_agent(
+    server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource]
+) -> None:
+    body = API_FIXTURE.read_bytes()
+    distinct_ids = {item["paper"]["id"] for item in json.loads(body)}
+    server.program(json_reply(body))
+    source = make(sources, server.url("/api/daily_papers?date=2023-05-04"), tmp_path / "archive")
+
+    result = source.poll(engine, NOW)
+
+    assert not result.not_modified and not result.empty
+    assert result.entries == len(distinct_ids)
+    assert result.new == len(distinct_ids)
+    assert result.changed
+    stored = counts(engine)
+    assert stored["papers"] == len(distinct_ids)
+    assert stored["papers_with_arxiv_id"] == len(distinct_ids)
+    assert stored["dumps"] == 1
+    assert len(server.requests) == 1
+    request = server.requests[0]
+    assert request.path == "/api/daily_papers?date=2023-05-04"
+    assert request.headers["user-agent"].startswith("paperdigest/")
+    assert "if-none-match" not in request.headers and "if-modified-since" not in request.headers
+
+
+# --- 2. the archive ---------------------------------------------------------------------------
+
+
+def test_body_is_archived_byte_identical_and_backfill_replays_it(
+    server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource], cli: Any
+) -> None:
+    body = API_FIXTURE.read_bytes()
+    archive = tmp_path / "archive"
+    server.program(json_reply(body))
+    make(sources, server.url(), archive).poll(engine, NOW)
+
+    files = [p for p in archive.iterdir() if p.is_file()]
+    assert len(files) == 1
+    assert files[0].read_bytes() == body
+    assert files[0].suffix == ".json"
+    assert content_hash(body)[:12] in files[0].name
+    assert NOW.strftime("%Y-%m-%d") in files[0].name
+
+    db_url = f"sqlite:///{tmp_path}/x.db"
+    replay = cli("--db", db_url, "backfill", str(archive), "--json")
+    assert replay.code == 0, replay.err
+    lines = replay.json_lines()
+    assert len(lines) == 1
+    assert lines[0]["duplicate_dump"] is True
+    assert lines[0]["entries"] == len(json.loads(body))
+    assert lines[0]["new"] == lines[0]["updated"] == 0
+    assert counts(engine)["dumps"] == 1
+
+
+def test_body_is_archived_even_when_it_does_not_parse(
+    server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource]
+) -> None:
+    """The archive is written before parsing: a page that fails to parse is still kept."""
+    body = NOT_A_LISTING.read_bytes()
+    archive = tmp_path / "archive"
+    server.program(Reply(200, body, {"Content-Type": HTML_TYPE}))
+    with pytest.raises(SourceError):
+        make(sources, server.url("/papers/date/2026-03-02"), archive).poll(engine, NOW)
+    files = [p for p in archive.iterdir() if p.is_file()]
+    assert [f.read_bytes() for f in files] == [body]
+    assert files[0].suffix == ".html"
+
+
+# --- 3. retries -------------------------------------------------------------------------------
+
+
+def test_503_twice_then_200_succeeds_after_growing_waits(
+    server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource]
+) -> None:
+    body = API_FIXTURE.read_bytes()
+    server.program(Reply(503, b"busy"), Reply(503, b"busy"), json_reply(body))
+    sleeps = Sleeps()
+    source = make(sources, server.url(), tmp_path / "archive", sleep=sleeps)
+
+    result = source.poll(engine, NOW)
+
+    assert len(server.requests) == 3
+    assert result.entries == len(json.loads(body))
+    assert counts(engine)["dumps"] == 1
+    assert len(sleeps) == 2
+    assert 0 < sleeps[0] < sleeps[1]
+    # only the good body is archived
+    assert [p.read_bytes() for p in (tmp_path / "archive").iterdir()] == [body]
+
+
+def test_429_waits_as_long_as_retry_after_says(
+    server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource]
+) -> None:
+    server.program(Reply(429, b"slow down", {"Retry-After": "7"}), json_reply(API_FIXTURE.read_bytes()))
+    sleeps = Sleeps()
+    result = make(sources, server.url(), tmp_path / "archive", sleep=sleeps).poll(engine, NOW)
+    assert sleeps == [7.0]
+    assert len(server.requests) == 2
+    assert result.entries > 0
+
+
+def test_retry_after_is_capped(server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource]) -> None:
+    server.program(Reply(429, b"", {"Retry-After": "86400"}), json_reply(API_FIXTURE.read_bytes()))
+    sleeps = Sleeps()
+    make(sources, server.url(), tmp_path / "archive", sleep=sleeps).poll(engine, NOW)
+    assert sleeps == [http_source.MAX_RETRY_AFTER]
+
+
+def test_500_forever_is_a_source_error_after_four_tries(
+    server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource]
+) -> None:
+    server.program(default=Reply(500, b"broken"))
+    sleeps = Sleeps()
+    with pytest.raises(SourceError, match="HTTP 500") as caught:
+        make(sources, server.url(), tmp_path / "archive", sleep=sleeps).poll(engine, NOW)
+    assert "4 tries" in str(caught.value)
+    assert len(server.requests) == 4
+    assert len(sleeps) == 3
+    assert counts(engine)["dumps"] == 0
+    assert not (tmp_path / "archive").exists() or not any((tmp_path / "archive").iterdir())
+
+
+def test_retry_after_as_an_http_date(server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource]) -> None:
+    when = email.utils.format_datetime(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30), usegmt=True)
+    server.program(Reply(503, b"", {"Retry-After": when}), json_reply(API_FIXTURE.read_bytes()))
+    sleeps = Sleeps()
+    make(sources, server.url(), tmp_path / "archive", sleep=sleeps).poll(engine, NOW)
+    assert len(sleeps) == 1
+    assert 25 <= sleeps[0] <= 31
+
+
+def test_a_redirect_is_followed(server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource]) -> None:
+    server.program(Reply(302, b"", {"Location": "/api/daily_papers?date=2023-05-04"}), json_reply(b"[]"))
+    result = make(sources, server.url("/api/old"), tmp_path / "archive").poll(engine, NOW)
+    assert result.empty is True
+    assert [r.path for r in server.requests] == ["/api/old", "/api/daily_papers?date=2023-05-04"]
+
+
+# --- 4. conditional GET -----------------------------------------------------------------------
+
+
+def test_conditional_get_sends_the_stored_validators_and_304_ingests_nothing(
+    server: Server, tmp_path: Path, db_url: str
+) -> None:
+    body = API_FIXTURE.read_bytes()
+    server.program(
+        json_reply(body, ETag='"abc"', **{"Last-Modified": LAST_MODIFIED}),
+        Reply(304, b"", {"ETag": '"abc"'}),
+    )
+    service = service_for(url_settings(server.url()), db_url)
+    try:
+        service.poll("api")
+        archived = list((tmp_path / "state" / "archive" / "api").iterdir())  # the default archive
+        assert [p.read_bytes() for p in archived] == [body]
+        first = state_of(service.engine, "api")
+        assert first.etag == '"abc"'
+        assert first.last_modified == LAST_MODIFIED
+        assert first.last_entries == len(json.loads(body))
+        before = counts(service.engine)
+
+        result = service.sources["api"].poll(service.engine, NOW)
+
+        assert result.not_modified is True
+        assert result.ingested == [] and result.entries == 0 and not result.changed
+        assert counts(service.engine) == before
+        second = server.requests[1].headers
+        assert second["if-none-match"] == '"abc"'
+        assert second["if-modified-since"] == LAST_MODIFIED
+        assert "if-none-match" not in server.requests[0].headers
+    finally:
+        close_service(service)
+
+
+def test_validators_written_to_source_state_are_sent(
+    server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource]
+) -> None:
+    with engine.begin() as conn:
+        queries.save_source_state(conn, "api", {"etag": '"abc"', "last_modified": LAST_MODIFIED})
+    server.program(Reply(304))
+    result = make(sources, server.url(), tmp_path / "archive").poll(engine, NOW)
+    assert result.not_modified is True
+    assert server.requests[0].headers["if-none-match"] == '"abc"'
+    assert server.requests[0].headers["if-modified-since"] == LAST_MODIFIED
+    assert counts(engine)["dumps"] == 0
+    assert not (tmp_path / "archive").exists()
+
+
+def test_a_304_keeps_the_validators_and_counts_as_success(server: Server, tmp_path: Path, db_url: str) -> None:
+    server.program(json_reply(API_FIXTURE.read_bytes(), ETag='"abc"'), Reply(304), Reply(304))
+    service = service_for(url_settings(server.url()), db_url)
+    try:
+        service.poll("api")
+        service.poll("api")
+        service.poll("api")
+        state = state_of(service.engine, "api")
+        assert state.etag == '"abc"'
+        assert state.last_error is None and state.failures == 0
+        assert server.requests[2].headers["if-none-match"] == '"abc"'
+    finally:
+        close_service(service)
+
+
+# --- 5. the size cap --------------------------------------------------------------------------
+
+
+def test_a_body_over_the_cap_is_refused_and_nothing_is_stored(
+    server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(http_source, "MAX_BYTES", 10_000)
+    server.program(default=json_reply(API_FIXTURE.read_bytes()))
+    with pytest.raises(SourceError, match="larger than 10000 bytes"):
+        make(sources, server.url(), tmp_path / "archive").poll(engine, NOW)
+    assert counts(engine) == {"papers": 0, "dumps": 0, "sightings": 0, "papers_with_arxiv_id": 0}
+    assert not (tmp_path / "archive").exists() or not any((tmp_path / "archive").iterdir())
+
+
+def test_a_body_under_the_cap_is_accepted(
+    server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = PROPS_PAGE.read_bytes()
+    monkeypatch.setattr(http_source, "MAX_BYTES", len(body))
+    server.program(Reply(200, body, {"Content-Type": HTML_TYPE}))
+    result = make(sources, server.url("/papers/date/2026-03-02"), tmp_path / "archive").poll(engine, NOW)
+    assert result.entries == 4
+
+
+# --- 6. errors of the transport ---------------------------------------------------------------
+
+
+def test_404_names_the_status_without_retrying(
+    server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource]
+) -> None:
+    server.program(default=Reply(404, b"no such page"))
+    sleeps = Sleeps()
+    with pytest.raises(SourceError, match="HTTP 404"):
+        make(sources, server.url("/nowhere"), tmp_path / "archive", sleep=sleeps).poll(engine, NOW)
+    assert len(server.requests) == 1
+    assert sleeps == []
+    assert counts(engine)["dumps"] == 0
+
+
+def test_connection_refused_is_a_source_error_after_retries(
+    engine: Engine, tmp_path: Path, sources: list[HttpSource]
+) -> None:
+    sleeps = Sleeps()
+    source = make(sources, f"http://127.0.0.1:{free_port()}/api", tmp_path / "archive", sleep=sleeps)
+    with pytest.raises(SourceError, match="cannot connect") as caught:
+        source.poll(engine, NOW)
+    assert "4 tries" in str(caught.value)
+    assert len(sleeps) == 3
+
+
+def test_a_server_slower_than_the_read_timeout_is_a_source_error(
+    server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(http_source, "TIMEOUT", httpx.Timeout(0.5))
+    server.program(default=Reply(200, API_FIXTURE.read_bytes(), {"Content-Type": JSON_TYPE}, delay=3.0))
+    sleeps = Sleeps()
+    with pytest.raises(SourceError, match="timed out"):
+        make(sources, server.url(), tmp_path / "archive", sleep=sleeps).poll(engine, NOW)
+    assert len(server.requests) == 4
+    assert counts(engine)["dumps"] == 0
+
+
+# --- 7. zero entries --------------------------------------------------------------------------
+
+
+def test_an_empty_listing_is_not_an_error_but_is_flagged_empty(
+    server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource]
+) -> None:
+    server.program(json_reply(b"[]"))
+    result = make(sources, server.url("/api/daily_papers?p=99"), tmp_path / "archive").poll(engine, NOW)
+    assert result.empty is True
+    assert result.entries == 0 and result.rejected == []
+    assert counts(engine)["dumps"] == 0
+    assert [p.read_bytes() for p in (tmp_path / "archive").iterdir()] == [b"[]"]  # archived all the same
+
+
+@pytest.mark.parametrize("body", [b"[ ]", b"[\n]\n", b"\xef\xbb\xbf[]"], ids=["space", "newline", "bom"])
+def test_an_empty_array_in_any_spelling_is_an_empty_listing(
+    server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource], body: bytes
+) -> None:
+    """`[ ]` is as empty as `[]`: zero entries, a warning, never a parse failure."""
+    server.program(json_reply(body))
+    result = make(sources, server.url("/api/daily_papers?p=99"), tmp_path / "archive").poll(engine, NOW)
+    assert result.empty is True
+
+
+def test_an_empty_listing_after_a_good_one_is_a_warning_and_status_fails(
+    server: Server, tmp_path: Path, db_url: str, cli: Any
+) -> None:
+    server.program(json_reply(API_FIXTURE.read_bytes()), json_reply(b"[]"))
+    settings = url_settings(server.url())
+    service = service_for(settings, db_url)
+    try:
+        service.poll("api")
+        assert health.source_health(settings.sources[0], state_of(service.engine, "api"), NOW).state == "ok"
+        service.poll("api")
+        state = state_of(service.engine, "api")
+    finally:
+        close_service(service)
+    assert state.last_entries == 0
+    assert state.last_error is None
+    verdict = health.source_health(settings.sources[0], state, dt.datetime.now(dt.UTC))
+    assert verdict.state == "warning"
+    assert not verdict.healthy
+
+    code, report = status(cli, write_config(tmp_path, server.url()), db_url)
+    assert code == 1
+    assert report["healthy"] is False
+    assert report["sources"][0]["state"] == "warning"
+
+
+def test_an_empty_first_poll_is_a_warning_and_status_fails(
+    server: Server, tmp_path: Path, db_url: str, cli: Any
+) -> None:
+    """A source whose very first answer is `[]`: zero entries is the diagnosis to show."""
+    server.program(json_reply(b"[]"))
+    settings = url_settings(server.url())
+    service = service_for(settings, db_url)
+    try:
+        service.poll("api")
+        state = state_of(service.engine, "api")
+    finally:
+        close_service(service)
+    assert state.last_entries == 0
+    assert state.last_error is None and state.last_success_at is not None
+
+    code, report = status(cli, write_config(tmp_path, server.url()), db_url)
+    assert code == 1
+    assert report["healthy"] is False
+    verdict = health.source_health(settings.sources[0], state, dt.datetime.now(dt.UTC))
+    assert not verdict.healthy
+    assert verdict.state == "warning"  # not "stale": it was polled a moment ago
+
+
+# --- 8. HTML pages ----------------------------------------------------------------------------
+
+
+def test_an_html_page_with_props_is_ingested(
+    server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource]
+) -> None:
+    server.program(Reply(200, PROPS_PAGE.read_bytes(), {"Content-Type": HTML_TYPE}))
+    result = make(sources, server.url("/papers/date/2026-03-02"), tmp_path / "archive").poll(engine, NOW)
+    assert result.entries == 4
+    stored = counts(engine)
+    assert stored["papers"] == 4 and stored["papers_with_arxiv_id"] == 4
+    with engine.connect() as conn:
+        assert [d.layout for d in queries.last_dumps(conn, 5)] == ["html"]
+
+
+def test_an_html_page_without_a_listing_is_a_parse_error_and_the_source_fails(
+    server: Server, tmp_path: Path, db_url: str, cli: Any
+) -> None:
+    page = NOT_A_LISTING.read_bytes()
+    server.program(default=Reply(200, page, {"Content-Type": HTML_TYPE}))
+    url = server.url("/papers/date/2026-03-02")
+    settings = url_settings(url)
+    service = service_for(settings, db_url)
+    try:
+        with pytest.raises(SourceError, match="did not parse"):
+            service.sources["api"].poll(service.engine, NOW)
+        service.poll("api")
+        state = state_of(service.engine, "api")
+        assert counts(service.engine)["dumps"] == 0
+    finally:
+        close_service(service)
+    assert state.last_error is not None and "DailyPapers" in state.last_error
+    assert state.last_error_at is not None and state.last_success_at is None
+    assert state.failures == 1
+    verdict = health.source_health(settings.sources[0], state, dt.datetime.now(dt.UTC))
+    assert verdict.state == "failing"
+
+    code, report = status(cli, write_config(tmp_path, url), db_url)
+    assert code == 1
+    assert report["sources"][0]["state"] == "failing"
+    assert "did not parse" in report["sources"][0]["last_error"]
+
+
+def test_a_failure_after_a_success_is_failing_and_a_later_success_recovers(
+    server: Server, tmp_path: Path, db_url: str
+) -> None:
+    server.program(
+        json_reply(API_FIXTURE.read_bytes()),
+        Reply(404, b"gone"),
+        Reply(200, PROPS_PAGE.read_bytes(), {"Content-Type": HTML_TYPE}),
+    )
+    settings = url_settings(server.url())
+    service = service_for(settings, db_url)
+    try:
+        service.poll("api")
+        service.poll("api")
+        failed = state_of(service.engine, "api")
+        service.poll("api")
+        recovered = state_of(service.engine, "api")
+    finally:
+        close_service(service)
+    source = settings.sources[0]
+    assert failed.failures == 1 and "HTTP 404" in failed.last_error
+    assert health.source_health(source, failed, dt.datetime.now(dt.UTC)).state == "failing"
+    assert recovered.failures == 0
+    assert health.source_health(source, recovered, dt.datetime.now(dt.UTC)).state == "ok"
+
+
+def test_an_archive_that_cannot_be_written_is_a_source_failure(server: Server, tmp_path: Path, db_url: str) -> None:
+    """A full disk or a bad archive folder must show as a failing source, not escape the poll."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the archive folder should be\n", encoding="utf-8")
+    server.program(default=json_reply(API_FIXTURE.read_bytes()))
+    settings = url_settings(server.url())
+    service = service_for(settings, db_url)
+    try:
+        source = service.sources["api"]
+        assert isinstance(source, HttpSource)
+        source.archive = blocker / "archive"
+        with pytest.raises(SourceError):
+            source.poll(service.engine, NOW)
+        service.poll("api")  # must not raise: the failure is recorded
+        state = state_of(service.engine, "api")
+        assert counts(service.engine)["dumps"] == 0  # never parsed without its archive copy
+    finally:
+        close_service(service)
+    assert state is not None and state.last_error is not None
+    assert health.source_health(settings.sources[0], state, dt.datetime.now(dt.UTC)).state == "failing"
+
+
+# --- 9. stale ---------------------------------------------------------------------------------
+
+
+def _state(**values: Any) -> SimpleNamespace:
+    base: dict[str, Any] = {
+        "last_poll_at": None,
+        "last_success_at": None,
+        "last_change_at": None,
+        "last_error_at": None,
+        "last_error": None,
+        "last_entries": None,
+        "failures": 0,
+        "etag": None,
+        "last_modified": None,
+    }
+    return SimpleNamespace(**{**base, **values})
+
+
+def test_a_source_unchanged_for_longer_than_stale_after_is_stale() -> None:
+    source = SourceSettings(name="api", kind="url", url="http://127.0.0.1:9/api", stale_after="1d")
+    recent = NOW - dt.timedelta(minutes=5)
+    stale = _state(
+        last_poll_at=recent, last_success_at=recent, last_change_at=NOW - dt.timedelta(days=3), last_entries=259
+    )
+    verdict = health.source_health(source, stale, NOW)
+    assert verdict.state == "stale"
+    assert not verdict.healthy
+    assert verdict.since_change == dt.timedelta(days=3)
+
+    fresh = _state(last_poll_at=recent, last_success_at=recent, last_change_at=NOW - dt.timedelta(hours=2))
+    assert health.source_health(source, fresh, NOW).state == "ok"
+
+
+def test_the_same_bytes_served_past_stale_after_turn_the_source_stale(
+    server: Server, tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch, cli: Any
+) -> None:
+    body = API_FIXTURE.read_bytes()
+    server.program(default=json_reply(body))
+    settings = url_settings(server.url(), stale_after="1d")
+    service = service_for(settings, db_url)
+    start = dt.datetime(2026, 3, 1, 8, 0, tzinfo=dt.UTC)
+    later = start + dt.timedelta(days=2)
+    try:
+        monkeypatch.setenv("PAPERDIGEST_NOW", start.isoformat())
+        service.poll("api")
+        monkeypatch.setenv("PAPERDIGEST_NOW", later.isoformat())
+        service.poll("api")  # the same bytes: a duplicate dump, no change
+        state = state_of(service.engine, "api")
+    finally:
+        close_service(service)
+    assert queries.as_utc(state.last_change_at) == start
+    assert queries.as_utc(state.last_success_at) == later
+    assert health.source_health(settings.sources[0], state, later).state == "stale"
+
+    config_path = tmp_path / "stale.toml"
+    config_path.write_text(
+        f'[[sources]]\nname = "api"\nkind = "url"\nurl = "{server.url()}"\nstale_after = "1d"\n', encoding="utf-8"
+    )
+    code, report = status(cli, config_path, db_url)
+    assert code == 1
+    assert report["sources"][0]["state"] == "stale"
