@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_WS = re.compile(r"\s+")
+# ASCII: letters lower-cased, digits kept, everything else (punctuation, symbols, controls) a space.
+_ASCII_FOLD = {i: (chr(i).lower() if chr(i).isalnum() else " ") for i in range(128)}
 _ARXIV = re.compile(r"^(?:arxiv:)?(\d{4}\.\d{4,5}|[a-z\-]+(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?$", re.I)
 
 
 def fold_space(text: str) -> str:
     """Line wraps and runs of white space become one space; ends are trimmed."""
-    return _WS.sub(" ", text).strip()
+    return " ".join(text.split())
 
 
 def title_key(title: str) -> str:
@@ -20,6 +21,8 @@ def title_key(title: str) -> str:
     >>> title_key("Pangu-Agent:  A Fine-Tunable Agent")
     'pangu agent a fine tunable agent'
     """
+    if title.isascii():  # the common case, without a look at each character's category
+        return " ".join(title.translate(_ASCII_FOLD).split()) or fold_space(title.lower())
     # NFKC again after case folding: folding can make sequences that compose ("ß" + accent).
     text = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", title).casefold())
     folded = "".join(" " if unicodedata.category(ch)[0] in "PSZC" else ch for ch in text)

@@ -50,12 +50,16 @@ class _State:
     last_seen: dt.date
 
     def row(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {name: getattr(self, name) for name in _STATE_FIELDS}
+
+
+_STATE_FIELDS = tuple(f.name for f in dataclasses.fields(_State))
 
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """What one dump does to one paper. `after` is the paper's full state once applied."""
+    """What one dump does to one paper. `after` is the paper's full state once applied;
+    `dirty` says whether the stored row must be written at all (a field or last_seen moved)."""
 
     kind: ChangeKind
     paper_id: int | None
@@ -63,6 +67,7 @@ class Change:
     upvotes: int | None
     fields: tuple[str, ...]
     after: dict[str, Any]
+    dirty: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,11 +78,11 @@ class Diff:
         return sum(1 for change in self.changes if change.kind == kind)
 
 
-def _state(paper: Paper) -> _State:
+def _state(paper: Paper, key: str) -> _State:
     return _State(
         id=paper.id,
         arxiv_id=paper.arxiv_id,
-        title_key=title_key(paper.title),
+        title_key=key,
         title=paper.title,
         abstract=paper.abstract,
         authors=paper.authors,
@@ -92,11 +97,11 @@ def _state(paper: Paper) -> _State:
 class _Index:
     """Lookup of working states by arXiv id and by title key."""
 
-    def __init__(self, papers: list[Paper]) -> None:
+    def __init__(self, papers: list[tuple[Paper, str]]) -> None:
         self.by_arxiv: dict[str, _State] = {}
         self.by_key: dict[str, list[_State]] = {}
-        for paper in sorted(papers, key=lambda p: p.id):
-            self.add(_state(paper))
+        for paper, key in sorted(papers, key=lambda item: item[0].id):
+            self.add(_state(paper, key))
 
     def add(self, state: _State) -> None:
         if state.arxiv_id:
@@ -120,13 +125,17 @@ class _Index:
         return min(same_title, key=lambda s: (s.arxiv_id is not None, -s.last_seen.toordinal(), s.id or 0))
 
 
-def diff(listing: Listing, known: list[Paper]) -> Diff:
-    """The changes a listing makes to the papers in `known` (pure; `known` is not modified)."""
-    index = _Index(known)
+def diff(listing: Listing, known: list[Paper] | list[tuple[Paper, str]], keys: list[str] | None = None) -> Diff:
+    """The changes a listing makes to the papers in `known` (pure; `known` is not modified).
+
+    `known` holds stored papers, optionally with their stored title keys; `keys` the title
+    keys of the listing's entries, when the caller has them already.
+    """
+    index = _Index([item if isinstance(item, tuple) else (item, title_key(item.title)) for item in known])
+    keys = keys if keys is not None else [title_key(e.title) for e in listing.entries]
     as_of = listing.as_of
     changes: dict[int, Change] = {}  # by id(state): one change per paper per dump
-    for entry in listing.entries:
-        key = title_key(entry.title)
+    for entry, key in zip(listing.entries, keys, strict=True):
         state = index.find(entry, key)
         if state is None:
             state = _State(
@@ -148,19 +157,27 @@ def diff(listing: Listing, known: list[Paper]) -> Diff:
         earlier = changes.get(id(state))
         # A paper listed twice in one dump: the first listing wins, the later only fills gaps.
         fill_only = earlier is not None or as_of < state.last_seen
-        old_key = state.title_key
+        old_key, old_last_seen = state.title_key, state.last_seen
         fields = _merge(state, entry, as_of, fill_only)
         if state.title_key != old_key:
             index.rekey(state, old_key)
         if earlier is None:
             kind: ChangeKind = "updated" if fields else "unchanged"
-            changes[id(state)] = Change(kind, state.id, entry.position, entry.upvotes, tuple(fields), state.row())
+            dirty = bool(fields) or state.last_seen != old_last_seen
+            changes[id(state)] = Change(
+                kind, state.id, entry.position, entry.upvotes, tuple(fields), state.row(), dirty
+            )
         else:
             all_fields = tuple(dict.fromkeys(earlier.fields + tuple(fields)))
             kind = earlier.kind if earlier.kind == "new" else ("updated" if all_fields else "unchanged")
             upvotes = earlier.upvotes if earlier.upvotes is not None else entry.upvotes
             changes[id(state)] = dataclasses.replace(
-                earlier, kind=kind, fields=all_fields, after=state.row(), upvotes=upvotes
+                earlier,
+                kind=kind,
+                fields=all_fields,
+                after=state.row(),
+                upvotes=upvotes,
+                dirty=earlier.dirty or bool(fields),
             )
     return Diff(tuple(changes.values()))
 
@@ -200,10 +217,11 @@ def _result(listing: Listing, result_diff: Diff, duplicate: bool = False, dry_ru
     )
 
 
-def _known(conn: Any, listing: Listing) -> list[Paper]:
-    arxiv_ids = [e.arxiv_id for e in listing.entries if e.arxiv_id]
+def _diff_against_store(conn: Any, listing: Listing) -> Diff:
+    """Read the stored papers the listing may name (bulk), then diff."""
     keys = [title_key(e.title) for e in listing.entries]
-    return queries.papers_by_identity(conn, arxiv_ids, keys)
+    arxiv_ids = [e.arxiv_id for e in listing.entries if e.arxiv_id]
+    return diff(listing, queries.papers_by_identity(conn, arxiv_ids, keys), keys)
 
 
 def _duplicate(listing: Listing, row: Any) -> DumpResult:
@@ -226,12 +244,12 @@ def apply(engine: Engine, listing: Listing, *, backfill: bool = False, dry_run: 
                 row = queries.dump_by_hash(conn, listing.content_hash)
                 if row is not None:
                     return dataclasses.replace(_duplicate(listing, row), dry_run=True)
-                return _result(listing, diff(listing, _known(conn, listing)), dry_run=True)
+                return _result(listing, _diff_against_store(conn, listing), dry_run=True)
         with engine.connect().execution_options(write=True) as conn, conn.begin():
             row = queries.dump_by_hash(conn, listing.content_hash)
             if row is not None:
                 return _duplicate(listing, row)
-            changes = diff(listing, _known(conn, listing))
+            changes = _diff_against_store(conn, listing)
             _write(conn, listing, changes, backfill)
             return _result(listing, changes)
     except SQLAlchemyError as exc:
@@ -263,7 +281,11 @@ def _write(conn: Any, listing: Listing, changes: Diff, backfill: bool) -> None:
         for c in new
     ]
     new_ids = iter(queries.insert_papers(conn, new_rows))
-    queries.update_papers(conn, [c.after for c in changes.changes if c.kind != "new"])
+    stored = [c for c in changes.changes if c.kind != "new" and c.dirty]
+    light = [c.after for c in stored if set(c.fields) <= set(queries.LIGHT_FIELDS)]
+    full = [c.after for c in stored if not set(c.fields) <= set(queries.LIGHT_FIELDS)]
+    queries.update_papers(conn, light, queries.LIGHT_FIELDS)  # upvotes and dates: the common case
+    queries.update_papers(conn, full)
     sightings = []
     for change in changes.changes:
         paper_id = next(new_ids) if change.kind == "new" else change.paper_id

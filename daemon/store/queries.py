@@ -57,16 +57,19 @@ def _paper(row: Row[Any]) -> Paper:
 _PAPER_COLUMNS = [paper_table.c[name] for name in ("id", *PAPER_FIELDS)]
 
 
-def papers_by_identity(conn: Connection, arxiv_ids: Iterable[str], title_keys: Iterable[str]) -> list[Paper]:
-    """Every stored paper whose arXiv id or title key is among the given: two indexed IN queries."""
-    found: dict[int, Paper] = {}
+def papers_by_identity(
+    conn: Connection, arxiv_ids: Iterable[str], title_keys: Iterable[str]
+) -> list[tuple[Paper, str]]:
+    """Every stored paper (with its title key) whose arXiv id or title key is among the given:
+    two indexed IN queries."""
+    found: dict[int, tuple[Paper, str]] = {}
     for column, values in (
         (paper_table.c.arxiv_id, sorted(set(arxiv_ids))),
         (paper_table.c.title_key, sorted(set(title_keys))),
     ):
         for chunk in _chunks(values):
             for row in conn.execute(select(*_PAPER_COLUMNS).where(column.in_(chunk))):
-                found[row.id] = _paper(row)
+                found[row.id] = (_paper(row), row.title_key)
     return list(found.values())
 
 
@@ -90,20 +93,30 @@ def insert_papers(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
     """Insert new papers in one batch; their ids come back in the order of `rows`."""
     if not rows:
         return []
+    if conn.dialect.name == "sqlite":
+        # The ingest holds SQLite's write lock (BEGIN IMMEDIATE): ids can be handed out here,
+        # and a plain executemany is several times cheaper than INSERT ... RETURNING.
+        start = int(conn.execute(select(func.coalesce(func.max(paper_table.c.id), 0))).scalar_one()) + 1
+        ids = list(range(start, start + len(rows)))
+        conn.execute(insert(paper_table), [{**row, "id": pid} for row, pid in zip(rows, ids, strict=True)])
+        return ids
     stmt = insert(paper_table).returning(paper_table.c.id, sort_by_parameter_order=True)
     return [int(row.id) for row in conn.execute(stmt, rows)]
 
 
-def update_papers(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Write back the full mutable state of existing papers, one executemany."""
+LIGHT_FIELDS = ("upvotes", "first_seen", "last_seen")
+
+
+def update_papers(conn: Connection, rows: list[dict[str, Any]], fields: tuple[str, ...] = PAPER_FIELDS) -> None:
+    """Write back `fields` of existing papers, one executemany."""
     if not rows:
         return
     stmt = (
         update(paper_table)
         .where(paper_table.c.id == bindparam("pid"))
-        .values({name: bindparam(f"v_{name}") for name in PAPER_FIELDS})
+        .values({name: bindparam(f"v_{name}") for name in fields})
     )
-    conn.execute(stmt, [{"pid": row["id"], **{f"v_{k}": row[k] for k in PAPER_FIELDS}} for row in rows])
+    conn.execute(stmt, [{"pid": row["id"], **{f"v_{k}": row[k] for k in fields}} for row in rows])
 
 
 def insert_sightings(conn: Connection, rows: list[dict[str, Any]]) -> None:
