@@ -258,6 +258,7 @@ def apply(engine: Engine, listing: Listing, *, backfill: bool = False, dry_run: 
 
 def _write(conn: Any, listing: Listing, changes: Diff, backfill: bool) -> None:
     ingested_at = clock.now()
+    new = [c for c in changes.changes if c.kind == "new"]
     dump_id = queries.insert_dump(
         conn,
         {
@@ -268,9 +269,12 @@ def _write(conn: Any, listing: Listing, changes: Diff, backfill: bool) -> None:
             "ingested_at": ingested_at,
             "backfill": backfill,
             "status": "ingested",
+            "entries": len(listing.entries),
+            "new": len(new),
+            "updated": changes.count("updated"),
+            "unchanged": changes.count("unchanged"),
         },
     )
-    new = [c for c in changes.changes if c.kind == "new"]
     new_rows = [
         {
             **{k: v for k, v in c.after.items() if k != "id"},
@@ -293,6 +297,3 @@ def _write(conn: Any, listing: Listing, changes: Diff, backfill: bool) -> None:
             {"dump_id": dump_id, "paper_id": paper_id, "position": change.position, "upvotes": change.upvotes}
         )
     queries.insert_sightings(conn, sightings)
-    queries.finish_dump(
-        conn, dump_id, len(listing.entries), len(new), changes.count("updated"), changes.count("unchanged")
-    )

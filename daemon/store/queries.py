@@ -81,12 +81,38 @@ def insert_dump(conn: Connection, values: dict[str, Any]) -> int:
     return int(conn.execute(insert(dump_table).returning(dump_table.c.id), values).scalar_one())
 
 
-def finish_dump(conn: Connection, dump_id: int, entries: int, new: int, updated: int, unchanged: int) -> None:
-    conn.execute(
-        update(dump_table)
-        .where(dump_table.c.id == dump_id)
-        .values(entries=entries, new=new, updated=updated, unchanged=unchanged)
-    )
+def _sqlite_value(value: Any) -> Any:
+    """What SQLAlchemy's SQLite types store: ISO dates, 'YYYY-MM-DD HH:MM:SS.ffffff' datetimes (UTC)."""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def _executemany(
+    conn: Connection,
+    table: str,
+    columns: tuple[str, ...],
+    rows: list[dict[str, Any]],
+    convert: frozenset[str] = frozenset(),
+) -> None:
+    """A plain driver INSERT executemany (SQLite's hot path: no per-row statement processing).
+    Columns named in `convert` hold dates or datetimes and are stored as SQLAlchemy would."""
+    marks = ", ".join("?" for _ in columns)
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+    if convert:
+        params = [tuple(_sqlite_value(row[c]) if c in convert else row[c] for c in columns) for row in rows]
+    else:
+        params = [tuple(row[c] for c in columns) for row in rows]
+    conn.exec_driver_sql(sql, params)
+
+
+_TEMPORAL = frozenset({"published", "first_seen", "last_seen", "first_ingested_at"})
+_NEW_PAPER_COLUMNS = ("id", *PAPER_FIELDS, "first_dump_id", "first_ingested_at", "first_backfill")
+_SIGHTING_COLUMNS = ("dump_id", "paper_id", "position", "upvotes")
 
 
 def insert_papers(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
@@ -98,7 +124,8 @@ def insert_papers(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
         # and a plain executemany is several times cheaper than INSERT ... RETURNING.
         start = int(conn.execute(select(func.coalesce(func.max(paper_table.c.id), 0))).scalar_one()) + 1
         ids = list(range(start, start + len(rows)))
-        conn.execute(insert(paper_table), [{**row, "id": pid} for row, pid in zip(rows, ids, strict=True)])
+        with_ids = [{**row, "id": pid} for row, pid in zip(rows, ids, strict=True)]
+        _executemany(conn, "paper", _NEW_PAPER_COLUMNS, with_ids, _TEMPORAL)
         return ids
     stmt = insert(paper_table).returning(paper_table.c.id, sort_by_parameter_order=True)
     return [int(row.id) for row in conn.execute(stmt, rows)]
@@ -111,6 +138,13 @@ def update_papers(conn: Connection, rows: list[dict[str, Any]], fields: tuple[st
     """Write back `fields` of existing papers, one executemany."""
     if not rows:
         return
+    if conn.dialect.name == "sqlite":
+        sets = ", ".join(f"{name} = ?" for name in fields)
+        conn.exec_driver_sql(
+            f"UPDATE paper SET {sets} WHERE id = ?",
+            [(*(_sqlite_value(row[k]) for k in fields), row["id"]) for row in rows],
+        )
+        return
     stmt = (
         update(paper_table)
         .where(paper_table.c.id == bindparam("pid"))
@@ -120,8 +154,12 @@ def update_papers(conn: Connection, rows: list[dict[str, Any]], fields: tuple[st
 
 
 def insert_sightings(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        conn.execute(insert(sighting_table), rows)
+    if not rows:
+        return
+    if conn.dialect.name == "sqlite":
+        _executemany(conn, "sighting", _SIGHTING_COLUMNS, rows)
+        return
+    conn.execute(insert(sighting_table), rows)
 
 
 def top_papers(conn: Connection, limit: int | None, since: dt.date | None = None) -> list[Paper]:
