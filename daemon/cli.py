@@ -295,11 +295,16 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     p = command("parse", cmd_parse, "parse a dump and print one JSON object per entry; stores nothing")
-    p.add_argument("source", metavar="SOURCE", help="a dump file or a directory of dumps")
+    p.add_argument("source", metavar="SOURCE", help="a dump file, a directory of dumps, or an http(s) URL")
     p.add_argument("--as-of", type=_date, metavar="DATE", help="capture date YYYY-MM-DD (default: from the file)")
 
     p = command("ingest", cmd_ingest, "ingest dumps into the store; a bad dump refuses the whole command")
-    p.add_argument("sources", nargs="+", metavar="SOURCE", help="dump files or directories")
+    p.add_argument(
+        "sources",
+        nargs="+",
+        metavar="SOURCE",
+        help="dump files, directories, or http(s) URLs (a fetched body is archived first)",
+    )
     p.add_argument("--as-of", type=_date, metavar="DATE", help="capture date YYYY-MM-DD (default: from the file)")
     p.add_argument("--dry-run", action="store_true", help="show what would change; write nothing")
     p.add_argument("--json", action="store_true", help="one JSON object per dump")

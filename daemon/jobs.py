@@ -17,6 +17,7 @@ from daemon.ingest import apply
 from daemon.model import DumpResult, Listing
 from daemon.parse import parse_dump
 from daemon.sources import files
+from daemon.sources.http import fetch_dump
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,14 +29,25 @@ class Failure:
 Outcome = DumpResult | Failure
 
 
-def parse_paths(paths: list[str], as_of: dt.date | None) -> list[Listing]:
-    """Parse every dump named (oldest capture first); the first bad one raises."""
-    ordered = files.order_by_capture(files.expand(paths), as_of)
-    return [parse_dump(files.read(p.path), as_of) for p in ordered]
+def is_url(source: str) -> bool:
+    return source.startswith(("http://", "https://"))
+
+
+def parse_paths(paths: list[str], as_of: dt.date | None, archive: bool = False) -> list[Listing]:
+    """Parse every dump named (files oldest capture first, then URLs); the first bad one raises.
+
+    A URL is fetched once; with `archive` its body is kept under the state directory first.
+    """
+    local = [p for p in paths if not is_url(p)]
+    ordered = files.order_by_capture(files.expand(local), as_of) if local else []
+    listings = [parse_dump(files.read(p.path), as_of) for p in ordered]
+    for url in (p for p in paths if is_url(p)):
+        listings.append(parse_dump(fetch_dump(url, archive=archive), as_of))
+    return listings
 
 
 def ingest(engine: Engine, paths: list[str], as_of: dt.date | None = None, dry_run: bool = False) -> list[DumpResult]:
-    listings = parse_paths(paths, as_of)
+    listings = parse_paths(paths, as_of, archive=not dry_run)
     return [apply(engine, listing, dry_run=dry_run) for listing in listings]
 
 

@@ -690,3 +690,27 @@ def test_the_same_bytes_served_past_stale_after_turn_the_source_stale(
     code, report = status(cli, config_path, db_url)
     assert code == 1
     assert report["sources"][0]["state"] == "stale"
+
+
+# --- parse and ingest of a URL from the command line -----------------------------------------
+
+
+def test_parse_and_ingest_take_a_url(server: Server, cli: Any, tmp_path: Path) -> None:
+    body = API_FIXTURE.read_bytes()
+    server.program(json_reply(body), json_reply(body), json_reply(body))
+    url = server.url("/api/daily_papers?date=2023-05-04")
+    parsed = cli("parse", url)
+    assert parsed.code == 0, parsed.err
+    assert len(parsed.json_lines()) == len(json.loads(body))
+    assert not (tmp_path / "state" / "archive").exists()  # parse stores nothing
+    db = f"sqlite:///{tmp_path / 'u.db'}"
+    ingested = cli("--db", db, "ingest", url, "--json")
+    assert ingested.code == 0, ingested.err
+    (line,) = ingested.json_lines()
+    archived = list((tmp_path / "state" / "archive" / "cli").iterdir())
+    assert len(archived) == 1 and archived[0].read_bytes() == body  # kept before it was parsed
+    assert line["source"] == str(archived[0]) and line["new"] == len({i["paper"]["id"] for i in json.loads(body)})
+    again = cli("--db", db, "ingest", url, "--json")
+    assert again.json_lines()[0]["duplicate_dump"] is True
+    missing = cli("parse", server.url("/nothing"))
+    assert missing.code == 1 and "HTTP 404" in missing.err

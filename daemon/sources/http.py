@@ -65,7 +65,7 @@ class HttpSource:
             self.client = httpx.Client(timeout=TIMEOUT, headers={"User-Agent": USER_AGENT}, follow_redirects=True)
         return self.client
 
-    def _fetch(self, headers: dict[str, str]) -> tuple[httpx.Headers, bytes] | None:
+    def fetch(self, headers: dict[str, str]) -> tuple[httpx.Headers, bytes] | None:
         """The response (None for 304), after retries; SourceError when it cannot be had."""
         last = ""
         for attempt in range(RETRIES + 1):
@@ -105,7 +105,7 @@ class HttpSource:
             headers["If-None-Match"] = state.etag
         if state is not None and state.last_modified:
             headers["If-Modified-Since"] = state.last_modified
-        fetched = self._fetch(headers)
+        fetched = self.fetch(headers)
         if fetched is None:
             result.not_modified = True
             return result
@@ -114,7 +114,7 @@ class HttpSource:
             "etag": response_headers.get("ETag"),
             "last_modified": response_headers.get("Last-Modified"),
         }
-        path = self._archive(body, response_headers.get("Content-Type", ""), now)
+        path = self.archive_body(body, response_headers.get("Content-Type", ""), now)
         try:
             listing = parse_dump(RawDump(str(path), body, now.timestamp()), now.date())
         except EmptyListingError:
@@ -127,7 +127,7 @@ class HttpSource:
         result.ingested.append(apply(engine, listing))
         return result
 
-    def _archive(self, body: bytes, content_type: str, now: dt.datetime) -> Path:
+    def archive_body(self, body: bytes, content_type: str, now: dt.datetime) -> Path:
         folder = self.archive or state_dir() / "archive" / self.name
         suffix = ".json" if "json" in content_type else ".html" if "html" in content_type else ".txt"
         path = folder / f"{now:%Y-%m-%d_%H%M%S}_{content_hash(body)[:12]}{suffix}"
@@ -137,3 +137,23 @@ class HttpSource:
         except OSError as exc:
             raise SourceError(f"source {self.name}: cannot archive the body in {folder}: {exc.strerror}") from None
         return path
+
+
+def fetch_dump(url: str, archive: bool = True, now: dt.datetime | None = None) -> RawDump:
+    """One listing fetched for `parse` / `ingest URL`: same client rules as the daemon's sources."""
+    from daemon import clock
+
+    now = now or clock.now()
+    source = HttpSource("cli", url)
+    try:
+        fetched = source.fetch({})
+    finally:
+        if source.client is not None:
+            source.client.close()
+    if fetched is None:  # 304 without validators cannot happen; be explicit anyway
+        raise SourceError(f"{url}: the server answered 304 Not Modified to a plain GET")
+    headers, body = fetched
+    name = url
+    if archive:
+        name = str(source.archive_body(body, headers.get("Content-Type", ""), now))
+    return RawDump(name, body, now.timestamp())
