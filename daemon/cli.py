@@ -104,7 +104,13 @@ def cmd_papers(args: argparse.Namespace) -> int:
         if args.json:
             for scored in ranked:
                 _print_json(
-                    {**scored.paper.to_json(), "score": round(scored.score, 3), "why": scored.explain()}, sys.stdout
+                    {
+                        **scored.paper.to_json(),
+                        "score": round(scored.score, 3),
+                        "why": scored.why(),
+                        "explain": scored.explain(),
+                    },
+                    sys.stdout,
                 )
         else:
             papers_table(sys.stdout, [s.paper for s in ranked], [f"{s.score:.1f}  {s.why()}" for s in ranked])

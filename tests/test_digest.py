@@ -295,7 +295,8 @@ def test_papers_topic_lists_scores_and_reasons(cli: Any, store: Engine, tmp_path
     assert len(lines) == 10
     scores = [line["score"] for line in lines]
     assert scores == sorted(scores, reverse=True)
-    assert all(line["why"]["hits"] for line in lines)
+    assert all(line["explain"]["hits"] for line in lines)
+    assert all(isinstance(line["why"], str) and "score" in line["why"] for line in lines)
     bad = cli("--config", str(config_path), "--db", db, "papers", "--topic", "nope")
     assert bad.code == 2 and "unknown topic" in bad.err
 
