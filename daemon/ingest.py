@@ -78,19 +78,24 @@ class Diff:
         return sum(1 for change in self.changes if change.kind == kind)
 
 
+_SHARED = ("arxiv_id", "title", "abstract", "authors", "org", "published", "upvotes")
+
+
 def _state(paper: Paper, key: str) -> _State:
+    """The working copy of a stored paper."""
     return _State(
-        id=paper.id,
-        arxiv_id=paper.arxiv_id,
+        paper.id,
         title_key=key,
-        title=paper.title,
-        abstract=paper.abstract,
-        authors=paper.authors,
-        org=paper.org,
-        published=paper.published,
-        upvotes=paper.upvotes,
         first_seen=paper.first_seen,
         last_seen=paper.last_seen,
+        **{name: getattr(paper, name) for name in _SHARED},
+    )
+
+
+def _new_state(entry: Entry, key: str, as_of: dt.date) -> _State:
+    """A paper first seen in this listing."""
+    return _State(
+        None, title_key=key, first_seen=as_of, last_seen=as_of, **{name: getattr(entry, name) for name in _SHARED}
     )
 
 
@@ -138,19 +143,7 @@ def diff(listing: Listing, known: list[Paper] | list[tuple[Paper, str]], keys: l
     for entry, key in zip(listing.entries, keys, strict=True):
         state = index.find(entry, key)
         if state is None:
-            state = _State(
-                id=None,
-                arxiv_id=entry.arxiv_id,
-                title_key=key,
-                title=entry.title,
-                abstract=entry.abstract,
-                authors=entry.authors,
-                org=entry.org,
-                published=entry.published,
-                upvotes=entry.upvotes,
-                first_seen=as_of,
-                last_seen=as_of,
-            )
+            state = _new_state(entry, key, as_of)
             index.add(state)
             changes[id(state)] = Change("new", None, entry.position, entry.upvotes, (), state.row())
             continue
