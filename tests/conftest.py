@@ -83,3 +83,17 @@ def run_subprocess(*args: str, env: dict[str, str] | None = None, cwd: Path | No
         check=False,
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def check_golden(relative: str, actual: str) -> None:
+    """Compare `actual` with tests/golden/<relative>; PAPERDIGEST_REGEN_GOLDEN=1 rewrites it instead
+    (then review the diff before committing)."""
+    path = GOLDEN / relative
+    if os.environ.get("PAPERDIGEST_REGEN_GOLDEN") == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(actual.encode("utf-8"))
+        return
+    assert path.exists(), f"{path} is missing: run with PAPERDIGEST_REGEN_GOLDEN=1 once and review it"
+    expected = path.read_bytes().decode("utf-8")
+    assert actual.splitlines() == expected.splitlines(), f"{relative} differs from its golden file"
+    assert actual == expected

@@ -6,7 +6,6 @@ Golden files live in tests/golden/digest/; PAPERDIGEST_REGEN_GOLDEN=1 rewrites t
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import sqlite3
 from pathlib import Path
@@ -23,7 +22,7 @@ from daemon.model import Paper, RawDump
 from daemon.parse import parse_dump
 from daemon.store import queries
 from daemon.store.engine import open_engine
-from tests.conftest import GOLDEN, SEED_AS_OF, SEEDS
+from tests.conftest import SEED_AS_OF, SEEDS, check_golden
 
 UTC = dt.UTC
 INGESTED = "2026-11-22T08:00:00+00:00"
@@ -68,15 +67,7 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Engine:
 
 
 def golden(name: str, actual: str) -> None:
-    path = GOLDEN / "digest" / name
-    if os.environ.get("PAPERDIGEST_REGEN_GOLDEN"):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(actual, encoding="utf-8")
-    assert path.exists(), f"{path} missing: run with PAPERDIGEST_REGEN_GOLDEN=1 once and review it"
-    assert actual == path.read_text(encoding="utf-8"), f"{name} differs from its golden file"
-
-
-# --- windows ---------------------------------------------------------------------------------
+    check_golden(f"digest/{name}", actual)
 
 
 def test_period_is_the_latest_fire_in_the_subscribers_timezone() -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,8 @@ from daemon.identity import fold_space
 from daemon.model import Listing, RawDump
 from daemon.parse import parse_dump
 from daemon.sources import files
-from tests.conftest import FIXTURES, GOLDEN
+from tests.conftest import FIXTURES
+from tests.conftest import check_golden as shared_check_golden
 
 API_JSON = FIXTURES / "hf_daily_papers_2023-05.json"
 PROPS_HTML = FIXTURES / "daily_papers_props.html"
@@ -40,16 +40,7 @@ AS_OF = dt.date(2023, 6, 1)
 
 
 def check_golden(name: str, actual: str) -> None:
-    """Compare with tests/golden/parse/<name>.jsonl, or rewrite it with PAPERDIGEST_REGEN_GOLDEN=1."""
-    path = GOLDEN / "parse" / f"{name}.jsonl"
-    if os.environ.get("PAPERDIGEST_REGEN_GOLDEN") == "1":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(actual.encode("utf-8"))
-        return
-    assert path.exists(), f"{path} is missing: run with PAPERDIGEST_REGEN_GOLDEN=1 to create it"
-    expected = path.read_bytes().decode("utf-8")
-    assert actual.splitlines() == expected.splitlines()
-    assert actual == expected
+    shared_check_golden(f"parse/{name}.jsonl", actual)
 
 
 def parse_file(path: Path, as_of: dt.date | None = AS_OF) -> Listing:

@@ -37,6 +37,7 @@ from daemon.model import Entry, Listing, RawDump
 from daemon.parse import parse_dump
 from daemon.sources import files
 from tests.conftest import GOLDEN, SEED_AS_OF, SEEDS
+from tests.conftest import check_golden as shared_check_golden
 
 SEED_000 = "000_99135a5897ec12b8.txt"
 SEED_001 = "001_3e4a064d45c80381.txt"
@@ -51,16 +52,7 @@ REGEN = os.environ.get("PAPERDIGEST_REGEN_GOLDEN") == "1"
 
 
 def check_golden(name: str, actual: str) -> None:
-    """Compare `actual` with tests/golden/parse/<name>.jsonl (or rewrite it when regenerating)."""
-    path = GOLDEN / "parse" / f"{name}.jsonl"
-    if REGEN:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(actual.encode("utf-8"))
-        return
-    assert path.exists(), f"{path} is missing: run with PAPERDIGEST_REGEN_GOLDEN=1 to create it"
-    expected = path.read_bytes().decode("utf-8")
-    assert actual.splitlines() == expected.splitlines()
-    assert actual == expected
+    shared_check_golden(f"parse/{name}.jsonl", actual)
 
 
 def seed_bytes(name: str) -> bytes:
