@@ -268,10 +268,10 @@ class TimedTransport:
         self.inner.__exit__(exc_type, exc, tb)
         self.seconds += time.perf_counter() - start
 
-    def send(self, *, sender: str, recipient: str, message: bytes, name: str, html_preview: str | None) -> None:
+    def send(self, *, sender: str, recipient: str, message: bytes, name: str) -> None:
         start = time.perf_counter()
         try:
-            self.inner.send(sender=sender, recipient=recipient, message=message, name=name, html_preview=html_preview)
+            self.inner.send(sender=sender, recipient=recipient, message=message, name=name)
         finally:
             self.seconds += time.perf_counter() - start
             self.calls += 1

@@ -128,9 +128,15 @@ def select(
 
 
 def build(
-    engine: Engine, settings: Settings, subscriber: SubscriberSettings, now: dt.datetime, since: dt.date | None = None
+    engine: Engine,
+    settings: Settings,
+    subscriber: SubscriberSettings,
+    now: dt.datetime,
+    since: dt.date | None = None,
+    window_cache: dict[tuple[dt.datetime, dt.datetime], list[Paper]] | None = None,
 ) -> Digest:
-    """Read the window from the store and select. `since` previews papers first seen on or after a date."""
+    """Read the window from the store and select. `since` previews papers first seen on or after a date;
+    `window_cache` lets a batch of subscribers with the same window read it once."""
     with engine.connect() as conn:
         sent = queries.sent_papers(conn, subscriber.email)
         window = period_window(subscriber, now, queries.last_window_end(conn, subscriber.email))
@@ -138,7 +144,11 @@ def build(
             zone = ZoneInfo(subscriber.timezone)
             window = Window(window.period, dt.datetime.combine(since, dt.time(), zone), now)
             candidates = queries.papers_first_seen_since(conn, since)
+        elif window_cache is not None and (window.start, window.end) in window_cache:
+            candidates = window_cache[(window.start, window.end)]
         else:
             candidates = queries.papers_ingested_between(conn, window.start, window.end)
+            if window_cache is not None:
+                window_cache[(window.start, window.end)] = candidates
         sent_now = queries.papers_by_ids(conn, sent) if sent else []
     return select(settings, subscriber, window, candidates, sent, sent_now)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import importlib.resources
 import textwrap
 from dataclasses import dataclass
@@ -100,6 +101,7 @@ def subject(digest: Digest) -> str:
     return f"Paper digest — {count} new {noun}{topics} ({day:%b %-d})"
 
 
+@functools.lru_cache(maxsize=8192)
 def _wrap(text: str, indent: int = 0, hanging: int | None = None, width: int = TEXT_WIDTH) -> str:
     """Fill to `width` columns; continuation lines are indented by `hanging` (default: `indent`)."""
     rest = " " * (indent if hanging is None else hanging)
@@ -113,7 +115,9 @@ def _wrap(text: str, indent: int = 0, hanging: int | None = None, width: int = T
     )
 
 
+@functools.lru_cache(maxsize=8)
 def environment(template_dir: Path | None = None) -> jinja2.Environment:
+    """The Jinja2 environment (cached: templates compile once per process)."""
     loaders: list[jinja2.BaseLoader] = []
     if template_dir is not None:
         if not template_dir.is_dir():
@@ -155,6 +159,17 @@ def _context(digest: Digest) -> dict[str, object]:
         "rising": rising,
         "empty": digest.empty,
     }
+
+
+def render_both(
+    digest: Digest, env: jinja2.Environment | None = None, text: bool = True, html: bool = True
+) -> tuple[str | None, str | None]:
+    """Text and/or HTML from one context (the papers' views are built once)."""
+    env = env or environment()
+    context = _context(digest)
+    text_body = env.get_template("digest.txt.j2").render(context) if text else None
+    html_body = str(_INLINER.inline(env.get_template("digest.html.j2").render(context))) if html else None
+    return text_body, html_body
 
 
 def render_text(digest: Digest, env: jinja2.Environment | None = None) -> str:

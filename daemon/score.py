@@ -89,10 +89,16 @@ def upvote_points(upvotes: int | None, weights: ScoringSettings) -> float:
 
 def _topic_hits(topic: TopicSettings, title: str, abstract: str) -> tuple[Hit, ...] | None:
     """The keyword hits of one topic, or None when it does not match or an exclude hits."""
-    if any(matches(word, title) or matches(word, abstract) for word in topic.exclude):
+    return _hits(tuple(topic.keywords), tuple(topic.exclude), title, abstract)
+
+
+@lru_cache(maxsize=65536)
+def _hits(keywords: tuple[str, ...], exclude: tuple[str, ...], title: str, abstract: str) -> tuple[Hit, ...] | None:
+    """Cached: many subscribers share topics, and every one of them scores the same papers."""
+    if any(matches(word, title) or matches(word, abstract) for word in exclude):
         return None
-    hits = [Hit(word, "title") for word in topic.keywords if matches(word, title)]
-    hits += [Hit(word, "abstract") for word in topic.keywords if matches(word, abstract)]
+    hits = [Hit(word, "title") for word in keywords if matches(word, title)]
+    hits += [Hit(word, "abstract") for word in keywords if matches(word, abstract)]
     return tuple(hits) or None
 
 

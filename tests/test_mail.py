@@ -166,7 +166,7 @@ def test_send_twice_delivers_each_digest_once(cli: Any, store: str, smtp: SmtpSe
     assert [row["status"] for row in outbox(store)] == ["sent", "sent"]
     with sqlite3.connect(store.removeprefix("sqlite:///")) as conn:
         sent = conn.execute("SELECT count(*) FROM sent_paper WHERE subscriber = 'ada@example.org'").fetchone()[0]
-    assert sent == len(json.loads(outbox(store)[0]["paper_ids"])) > 0
+    assert sent == len(json.loads(outbox(store)[0]["papers"])) > 0
 
 
 def test_dry_run_stores_and_sends_nothing(cli: Any, store: str, smtp: SmtpServer, tmp_path: Path) -> None:

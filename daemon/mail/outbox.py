@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import jinja2
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -34,6 +35,7 @@ from daemon import digest, render
 from daemon.config import Settings, SubscriberSettings
 from daemon.mail.message import build_message, message_id, split_from
 from daemon.mail.transport import DeliveryError, Transport
+from daemon.model import Paper
 from daemon.schedule import cron_trigger, latest_fire
 from daemon.store import queries
 
@@ -103,11 +105,17 @@ def current_period(subscriber: SubscriberSettings, now: dt.datetime) -> dt.datet
 
 
 def _outbox_values(
-    settings: Settings, subscriber: SubscriberSettings, built: digest.Digest, period: dt.datetime, now: dt.datetime
-) -> dict[str, Any]:
-    env = render.environment(settings.digest.templates)
-    text = render.render_text(built, env) if subscriber.format in ("text", "both") else None
-    html = render.render_html(built, env) if subscriber.format in ("html", "both") else None
+    settings: Settings,
+    subscriber: SubscriberSettings,
+    built: digest.Digest,
+    period: dt.datetime,
+    now: dt.datetime,
+    env: jinja2.Environment,
+) -> tuple[dict[str, Any], bytes]:
+    """The outbox row of a digest and its rendered message."""
+    text, html = render.render_both(
+        built, env, text=subscriber.format in ("text", "both"), html=subscriber.format in ("html", "both")
+    )
     subject = render.subject(built)
     msg_id = message_id(subscriber.email, period, settings.mail.from_)
     message = build_message(
@@ -121,7 +129,7 @@ def _outbox_values(
         date=now,
     )
     empty = built.empty and not settings.digest.send_empty
-    return {
+    row = {
         "subscriber": subscriber.email.lower(),
         "period": period,
         "window_start": built.window_start,
@@ -132,15 +140,16 @@ def _outbox_values(
         "next_attempt_at": now,
         "message_id": msg_id,
         "subject": subject,
-        "paper_ids": json.dumps([s.paper.id for s in built.papers]),
-        "message": bytes(message),
-        "html_preview": html if html is not None else render.render_html(built, env),
+        "papers": json.dumps({str(s.paper.id): s.paper.upvotes for s in built.papers}),
     }
+    return row, bytes(message)
 
 
 def enqueue_due(engine: Engine, settings: Settings, now: dt.datetime, dry_run: bool = False) -> list[Planned]:
     """Build and store every digest that is due and not yet in the outbox."""
     planned = []
+    env = render.environment(settings.digest.templates)
+    windows: dict[tuple[dt.datetime, dt.datetime], list[Paper]] = {}  # subscribers on one cron share it
     for subscriber in settings.subscribers:
         period = current_period(subscriber, now)
         if period is None:
@@ -148,19 +157,18 @@ def enqueue_due(engine: Engine, settings: Settings, now: dt.datetime, dry_run: b
         with engine.connect() as conn:
             if queries.outbox_exists(conn, subscriber.email, period):
                 continue
-        built = digest.build(engine, settings, subscriber, now)
-        values = _outbox_values(settings, subscriber, built, period, now)
-        planned.append(Planned(subscriber.email, period, len(built.papers), values["subject"], values["status"]))
+        built = digest.build(engine, settings, subscriber, now, window_cache=windows)
+        values, message = _outbox_values(settings, subscriber, built, period, now, env)
+        item = Planned(subscriber.email, period, len(built.papers), values["subject"], values["status"])
         if dry_run:
+            planned.append(item)
             continue
         try:
             with engine.connect().execution_options(write=True) as conn, conn.begin():
-                if queries.outbox_exists(conn, subscriber.email, period):
-                    planned.pop()
-                    continue
-                queries.insert_outbox(conn, values)
+                queries.insert_outbox(conn, values, message)
         except IntegrityError:
-            planned.pop()  # another sender stored this period first
+            continue  # another sender stored this period first
+        planned.append(item)
     return planned
 
 
@@ -197,14 +205,11 @@ def deliver_due(
             with engine.connect().execution_options(write=True) as conn, conn.begin():
                 if not queries.claim_outbox(conn, row.id, row.status, row.claimed_by, token, now):
                     continue
+                message = queries.outbox_message(conn, row.id)
             period = queries.as_utc(row.period) or now
             try:
                 transport.send(
-                    sender=sender,
-                    recipient=row.subscriber,
-                    message=row.message,
-                    name=file_name(row.subscriber, period),
-                    html_preview=row.html_preview,
+                    sender=sender, recipient=row.subscriber, message=message, name=file_name(row.subscriber, period)
                 )
             except DeliveryError as exc:
                 results.append(_record_failure(engine, row, token, exc, now, period))
@@ -212,7 +217,7 @@ def deliver_due(
                     break
                 continue
             _record_sent(engine, row, token, now)
-            results.append(Delivery(row.subscriber, period, "sent", f"{len(json.loads(row.paper_ids))} papers"))
+            results.append(Delivery(row.subscriber, period, "sent", f"{len(json.loads(row.papers))} papers"))
     return results
 
 
@@ -224,8 +229,8 @@ def _record_sent(engine: Engine, row: Any, token: str, now: dt.datetime) -> None
             token,
             {"status": "sent", "sent_at": now, "attempts": row.attempts + 1, "last_error": None, "claimed_by": None},
         )
-        papers = queries.papers_by_ids(conn, json.loads(row.paper_ids))
-        queries.record_sent(conn, row.subscriber, papers, now)
+        shown = {int(pid): votes for pid, votes in json.loads(row.papers).items()}
+        queries.record_sent_upvotes(conn, row.subscriber, shown, now)
 
 
 def _record_failure(

@@ -92,7 +92,7 @@ class SmtpTransport:
                 self.client.close()
             self.client = None
 
-    def send(self, *, sender: str, recipient: str, message: bytes, name: str, html_preview: str | None) -> None:
+    def send(self, *, sender: str, recipient: str, message: bytes, name: str) -> None:
         if self.client is None:
             self.client = self._connect()
         try:

@@ -32,5 +32,5 @@ class Transport(Protocol):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None: ...
 
-    def send(self, *, sender: str, recipient: str, message: bytes, name: str, html_preview: str | None) -> None:
+    def send(self, *, sender: str, recipient: str, message: bytes, name: str) -> None:
         """Deliver one message or raise DeliveryError. `name` is a stable file-safe id of the digest."""

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
 from daemon.model import Paper
 from daemon.store.tables import (
     dump_table,
+    outbox_message_table,
     outbox_table,
     paper_table,
     sent_paper_table,
@@ -231,8 +232,26 @@ def papers_by_ids(conn: Connection, ids: Iterable[int]) -> list[Paper]:
 
 
 def record_sent(conn: Connection, subscriber: str, papers: Iterable[Paper], sent_at: dt.datetime) -> None:
+    record_sent_upvotes(conn, subscriber, {p.id: p.upvotes for p in papers}, sent_at)
+
+
+def record_sent_upvotes(
+    conn: Connection, subscriber: str, upvotes: dict[int, int | None], sent_at: dt.datetime
+) -> None:
+    """Record papers as sent to a subscriber, with the upvotes they showed; ones already there stay."""
+    if not upvotes:
+        return
+    c = sent_paper_table.c
+    key = subscriber.lower()
+    existing = {
+        row.paper_id
+        for chunk in _chunks(sorted(upvotes))
+        for row in conn.execute(select(c.paper_id).where(c.subscriber == key, c.paper_id.in_(chunk)))
+    }
     rows = [
-        {"subscriber": subscriber.lower(), "paper_id": p.id, "upvotes": p.upvotes, "sent_at": sent_at} for p in papers
+        {"subscriber": key, "paper_id": pid, "upvotes": votes, "sent_at": sent_at}
+        for pid, votes in upvotes.items()
+        if pid not in existing
     ]
     if rows:
         conn.execute(insert(sent_paper_table), rows)
@@ -258,15 +277,22 @@ def outbox_exists(conn: Connection, subscriber: str, period: dt.datetime) -> boo
     return conn.execute(stmt).first() is not None
 
 
-def insert_outbox(conn: Connection, values: dict[str, Any]) -> int:
-    return int(conn.execute(insert(outbox_table).returning(outbox_table.c.id), values).scalar_one())
+def insert_outbox(conn: Connection, values: dict[str, Any], message: bytes) -> int:
+    outbox_id = int(conn.execute(insert(outbox_table).returning(outbox_table.c.id), values).scalar_one())
+    conn.execute(insert(outbox_message_table), {"outbox_id": outbox_id, "message": message})
+    return outbox_id
+
+
+def outbox_message(conn: Connection, outbox_id: int) -> bytes:
+    stmt = select(outbox_message_table.c.message).where(outbox_message_table.c.outbox_id == outbox_id)
+    return bytes(conn.execute(stmt).scalar_one())
 
 
 def outbox_due(conn: Connection, now: dt.datetime, stale_before: dt.datetime) -> list[Row[Any]]:
     """Pending rows whose retry time has come, and rows claimed by a sender that is gone."""
     c = outbox_table.c
     stmt = (
-        select(outbox_table)
+        select(c.id, c.subscriber, c.period, c.status, c.attempts, c.claimed_by, c.papers)
         .where(
             ((c.status == "pending") & (c.next_attempt_at <= now))
             | ((c.status == "sending") & (c.claimed_at <= stale_before))
@@ -277,7 +303,11 @@ def outbox_due(conn: Connection, now: dt.datetime, stale_before: dt.datetime) ->
 
 
 def outbox_claimed(conn: Connection) -> list[Row[Any]]:
-    return list(conn.execute(select(outbox_table).where(outbox_table.c.status == "sending")))
+    c = outbox_table.c
+    stmt = select(c.id, c.subscriber, c.period, c.status, c.attempts, c.claimed_by, c.papers).where(
+        c.status == "sending"
+    )
+    return list(conn.execute(stmt))
 
 
 def claim_outbox(

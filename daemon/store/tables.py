@@ -111,9 +111,16 @@ class OutboxRow(SQLModel, table=True):
     sent_at: dt.datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
     message_id: str = Field(max_length=255)
     subject: str
-    paper_ids: str = "[]"  # JSON array of paper ids
+    papers: str = "{}"  # JSON object: paper id -> its upvotes as shown in the digest
+
+
+class OutboxMessageRow(SQLModel, table=True):
+    """The rendered message of an outbox row, kept apart so status updates stay small."""
+
+    __tablename__ = "outbox_message"
+
+    outbox_id: int = Field(foreign_key="outbox.id", primary_key=True)
     message: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    html_preview: str | None = None
 
 
 class SourceStateRow(SQLModel, table=True):
@@ -139,4 +146,5 @@ sighting_table = SightingRow.__table__  # type: ignore[attr-defined]
 sent_paper_table = SentPaperRow.__table__  # type: ignore[attr-defined]
 source_state_table = SourceStateRow.__table__  # type: ignore[attr-defined]
 outbox_table = OutboxRow.__table__  # type: ignore[attr-defined]
+outbox_message_table = OutboxMessageRow.__table__  # type: ignore[attr-defined]
 metadata = SQLModel.metadata
