@@ -327,7 +327,10 @@ def run_ours(db: Path, settings: Settings, profile: cProfile.Profile | None = No
 def sent_messages(db: Path) -> list[tuple[str, bytes]]:
     """The rendered messages of our run, as stored in the outbox (recipient, bytes)."""
     with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT subscriber, message FROM outbox WHERE status = 'sent' ORDER BY id").fetchall()
+        rows = conn.execute(
+            "SELECT o.subscriber, m.message FROM outbox o JOIN outbox_message m ON m.outbox_id = o.id"
+            " WHERE o.status = 'sent' ORDER BY o.id"
+        ).fetchall()
     conn.close()
     return [(str(r[0]), bytes(r[1])) for r in rows]
 

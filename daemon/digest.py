@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from daemon.config import DigestSettings, Settings, SubscriberSettings
 from daemon.model import Paper
 from daemon.schedule import cron_trigger, fire_before, latest_fire
-from daemon.score import ScoredPaper, rank
+from daemon.score import HitCache, ScoredPaper, rank
 from daemon.store import queries
 
 RISING_LIMIT = 5
@@ -95,11 +95,12 @@ def select(
     candidates: list[Paper],
     sent: dict[int, int | None],
     sent_papers_now: list[Paper],
+    hit_cache: HitCache | None = None,
 ) -> Digest:
     """The digest for one subscriber (pure): ranked, thresholded, capped, grouped by topic."""
     topics = {name: settings.topics[name] for name in subscriber.topics}
     fresh = [p for p in candidates if p.id not in sent]
-    ranked = [s for s in rank(fresh, topics, settings.scoring) if s.score >= subscriber.min_score]
+    ranked = [s for s in rank(fresh, topics, settings.scoring, hit_cache) if s.score >= subscriber.min_score]
     chosen = ranked[: subscriber.max_papers]
     order: list[str | None] = [*subscriber.topics] or [None]
     sections = tuple(
@@ -134,6 +135,7 @@ def build(
     now: dt.datetime,
     since: dt.date | None = None,
     window_cache: dict[tuple[dt.datetime, dt.datetime], list[Paper]] | None = None,
+    hit_cache: HitCache | None = None,
 ) -> Digest:
     """Read the window from the store and select. `since` previews papers first seen on or after a date;
     `window_cache` lets a batch of subscribers with the same window read it once."""
@@ -151,4 +153,4 @@ def build(
             if window_cache is not None:
                 window_cache[(window.start, window.end)] = candidates
         sent_now = queries.papers_by_ids(conn, sent) if sent else []
-    return select(settings, subscriber, window, candidates, sent, sent_now)
+    return select(settings, subscriber, window, candidates, sent, sent_now, hit_cache)

@@ -102,19 +102,30 @@ def _hits(keywords: tuple[str, ...], exclude: tuple[str, ...], title: str, abstr
     return tuple(hits) or None
 
 
-def score_paper(paper: Paper, topics: Mapping[str, TopicSettings], weights: ScoringSettings) -> ScoredPaper | None:
+HitCache = dict[tuple[int, str], tuple[Hit, ...] | None]
+
+
+def score_paper(
+    paper: Paper, topics: Mapping[str, TopicSettings], weights: ScoringSettings, cache: HitCache | None = None
+) -> ScoredPaper | None:
     """Score one paper against the given topics; None when it matches none of them.
 
-    With no topics at all every paper qualifies, ranked by upvotes alone.
+    With no topics at all every paper qualifies, ranked by upvotes alone. `cache` keeps the
+    hits of (paper id, topic) for a batch of subscribers scored with the same topics.
     """
     up = upvote_points(paper.upvotes, weights)
     if not topics:
         return ScoredPaper(paper, up, None, up, 0.0, (), ())
-    title, abstract = folded(paper.title), folded(paper.abstract or "")
     best: tuple[float, str, tuple[Hit, ...]] | None = None
     matched = []
     for name, topic in topics.items():
-        hits = _topic_hits(topic, title, abstract)
+        key = (paper.id, name)
+        if cache is not None and key in cache:
+            hits = cache[key]
+        else:
+            hits = _topic_hits(topic, folded(paper.title), folded(paper.abstract or ""))
+            if cache is not None:
+                cache[key] = hits
         if hits is None:
             continue
         matched.append(name)
@@ -127,7 +138,12 @@ def score_paper(paper: Paper, topics: Mapping[str, TopicSettings], weights: Scor
     return ScoredPaper(paper, up + points, name, up, points, hits, tuple(matched))
 
 
-def rank(papers: Iterable[Paper], topics: Mapping[str, TopicSettings], weights: ScoringSettings) -> list[ScoredPaper]:
+def rank(
+    papers: Iterable[Paper],
+    topics: Mapping[str, TopicSettings],
+    weights: ScoringSettings,
+    cache: HitCache | None = None,
+) -> list[ScoredPaper]:
     """Matching papers, best first (score, then upvotes, then title for a stable order)."""
-    scored = [s for s in (score_paper(p, topics, weights) for p in papers) if s is not None]
+    scored = [s for s in (score_paper(p, topics, weights, cache) for p in papers) if s is not None]
     return sorted(scored, key=lambda s: (-s.score, -(s.paper.upvotes or 0), s.paper.title))

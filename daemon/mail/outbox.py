@@ -37,6 +37,7 @@ from daemon.mail.message import build_message, message_id, split_from
 from daemon.mail.transport import DeliveryError, Transport
 from daemon.model import Paper
 from daemon.schedule import cron_trigger, latest_fire
+from daemon.score import HitCache
 from daemon.store import queries
 
 log = logging.getLogger("paperdigest.mail")
@@ -150,6 +151,7 @@ def enqueue_due(engine: Engine, settings: Settings, now: dt.datetime, dry_run: b
     planned = []
     env = render.environment(settings.digest.templates)
     windows: dict[tuple[dt.datetime, dt.datetime], list[Paper]] = {}  # subscribers on one cron share it
+    hits: HitCache = {}  # and score the same papers against the same topics
     for subscriber in settings.subscribers:
         period = current_period(subscriber, now)
         if period is None:
@@ -157,7 +159,7 @@ def enqueue_due(engine: Engine, settings: Settings, now: dt.datetime, dry_run: b
         with engine.connect() as conn:
             if queries.outbox_exists(conn, subscriber.email, period):
                 continue
-        built = digest.build(engine, settings, subscriber, now, window_cache=windows)
+        built = digest.build(engine, settings, subscriber, now, window_cache=windows, hit_cache=hits)
         values, message = _outbox_values(settings, subscriber, built, period, now, env)
         item = Planned(subscriber.email, period, len(built.papers), values["subject"], values["status"])
         if dry_run:
@@ -191,20 +193,25 @@ def deliver_due(
     stop: Callable[[], bool] | None = None,
 ) -> list[Delivery]:
     """Deliver every due outbox row over one transport session; stop early if the server is unusable
-    or `stop()` says so (the message in flight is finished and recorded first)."""
+    or `stop()` says so (the message in flight is finished and recorded first).
+
+    The batch is claimed in one transaction. Rows not tried are released; if the process dies,
+    its claims are taken over by the next run (see `_claim_is_dead`) and those rows sent then.
+    """
     token = claim_token()
     sender = split_from(settings.mail.from_)[1]
     results: list[Delivery] = []
     rows = list(_due_rows(engine, now))
     if not rows:
         return results
+    with engine.connect().execution_options(write=True) as conn, conn.begin():  # claim the batch at once
+        claimed = [row for row in rows if queries.claim_outbox(conn, row.id, row.status, row.claimed_by, token, now)]
     with transport:
-        for row in rows:
+        for index, row in enumerate(claimed):
             if stop is not None and stop():
+                _release(engine, claimed[index:], token)
                 break
-            with engine.connect().execution_options(write=True) as conn, conn.begin():
-                if not queries.claim_outbox(conn, row.id, row.status, row.claimed_by, token, now):
-                    continue
+            with engine.connect() as conn:
                 message = queries.outbox_message(conn, row.id)
             period = queries.as_utc(row.period) or now
             try:
@@ -214,11 +221,19 @@ def deliver_due(
             except DeliveryError as exc:
                 results.append(_record_failure(engine, row, token, exc, now, period))
                 if exc.stop_batch:
+                    _release(engine, claimed[index + 1 :], token)
                     break
                 continue
             _record_sent(engine, row, token, now)
             results.append(Delivery(row.subscriber, period, "sent", f"{len(json.loads(row.papers))} papers"))
     return results
+
+
+def _release(engine: Engine, rows: list[Any], token: str) -> None:
+    """Give claimed rows that were not tried back to the next run, untouched."""
+    if rows:
+        with engine.connect().execution_options(write=True) as conn, conn.begin():
+            queries.release_outbox(conn, [row.id for row in rows], token)
 
 
 def _record_sent(engine: Engine, row: Any, token: str, now: dt.datetime) -> None:
