@@ -31,5 +31,5 @@ def display_url(url: str) -> str:
     """The URL with any password hidden, for printing and logs."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return "<invalid URL>"

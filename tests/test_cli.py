@@ -185,3 +185,11 @@ def test_store_urls_are_shown_without_password() -> None:
     from daemon.settings import display_url
 
     assert "s3cret" not in display_url("postgresql+psycopg://user:s3cret@localhost/db")
+
+
+def test_a_bad_store_url_never_echoes_its_password(cli: Any) -> None:
+    result = cli("--db", "postgresql+psycopg://reader:s3cret-pw@localhost:notaport/db", "status")
+    assert result.code in (1, 2)
+    assert "s3cret-pw" not in result.err + result.out
+    garbage = cli("--db", "::s3cret-pw::", "status")
+    assert garbage.code == 2 and "s3cret-pw" not in garbage.err

@@ -38,8 +38,8 @@ def open_engine(url: str) -> Engine:
     """An engine with the schema in place. SQLite gets WAL, foreign keys and a busy timeout."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
-        raise UsageError(f"--db: not a database URL: {url!r} (e.g. sqlite:///papers.db)") from None
+    except (ArgumentError, ValueError):
+        raise UsageError("--db / PAPERDIGEST_DB / store.url: not a database URL (e.g. sqlite:///papers.db)") from None
     kwargs: dict[str, Any] = {}
     is_sqlite = parsed.get_backend_name() == "sqlite"
     if is_sqlite and parsed.database and parsed.database != ":memory:":
