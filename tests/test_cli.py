@@ -193,3 +193,22 @@ def test_a_bad_store_url_never_echoes_its_password(cli: Any) -> None:
     assert "s3cret-pw" not in result.err + result.out
     garbage = cli("--db", "::s3cret-pw::", "status")
     assert garbage.code == 2 and "s3cret-pw" not in garbage.err
+
+
+def test_backfill_orders_undated_files_by_their_header_dates(cli: Any, db_url: str, tmp_path: Path) -> None:
+    """No date in the names: the header dates ('Dec 30', 'Nov 4', ...) order the dumps, with the
+    year from the modification time; a dump without a header date falls back to that time."""
+    folder = tmp_path / "undated"
+    folder.mkdir()
+    stamp = 1795435200  # 2026-11-23 12:00 UTC
+    for name in SEED_AS_OF:
+        shutil.copyfile(SEEDS / name, folder / name)
+        os.utime(folder / name, (stamp, stamp))
+    lines = cli("--db", db_url, "backfill", str(folder), "--json").json_lines()
+    assert [(Path(line["source"]).name[:3], line["as_of"]) for line in lines] == [
+        ("000", "2025-12-30"),
+        ("001", "2026-03-12"),
+        ("002", "2026-11-03"),
+        ("004", "2026-11-04"),
+        ("003", "2026-11-23"),
+    ]

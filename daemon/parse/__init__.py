@@ -12,7 +12,7 @@ from daemon.parse.api_json import parse_api_json
 from daemon.parse.dates import DateValueError, date_from_filename, latest_on_or_before, mtime_date
 from daemon.parse.decode import decode_dump
 from daemon.parse.html import parse_html
-from daemon.parse.text import DateParts, TextEntry, parse_text
+from daemon.parse.text import DateParts, TextEntry, header_date, parse_text
 
 __all__ = ["capture_date", "content_hash", "parse_dump"]
 
@@ -93,18 +93,12 @@ def _resolve(entry: TextEntry, position: int, capture: dt.date, source: str) -> 
 
 
 def header_of(raw: RawDump) -> DateParts | None:
-    """The header date of a text dump, cheaply (for ordering a backfill); None otherwise."""
+    """The header date of a text dump, from its first bytes (for ordering a backfill); None otherwise."""
+    head = raw.data[:4096]
     try:
-        text = decode_dump(raw.data[:4096].rsplit(b"\n", 1)[0] or raw.data[:4096], raw.source)
+        text = decode_dump(head.rsplit(b"\n", 1)[0] or head, raw.source)
     except ParseError:
         return None
     if detect_format(text) != "text":
         return None
-    try:
-        return parse_text(text, raw.source).header_date
-    except ParseError:
-        return None
-
-
-def entries_of(listing: Listing) -> tuple[Entry, ...]:
-    return listing.entries
+    return header_date(text)

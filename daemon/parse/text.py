@@ -107,6 +107,12 @@ def parse_text(text: str, source: str) -> TextListing:
     return TextListing(layout, header_date, entries)
 
 
+def header_date(text: str) -> DateParts | None:
+    """Only the header's date (a dump's head is enough): to order dumps before parsing them."""
+    lines = [_Line(i, raw.strip()) for i, raw in enumerate(text.split("\n"), 1)]
+    return _read_header(lines)[1]
+
+
 def _read_header(lines: list[_Line]) -> tuple[int, DateParts | None, bool]:
     """Skip the header. Returns (index of the first body line, header date, saw a header line)."""
     header_date: DateParts | None = None
