@@ -39,7 +39,7 @@ _NOT_A_LISTING = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DateParts:
     month: int
     day: int
@@ -47,7 +47,7 @@ class DateParts:
     line: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TextEntry:
     line: int
     title: str
@@ -58,14 +58,14 @@ class TextEntry:
     upvotes: int | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TextListing:
     layout: str
     header_date: DateParts | None
     entries: list[TextEntry]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Line:
     number: int
     text: str

@@ -64,14 +64,46 @@ def papers_by_identity(
     """Every stored paper (with its title key) whose arXiv id or title key is among the given:
     two indexed IN queries."""
     found: dict[int, tuple[Paper, str]] = {}
+    sqlite = conn.dialect.name == "sqlite"
     for column, values in (
         (paper_table.c.arxiv_id, sorted(set(arxiv_ids))),
         (paper_table.c.title_key, sorted(set(title_keys))),
     ):
         for chunk in _chunks(values):
+            if sqlite:  # the hot path of ingest: plain SQL, dates parsed here
+                for raw in conn.exec_driver_sql(
+                    f"SELECT {_SELECT_LIST} FROM paper WHERE {column.name} IN ({', '.join('?' * len(chunk))})",
+                    tuple(chunk),
+                ):
+                    found[raw[0]] = (_paper_from_tuple(raw), raw[2])
+                continue
             for row in conn.execute(select(*_PAPER_COLUMNS).where(column.in_(chunk))):
                 found[row.id] = (_paper(row), row.title_key)
     return list(found.values())
+
+
+_SELECT_LIST = ", ".join(("id", *PAPER_FIELDS))
+
+
+def _date_or_none(value: Any) -> dt.date | None:
+    return dt.date.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _paper_from_tuple(raw: Any) -> Paper:
+    """A row of `SELECT id, PAPER_FIELDS...` as SQLite's driver returns it (dates as text)."""
+    (pid, arxiv_id, _key, title, abstract, authors, org, published, upvotes, first_seen, last_seen) = raw
+    return Paper(
+        id=pid,
+        title=title,
+        abstract=abstract,
+        authors=authors,
+        org=org,
+        published=_date_or_none(published),
+        upvotes=upvotes,
+        arxiv_id=arxiv_id,
+        first_seen=_date_or_none(first_seen) or dt.date.min,
+        last_seen=_date_or_none(last_seen) or dt.date.min,
+    )
 
 
 def dump_by_hash(conn: Connection, content_hash: str) -> Row[Any] | None:
