@@ -249,6 +249,13 @@ def apply(engine: Engine, listing: Listing, *, backfill: bool = False, dry_run: 
         raise StoreError(f"{listing.source}: the store refused the dump, nothing was written: {describe(exc)}") from exc
 
 
+def _columns_to_write(fields: tuple[str, ...]) -> tuple[str, ...]:
+    """last_seen always; upvotes and first_seen when they changed; every column otherwise."""
+    if not set(fields) <= {"upvotes", "first_seen"}:
+        return queries.PAPER_FIELDS
+    return (*(name for name in ("upvotes", "first_seen") if name in fields), "last_seen")
+
+
 def _write(conn: Any, listing: Listing, changes: Diff, backfill: bool) -> None:
     ingested_at = clock.now()
     new = [c for c in changes.changes if c.kind == "new"]
@@ -278,11 +285,14 @@ def _write(conn: Any, listing: Listing, changes: Diff, backfill: bool) -> None:
         for c in new
     ]
     new_ids = iter(queries.insert_papers(conn, new_rows))
-    stored = [c for c in changes.changes if c.kind != "new" and c.dirty]
-    light = [c.after for c in stored if set(c.fields) <= set(queries.LIGHT_FIELDS)]
-    full = [c.after for c in stored if not set(c.fields) <= set(queries.LIGHT_FIELDS)]
-    queries.update_papers(conn, light, queries.LIGHT_FIELDS)  # upvotes and dates: the common case
-    queries.update_papers(conn, full)
+    # Write only the columns that moved: SQLite rewrites an index entry for every indexed
+    # column named in SET, changed or not. Most known papers only gain upvotes or a sighting.
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for change in changes.changes:
+        if change.kind != "new" and change.dirty:
+            groups.setdefault(_columns_to_write(change.fields), []).append(change.after)
+    for columns, rows in groups.items():
+        queries.update_papers(conn, rows, columns)
     sightings = []
     for change in changes.changes:
         paper_id = next(new_ids) if change.kind == "new" else change.paper_id

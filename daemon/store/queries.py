@@ -164,9 +164,6 @@ def insert_papers(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
     return [int(row.id) for row in conn.execute(stmt, rows)]
 
 
-LIGHT_FIELDS = ("upvotes", "first_seen", "last_seen")
-
-
 def update_papers(conn: Connection, rows: list[dict[str, Any]], fields: tuple[str, ...] = PAPER_FIELDS) -> None:
     """Write back `fields` of existing papers, one executemany."""
     if not rows:
