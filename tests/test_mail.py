@@ -266,6 +266,7 @@ def test_permanent_550_is_recorded_and_does_not_block_others(
     assert rows["ada@example.org"]["last_error"] == "550 5.1.1 no such user here"
     status = cli("--db", store, "status")
     assert "1 failed" in status.out and "no such user here" in status.out
+    assert status.code == 1  # failing mail makes `status` fail, for monitoring
     assert cli("--config", config, "--db", store, "send").out.strip() == "nothing due"  # failed is final
 
 
