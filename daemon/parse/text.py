@@ -75,14 +75,6 @@ def _is_header(text: str) -> bool:
     return any(p.match(text) for p in _HEADER)
 
 
-def _date_parts(text: str, number: int) -> DateParts | None:
-    match = DATE_LINE.match(text)
-    if not match:
-        return None
-    year = int(match["year"]) if match["year"] else None
-    return DateParts(month_number(match["month"]), int(match["day"]), year, number)
-
-
 def parse_text(text: str, source: str) -> TextListing:
     lines = [_Line(i, raw.strip()) for i, raw in enumerate(text.split("\n"), 1)]
     body_start, header_date, saw_header = _read_header(lines)
@@ -209,13 +201,14 @@ class _EntryReader:
             return None
         self.saw_meta = True
         who, _, when = lines
-        date = _date_parts(when.text, when.number)
-        if date is None:
+        match = DATE_LINE.match(when.text)
+        if match is None:
             raise self.fail(
                 when.number, f"expected a date line such as 'Mar 20 2' or 'Sep 30, 2024', found {when.text[:60]!r}"
             )
-        match = DATE_LINE.match(when.text)
-        upvotes = int(match["upvotes"]) if match and match["upvotes"] else 0
+        year = int(match["year"]) if match["year"] else None
+        date = DateParts(month_number(match["month"]), int(match["day"]), year, when.number)
+        upvotes = int(match["upvotes"]) if match["upvotes"] else 0
         authors_match = _AUTHORS.match(who.text)
         if authors_match:
             return int(authors_match[1]), None, date, upvotes
