@@ -21,7 +21,7 @@ from daemon.errors import ConfigError
 from daemon.schedule import cron_trigger, parse_every
 from daemon.store.engine import state_dir
 
-_EMAIL = r"^[^@\s<>\"]+@[^@\s<>\"]+$"
+_EMAIL = r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+$"  # ASCII only: plain SMTP, no SMTPUTF8
 
 
 class _Model(BaseModel):

@@ -12,6 +12,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -392,3 +393,129 @@ def test_papers_ingested_between_two_sends_go_out_exactly_once(
     assert len(subjects) == 2 and subjects[1].startswith("Paper digest — 1 new paper on agents")
     second = smtp.handler.received[1].message.get_body(preferencelist=("plain",))
     assert second is not None and "A Late Agent Paper" in second.get_content()
+
+
+# --- races -----------------------------------------------------------------------------------
+
+
+def test_a_digest_waits_for_an_ingest_stamped_before_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ingest in flight when a digest is built: its papers are in this digest or the next, never lost."""
+    import threading as th
+
+    from sqlalchemy import event
+
+    from daemon.config import validate
+    from daemon.ingest import apply
+    from daemon.mail import outbox as outbox_module
+    from daemon.model import RawDump
+    from daemon.parse import parse_dump
+    from daemon.store.engine import open_engine
+
+    monkeypatch.delenv("PAPERDIGEST_NOW", raising=False)
+    engine = open_engine(f"sqlite:///{tmp_path / 'race.db'}")
+    settings = validate(
+        {
+            "topics": {"robots": {"keywords": ["robot"]}},
+            "subscribers": [{"email": "ada@example.org", "topics": ["robots"], "cron": "* * * * *"}],
+        },
+        "t",
+    )
+    stamped = th.Event()
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def slow_sightings(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("INSERT INTO sighting"):
+            stamped.set()  # the papers are written and stamped, not yet committed
+            time.sleep(1.5)
+
+    seed = SEEDS / "004_d0e4e6143df38525.txt"
+    listing = parse_dump(RawDump(str(seed), seed.read_bytes(), None), dt.date(2026, 11, 4))
+    worker = th.Thread(target=apply, args=(engine, listing))
+    worker.start()
+    assert stamped.wait(10)
+    planned = outbox_module.enqueue_due(engine, settings, dt.datetime.now(dt.UTC))
+    worker.join(10)
+    assert planned and planned[0].papers > 0, "the digest missed papers stamped before its window closed"
+
+
+class ScriptedTransport:
+    """A fake transport for the outbox's bookkeeping: runs `on_send(recipient)` for each message."""
+
+    def __init__(self, on_send: Any) -> None:
+        self.on_send = on_send
+        self.sent: list[str] = []
+
+    def __enter__(self) -> ScriptedTransport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def send(self, *, sender: str, recipient: str, message: bytes, name: str) -> None:
+        self.on_send(recipient)
+        self.sent.append(recipient)
+
+
+def _outbox_setup(cli: Any, store: str, tmp_path: Path, subscribers: list[str]) -> tuple[Any, Any, dt.datetime]:
+    from daemon.config import load
+    from daemon.mail import outbox as outbox_module
+    from daemon.store.engine import open_engine
+
+    config = write_config(tmp_path, config_text(free_port(), subscribers))
+    settings = load(Path(config))
+    engine = open_engine(store)
+    now = dt.datetime.fromisoformat(SEND_AT)
+    assert len(outbox_module.enqueue_due(engine, settings, now)) == len(subscribers)
+    return settings, engine, now
+
+
+def test_rows_are_claimed_one_at_a_time(cli: Any, store: str, tmp_path: Path) -> None:
+    """A long batch never holds claims on rows it has not reached (another sender may take them)."""
+    from daemon.mail import outbox as outbox_module
+
+    settings, engine, now = _outbox_setup(cli, store, tmp_path, ["a@example.org", "b@example.org", "c@example.org"])
+    seen: list[dict[str, str]] = []
+
+    def look(recipient: str) -> None:
+        seen.append({row["subscriber"]: row["status"] for row in outbox(store)})
+
+    outbox_module.deliver_due(engine, settings, ScriptedTransport(look), now)
+    assert seen[0] == {"a@example.org": "sending", "b@example.org": "pending", "c@example.org": "pending"}
+    assert seen[1]["b@example.org"] == "sending" and seen[1]["c@example.org"] == "pending"
+    assert {row["status"] for row in outbox(store)} == {"sent"}
+
+
+def test_a_lost_claim_is_not_marked_sent_by_the_loser(cli: Any, store: str, tmp_path: Path) -> None:
+    from daemon.mail import outbox as outbox_module
+
+    settings, engine, now = _outbox_setup(cli, store, tmp_path, ["a@example.org"])
+
+    def taken_over(recipient: str) -> None:
+        with sqlite3.connect(store.removeprefix("sqlite:///")) as conn:
+            conn.execute("UPDATE outbox SET claimed_by = 'elsewhere:1'")
+
+    results = outbox_module.deliver_due(engine, settings, ScriptedTransport(taken_over), now)
+    assert "claim was lost" in results[0].detail
+    (row,) = outbox(store)
+    assert (row["status"], row["claimed_by"]) == ("sending", "elsewhere:1")  # the other sender finishes it
+
+
+def test_an_unexpected_error_leaves_no_claim_behind(cli: Any, store: str, tmp_path: Path) -> None:
+    from daemon.mail import outbox as outbox_module
+
+    settings, engine, now = _outbox_setup(cli, store, tmp_path, ["a@example.org", "b@example.org"])
+
+    def explode(recipient: str) -> None:
+        raise UnicodeEncodeError("ascii", recipient, 0, 1, "ordinal not in range(128)")
+
+    results = outbox_module.deliver_due(engine, settings, ScriptedTransport(explode), now)
+    assert [r.outcome for r in results] == ["retry"] and "UnicodeEncodeError" in results[0].detail
+    assert [row["status"] for row in outbox(store)] == ["pending", "pending"]  # nothing stuck in `sending`
+
+
+def test_non_ascii_addresses_are_refused_in_the_config() -> None:
+    from daemon.config import validate
+    from daemon.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"subscribers\[0\]\.email"):
+        validate({"subscribers": [{"email": "jörg@example.de"}]}, "c.toml")

@@ -23,15 +23,16 @@ import json
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import jinja2
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
-from daemon import digest, render
+from daemon import clock, digest, render
 from daemon.config import Settings, SubscriberSettings
 from daemon.mail.message import build_message, message_id, split_from
 from daemon.mail.transport import DeliveryError, Transport
@@ -46,6 +47,7 @@ BACKOFF_BASE = dt.timedelta(minutes=1)
 BACKOFF_MAX = dt.timedelta(hours=6)
 MAX_ATTEMPTS = 12
 CLAIM_LEASE = dt.timedelta(minutes=15)
+RECORD_RETRIES = 5
 
 
 def claim_token() -> str:
@@ -148,6 +150,7 @@ def _outbox_values(
 
 def enqueue_due(engine: Engine, settings: Settings, now: dt.datetime, dry_run: bool = False) -> list[Planned]:
     """Build and store every digest that is due and not yet in the outbox."""
+    _wait_for_ingests_before(engine)
     planned = []
     env = render.environment(settings.digest.templates)
     windows: dict[tuple[dt.datetime, dt.datetime], list[Paper]] = {}  # subscribers on one cron share it
@@ -174,6 +177,19 @@ def enqueue_due(engine: Engine, settings: Settings, now: dt.datetime, dry_run: b
     return planned
 
 
+def _wait_for_ingests_before(engine: Engine) -> None:
+    """Let every ingest stamped at or before `now` commit before a window ending at `now` is read.
+
+    An ingest stamps its papers after it takes SQLite's write lock, so taking and releasing
+    that lock once (after `now` was read) is a barrier: ingests stamped earlier are committed,
+    later ones are stamped after `now` and belong to the next window. (A server database has
+    no such lock; see the README's notes on PostgreSQL.)
+    """
+    if engine.dialect.name == "sqlite":
+        with engine.connect().execution_options(write=True) as conn, conn.begin():
+            pass
+
+
 def _due_rows(engine: Engine, now: dt.datetime) -> Iterator[Any]:
     with engine.connect() as conn:
         rows = queries.outbox_due(conn, now, now - CLAIM_LEASE)
@@ -195,8 +211,9 @@ def deliver_due(
     """Deliver every due outbox row over one transport session; stop early if the server is unusable
     or `stop()` says so (the message in flight is finished and recorded first).
 
-    The batch is claimed in one transaction. Rows not tried are released; if the process dies,
-    its claims are taken over by the next run (see `_claim_is_dead`) and those rows sent then.
+    Each row is claimed just before it is sent, with the current time, so a claim is never older
+    than one delivery (the SMTP timeout bounds that, far below CLAIM_LEASE). A claim lost in the
+    meantime is logged and the row left to whoever took it.
     """
     token = claim_token()
     sender = split_from(settings.mail.from_)[1]
@@ -204,14 +221,14 @@ def deliver_due(
     rows = list(_due_rows(engine, now))
     if not rows:
         return results
-    with engine.connect().execution_options(write=True) as conn, conn.begin():  # claim the batch at once
-        claimed = [row for row in rows if queries.claim_outbox(conn, row.id, row.status, row.claimed_by, token, now)]
     with transport:
-        for index, row in enumerate(claimed):
+        for row in rows:
             if stop is not None and stop():
-                _release(engine, claimed[index:], token)
                 break
-            with engine.connect() as conn:
+            claimed_at = clock.now()
+            with engine.connect().execution_options(write=True) as conn, conn.begin():
+                if not queries.claim_outbox(conn, row.id, row.status, row.claimed_by, token, claimed_at):
+                    continue
                 message = queries.outbox_message(conn, row.id)
             period = queries.as_utc(row.period) or now
             try:
@@ -221,31 +238,40 @@ def deliver_due(
             except DeliveryError as exc:
                 results.append(_record_failure(engine, row, token, exc, now, period))
                 if exc.stop_batch:
-                    _release(engine, claimed[index + 1 :], token)
                     break
                 continue
-            _record_sent(engine, row, token, now)
-            results.append(Delivery(row.subscriber, period, "sent", f"{len(json.loads(row.papers))} papers"))
+            except Exception as exc:  # never leave a claim behind on a surprise
+                failure = DeliveryError(f"unexpected {type(exc).__name__}: {exc}", permanent=False, stop_batch=True)
+                results.append(_record_failure(engine, row, token, failure, now, period))
+                log.exception("delivery to %s failed unexpectedly", row.subscriber)
+                break
+            if _record_sent(engine, row, token, now):
+                results.append(Delivery(row.subscriber, period, "sent", f"{len(json.loads(row.papers))} papers"))
+            else:
+                log.error(
+                    "mail to %s was delivered but its claim was lost: another sender took the row", row.subscriber
+                )
+                results.append(Delivery(row.subscriber, period, "sent", "delivered; the claim was lost meanwhile"))
     return results
 
 
-def _release(engine: Engine, rows: list[Any], token: str) -> None:
-    """Give claimed rows that were not tried back to the next run, untouched."""
-    if rows:
-        with engine.connect().execution_options(write=True) as conn, conn.begin():
-            queries.release_outbox(conn, [row.id for row in rows], token)
-
-
-def _record_sent(engine: Engine, row: Any, token: str, now: dt.datetime) -> None:
-    with engine.connect().execution_options(write=True) as conn, conn.begin():
-        queries.finish_outbox(
-            conn,
-            row.id,
-            token,
-            {"status": "sent", "sent_at": now, "attempts": row.attempts + 1, "last_error": None, "claimed_by": None},
-        )
-        shown = {int(pid): votes for pid, votes in json.loads(row.papers).items()}
-        queries.record_sent_upvotes(conn, row.subscriber, shown, now)
+def _record_sent(engine: Engine, row: Any, token: str, now: dt.datetime) -> bool:
+    """Mark a delivered row sent (retrying while the store is busy). False when the claim was lost."""
+    values = {"status": "sent", "sent_at": now, "attempts": row.attempts + 1, "last_error": None, "claimed_by": None}
+    shown = {int(pid): votes for pid, votes in json.loads(row.papers).items()}
+    for attempt in range(RECORD_RETRIES):
+        try:
+            with engine.connect().execution_options(write=True) as conn, conn.begin():
+                if not queries.finish_outbox(conn, row.id, token, values):
+                    return False
+                queries.record_sent_upvotes(conn, row.subscriber, shown, now)
+                return True
+        except OperationalError:
+            if attempt == RECORD_RETRIES - 1:
+                raise
+            log.warning("the store is busy; retrying to record the mail to %s as sent", row.subscriber)
+            time.sleep(1 + attempt)
+    return False
 
 
 def _record_failure(

@@ -353,16 +353,6 @@ def claim_outbox(
     return result.rowcount == 1
 
 
-def release_outbox(conn: Connection, ids: list[int], token: str) -> None:
-    c = outbox_table.c
-    for chunk in _chunks(ids):
-        conn.execute(
-            update(outbox_table)
-            .where(c.id.in_(chunk), c.status == "sending", c.claimed_by == token)
-            .values(status="pending", claimed_by=None)
-        )
-
-
 def finish_outbox(conn: Connection, row_id: int, token: str, values: dict[str, Any]) -> bool:
     c = outbox_table.c
     result = conn.execute(
