@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from daemon import __version__, clock, digest, health, jobs, render, score, settings
 from daemon.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_RUNTIME, PaperdigestError, UsageError
 from daemon.logs import setup_logging
@@ -20,7 +22,7 @@ from daemon.model import DumpResult
 from daemon.report import backfill_summary, papers_table, progress_for, status_lines
 from daemon.service import Service
 from daemon.store import queries
-from daemon.store.engine import state_dir
+from daemon.store.engine import describe, state_dir
 
 log = logging.getLogger("paperdigest")
 
@@ -373,6 +375,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PaperdigestError as exc:
         print(f"paperdigest: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except SQLAlchemyError as exc:
+        print(f"paperdigest: error: the store failed: {describe(exc)}", file=sys.stderr)
+        return EXIT_RUNTIME
     except KeyboardInterrupt:
         print("paperdigest: interrupted", file=sys.stderr)
         return 130

@@ -14,7 +14,7 @@ def now() -> dt.datetime:
     pinned = os.environ.get("PAPERDIGEST_NOW")
     if pinned:
         value = dt.datetime.fromisoformat(pinned)
-        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
     return dt.datetime.now(dt.UTC)
 
 

@@ -213,6 +213,8 @@ def load(path: Path) -> Settings:
         raise ConfigError(f"{path}: cannot read the config: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}): save the config as UTF-8") from None
     return validate(data, str(path))
 
 

@@ -154,6 +154,8 @@ def diff(listing: Listing, known: list[Paper] | list[tuple[Paper, str]], keys: l
         fields = _merge(state, entry, as_of, fill_only)
         if state.title_key != old_key:
             index.rekey(state, old_key)
+        if "arxiv_id" in fields and state.arxiv_id:
+            index.by_arxiv[state.arxiv_id] = state  # later entries with that id find it
         if earlier is None:
             kind: ChangeKind = "updated" if fields else "unchanged"
             dirty = bool(fields) or state.last_seen != old_last_seen

@@ -25,7 +25,7 @@ from sqlalchemy import Engine
 
 from daemon import clock, config
 from daemon.config import Settings, SourceSettings
-from daemon.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_RUNTIME, ConfigError, PaperdigestError
+from daemon.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_RUNTIME, ConfigError, PaperdigestError, SourceError
 from daemon.health import next_digests, poll_interval
 from daemon.lock import InstanceLock, lock_path
 from daemon.mail import outbox
@@ -93,7 +93,10 @@ class Service:
         now = clock.now()
         try:
             result = source.poll(self.engine, now)
-        except (PaperdigestError, OSError) as exc:
+        except Exception as exc:  # any failure is the source's failure: recorded, shown, never fatal
+            if not isinstance(exc, PaperdigestError | OSError):
+                log.exception("source %s failed unexpectedly", name)
+                exc = SourceError(f"source {name}: unexpected {type(exc).__name__}: {exc}")
             log.error("source %s failed: %s", name, exc)
             self._save_state(name, {"last_poll_at": now, "last_error_at": now, "last_error": str(exc)}, failed=True)
             if report is not None:
@@ -216,6 +219,9 @@ class Service:
             fresh = config.resolve(self.config_flag)
         except ConfigError as exc:
             log.error("new config refused, keeping the running one: %s", exc)
+            return
+        except Exception as exc:  # whatever a broken file does, the running config stays
+            log.error("new config refused, keeping the running one: %s: %s", type(exc).__name__, exc)
             return
         if resolve_url(None, fresh.store.url) != resolve_url(None, self.settings.store.url):
             log.warning("the store URL changed in the config: that takes a restart; keeping the current store")

@@ -12,11 +12,24 @@ from daemon.model import Entry
 
 
 def parse_api_json(text: str, source: str) -> list[Entry]:
+    return entries_from_items(load_json(text, source), source)
+
+
+MAX_COUNT = 2**31 - 1  # fits every store's INTEGER
+
+
+def load_json(text: str, source: str, line: int | None = None) -> Any:
+    """json.loads with every failure as a ParseError: bad syntax, absurd nesting, giant numbers."""
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ParseError(source, exc.lineno, f"invalid JSON: {exc.msg} (column {exc.colno})") from None
-    return entries_from_items(data, source)
+        raise ParseError(
+            source, (line or 1) + exc.lineno - 1, f"invalid JSON: {exc.msg} (column {exc.colno})"
+        ) from None
+    except RecursionError:
+        raise ParseError(source, line, "invalid JSON: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise ParseError(source, line, f"invalid JSON: {exc}") from None
 
 
 def entries_from_items(data: Any, source: str) -> list[Entry]:
@@ -52,7 +65,9 @@ def _entry(item: Any, index: int, source: str) -> Entry:
         authors=len(authors) if isinstance(authors, list) else None,
         org=_org_name(org),
         published=_date(paper.get("publishedAt") or item.get("publishedAt"), source, where),
-        upvotes=upvotes if isinstance(upvotes, int) and not isinstance(upvotes, bool) and upvotes >= 0 else None,
+        upvotes=upvotes
+        if isinstance(upvotes, int) and not isinstance(upvotes, bool) and 0 <= upvotes <= MAX_COUNT
+        else None,
         arxiv_id=normalize_arxiv_id(paper.get("id") if isinstance(paper.get("id"), str) else None),
     )
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 
 from bs4 import BeautifulSoup, Tag
@@ -10,21 +9,17 @@ from bs4 import BeautifulSoup, Tag
 from daemon.errors import ParseError
 from daemon.identity import fold_space, normalize_arxiv_id
 from daemon.model import Entry
-from daemon.parse.api_json import entries_from_items
+from daemon.parse.api_json import entries_from_items, load_json
 
 _PAPER_HREF = re.compile(r"^/papers/([^/?#]+)")
-_NUMBER = re.compile(r"^\d+$")
+_NUMBER = re.compile(r"^\d{1,9}$")
 
 
 def parse_html(text: str, source: str) -> list[Entry]:
     soup = BeautifulSoup(text, "html.parser")
     holder = soup.find(None, {"data-target": "DailyPapers"})
     if isinstance(holder, Tag) and holder.get("data-props"):
-        props_text = str(holder["data-props"])
-        try:
-            props = json.loads(props_text)
-        except json.JSONDecodeError as exc:
-            raise ParseError(source, holder.sourceline, f"data-props of DailyPapers is not JSON: {exc.msg}") from None
+        props = load_json(str(holder["data-props"]), source, holder.sourceline)
         if isinstance(props, dict) and isinstance(props.get("dailyPapers"), list):
             return entries_from_items(props["dailyPapers"], source)
         raise ParseError(source, holder.sourceline, "data-props of DailyPapers has no 'dailyPapers' list")
@@ -39,11 +34,14 @@ def parse_html(text: str, source: str) -> list[Entry]:
     return entries
 
 
+MAX_CARDS = 5000
+
+
 def _from_cards(soup: BeautifulSoup) -> list[Entry]:
     entries: list[Entry] = []
-    for article in soup.find_all("article"):
-        if not isinstance(article, Tag):
-            continue
+    for article in soup.find_all("article", limit=MAX_CARDS):
+        if not isinstance(article, Tag) or article.find("article") is not None:
+            continue  # only innermost cards: an unclosed <article> must not make the walk quadratic
         link = article.select_one('h3 a[href^="/papers/"]')
         if link is None:
             continue
@@ -69,8 +67,9 @@ def _from_cards(soup: BeautifulSoup) -> list[Entry]:
 
 def _card_upvotes(article: Tag) -> int | None:
     """The first bare number in the card outside its title and links: the upvote count."""
+    skipped = {id(text) for tag in article.find_all(["h3", "a"]) for text in tag.find_all(string=True)}
     for text in article.find_all(string=True):
-        if text.find_parent(["h3", "a"]) is not None:
+        if id(text) in skipped:
             continue  # the title, and links such as the comment count
         stripped = text.strip()
         if _NUMBER.match(stripped):

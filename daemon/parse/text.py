@@ -30,7 +30,7 @@ _HEADER = [
     )
 ]
 _SUBSCRIBE_GLUED = re.compile(r"^Subscribe(?=\S)")
-_AUTHORS = re.compile(r"^[•·*\-]?\s*(\d+)\s+authors?$", re.I)
+_AUTHORS = re.compile(r"^[•·*\-]?\s*(\d{1,6})\s+authors?$", re.I)
 _META_DOT = "·"
 MAX_TITLE = 1000
 _NOT_A_LISTING = (

@@ -110,11 +110,12 @@ class DirectorySource:
                     return
         try:
             listing = parse_dump(RawDump(str(path), data, mtime))
-        except BadInputError as exc:
-            result.rejected.append((path.name, str(exc)))
-            log.warning("source %s: rejected %s: %s", self.name, path.name, exc)
+        except Exception as exc:  # a file that breaks the parser in any way is rejected, never retried forever
+            reason = str(exc) if isinstance(exc, BadInputError) else f"{path}: unreadable listing: {type(exc).__name__}"
+            result.rejected.append((path.name, reason))
+            log.warning("source %s: rejected %s: %s", self.name, path.name, reason)
             if self.move:
-                self._reject(path, str(exc))
+                self._reject(path, reason)
             return
         outcome = apply(engine, listing)  # a StoreError propagates: the file stays for the next poll
         result.ingested.append(outcome)

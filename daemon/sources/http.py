@@ -38,6 +38,17 @@ RETRIES = 3
 MAX_RETRY_AFTER = 60.0
 
 
+def redact(url: str) -> str:
+    """A URL fit for logs: no user or password, query values hidden (they may be tokens)."""
+    try:
+        parts = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        return "<invalid URL>"
+    query = "&".join(f"{key}=…" for key, _ in parts.params.multi_items())
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.host}{port}{parts.path}" + (f"?{query}" if query else "")
+
+
 def retry_after(value: str | None, now: float) -> float | None:
     """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
     if not value:
@@ -81,7 +92,9 @@ class HttpSource:
                             continue
                         break
                     if response.status_code >= 400:
-                        raise SourceError(f"source {self.name}: {self.url} answered HTTP {response.status_code}")
+                        raise SourceError(
+                            f"source {self.name}: {redact(self.url)} answered HTTP {response.status_code}"
+                        )
                     body = bytearray()
                     for chunk in response.iter_bytes():
                         body += chunk
@@ -92,9 +105,11 @@ class HttpSource:
                 last = "timed out"
             except httpx.TransportError as exc:
                 last = f"cannot connect: {exc.__class__.__name__}"
+            except httpx.HTTPError as exc:  # redirect loops, broken encodings: not worth retrying
+                raise SourceError(f"source {self.name}: {redact(self.url)}: {exc.__class__.__name__}") from None
             if attempt < RETRIES:
                 self.sleep(self.backoff * 2**attempt)
-        raise SourceError(f"source {self.name}: {self.url}: {last} (after {RETRIES + 1} tries)")
+        raise SourceError(f"source {self.name}: {redact(self.url)}: {last} (after {RETRIES + 1} tries)")
 
     def poll(self, engine: Engine, now: dt.datetime) -> PollResult:
         result = PollResult(self.name)
@@ -151,9 +166,9 @@ def fetch_dump(url: str, archive: bool = True, now: dt.datetime | None = None) -
         if source.client is not None:
             source.client.close()
     if fetched is None:  # 304 without validators cannot happen; be explicit anyway
-        raise SourceError(f"{url}: the server answered 304 Not Modified to a plain GET")
+        raise SourceError(f"{redact(url)}: the server answered 304 Not Modified to a plain GET")
     headers, body = fetched
-    name = url
+    name = redact(url)
     if archive:
         name = str(source.archive_body(body, headers.get("Content-Type", ""), now))
     return RawDump(name, body, now.timestamp())
