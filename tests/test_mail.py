@@ -519,3 +519,21 @@ def test_non_ascii_addresses_are_refused_in_the_config() -> None:
 
     with pytest.raises(ConfigError, match=r"subscribers\[0\]\.email"):
         validate({"subscribers": [{"email": "jörg@example.de"}]}, "c.toml")
+
+
+def test_a_claim_is_judged_dead_only_when_that_process_is_gone() -> None:
+    from daemon.mail.outbox import _claim_is_dead, claim_token
+
+    mine = claim_token()
+    assert not _claim_is_dead(mine)
+    host, boot, namespace, pid, started = mine.split("|")
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
+    gone = "|".join([host, boot, namespace, child.stdout.strip(), "12345"])
+    assert _claim_is_dead(gone)  # that pid has exited
+    reused = "|".join([host, boot, namespace, pid, str(int(started) + 1)])
+    assert _claim_is_dead(reused)  # same pid, another process: the claimer is gone
+    assert not _claim_is_dead("|".join(["elsewhere", boot, namespace, "1", "1"]))  # another host: lease decides
+    assert not _claim_is_dead("|".join([host, boot, "[1]", "1", "1"]))  # another pid namespace: lease decides
+    assert _claim_is_dead("|".join([host, "another-boot", namespace, pid, started]))  # the machine restarted
