@@ -283,30 +283,26 @@ def test_run_once_on_the_embedded_default_leaves_a_sample(tmp_path: Path) -> Non
     env = dict(os.environ, STATE_DIRECTORY=str(tmp_path / "state"))
     for key in ("PAPERDIGEST_DB", "PAPERDIGEST_CONFIG", "PAPERDIGEST_NOW"):
         env.pop(key, None)
-    result = subprocess.run(
-        [sys.executable, "-m", "daemon", "run", "--once"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+
+    def run_once() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "daemon", "run", "--once"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    result = run_once()
     assert result.returncode == 0, result.stdout + result.stderr
     outbox = tmp_path / "state" / "outbox"
     emls = list(outbox.glob("*.eml"))
     assert len(emls) == 1 and emls[0].with_suffix(".html").exists()
     assert str(emls[0]) in result.stdout  # it says where
     assert "5 new dumps" in result.stdout
-    again = subprocess.run(
-        [sys.executable, "-m", "daemon", "run", "--once"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    again = run_once()
     assert again.returncode == 0 and len(list(outbox.glob("*.eml"))) == 1  # nothing twice
 
 
