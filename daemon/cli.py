@@ -22,7 +22,7 @@ from daemon.model import DumpResult
 from daemon.report import backfill_summary, papers_table, progress_for, status_lines
 from daemon.service import Service
 from daemon.store import queries
-from daemon.store.engine import describe, state_dir
+from daemon.store.engine import describe
 
 log = logging.getLogger("paperdigest")
 
@@ -142,7 +142,7 @@ def cmd_digest(args: argparse.Namespace) -> int:
             body = render.render_html(built, env) if fmt == "html" else render.render_text(built, env)
             if args.out:
                 args.out.mkdir(parents=True, exist_ok=True)
-                target = args.out / f"{_file_stem(subscriber.email)}.{'html' if fmt == 'html' else 'txt'}"
+                target = args.out / f"{outbox.safe_name(subscriber.email)}.{'html' if fmt == 'html' else 'txt'}"
                 target.write_text(body, encoding="utf-8")
                 print(f"{subscriber.email}: {len(built.papers)} papers -> {target}")
             else:
@@ -199,16 +199,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if report.mail_error:
         print(f"mail: {report.mail_error}")
     if conf.mail.transport == "file" and report.deliveries:
-        folder = conf.mail.outbox_dir or state_dir() / "outbox"
+        folder = outbox.outbox_folder(conf)
         for d in report.deliveries:
             if d.outcome == "sent":
                 name = outbox.file_name(d.subscriber, d.period)
                 print(f"wrote {folder / (name + '.eml')} (HTML preview: {folder / (name + '.html')})")
     return report.exit_code()
-
-
-def _file_stem(email: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "@._-" else "_" for ch in email)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -257,11 +253,11 @@ def cmd_status(args: argparse.Namespace) -> int:
             "attention": [
                 {
                     "subscriber": m.subscriber,
-                    "period": _iso(m.period),
+                    "period": clock.iso(m.period),
                     "status": m.status,
                     "attempts": m.attempts,
                     "last_error": m.last_error,
-                    "next_attempt_at": _iso(m.next_attempt_at),
+                    "next_attempt_at": clock.iso(m.next_attempt_at),
                 }
                 for m in attention
             ],
@@ -273,11 +269,6 @@ def cmd_status(args: argparse.Namespace) -> int:
         for line in status_lines(report):
             print(line)
     return EXIT_OK if healthy else EXIT_RUNTIME
-
-
-def _iso(value: dt.datetime | None) -> str | None:
-    moment = queries.as_utc(value)
-    return moment.isoformat() if moment else None
 
 
 def build_parser() -> argparse.ArgumentParser:

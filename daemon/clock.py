@@ -18,6 +18,19 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def as_utc(value: object) -> dt.datetime | None:
+    """A stored moment as an aware UTC datetime (SQLite hands them back naive; all are stored in UTC)."""
+    if not isinstance(value, dt.datetime):
+        return None
+    return value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def iso(value: object) -> str | None:
+    """`as_utc(value)` in ISO 8601, or None."""
+    moment = as_utc(value)
+    return moment.isoformat() if moment else None
+
+
 def today() -> dt.date:
     """Today's date in UTC."""
     return now().date()

@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from daemon.clock import as_utc, iso
 from daemon.config import Settings, SourceSettings
 from daemon.schedule import cron_trigger, parse_every
 
@@ -36,16 +37,12 @@ class SourceHealth:
             "kind": self.kind,
             "state": self.state,
             "healthy": self.healthy,
-            "last_success": _iso(self.last_success),
+            "last_success": iso(self.last_success),
             "last_error": self.last_error,
-            "last_error_at": _iso(self.last_error_at),
+            "last_error_at": iso(self.last_error_at),
             "seconds_since_change": int(self.since_change.total_seconds()) if self.since_change else None,
-            "next_poll": _iso(self.next_poll),
+            "next_poll": iso(self.next_poll),
         }
-
-
-def _iso(value: dt.datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 def poll_interval(source: SourceSettings) -> dt.timedelta:
@@ -70,8 +67,8 @@ def stale_after(source: SourceSettings) -> dt.timedelta | None:
 def source_health(source: SourceSettings, state: Any | None, now: dt.datetime) -> SourceHealth:
     """`state` is the stored row of the source (or None when it was never polled)."""
     get = (lambda name: getattr(state, name)) if state is not None else (lambda name: None)
-    last_success, last_error_at = _utc(get("last_success_at")), _utc(get("last_error_at"))
-    last_change = _utc(get("last_change_at"))
+    last_success, last_error_at = as_utc(get("last_success_at")), as_utc(get("last_error_at"))
+    last_change = as_utc(get("last_change_at"))
     since_change = now - last_change if last_change else None
     limit = stale_after(source)
     if state is None:
@@ -92,7 +89,7 @@ def source_health(source: SourceSettings, state: Any | None, now: dt.datetime) -
         get("last_error"),
         last_error_at,
         since_change,
-        next_poll(source, _utc(get("last_poll_at")), now),
+        next_poll(source, as_utc(get("last_poll_at")), now),
     )
 
 
@@ -108,9 +105,3 @@ def next_digests(settings: Settings, now: dt.datetime) -> list[tuple[str, dt.dat
 def mail_healthy(failed_recently: int, attention: list[Any]) -> bool:
     retrying = [m for m in attention if m.status == "pending" and m.attempts >= MAIL_RETRIES_BEFORE_ALARM]
     return failed_recently == 0 and not retrying
-
-
-def _utc(value: Any) -> dt.datetime | None:
-    if not isinstance(value, dt.datetime):
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)

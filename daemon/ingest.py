@@ -113,9 +113,13 @@ class _Index:
             self.by_arxiv[state.arxiv_id] = state
         self.by_key.setdefault(state.title_key, []).append(state)
 
-    def rekey(self, state: _State, old_key: str) -> None:
-        self.by_key[old_key].remove(state)
-        self.by_key.setdefault(state.title_key, []).append(state)
+    def refresh(self, state: _State, old_key: str) -> None:
+        """Re-register a state a merge changed: a new title key, or an arXiv id gained."""
+        if state.title_key != old_key:
+            self.by_key[old_key].remove(state)
+            self.by_key.setdefault(state.title_key, []).append(state)
+        if state.arxiv_id:
+            self.by_arxiv[state.arxiv_id] = state
 
     def find(self, entry: Entry, key: str) -> _State | None:
         same_title = self.by_key.get(key, [])
@@ -152,10 +156,7 @@ def diff(listing: Listing, known: list[Paper] | list[tuple[Paper, str]], keys: l
         fill_only = earlier is not None or as_of < state.last_seen
         old_key, old_last_seen = state.title_key, state.last_seen
         fields = _merge(state, entry, as_of, fill_only)
-        if state.title_key != old_key:
-            index.rekey(state, old_key)
-        if "arxiv_id" in fields and state.arxiv_id:
-            index.by_arxiv[state.arxiv_id] = state  # later entries with that id find it
+        index.refresh(state, old_key)
         if earlier is None:
             kind: ChangeKind = "updated" if fields else "unchanged"
             dirty = bool(fields) or state.last_seen != old_last_seen

@@ -173,11 +173,8 @@ def render_both(
 
 
 def render_text(digest: Digest, env: jinja2.Environment | None = None) -> str:
-    env = env or environment()
-    return env.get_template("digest.txt.j2").render(_context(digest))
+    return render_both(digest, env, html=False)[0] or ""
 
 
 def render_html(digest: Digest, env: jinja2.Environment | None = None) -> str:
-    env = env or environment()
-    html = env.get_template("digest.html.j2").render(_context(digest))
-    return str(_INLINER.inline(html))
+    return render_both(digest, env, text=False)[1] or ""

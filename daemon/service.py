@@ -22,6 +22,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from daemon import clock, config
 from daemon.config import Settings, SourceSettings
@@ -87,8 +88,7 @@ class Service:
 
     def poll(self, name: str, report: CycleReport | None = None) -> None:
         source = self.sources.get(name)
-        settings = next((s for s in self.settings.sources if s.name == name), None)
-        if source is None or settings is None:
+        if source is None:  # removed by a reload since the job was scheduled
             return
         now = clock.now()
         try:
@@ -118,12 +118,12 @@ class Service:
     def _save_state(self, name: str, values: dict[str, Any], failed: bool) -> None:
         try:
             with self.engine.connect().execution_options(write=True) as conn, conn.begin():
-                previous = queries.source_states(conn).get(name)
+                previous = queries.source_state(conn, name)
                 failures = (previous.failures if previous is not None else 0) + 1 if failed else 0
                 if not failed and (previous is None or previous.last_change_at is None):
                     # staleness counts from the first successful poll: the listing we started with
                     values.setdefault("last_change_at", values["last_poll_at"])
-                queries.save_source_state(conn, name, {**values, "failures": failures})
+                queries.save_source_state(conn, name, {**values, "failures": failures}, exists=previous is not None)
         except Exception as exc:  # the state is advisory; never let it stop the service
             log.error("cannot record the state of source %s: %s", name, exc)
 
@@ -134,7 +134,7 @@ class Service:
             deliveries = outbox.deliver_due(
                 self.engine, self.settings, outbox.transport_for(self.settings), now, stop=self.stopping.is_set
             )
-        except PaperdigestError as exc:
+        except (PaperdigestError, SQLAlchemyError) as exc:
             log.error("sending failed: %s", exc)
             if report is not None:
                 report.mail_error = str(exc)

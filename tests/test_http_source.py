@@ -20,7 +20,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from daemon import config, health
+from daemon import clock, config, health
 from daemon.config import Settings, SourceSettings
 from daemon.errors import SourceError
 from daemon.parse import content_hash
@@ -160,7 +160,7 @@ def counts(engine: Engine) -> dict[str, int]:
 
 def state_of(engine: Engine, name: str) -> Any:
     with engine.connect() as conn:
-        return queries.source_states(conn).get(name)
+        return queries.source_state(conn, name)
 
 
 def free_port() -> int:
@@ -380,7 +380,7 @@ def test_validators_written_to_source_state_are_sent(
     server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource]
 ) -> None:
     with engine.begin() as conn:
-        queries.save_source_state(conn, "api", {"etag": '"abc"', "last_modified": LAST_MODIFIED})
+        queries.save_source_state(conn, "api", {"etag": '"abc"', "last_modified": LAST_MODIFIED}, exists=False)
     server.program(Reply(304))
     result = make(sources, server.url(), tmp_path / "archive").poll(engine, NOW)
     assert result.not_modified is True
@@ -679,8 +679,8 @@ def test_the_same_bytes_served_past_stale_after_turn_the_source_stale(
         state = state_of(service.engine, "api")
     finally:
         close_service(service)
-    assert queries.as_utc(state.last_change_at) == start
-    assert queries.as_utc(state.last_success_at) == later
+    assert clock.as_utc(state.last_change_at) == start
+    assert clock.as_utc(state.last_success_at) == later
     assert health.source_health(settings.sources[0], state, later).state == "stale"
 
     config_path = tmp_path / "stale.toml"

@@ -24,8 +24,9 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -40,6 +41,7 @@ from daemon.model import Paper
 from daemon.schedule import cron_trigger, latest_fire
 from daemon.score import HitCache
 from daemon.store import queries
+from daemon.store.engine import state_dir
 
 log = logging.getLogger("paperdigest.mail")
 
@@ -123,9 +125,18 @@ class Delivery:
     detail: str
 
 
+def safe_name(email: str) -> str:
+    """An address as a file name: letters, digits and @._- kept, anything else '_'."""
+    return "".join(ch if ch.isalnum() or ch in "@._-" else "_" for ch in email)
+
+
 def file_name(subscriber: str, period: dt.datetime) -> str:
-    safe = "".join(ch if ch.isalnum() or ch in "@._-" else "_" for ch in subscriber.lower())
-    return f"{period.astimezone(dt.UTC):%Y-%m-%dT%H%MZ}_{safe}"
+    return f"{period.astimezone(dt.UTC):%Y-%m-%dT%H%MZ}_{safe_name(subscriber.lower())}"
+
+
+def outbox_folder(settings: Settings) -> Path:
+    """Where the file transport writes: mail.outbox_dir, else the state directory's outbox/."""
+    return settings.mail.outbox_dir or state_dir() / "outbox"
 
 
 def current_period(subscriber: SubscriberSettings, now: dt.datetime) -> dt.datetime | None:
@@ -217,15 +228,20 @@ def _wait_for_ingests_before(engine: Engine) -> None:
             pass
 
 
-def _due_rows(engine: Engine, now: dt.datetime) -> Iterator[Any]:
+def _due_rows(engine: Engine, now: dt.datetime) -> list[Any]:
+    """Pending rows whose retry time has come, and rows whose sender is gone (dead, or its claim
+    older than CLAIM_LEASE)."""
     with engine.connect() as conn:
-        rows = queries.outbox_due(conn, now, now - CLAIM_LEASE)
-        orphans = [r for r in queries.outbox_claimed(conn) if _claim_is_dead(r.claimed_by)]
-    seen = set()
-    for row in sorted([*rows, *orphans], key=lambda r: r.id):
-        if row.id not in seen:
-            seen.add(row.id)
-            yield row
+        rows = queries.outbox_open(conn)
+    return [
+        row
+        for row in rows
+        if (row.status == "pending" and (clock.as_utc(row.next_attempt_at) or now) <= now)
+        or (
+            row.status == "sending"
+            and ((clock.as_utc(row.claimed_at) or now) <= now - CLAIM_LEASE or _claim_is_dead(row.claimed_by))
+        )
+    ]
 
 
 def deliver_due(
@@ -245,7 +261,7 @@ def deliver_due(
     token = claim_token()
     sender = split_from(settings.mail.from_)[1]
     results: list[Delivery] = []
-    rows = list(_due_rows(engine, now))
+    rows = _due_rows(engine, now)
     if not rows:
         return results
     with transport:
@@ -257,7 +273,7 @@ def deliver_due(
                 if not queries.claim_outbox(conn, row.id, row.status, row.claimed_by, token, claimed_at):
                     continue
                 message = queries.outbox_message(conn, row.id)
-            period = queries.as_utc(row.period) or now
+            period = clock.as_utc(row.period) or now
             try:
                 transport.send(
                     sender=sender, recipient=row.subscriber, message=message, name=file_name(row.subscriber, period)
@@ -331,11 +347,10 @@ def transport_for(settings: Settings) -> Transport:
     from daemon.config import smtp_password
     from daemon.mail.files import FileTransport
     from daemon.mail.smtp import SmtpOptions, SmtpTransport
-    from daemon.store.engine import state_dir
 
     mail = settings.mail
     if mail.transport == "file":
-        return FileTransport(mail.outbox_dir or state_dir() / "outbox")
+        return FileTransport(outbox_folder(settings))
     options = SmtpOptions(
         host=mail.host,
         port=mail.port,

@@ -114,7 +114,7 @@ class HttpSource:
     def poll(self, engine: Engine, now: dt.datetime) -> PollResult:
         result = PollResult(self.name)
         with engine.connect() as conn:
-            state = queries.source_states(conn).get(self.name)
+            state = queries.source_state(conn, self.name)
         headers = {}
         if state is not None and state.etag:
             headers["If-None-Match"] = state.etag

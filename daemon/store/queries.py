@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
 
+from daemon import clock
 from daemon.model import Paper
 from daemon.store.tables import (
     dump_table,
@@ -101,8 +102,8 @@ def _paper_from_tuple(raw: Any) -> Paper:
         published=_date_or_none(published),
         upvotes=upvotes,
         arxiv_id=arxiv_id,
-        first_seen=_date_or_none(first_seen) or dt.date.min,
-        last_seen=_date_or_none(last_seen) or dt.date.min,
+        first_seen=dt.date.fromisoformat(first_seen),
+        last_seen=dt.date.fromisoformat(last_seen),
     )
 
 
@@ -286,17 +287,10 @@ def record_sent_upvotes(
         conn.execute(insert(sent_paper_table), rows)
 
 
-def as_utc(value: Any) -> dt.datetime | None:
-    """Datetimes come back naive from SQLite; everything is stored in UTC."""
-    if not isinstance(value, dt.datetime):
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
 def last_window_end(conn: Connection, subscriber: str) -> dt.datetime | None:
     """Where the window of the subscriber's latest digest ended (sent, pending, failed or empty)."""
     stmt = select(func.max(outbox_table.c.window_end)).where(outbox_table.c.subscriber == subscriber.lower())
-    return as_utc(conn.execute(stmt).scalar_one_or_none())
+    return clock.as_utc(conn.execute(stmt).scalar_one_or_none())
 
 
 def outbox_exists(conn: Connection, subscriber: str, period: dt.datetime) -> bool:
@@ -317,24 +311,15 @@ def outbox_message(conn: Connection, outbox_id: int) -> bytes:
     return bytes(conn.execute(stmt).scalar_one())
 
 
-def outbox_due(conn: Connection, now: dt.datetime, stale_before: dt.datetime) -> list[Row[Any]]:
-    """Pending rows whose retry time has come, and rows claimed by a sender that is gone."""
+def outbox_open(conn: Connection) -> list[Row[Any]]:
+    """Rows not settled yet: pending ones, and ones claimed by some sender (oldest first)."""
     c = outbox_table.c
     stmt = (
-        select(c.id, c.subscriber, c.period, c.status, c.attempts, c.claimed_by, c.papers)
-        .where(
-            ((c.status == "pending") & (c.next_attempt_at <= now))
-            | ((c.status == "sending") & (c.claimed_at <= stale_before))
+        select(
+            c.id, c.subscriber, c.period, c.status, c.attempts, c.claimed_by, c.claimed_at, c.next_attempt_at, c.papers
         )
+        .where(c.status.in_(("pending", "sending")))
         .order_by(c.id)
-    )
-    return list(conn.execute(stmt))
-
-
-def outbox_claimed(conn: Connection) -> list[Row[Any]]:
-    c = outbox_table.c
-    stmt = select(c.id, c.subscriber, c.period, c.status, c.attempts, c.claimed_by, c.papers).where(
-        c.status == "sending"
     )
     return list(conn.execute(stmt))
 
@@ -384,10 +369,13 @@ def source_states(conn: Connection) -> dict[str, Row[Any]]:
     return {row.name: row for row in conn.execute(select(source_state_table))}
 
 
-def save_source_state(conn: Connection, name: str, values: dict[str, Any]) -> None:
-    """Insert or update one source's state (read-then-write inside the caller's transaction)."""
+def source_state(conn: Connection, name: str) -> Row[Any] | None:
+    return conn.execute(select(source_state_table).where(source_state_table.c.name == name)).first()
+
+
+def save_source_state(conn: Connection, name: str, values: dict[str, Any], exists: bool) -> None:
+    """Update one source's state, or insert it the first time (the caller read it in this transaction)."""
     c = source_state_table.c
-    exists = conn.execute(select(c.name).where(c.name == name)).first() is not None
     if exists:
         conn.execute(update(source_state_table).where(c.name == name).values(**values))
     else:
