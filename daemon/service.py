@@ -14,6 +14,7 @@ import datetime as dt
 import logging
 import signal
 import threading
+import time
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
@@ -80,7 +81,11 @@ class Service:
         self.notifier = notifier or Notifier()
         self.sources: dict[str, Source] = {s.name: make_source(s) for s in settings.sources}
         self.stopping = threading.Event()
-        self.reload_requested = threading.Event()
+        # Set by the signal handlers, read by the main loop. Plain attributes on purpose: a
+        # handler runs in the main thread between any two bytecodes, possibly while that thread
+        # holds the lock inside Event.wait, so a handler calling Event.set() can deadlock.
+        self.stop_signalled = False
+        self.reload_signalled = False
         self.last_ingest = "none yet"
         self.scheduler: BackgroundScheduler | None = None
 
@@ -269,10 +274,12 @@ class Service:
                 _shown(self.store_url),
             )
             self.notifier.ready("started; catching up")
-            while not self.stopping.wait(0.2):
-                if self.reload_requested.is_set():
-                    self.reload_requested.clear()
+            while not self.stop_signalled:
+                if self.reload_signalled:
+                    self.reload_signalled = False
                     self.reload()
+                time.sleep(0.2)
+            self.stopping.set()
             log.info("stopping: finishing the job in flight")
             self.notifier.stopping()
             scheduler.shutdown(wait=True)
@@ -285,10 +292,10 @@ class Service:
 
     def _install_signals(self) -> None:
         def stop(signum: int, frame: FrameType | None) -> None:
-            self.stopping.set()
+            self.stop_signalled = True  # no locks in here: see __init__
 
         def reload(signum: int, frame: FrameType | None) -> None:
-            self.reload_requested.set()
+            self.reload_signalled = True
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
