@@ -113,7 +113,11 @@ def worker_ours(data: Path, db: Path) -> dict[str, Any]:
         entries += outcome.entries
     seconds = time.perf_counter() - start
     engine.dispose()
-    return {"seconds": seconds, "dumps": dumps, "entries": entries, "failures": failures}
+    # The backfill forks a worker that parses ahead; it has been waited for by now.
+    parser = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"seconds": seconds, "dumps": dumps, "entries": entries, "failures": failures,
+            "parser_rss_mb": round(_maxrss_mb(parser.ru_maxrss), 1),
+            "parser_cpu_s": round(parser.ru_utime + parser.ru_stime, 2)}
 
 
 def worker_floor(params: Params, db: Path) -> dict[str, Any]:
@@ -158,6 +162,7 @@ def in_child(worker: str, extra: list[str]) -> dict[str, Any]:
         raise RuntimeError(f"worker {worker} failed with status {proc.returncode}")
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     result["peak_rss_mb"] = round(_maxrss_mb(usage.ru_maxrss), 1)
+    result["cpu_s"] = round(usage.ru_utime + usage.ru_stime + result.get("parser_cpu_s", 0.0), 2)
     # Cross-check: the largest peak of any child so far; equals ours, the largest child, once ours has run.
     result["rusage_children_max_mb"] = round(_maxrss_mb(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss), 1)
     return result
@@ -286,7 +291,8 @@ def machine() -> dict[str, Any]:
 def targets(backfill: dict[str, Any], scaled: dict[str, Any]) -> list[dict[str, Any]]:
     rows = [
         ("backfill time, ours / floor", backfill["time_ratio"], TIME_RATIO_LIMIT, "x"),
-        ("backfill peak RSS, ours", backfill["ours"]["peak_rss_mb"], PEAK_MB_LIMIT, "MB"),
+        ("backfill peak RSS, ours (with its parse worker)",
+         round(backfill["ours"]["peak_rss_mb"] + backfill["ours"].get("parser_rss_mb", 0.0), 1), PEAK_MB_LIMIT, "MB"),
         ("per-dump ingest, large store / small store", scaled["ratio"], SCALE_RATIO_LIMIT, "x"),
     ]
     return [{"target": name, "value": value, "limit": limit, "unit": unit,
@@ -318,6 +324,9 @@ def render_text(report: dict[str, Any]) -> str:
         f"{low['entries_per_s']:>8,} entries/s  peak RSS {low['peak_rss_mb']:6.1f} MB",
         "         (the floor is the floor of *writing*: it gets parsed rows with title keys computed,",
         "          and only its transactions are timed; same pragmas and secondary indexes)",
+        f"         ours forks a worker that parses ahead: its peak RSS {ours.get('parser_rss_mb', 0.0):.1f} MB "
+        "(pages shared with the parent counted twice);",
+        f"         CPU time ours {ours['cpu_s']:.2f} s (both processes), floor {low['cpu_s']:.2f} s (whole child)",
         f"  interpreter + imports alone: peak RSS {b['baseline_rss_mb']:.1f} MB",
         f"  ratio ours/floor in time: {b['time_ratio']}x",
         f"  stores agree (papers, sightings, sum of upvotes): {b['stores_agree']} "

@@ -36,6 +36,10 @@ class ParseError(BadInputError, ValueError):
         where = f"{source}:{line}" if line is not None else source
         super().__init__(f"{where}: {reason}")
 
+    def __reduce__(self) -> tuple[type[ParseError], tuple[str, int | None, str]]:
+        # Rebuilt from its parts (args holds only the message): it crosses from the parsing worker.
+        return (type(self), (self.source, self.line, self.reason))
+
 
 class EmptyListingError(ParseError):
     """A well-formed listing with zero entries: a warning for a source, an error for `ingest`."""

@@ -50,10 +50,19 @@ class _State:
     last_seen: dt.date
 
     def row(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in _STATE_FIELDS}
-
-
-_STATE_FIELDS = tuple(f.name for f in dataclasses.fields(_State))
+        return {
+            "id": self.id,
+            "arxiv_id": self.arxiv_id,
+            "title_key": self.title_key,
+            "title": self.title,
+            "abstract": self.abstract,
+            "authors": self.authors,
+            "org": self.org,
+            "published": self.published,
+            "upvotes": self.upvotes,
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,25 +87,18 @@ class Diff:
         return sum(1 for change in self.changes if change.kind == kind)
 
 
-_SHARED = ("arxiv_id", "title", "abstract", "authors", "org", "published", "upvotes")
-
-
 def _state(paper: Paper, key: str) -> _State:
     """The working copy of a stored paper."""
+    p = paper
     return _State(
-        paper.id,
-        title_key=key,
-        first_seen=paper.first_seen,
-        last_seen=paper.last_seen,
-        **{name: getattr(paper, name) for name in _SHARED},
+        p.id, p.arxiv_id, key, p.title, p.abstract, p.authors, p.org, p.published, p.upvotes, p.first_seen, p.last_seen
     )
 
 
 def _new_state(entry: Entry, key: str, as_of: dt.date) -> _State:
     """A paper first seen in this listing."""
-    return _State(
-        None, title_key=key, first_seen=as_of, last_seen=as_of, **{name: getattr(entry, name) for name in _SHARED}
-    )
+    e = entry
+    return _State(None, e.arxiv_id, key, e.title, e.abstract, e.authors, e.org, e.published, e.upvotes, as_of, as_of)
 
 
 class _Index:
@@ -278,15 +280,8 @@ def _write(conn: Any, listing: Listing, changes: Diff, backfill: bool) -> None:
             "unchanged": changes.count("unchanged"),
         },
     )
-    new_rows = [
-        {
-            **{k: v for k, v in c.after.items() if k != "id"},
-            "first_dump_id": dump_id,
-            "first_ingested_at": ingested_at,
-            "first_backfill": backfill,
-        }
-        for c in new
-    ]
+    first = {"first_dump_id": dump_id, "first_ingested_at": ingested_at, "first_backfill": backfill}
+    new_rows = [c.after | first for c in new]
     new_ids = iter(queries.insert_papers(conn, new_rows))
     # Write only the columns that moved: SQLite rewrites an index entry for every indexed
     # column named in SET, changed or not. Most known papers only gain upvotes or a sighting.

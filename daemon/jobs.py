@@ -7,8 +7,16 @@ backfill: oldest capture first; a bad dump is reported and the others go on
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import multiprocessing
+import os
+import threading
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import Engine
 
@@ -18,6 +26,8 @@ from daemon.model import DumpResult, Listing
 from daemon.parse import parse_dump
 from daemon.sources import files
 from daemon.sources.http import fetch_dump
+
+log = logging.getLogger("paperdigest")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +71,69 @@ def backfill(
     ordered = files.order_by_capture(files.expand(paths), as_of)
     if on_start is not None:
         on_start(len(ordered))
-    for pending in ordered:
-        try:
-            listing = parse_dump(files.read(pending.path), as_of)
-        except (BadInputError, SourceError) as exc:
-            yield Failure(str(pending.path), exc)
+    for path, parsed in parsed_in_order([p.path for p in ordered], as_of):
+        if isinstance(parsed, PaperdigestError):
+            yield Failure(str(path), parsed)
             continue
-        yield apply(engine, listing, backfill=True)
+        yield apply(engine, parsed, backfill=True)
+
+
+PARALLEL_MIN = 16  # fewer dumps than this are parsed in-process: a worker costs more than it saves
+_AHEAD = 4  # dumps parsed ahead of the writer: bounds the memory the worker can fill
+
+
+def parse_file(path: Path, as_of: dt.date | None) -> Listing | PaperdigestError:
+    """One dump file parsed, or the reason it cannot be (a bad dump is an outcome, not a crash)."""
+    try:
+        return parse_dump(files.read(path), as_of)
+    except (BadInputError, SourceError) as exc:
+        return exc
+
+
+def parsed_in_order(paths: list[Path], as_of: dt.date | None) -> Iterator[tuple[Path, Listing | PaperdigestError]]:
+    """Every path with its parse, in the order given.
+
+    Parsing is pure Python and the writes mostly wait on SQLite, so on a machine with a spare
+    core a forked worker parses the next few dumps while this process writes the current one.
+    Fork only: it is cheap (no re-import) and the child touches nothing but the files. It is
+    not used when this process runs other threads (forking those is unsafe) or has one core;
+    if the worker dies, the rest is parsed here.
+    """
+    if not _can_fork_a_parser(len(paths)):
+        yield from ((path, parse_file(path, as_of)) for path in paths)
+        return
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(1, mp_context=context) as pool:
+        window: deque[tuple[Path, Future[Listing | PaperdigestError]]] = deque()
+        queued = iter(paths)
+        try:
+            for path in queued:
+                window.append((path, pool.submit(parse_file, path, as_of)))
+                if len(window) >= _AHEAD:
+                    break
+            while window:
+                path, future = window.popleft()
+                try:
+                    parsed = future.result()
+                except BrokenProcessPool:
+                    log.warning("the parsing worker died; parsing the rest in this process")
+                    rest = [path, *(p for p, _ in window), *queued]
+                    window.clear()
+                    yield from ((p, parse_file(p, as_of)) for p in rest)
+                    return
+                following = next(queued, None)
+                if following is not None:
+                    window.append((following, pool.submit(parse_file, following, as_of)))
+                yield path, parsed
+        finally:
+            for _, future in window:
+                future.cancel()
+
+
+def _can_fork_a_parser(count: int) -> bool:
+    return (
+        count >= PARALLEL_MIN
+        and (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1) > 1
+        and "fork" in multiprocessing.get_all_start_methods()
+        and threading.active_count() == 1
+    )

@@ -246,3 +246,30 @@ def test_the_store_uses_wal(db_url: str, tmp_path: Path) -> None:
     open_engine(db_url)
     with sqlite3.connect(tmp_path / "papers.db") as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_the_store_itself_refuses_two_papers_known_only_by_the_same_title(tmp_path: Path) -> None:
+    """The last line of defence under the diff: (title key, arXiv id or '') is unique."""
+    db = tmp_path / "u.db"
+    open_engine(f"sqlite:///{db}").dispose()
+    conn = sqlite3.connect(db)
+    conn.execute(
+        "INSERT INTO dump (id, content_hash, source, as_of, layout, ingested_at, backfill, status, "
+        "entries, new, updated, unchanged) VALUES (1, 'h', 's', '2026-01-10', 'full', "
+        "'2026-01-10 00:00:00.000000', 0, 'ingested', 0, 0, 0, 0)"
+    )
+    insert = (
+        "INSERT INTO paper (arxiv_id, title_key, title, first_seen, last_seen, first_dump_id, "
+        "first_ingested_at, first_backfill) VALUES (?, 'alpha', 'Alpha', '2026-01-10', '2026-01-10', 1, "
+        "'2026-01-10 00:00:00.000000', 0)"
+    )
+    conn.execute(insert, (None,))
+    conn.execute(insert, ("2401.00001",))  # the same title with an arXiv id: another paper
+    conn.execute(insert, ("2401.00002",))
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute(insert, (None,))
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute(insert, ("2401.00001",))
+    plan = conn.execute("EXPLAIN QUERY PLAN SELECT id FROM paper WHERE title_key IN ('alpha', 'beta')").fetchall()
+    assert "uq_paper_title_key_arxiv" in str(plan)  # the unique index also serves the lookups
+    conn.close()

@@ -72,10 +72,11 @@ def papers_by_identity(
     ):
         for chunk in _chunks(values):
             if sqlite:  # the hot path of ingest: plain SQL, dates parsed here
-                for raw in conn.exec_driver_sql(
+                rows = conn.exec_driver_sql(
                     f"SELECT {_SELECT_LIST} FROM paper WHERE {column.name} IN ({', '.join('?' * len(chunk))})",
                     tuple(chunk),
-                ):
+                ).fetchall()
+                for raw in rows:
                     found[raw[0]] = (_paper_from_tuple(raw), raw[2])
                 continue
             for row in conn.execute(select(*_PAPER_COLUMNS).where(column.in_(chunk))):
@@ -108,10 +109,21 @@ def _paper_from_tuple(raw: Any) -> Paper:
 
 
 def dump_by_hash(conn: Connection, content_hash: str) -> Row[Any] | None:
+    if conn.dialect.name == "sqlite":  # asked once per dump, and nearly always absent: skip the Core round
+        found = conn.exec_driver_sql("SELECT 1 FROM dump WHERE content_hash = ?", (content_hash,)).first()
+        if found is None:
+            return None
     return conn.execute(select(dump_table).where(dump_table.c.content_hash == content_hash)).first()
 
 
 def insert_dump(conn: Connection, values: dict[str, Any]) -> int:
+    if conn.dialect.name == "sqlite":
+        names = tuple(values)
+        result = conn.exec_driver_sql(
+            f"INSERT INTO dump ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+            tuple(_sqlite_value(values[name]) for name in names),
+        )
+        return int(result.lastrowid)
     return int(conn.execute(insert(dump_table).returning(dump_table.c.id), values).scalar_one())
 
 
@@ -126,26 +138,32 @@ def _sqlite_value(value: Any) -> Any:
     return value
 
 
-def _executemany(
-    conn: Connection,
-    table: str,
-    columns: tuple[str, ...],
-    rows: list[dict[str, Any]],
-    convert: frozenset[str] = frozenset(),
-) -> None:
-    """A plain driver INSERT executemany (SQLite's hot path: no per-row statement processing).
-    Columns named in `convert` hold dates or datetimes and are stored as SQLAlchemy would."""
-    marks = ", ".join("?" for _ in columns)
-    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
-    if convert:
-        params = [tuple(_sqlite_value(row[c]) if c in convert else row[c] for c in columns) for row in rows]
-    else:
-        params = [tuple(row[c] for c in columns) for row in rows]
+def _executemany(conn: Connection, table: str, columns: Sequence[str], params: list[tuple[Any, ...]]) -> None:
+    """A plain driver INSERT executemany (SQLite's hot path: no per-row statement processing)."""
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
     conn.exec_driver_sql(sql, params)
 
 
+def _sqlite_params(rows: list[dict[str, Any]], columns: Sequence[str]) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Rows as parameter tuples, dates and datetimes stored as SQLAlchemy would. Returns the
+    column order of the tuples: plain columns first, then the temporal ones."""
+    plain = [c for c in columns if c not in _TEMPORAL]
+    temporal = [c for c in columns if c in _TEMPORAL]
+    seen: dict[Any, Any] = {}  # a dump repeats its dates and its timestamp: convert each once
+
+    def stored(value: Any) -> Any:
+        try:
+            return seen[value]
+        except KeyError:
+            converted = seen[value] = _sqlite_value(value)
+            return converted
+
+    params = [(*[row[c] for c in plain], *[stored(row[c]) for c in temporal]) for row in rows]
+    return [*plain, *temporal], params
+
+
 _TEMPORAL = frozenset({"published", "first_seen", "last_seen", "first_ingested_at"})
-_NEW_PAPER_COLUMNS = ("id", *PAPER_FIELDS, "first_dump_id", "first_ingested_at", "first_backfill")
+_NEW_PAPER_COLUMNS = (*PAPER_FIELDS, "first_dump_id", "first_ingested_at", "first_backfill")
 _SIGHTING_COLUMNS = ("dump_id", "paper_id", "position", "upvotes")
 
 
@@ -156,10 +174,10 @@ def insert_papers(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
     if conn.dialect.name == "sqlite":
         # The ingest holds SQLite's write lock (BEGIN IMMEDIATE): ids can be handed out here,
         # and a plain executemany is several times cheaper than INSERT ... RETURNING.
-        start = int(conn.execute(select(func.coalesce(func.max(paper_table.c.id), 0))).scalar_one()) + 1
+        start = int(conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM paper").scalar_one()) + 1
         ids = list(range(start, start + len(rows)))
-        with_ids = [{**row, "id": pid} for row, pid in zip(rows, ids, strict=True)]
-        _executemany(conn, "paper", _NEW_PAPER_COLUMNS, with_ids, _TEMPORAL)
+        columns, params = _sqlite_params(rows, _NEW_PAPER_COLUMNS)
+        _executemany(conn, "paper", ["id", *columns], [(pid, *p) for pid, p in zip(ids, params, strict=True)])
         return ids
     stmt = insert(paper_table).returning(paper_table.c.id, sort_by_parameter_order=True)
     return [int(row.id) for row in conn.execute(stmt, rows)]
@@ -170,10 +188,10 @@ def update_papers(conn: Connection, rows: list[dict[str, Any]], fields: tuple[st
     if not rows:
         return
     if conn.dialect.name == "sqlite":
-        sets = ", ".join(f"{name} = ?" for name in fields)
+        columns, params = _sqlite_params(rows, fields)
+        sets = ", ".join(f"{name} = ?" for name in columns)
         conn.exec_driver_sql(
-            f"UPDATE paper SET {sets} WHERE id = ?",
-            [(*(_sqlite_value(row[k]) for k in fields), row["id"]) for row in rows],
+            f"UPDATE paper SET {sets} WHERE id = ?", [(*p, row["id"]) for p, row in zip(params, rows, strict=True)]
         )
         return
     stmt = (
@@ -188,7 +206,7 @@ def insert_sightings(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     if conn.dialect.name == "sqlite":
-        _executemany(conn, "sighting", _SIGHTING_COLUMNS, rows)
+        _executemany(conn, "sighting", _SIGHTING_COLUMNS, [tuple(row[c] for c in _SIGHTING_COLUMNS) for row in rows])
         return
     conn.execute(insert(sighting_table), rows)
 

@@ -34,21 +34,18 @@ class PaperRow(SQLModel, table=True):
     __tablename__ = "paper"
     __table_args__ = (
         UniqueConstraint("arxiv_id", name="uq_paper_arxiv_id"),
-        # Two papers known only by title are the same paper: unique among the id-less.
-        Index(
-            "uq_paper_title_key_without_arxiv",
-            "title_key",
-            unique=True,
-            sqlite_where=text("arxiv_id IS NULL"),
-            postgresql_where=text("arxiv_id IS NULL"),
-        ),
+        # Two papers known only by title are the same paper: (title key, arXiv id or '') is
+        # unique, so the id-less share '' and collide. One index does this and the lookups by
+        # title key (its first column), where a partial unique index beside a plain one would
+        # cost a second random-order index to keep up on every ingest.
+        Index("uq_paper_title_key_arxiv", "title_key", text("coalesce(arxiv_id, '')"), unique=True),
         Index("ix_paper_upvotes", "upvotes"),
         Index("ix_paper_first_ingested_at", "first_ingested_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     arxiv_id: str | None = Field(default=None, max_length=32)
-    title_key: str = Field(index=True)
+    title_key: str
     title: str
     abstract: str | None = None
     authors: int | None = None

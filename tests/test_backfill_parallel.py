@@ -1,0 +1,130 @@
+"""Backfill parses ahead in a forked worker: same results, same order, bad dumps still reported,
+and a dead worker costs nothing but speed."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import pickle
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from daemon import jobs
+from daemon.errors import EmptyListingError, ParseError
+from daemon.model import Listing
+from daemon.store import queries
+from daemon.store.engine import open_engine
+from tests.conftest import SEEDS
+
+COUNT = jobs.PARALLEL_MIN + 6
+BROKEN = 7
+
+
+def make_dumps(folder: Path) -> list[Path]:
+    """COUNT dated dumps (the seeds, each made distinct), one of them binary garbage."""
+    folder.mkdir()
+    seeds = sorted(SEEDS.iterdir())
+    paths = []
+    for i in range(COUNT):
+        path = folder / f"{dt.date(2026, 1, 1) + dt.timedelta(days=i)}_{i:02d}.txt"
+        seed = seeds[i % len(seeds)].read_bytes()
+        path.write_bytes(b"\x00\x01\xff garbage" if i == BROKEN else seed + b"\n" * i)
+        paths.append(path)
+    return paths
+
+
+def outcome(parsed: Listing | Exception) -> Any:
+    return (type(parsed).__name__, str(parsed)) if isinstance(parsed, Exception) else parsed
+
+
+PARSE_FILE = jobs.parse_file
+
+
+def tag_with_pid(path: Path, as_of: dt.date | None) -> Listing | Exception:
+    """parse_file, recording which process did the parsing in `layout`."""
+    parsed = PARSE_FILE(path, as_of)
+    return dataclasses.replace(parsed, layout=str(os.getpid())) if isinstance(parsed, Listing) else parsed
+
+
+PARENT = os.getpid()
+
+
+def die_in_the_worker_on_the_fifth(path: Path, as_of: dt.date | None) -> Listing | Exception:
+    if os.getpid() != PARENT and path.name.endswith("_04.txt"):
+        os._exit(9)  # the worker is killed mid-backfill (OOM killer, a segfault in a C library)
+    return tag_with_pid(path, as_of)
+
+
+@pytest.fixture
+def dumps(tmp_path: Path) -> list[Path]:
+    assert threading.active_count() == 1, "a thread leaked from another test: backfill would not fork"
+    return make_dumps(tmp_path / "dumps")
+
+
+def test_the_worker_parses_the_same_listings_in_the_same_order(dumps: list[Path]) -> None:
+    assert jobs._can_fork_a_parser(len(dumps))
+    ahead = [(path, outcome(parsed)) for path, parsed in jobs.parsed_in_order(dumps, None)]
+    here = [(path, outcome(jobs.parse_file(path, None))) for path in dumps]
+    assert ahead == here
+    assert ahead[BROKEN][1][0] == "ParseError" and str(dumps[BROKEN]) in ahead[BROKEN][1][1]
+
+
+def test_the_parsing_happens_in_another_process(dumps: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jobs, "parse_file", tag_with_pid)
+    pids = {parsed.layout for _, parsed in jobs.parsed_in_order(dumps, None) if isinstance(parsed, Listing)}
+    assert len(pids) == 1 and pids != {str(os.getpid())}
+
+
+def test_few_dumps_are_parsed_in_process(dumps: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jobs, "parse_file", tag_with_pid)
+    few = dumps[: jobs.PARALLEL_MIN - 1]
+    pids = {parsed.layout for _, parsed in jobs.parsed_in_order(few, None) if isinstance(parsed, Listing)}
+    assert pids == {str(os.getpid())}
+
+
+def test_a_dead_worker_leaves_the_rest_to_this_process(dumps: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jobs, "parse_file", die_in_the_worker_on_the_fifth)
+    results = list(jobs.parsed_in_order(dumps, None))
+    assert [path for path, _ in results] == dumps  # every dump, once, in order
+    pids = [parsed.layout for _, parsed in results if isinstance(parsed, Listing)]
+    assert str(os.getpid()) in pids[4:] and pids[0] != str(os.getpid())  # the first were the worker's
+
+
+def test_backfill_with_the_worker_stores_what_a_sequential_backfill_stores(
+    dumps: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def run(name: str) -> tuple[list[Any], dict[str, int], list[Any]]:
+        engine = open_engine(f"sqlite:///{tmp_path / name}")
+        outcomes = [
+            (o.source, str(o.error)) if isinstance(o, jobs.Failure) else o.to_json()
+            for o in jobs.backfill(engine, [str(tmp_path / "dumps")])
+        ]
+        with engine.connect() as conn:
+            stored = queries.counts(conn), [p.to_json() for p in queries.top_papers(conn, None)]
+        engine.dispose()
+        return outcomes, *stored
+
+    parallel = run("parallel.db")
+    monkeypatch.setattr(jobs, "PARALLEL_MIN", 10**6)
+    sequential = run("sequential.db")
+    assert parallel == sequential
+    assert len(parallel[0]) == COUNT and parallel[1]["dumps"] == len({p.read_bytes() for p in dumps}) - 1
+
+
+@pytest.mark.parametrize(
+    "error",
+    [ParseError("d.txt", 12, "the meta block is cut off"), EmptyListingError("e.txt", None, "no entries")],
+)
+def test_parse_errors_cross_a_process_boundary_whole(error: ParseError) -> None:
+    copy = pickle.loads(pickle.dumps(error))
+    assert (type(copy), str(copy), copy.source, copy.line, copy.reason) == (
+        type(error),
+        str(error),
+        error.source,
+        error.line,
+        error.reason,
+    )
