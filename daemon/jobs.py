@@ -10,13 +10,13 @@ import datetime as dt
 import logging
 import multiprocessing
 import os
+import signal
 import threading
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -96,38 +96,46 @@ def parsed_in_order(paths: list[Path], as_of: dt.date | None) -> Iterator[tuple[
     Parsing is pure Python and the writes mostly wait on SQLite, so on a machine with a spare
     core a forked worker parses the next few dumps while this process writes the current one.
     Fork only: it is cheap (no re-import) and the child touches nothing but the files. It is
-    not used when this process runs other threads (forking those is unsafe) or has one core;
-    if the worker dies, the rest is parsed here.
+    not used when this process runs other threads (forking those is unsafe) or has one core.
+    No helper threads on this side either (they would compete with the writer for the GIL):
+    results come down a pipe, read by the caller's thread. If the worker dies, the rest is
+    parsed here.
     """
     if not _can_fork_a_parser(len(paths)):
         yield from ((path, parse_file(path, as_of)) for path in paths)
         return
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(1, mp_context=context) as pool:
-        window: deque[tuple[Path, Future[Listing | PaperdigestError]]] = deque()
-        queued = iter(paths)
+    reader, writer = context.Pipe(duplex=False)
+    credits = context.Semaphore(_AHEAD)
+    worker = context.Process(target=_parse_ahead, args=(paths, as_of, writer, credits), daemon=True)
+    worker.start()
+    writer.close()  # the worker holds the only writing end: its exit is our EOF
+    try:
+        for done, path in enumerate(paths):
+            try:
+                parsed = reader.recv()
+            except (EOFError, OSError):
+                log.warning("the parsing worker stopped (exit %s); parsing the rest in this process", worker.exitcode)
+                yield from ((p, parse_file(p, as_of)) for p in paths[done:])
+                return
+            credits.release()
+            yield path, parsed
+    finally:
+        reader.close()
+        if worker.is_alive():
+            worker.terminate()
+        worker.join()
+
+
+def _parse_ahead(paths: list[Path], as_of: dt.date | None, writer: Connection, credits: Any) -> None:
+    """The worker: parse each path in order, at most _AHEAD ahead of the reader."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it ends us
+    for path in paths:
+        credits.acquire()
         try:
-            for path in queued:
-                window.append((path, pool.submit(parse_file, path, as_of)))
-                if len(window) >= _AHEAD:
-                    break
-            while window:
-                path, future = window.popleft()
-                try:
-                    parsed = future.result()
-                except BrokenProcessPool:
-                    log.warning("the parsing worker died; parsing the rest in this process")
-                    rest = [path, *(p for p, _ in window), *queued]
-                    window.clear()
-                    yield from ((p, parse_file(p, as_of)) for p in rest)
-                    return
-                following = next(queued, None)
-                if following is not None:
-                    window.append((following, pool.submit(parse_file, following, as_of)))
-                yield path, parsed
-        finally:
-            for _, future in window:
-                future.cancel()
+            writer.send(parse_file(path, as_of))
+        except Exception:  # a bug or an unpicklable result: the parent parses the rest itself
+            return
 
 
 def _can_fork_a_parser(count: int) -> bool:
