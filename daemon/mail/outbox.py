@@ -183,7 +183,7 @@ def _outbox_values(
         "subject": subject,
         "papers": json.dumps({str(s.paper.id): s.paper.upvotes for s in built.papers}),
     }
-    return row, bytes(message)
+    return row, message
 
 
 def enqueue_due(engine: Engine, settings: Settings, now: dt.datetime, dry_run: bool = False) -> list[Planned]:
