@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from daemon.config import DigestSettings, Settings, SubscriberSettings
 from daemon.model import Paper
 from daemon.schedule import cron_trigger, fire_before, latest_fire
-from daemon.score import HitCache, ScoredPaper, rank
+from daemon.score import HitCache, ScoredPaper, top
 from daemon.store import queries
 
 RISING_LIMIT = 5
@@ -100,8 +100,7 @@ def select(
     """The digest for one subscriber (pure): ranked, thresholded, capped, grouped by topic."""
     topics = {name: settings.topics[name] for name in subscriber.topics}
     fresh = [p for p in candidates if p.id not in sent]
-    ranked = [s for s in rank(fresh, topics, settings.scoring, hit_cache) if s.score >= subscriber.min_score]
-    chosen = ranked[: subscriber.max_papers]
+    chosen, matched = top(fresh, topics, settings.scoring, hit_cache, subscriber.min_score, subscriber.max_papers)
     order: list[str | None] = [*subscriber.topics] or [None]
     sections = tuple(
         Section(topic, tuple(s for s in chosen if s.topic == topic))
@@ -124,7 +123,7 @@ def select(
         sections,
         tuple(rising[:RISING_LIMIT]),
         len(candidates),
-        len(ranked),
+        matched,
     )
 
 

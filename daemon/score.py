@@ -83,6 +83,10 @@ class ScoredPaper:
         }
 
 
+def _keyword_points(hits: tuple[Hit, ...], weights: ScoringSettings) -> float:
+    return sum(weights.title if h.where == "title" else weights.abstract for h in hits)
+
+
 def upvote_points(upvotes: int | None, weights: ScoringSettings) -> float:
     return weights.upvotes * math.log2(1 + (upvotes or 0))
 
@@ -102,7 +106,42 @@ def _hits(keywords: tuple[str, ...], exclude: tuple[str, ...], title: str, abstr
     return tuple(hits) or None
 
 
-HitCache = dict[tuple[int, str], tuple[Hit, ...] | None]
+class HitCache:
+    """The keyword hits of each (topic, paper) for a batch of subscribers scored against the same
+    papers: each paper is matched against each topic once, however many subscribers share it,
+    and a subscriber's ranking then walks only the papers its topics matched."""
+
+    def __init__(self) -> None:
+        self._examined: dict[str, set[int]] = {}
+        self._matched: dict[str, dict[int, tuple[Hit, ...]]] = {}
+        self._points: dict[tuple[str, int, float, float], float] = {}
+
+    def hits(self, paper: Paper, name: str, topic: TopicSettings) -> tuple[Hit, ...] | None:
+        self._examine([paper], name, topic)
+        return self._matched[name].get(paper.id)
+
+    def matched(self, papers: list[Paper], name: str, topic: TopicSettings) -> dict[int, tuple[Hit, ...]]:
+        """Every paper (by id) the topic matches, among these papers and any examined before."""
+        self._examine(papers, name, topic)
+        return self._matched[name]
+
+    def points(self, name: str, pid: int, hits: tuple[Hit, ...], weights: ScoringSettings) -> float:
+        """The keyword points of a match, summed as score_paper sums them (the same float)."""
+        key = (name, pid, weights.title, weights.abstract)
+        found = self._points.get(key)
+        if found is None:
+            found = self._points[key] = _keyword_points(hits, weights)
+        return found
+
+    def _examine(self, papers: list[Paper], name: str, topic: TopicSettings) -> None:
+        examined = self._examined.setdefault(name, set())
+        matched = self._matched.setdefault(name, {})
+        for paper in papers:
+            if paper.id not in examined:
+                examined.add(paper.id)
+                hits = _topic_hits(topic, folded(paper.title), folded(paper.abstract or ""))
+                if hits is not None:
+                    matched[paper.id] = hits
 
 
 def score_paper(
@@ -119,17 +158,14 @@ def score_paper(
     best: tuple[float, str, tuple[Hit, ...]] | None = None
     matched = []
     for name, topic in topics.items():
-        key = (paper.id, name)
-        if cache is not None and key in cache:
-            hits = cache[key]
+        if cache is not None:
+            hits = cache.hits(paper, name, topic)
         else:
             hits = _topic_hits(topic, folded(paper.title), folded(paper.abstract or ""))
-            if cache is not None:
-                cache[key] = hits
         if hits is None:
             continue
         matched.append(name)
-        points = sum(weights.title if h.where == "title" else weights.abstract for h in hits)
+        points = _keyword_points(hits, weights)
         if best is None or points > best[0]:
             best = (points, name, hits)
     if best is None:
@@ -147,3 +183,46 @@ def rank(
     """Matching papers, best first (score, then upvotes, then title for a stable order)."""
     scored = [s for s in (score_paper(p, topics, weights, cache) for p in papers) if s is not None]
     return sorted(scored, key=lambda s: (-s.score, -(s.paper.upvotes or 0), s.paper.title))
+
+
+def top(
+    papers: Iterable[Paper],
+    topics: Mapping[str, TopicSettings],
+    weights: ScoringSettings,
+    cache: HitCache | None,
+    min_score: float,
+    limit: int,
+) -> tuple[list[ScoredPaper], int]:
+    """The first `limit` of rank() among those scoring at least `min_score`, and how many scored
+    that much. With a cache, only the papers the topics matched are looked at, and only the
+    chosen become ScoredPapers (most of a window matches some broad keyword)."""
+    if cache is None or not topics:
+        ranked = [s for s in rank(papers, topics, weights, cache) if s.score >= min_score]
+        return ranked[:limit], len(ranked)
+    listed = list(papers)
+    index = {p.id: i for i, p in enumerate(listed)}
+    best: dict[int, tuple[float, str, tuple[Hit, ...]]] = {}
+    matched: dict[int, list[str]] = {}
+    for name, topic in topics.items():
+        for pid, hits in cache.matched(listed, name, topic).items():
+            if pid not in index:
+                continue
+            points = cache.points(name, pid, hits, weights)
+            matched.setdefault(pid, []).append(name)
+            if pid not in best or points > best[pid][0]:  # ties: the earlier topic keeps it
+                best[pid] = (points, name, hits)
+    # rank()'s order: score, upvotes, title, then the order given (its sort is stable)
+    keys = []
+    for pid, (points, _, _) in best.items():
+        paper = listed[index[pid]]
+        score = upvote_points(paper.upvotes, weights) + points
+        if score >= min_score:
+            keys.append((-score, -(paper.upvotes or 0), paper.title, index[pid]))
+    keys.sort()
+    chosen = []
+    for _, _, _, i in keys[:limit]:
+        paper = listed[i]
+        points, name, hits = best[paper.id]
+        up = upvote_points(paper.upvotes, weights)
+        chosen.append(ScoredPaper(paper, up + points, name, up, points, hits, tuple(matched[paper.id])))
+    return chosen, len(keys)

@@ -10,8 +10,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from daemon.config import ScoringSettings, TopicSettings
-from daemon.model import Paper
-from daemon.score import folded, matches, rank, score_paper
+from daemon.model import Paper, RawDump
+from daemon.parse import parse_dump
+from daemon.score import HitCache, folded, matches, rank, score_paper, top
+from tests.conftest import SEEDS
 
 WEIGHTS = ScoringSettings()
 
@@ -107,3 +109,42 @@ def test_rank_orders_by_score_then_upvotes() -> None:
 def test_unknown_upvotes_score_as_zero_and_say_so() -> None:
     scored = score_paper(paper("Agent", upvotes=None), {"a": TopicSettings(keywords=["agent"])}, WEIGHTS)
     assert scored is not None and scored.upvote_points == 0 and "upvotes unknown" in scored.why()
+
+
+SEED_PAPERS = [
+    paper(e.title, e.abstract or "", e.upvotes, pid=i)
+    for i, e in enumerate(
+        (e for seed in sorted(SEEDS.iterdir()) for e in parse_dump(RawDump(seed.name, seed.read_bytes())).entries),
+        1,
+    )
+]
+KEYWORDS = ["agent", "model", "robot", "benchmark", "reasoning", "video", "language model", "survey", "diffusion"]
+
+
+@given(
+    topic_words=st.lists(st.lists(st.sampled_from(KEYWORDS), min_size=1, max_size=3), min_size=1, max_size=4),
+    exclude=st.lists(st.sampled_from(KEYWORDS), max_size=1),
+    min_score=st.sampled_from([0.0, 2.0, 5.0]),
+    limit=st.integers(1, 60),
+    sent=st.sets(st.integers(1, len(SEED_PAPERS)), max_size=40),
+    title_weight=st.sampled_from([3.0, 0.1, 1.0]),
+)
+def test_the_batch_ranking_picks_what_rank_picks(
+    topic_words: list[list[str]],
+    exclude: list[str],
+    min_score: float,
+    limit: int,
+    sent: set[int],
+    title_weight: float,
+) -> None:
+    """top() with a cache shared across subscribers == rank(), thresholded and cut, one by one."""
+    weights = ScoringSettings(title=title_weight, abstract=0.1)
+    topics = {
+        f"t{i}": TopicSettings(keywords=words, exclude=exclude if i == 0 else []) for i, words in enumerate(topic_words)
+    }
+    cache = HitCache()
+    top(SEED_PAPERS[::2], topics, weights, cache, 0.0, 5)  # another subscriber's batch warmed it
+    fresh = [p for p in SEED_PAPERS if p.id not in sent]
+    ranked = [s for s in rank(fresh, topics, weights) if s.score >= min_score]
+    assert top(fresh, topics, weights, cache, min_score, limit) == (ranked[:limit], len(ranked))
+    assert top(fresh, topics, weights, None, min_score, limit) == (ranked[:limit], len(ranked))

@@ -192,7 +192,7 @@ def enqueue_due(engine: Engine, settings: Settings, now: dt.datetime, dry_run: b
     planned = []
     env = render.environment(settings.digest.templates)
     windows: dict[tuple[dt.datetime, dt.datetime], list[Paper]] = {}  # subscribers on one cron share it
-    hits: HitCache = {}  # and score the same papers against the same topics
+    hits = HitCache()  # and score the same papers against the same topics
     for subscriber in settings.subscribers:
         period = current_period(subscriber, now)
         if period is None:
