@@ -162,7 +162,21 @@ def _sqlite_params(rows: list[dict[str, Any]], columns: Sequence[str]) -> tuple[
     return [*plain, *temporal], params
 
 
-_TEMPORAL = frozenset({"published", "first_seen", "last_seen", "first_ingested_at"})
+_TEMPORAL = frozenset(
+    {
+        "published",
+        "first_seen",
+        "last_seen",
+        "first_ingested_at",  # paper
+        "period",
+        "window_start",
+        "window_end",
+        "created_at",
+        "next_attempt_at",
+        "claimed_at",
+        "sent_at",  # outbox
+    }
+)
 _NEW_PAPER_COLUMNS = (*PAPER_FIELDS, "first_dump_id", "first_ingested_at", "first_backfill")
 _SIGHTING_COLUMNS = ("dump_id", "paper_id", "position", "upvotes")
 
@@ -266,6 +280,9 @@ def all_papers(conn: Connection) -> list[Paper]:
 
 def sent_papers(conn: Connection, subscriber: str) -> dict[int, int | None]:
     """paper id -> upvotes when it was sent, for every paper already sent to the subscriber."""
+    if conn.dialect.name == "sqlite":  # the digest hot path: once per subscriber
+        sql = "SELECT paper_id, upvotes FROM sent_paper WHERE subscriber = ?"
+        return dict(conn.exec_driver_sql(sql, (subscriber.lower(),)).fetchall())
     stmt = select(sent_paper_table.c.paper_id, sent_paper_table.c.upvotes).where(
         sent_paper_table.c.subscriber == subscriber.lower()
     )
@@ -291,6 +308,14 @@ def record_sent_upvotes(
         return
     c = sent_paper_table.c
     key = subscriber.lower()
+    if conn.dialect.name == "sqlite":  # once per delivered digest: one statement, no Core round
+        stamp = _sqlite_value(sent_at)
+        conn.exec_driver_sql(
+            "INSERT INTO sent_paper (subscriber, paper_id, upvotes, sent_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (subscriber, paper_id) DO NOTHING",
+            [(key, pid, votes, stamp) for pid, votes in upvotes.items()],
+        )
+        return
     existing = {
         row.paper_id
         for chunk in _chunks(sorted(upvotes))
@@ -307,11 +332,18 @@ def record_sent_upvotes(
 
 def last_window_end(conn: Connection, subscriber: str) -> dt.datetime | None:
     """Where the window of the subscriber's latest digest ended (sent, pending, failed or empty)."""
+    if conn.dialect.name == "sqlite":
+        sql = "SELECT max(window_end) FROM outbox WHERE subscriber = ?"
+        found = conn.exec_driver_sql(sql, (subscriber.lower(),)).scalar_one_or_none()
+        return clock.as_utc(dt.datetime.fromisoformat(found)) if found is not None else None
     stmt = select(func.max(outbox_table.c.window_end)).where(outbox_table.c.subscriber == subscriber.lower())
     return clock.as_utc(conn.execute(stmt).scalar_one_or_none())
 
 
 def outbox_exists(conn: Connection, subscriber: str, period: dt.datetime) -> bool:
+    if conn.dialect.name == "sqlite":
+        sql = "SELECT 1 FROM outbox WHERE subscriber = ? AND period = ?"
+        return conn.exec_driver_sql(sql, (subscriber.lower(), _sqlite_value(period))).first() is not None
     stmt = select(outbox_table.c.id).where(
         outbox_table.c.subscriber == subscriber.lower(), outbox_table.c.period == period
     )
@@ -319,12 +351,21 @@ def outbox_exists(conn: Connection, subscriber: str, period: dt.datetime) -> boo
 
 
 def insert_outbox(conn: Connection, values: dict[str, Any], message: bytes) -> int:
+    if conn.dialect.name == "sqlite":
+        columns, params = _sqlite_params([values], list(values))
+        _executemany(conn, "outbox", columns, params)
+        outbox_id = int(conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one())
+        _executemany(conn, "outbox_message", ("outbox_id", "message"), [(outbox_id, message)])
+        return outbox_id
     outbox_id = int(conn.execute(insert(outbox_table).returning(outbox_table.c.id), values).scalar_one())
     conn.execute(insert(outbox_message_table), {"outbox_id": outbox_id, "message": message})
     return outbox_id
 
 
 def outbox_message(conn: Connection, outbox_id: int) -> bytes:
+    if conn.dialect.name == "sqlite":
+        sql = "SELECT message FROM outbox_message WHERE outbox_id = ?"
+        return bytes(conn.exec_driver_sql(sql, (outbox_id,)).scalar_one())
     stmt = select(outbox_message_table.c.message).where(outbox_message_table.c.outbox_id == outbox_id)
     return bytes(conn.execute(stmt).scalar_one())
 
@@ -346,6 +387,13 @@ def claim_outbox(
     conn: Connection, row_id: int, expected: str, previous_claim: str | None, token: str, now: dt.datetime
 ) -> bool:
     """Take a row for sending; False when someone else changed or took it first."""
+    if conn.dialect.name == "sqlite":  # once per delivery: plain SQL (IS compares NULL too)
+        result = conn.exec_driver_sql(
+            "UPDATE outbox SET status = 'sending', claimed_by = ?, claimed_at = ?"
+            " WHERE id = ? AND status = ? AND claimed_by IS ?",
+            (token, _sqlite_value(now), row_id, expected, previous_claim),
+        )
+        return result.rowcount == 1
     c = outbox_table.c
     same_claim = c.claimed_by.is_(None) if previous_claim is None else c.claimed_by == previous_claim
     result = conn.execute(
@@ -357,6 +405,16 @@ def claim_outbox(
 
 
 def finish_outbox(conn: Connection, row_id: int, token: str, values: dict[str, Any]) -> bool:
+    if conn.dialect.name == "sqlite":
+        names = list(values)
+        if not set(names) <= set(outbox_table.c.keys()):  # column names are never caller text
+            raise ValueError(f"not outbox columns: {sorted(set(names) - set(outbox_table.c.keys()))}")
+        sets = ", ".join(f"{name} = ?" for name in names)
+        result = conn.exec_driver_sql(
+            f"UPDATE outbox SET {sets} WHERE id = ? AND status = 'sending' AND claimed_by = ?",
+            (*(_sqlite_value(values[name]) for name in names), row_id, token),
+        )
+        return result.rowcount == 1
     c = outbox_table.c
     result = conn.execute(
         update(outbox_table).where(c.id == row_id, c.status == "sending", c.claimed_by == token).values(**values)
