@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import importlib.resources
@@ -16,6 +17,7 @@ import jinja2
 
 from daemon.digest import Digest
 from daemon.errors import ConfigError
+from daemon.model import Paper
 from daemon.score import ScoredPaper
 
 EXCERPT_CHARS = 280
@@ -54,7 +56,12 @@ def excerpt(text: str | None, limit: int = EXCERPT_CHARS) -> str:
 
 
 def _view(scored: ScoredPaper) -> PaperView:
-    paper = scored.paper
+    return dataclasses.replace(_paper_view(scored.paper), why=scored.why(), score=f"{scored.score:.1f}")
+
+
+@functools.lru_cache(maxsize=4096)
+def _paper_view(paper: Paper) -> PaperView:
+    """What a paper shows whoever it goes to (cached: a batch of digests repeats the same papers)."""
     if paper.org:
         byline = paper.org
     elif paper.authors is not None:
@@ -74,9 +81,9 @@ def _view(scored: ScoredPaper) -> PaperView:
         published=paper.published.strftime("%b %-d, %Y") if paper.published else "date unknown",
         upvotes="?" if paper.upvotes is None else str(paper.upvotes),
         meta=" · ".join(known) or "no authors, date or upvotes listed",
-        why=scored.why(),
+        why="",
         excerpt=excerpt(paper.abstract),
-        score=f"{scored.score:.1f}",
+        score="",
     )
 
 

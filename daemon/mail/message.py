@@ -9,7 +9,7 @@ import hashlib
 import re
 from email.headerregistry import Address
 from email.policy import SMTP
-from email.utils import format_datetime, getaddresses, parseaddr
+from email.utils import format_datetime, formataddr, getaddresses, parseaddr
 
 from daemon.errors import ConfigError
 
@@ -66,7 +66,9 @@ def build_message(
     domain = from_addr.rsplit("@", 1)[1]
     head = [
         _from_line(from_name, from_addr),  # the same for every digest
-        _fold("To", _address(to_name, to_email)),
+        # formataddr quotes and RFC 2047-encodes a display name in microseconds; the policy
+        # folds what comes out too long
+        _fold("To", formataddr((clean_header(to_name or ""), to_email), charset="utf-8")),
         _fold("Subject", clean_header(subject)),
         _fold("Date", format_datetime(date)),
         _fold("Message-ID", clean_header(msg_id)),
