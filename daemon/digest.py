@@ -139,7 +139,6 @@ def build(
     """Read the window from the store and select. `since` previews papers first seen on or after a date;
     `window_cache` lets a batch of subscribers with the same window read it once."""
     with engine.connect() as conn:
-        sent = queries.sent_papers(conn, subscriber.email)
         window = period_window(subscriber, now, queries.last_window_end(conn, subscriber.email))
         if since is not None:
             zone = ZoneInfo(subscriber.timezone)
@@ -151,5 +150,7 @@ def build(
             candidates = queries.papers_ingested_between(conn, window.start, window.end)
             if window_cache is not None:
                 window_cache[(window.start, window.end)] = candidates
-        sent_now = queries.papers_by_ids(conn, sent) if sent else []
-    return select(settings, subscriber, window, candidates, sent, sent_now, hit_cache)
+        sent = queries.sent_among(conn, subscriber.email, (p.id for p in candidates))
+        gained = queries.sent_and_gained(conn, subscriber.email, settings.digest.rising_min_gain)
+    sent.update((paper.id, then) for paper, then in gained)
+    return select(settings, subscriber, window, candidates, sent, [paper for paper, _ in gained], hit_cache)

@@ -173,6 +173,28 @@ def test_build_never_repeats_a_sent_paper(store: Engine) -> None:
     assert not {s.paper.id for s in first.papers} & {s.paper.id for s in second.papers}
 
 
+def test_rising_comes_from_the_store_without_reading_the_whole_history(store: Engine) -> None:
+    """Build: a sent paper that gained sharply is Rising; one that gained a little, or whose
+    upvotes were unknown when sent, is not; sent papers never come back as new."""
+    conf = settings()
+    ada = conf.subscribers[0]
+    first = digest.build(store, conf, ada, NOW)
+    sent = [s.paper for s in first.papers]
+    assert len(sent) >= 3
+    sharp, slight, unknown = sent[0], sent[1], sent[2]
+    with store.begin() as conn:
+        queries.record_sent_upvotes(
+            conn, ada.email, {sharp.id: 5, slight.id: (slight.upvotes or 0) - 3, unknown.id: None}, NOW
+        )
+        queries.record_sent(conn, ada.email, sent[3:], NOW)
+        conn.exec_driver_sql("UPDATE paper SET upvotes = 40 WHERE id = ?", (sharp.id,))
+        gained = queries.sent_and_gained(conn, ada.email, conf.digest.rising_min_gain)
+    assert [paper.id for paper, _ in gained] == [sharp.id]  # only it gained 10 or more since sent
+    again = digest.build(store, conf, ada, NOW, since=dt.date(2020, 1, 1))
+    assert [(r.paper.id, r.upvotes_then, r.upvotes_now) for r in again.rising] == [(sharp.id, 5, 40)]
+    assert not {p.id for p in sent} & {s.paper.id for s in again.papers}
+
+
 # --- rendering -------------------------------------------------------------------------------
 
 

@@ -278,22 +278,34 @@ def all_papers(conn: Connection) -> list[Paper]:
     return [_paper(row) for row in conn.execute(select(*_PAPER_COLUMNS))]
 
 
-def sent_papers(conn: Connection, subscriber: str) -> dict[int, int | None]:
-    """paper id -> upvotes when it was sent, for every paper already sent to the subscriber."""
-    if conn.dialect.name == "sqlite":  # the digest hot path: once per subscriber
-        sql = "SELECT paper_id, upvotes FROM sent_paper WHERE subscriber = ?"
-        return dict(conn.exec_driver_sql(sql, (subscriber.lower(),)).fetchall())
-    stmt = select(sent_paper_table.c.paper_id, sent_paper_table.c.upvotes).where(
-        sent_paper_table.c.subscriber == subscriber.lower()
-    )
-    return {row.paper_id: row.upvotes for row in conn.execute(stmt)}
-
-
-def papers_by_ids(conn: Connection, ids: Iterable[int]) -> list[Paper]:
-    papers: list[Paper] = []
+def sent_among(conn: Connection, subscriber: str, ids: Iterable[int]) -> dict[int, int | None]:
+    """Of these papers, the ones already sent to the subscriber, with their upvotes then."""
+    c = sent_paper_table.c
+    key = subscriber.lower()
+    found: dict[int, int | None] = {}
     for chunk in _chunks(sorted(set(ids))):
-        papers.extend(_paper(row) for row in conn.execute(select(*_PAPER_COLUMNS).where(paper_table.c.id.in_(chunk))))
-    return papers
+        stmt = select(c.paper_id, c.upvotes).where(c.subscriber == key, c.paper_id.in_(chunk))
+        found.update((row.paper_id, row.upvotes) for row in conn.execute(stmt))
+    return found
+
+
+def sent_and_gained(conn: Connection, subscriber: str, min_gain: int) -> list[tuple[Paper, int]]:
+    """Papers sent to the subscriber that have gained at least `min_gain` upvotes since, with
+    their upvotes then: the only ones that can be Rising, so the rest of a subscriber's history
+    (it grows by every digest) is never read."""
+    s = sent_paper_table.c
+    stmt = (
+        select(*_PAPER_COLUMNS, s.upvotes.label("upvotes_then"))
+        .join_from(sent_paper_table, paper_table, paper_table.c.id == s.paper_id)
+        .where(
+            s.subscriber == subscriber.lower(),
+            s.upvotes.is_not(None),
+            paper_table.c.upvotes - s.upvotes >= min_gain,
+        )
+        .order_by(paper_table.c.id)
+    )
+    rows: list[Any] = list(conn.execute(stmt))
+    return [(_paper(row), int(row.upvotes_then)) for row in rows]
 
 
 def record_sent(conn: Connection, subscriber: str, papers: Iterable[Paper], sent_at: dt.datetime) -> None:
