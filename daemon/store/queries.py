@@ -41,6 +41,18 @@ def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
         yield values[start : start + CHUNK]
 
 
+FAST_SQLITE = True  # the tests turn it off to run the portable path (PostgreSQL's) on SQLite
+
+
+def _fast(conn: Connection) -> bool:
+    """Whether to take the plain-SQL path: SQLite only, where the hot statements skip Core."""
+    return FAST_SQLITE and conn.dialect.name == "sqlite"
+
+
+def _marks(values: Sequence[Any]) -> str:
+    return ", ".join("?" * len(values))
+
+
 def _paper(row: Row[Any]) -> Paper:
     return Paper(
         id=row.id,
@@ -65,7 +77,7 @@ def papers_by_identity(
     """Every stored paper (with its title key) whose arXiv id or title key is among the given:
     two indexed IN queries."""
     found: dict[int, tuple[Paper, str]] = {}
-    sqlite = conn.dialect.name == "sqlite"
+    sqlite = _fast(conn)
     for column, values in (
         (paper_table.c.arxiv_id, sorted(set(arxiv_ids))),
         (paper_table.c.title_key, sorted(set(title_keys))),
@@ -73,7 +85,7 @@ def papers_by_identity(
         for chunk in _chunks(values):
             if sqlite:  # the hot path of ingest: plain SQL, dates parsed here
                 rows = conn.exec_driver_sql(
-                    f"SELECT {_SELECT_LIST} FROM paper WHERE {column.name} IN ({', '.join('?' * len(chunk))})",
+                    f"SELECT {_SELECT_LIST} FROM paper WHERE {column.name} IN ({_marks(chunk)})",
                     tuple(chunk),
                 ).fetchall()
                 for raw in rows:
@@ -109,7 +121,7 @@ def _paper_from_tuple(raw: Any) -> Paper:
 
 
 def dump_by_hash(conn: Connection, content_hash: str) -> Row[Any] | None:
-    if conn.dialect.name == "sqlite":  # asked once per dump, and nearly always absent: skip the Core round
+    if _fast(conn):  # asked once per dump, and nearly always absent: skip the Core round
         found = conn.exec_driver_sql("SELECT 1 FROM dump WHERE content_hash = ?", (content_hash,)).first()
         if found is None:
             return None
@@ -117,7 +129,7 @@ def dump_by_hash(conn: Connection, content_hash: str) -> Row[Any] | None:
 
 
 def insert_dump(conn: Connection, values: dict[str, Any]) -> int:
-    if conn.dialect.name == "sqlite":
+    if _fast(conn):
         names = tuple(values)
         result = conn.exec_driver_sql(
             f"INSERT INTO dump ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
@@ -185,7 +197,7 @@ def insert_papers(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
     """Insert new papers in one batch; their ids come back in the order of `rows`."""
     if not rows:
         return []
-    if conn.dialect.name == "sqlite":
+    if _fast(conn):
         # The ingest holds SQLite's write lock (BEGIN IMMEDIATE): ids can be handed out here,
         # and a plain executemany is several times cheaper than INSERT ... RETURNING.
         start = int(conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM paper").scalar_one()) + 1
@@ -201,7 +213,7 @@ def update_papers(conn: Connection, rows: list[dict[str, Any]], fields: tuple[st
     """Write back `fields` of existing papers, one executemany."""
     if not rows:
         return
-    if conn.dialect.name == "sqlite":
+    if _fast(conn):
         columns, params = _sqlite_params(rows, fields)
         sets = ", ".join(f"{name} = ?" for name in columns)
         conn.exec_driver_sql(
@@ -219,7 +231,7 @@ def update_papers(conn: Connection, rows: list[dict[str, Any]], fields: tuple[st
 def insert_sightings(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
-    if conn.dialect.name == "sqlite":
+    if _fast(conn):
         _executemany(conn, "sighting", _SIGHTING_COLUMNS, [tuple(row[c] for c in _SIGHTING_COLUMNS) for row in rows])
         return
     conn.execute(insert(sighting_table), rows)
@@ -284,6 +296,10 @@ def sent_among(conn: Connection, subscriber: str, ids: Iterable[int]) -> dict[in
     key = subscriber.lower()
     found: dict[int, int | None] = {}
     for chunk in _chunks(sorted(set(ids))):
+        if _fast(conn):  # once per digest: plain SQL
+            sql = f"SELECT paper_id, upvotes FROM sent_paper WHERE subscriber = ? AND paper_id IN ({_marks(chunk)})"
+            found.update(conn.exec_driver_sql(sql, (key, *chunk)).fetchall())
+            continue
         stmt = select(c.paper_id, c.upvotes).where(c.subscriber == key, c.paper_id.in_(chunk))
         found.update((row.paper_id, row.upvotes) for row in conn.execute(stmt))
     return found
@@ -293,6 +309,14 @@ def sent_and_gained(conn: Connection, subscriber: str, min_gain: int) -> list[tu
     """Papers sent to the subscriber that have gained at least `min_gain` upvotes since, with
     their upvotes then: the only ones that can be Rising, so the rest of a subscriber's history
     (it grows by every digest) is never read."""
+    if _fast(conn):  # once per digest: plain SQL
+        columns = ", ".join(f"p.{name}" for name in ("id", *PAPER_FIELDS))
+        sql = (
+            f"SELECT {columns}, s.upvotes FROM sent_paper s JOIN paper p ON p.id = s.paper_id"
+            " WHERE s.subscriber = ? AND s.upvotes IS NOT NULL AND p.upvotes - s.upvotes >= ? ORDER BY p.id"
+        )
+        found = conn.exec_driver_sql(sql, (subscriber.lower(), min_gain)).fetchall()
+        return [(_paper_from_tuple(raw[:-1]), int(raw[-1])) for raw in found]
     s = sent_paper_table.c
     stmt = (
         select(*_PAPER_COLUMNS, s.upvotes.label("upvotes_then"))
@@ -320,7 +344,7 @@ def record_sent_upvotes(
         return
     c = sent_paper_table.c
     key = subscriber.lower()
-    if conn.dialect.name == "sqlite":  # once per delivered digest: one statement, no Core round
+    if _fast(conn):  # once per delivered digest: one statement, no Core round
         stamp = _sqlite_value(sent_at)
         conn.exec_driver_sql(
             "INSERT INTO sent_paper (subscriber, paper_id, upvotes, sent_at) VALUES (?, ?, ?, ?)"
@@ -344,7 +368,7 @@ def record_sent_upvotes(
 
 def last_window_end(conn: Connection, subscriber: str) -> dt.datetime | None:
     """Where the window of the subscriber's latest digest ended (sent, pending, failed or empty)."""
-    if conn.dialect.name == "sqlite":
+    if _fast(conn):
         sql = "SELECT max(window_end) FROM outbox WHERE subscriber = ?"
         found = conn.exec_driver_sql(sql, (subscriber.lower(),)).scalar_one_or_none()
         return clock.as_utc(dt.datetime.fromisoformat(found)) if found is not None else None
@@ -353,7 +377,7 @@ def last_window_end(conn: Connection, subscriber: str) -> dt.datetime | None:
 
 
 def outbox_exists(conn: Connection, subscriber: str, period: dt.datetime) -> bool:
-    if conn.dialect.name == "sqlite":
+    if _fast(conn):
         sql = "SELECT 1 FROM outbox WHERE subscriber = ? AND period = ?"
         return conn.exec_driver_sql(sql, (subscriber.lower(), _sqlite_value(period))).first() is not None
     stmt = select(outbox_table.c.id).where(
@@ -363,7 +387,7 @@ def outbox_exists(conn: Connection, subscriber: str, period: dt.datetime) -> boo
 
 
 def insert_outbox(conn: Connection, values: dict[str, Any], message: bytes) -> int:
-    if conn.dialect.name == "sqlite":
+    if _fast(conn):
         columns, params = _sqlite_params([values], list(values))
         _executemany(conn, "outbox", columns, params)
         outbox_id = int(conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one())
@@ -375,7 +399,7 @@ def insert_outbox(conn: Connection, values: dict[str, Any], message: bytes) -> i
 
 
 def outbox_message(conn: Connection, outbox_id: int) -> bytes:
-    if conn.dialect.name == "sqlite":
+    if _fast(conn):
         sql = "SELECT message FROM outbox_message WHERE outbox_id = ?"
         return bytes(conn.exec_driver_sql(sql, (outbox_id,)).scalar_one())
     stmt = select(outbox_message_table.c.message).where(outbox_message_table.c.outbox_id == outbox_id)
@@ -399,7 +423,7 @@ def claim_outbox(
     conn: Connection, row_id: int, expected: str, previous_claim: str | None, token: str, now: dt.datetime
 ) -> bool:
     """Take a row for sending; False when someone else changed or took it first."""
-    if conn.dialect.name == "sqlite":  # once per delivery: plain SQL (IS compares NULL too)
+    if _fast(conn):  # once per delivery: plain SQL (IS compares NULL too)
         result = conn.exec_driver_sql(
             "UPDATE outbox SET status = 'sending', claimed_by = ?, claimed_at = ?"
             " WHERE id = ? AND status = ? AND claimed_by IS ?",
@@ -417,7 +441,7 @@ def claim_outbox(
 
 
 def finish_outbox(conn: Connection, row_id: int, token: str, values: dict[str, Any]) -> bool:
-    if conn.dialect.name == "sqlite":
+    if _fast(conn):
         names = list(values)
         if not set(names) <= set(outbox_table.c.keys()):  # column names are never caller text
             raise ValueError(f"not outbox columns: {sorted(set(names) - set(outbox_table.c.keys()))}")
