@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from zoneinfo import ZoneInfo
 
@@ -20,16 +21,20 @@ def parse_every(text: str) -> dt.timedelta:
     return dt.timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2]])
 
 
+@functools.lru_cache(maxsize=256)
 def cron_trigger(expression: str, timezone: str | ZoneInfo = "UTC") -> CronTrigger:
-    """A five-field crontab expression in a timezone; ValueError when it is not one."""
+    """A five-field crontab expression in a timezone; ValueError when it is not one.
+    Cached: a trigger is immutable, and a batch of subscribers mostly shares a few."""
     zone = ZoneInfo(timezone) if isinstance(timezone, str) else timezone
     if len(expression.split()) != 5:
         raise ValueError(f"expected five cron fields (minute hour day month weekday), got {expression!r}")
     return CronTrigger.from_crontab(expression, timezone=zone)
 
 
+@functools.lru_cache(maxsize=1024)
 def latest_fire(trigger: CronTrigger, now: dt.datetime) -> dt.datetime | None:
-    """The latest fire time at or before `now` (None if it never fired in the last four years)."""
+    """The latest fire time at or before `now` (None if it never fired in the last four years).
+    Cached: pure, and asked for every subscriber of a batch with the same trigger and time."""
     for lookback in (dt.timedelta(hours=2), dt.timedelta(days=2), dt.timedelta(days=40), dt.timedelta(days=1500)):
         latest: dt.datetime | None = None
         fire: dt.datetime | None = trigger.get_next_fire_time(None, now - lookback)
