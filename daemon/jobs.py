@@ -107,7 +107,7 @@ def parsed_in_order(paths: list[Path], as_of: dt.date | None) -> Iterator[tuple[
     context = multiprocessing.get_context("fork")
     reader, writer = context.Pipe(duplex=False)
     credits = context.Semaphore(_AHEAD)
-    worker = context.Process(target=_parse_ahead, args=(paths, as_of, writer, credits), daemon=True)
+    worker = context.Process(target=_parse_ahead, args=(paths, as_of, reader, writer, credits), daemon=True)
     worker.start()
     writer.close()  # the worker holds the only writing end: its exit is our EOF
     try:
@@ -115,6 +115,7 @@ def parsed_in_order(paths: list[Path], as_of: dt.date | None) -> Iterator[tuple[
             try:
                 parsed = reader.recv()
             except (EOFError, OSError):
+                worker.join(timeout=1)
                 log.warning("the parsing worker stopped (exit %s); parsing the rest in this process", worker.exitcode)
                 yield from ((p, parse_file(p, as_of)) for p in paths[done:])
                 return
@@ -127,11 +128,19 @@ def parsed_in_order(paths: list[Path], as_of: dt.date | None) -> Iterator[tuple[
         worker.join()
 
 
-def _parse_ahead(paths: list[Path], as_of: dt.date | None, writer: Connection, credits: Any) -> None:
-    """The worker: parse each path in order, at most _AHEAD ahead of the reader."""
+def _parse_ahead(
+    paths: list[Path], as_of: dt.date | None, reader: Connection, writer: Connection, credits: Any
+) -> None:
+    """The worker: parse each path in order, at most _AHEAD ahead of the reader. It ends when
+    the parent does: a write to a pipe nobody reads fails, and waiting for a credit checks
+    that the parent is still there (a SIGKILLed parent leaves no worker behind)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it ends us
+    reader.close()  # the parent's end: with it closed here, the parent's exit breaks our pipe
+    parent = os.getppid()
     for path in paths:
-        credits.acquire()
+        while not credits.acquire(timeout=1.0):
+            if os.getppid() != parent:
+                return
         try:
             writer.send(parse_file(path, as_of))
         except Exception:  # a bug or an unpicklable result: the parent parses the rest itself

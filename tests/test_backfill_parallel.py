@@ -7,7 +7,10 @@ import dataclasses
 import datetime as dt
 import os
 import pickle
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,7 @@ from daemon.errors import EmptyListingError, ParseError
 from daemon.model import Listing
 from daemon.store import queries
 from daemon.store.engine import open_engine
-from tests.conftest import SEEDS
+from tests.conftest import ROOT, SEEDS
 
 COUNT = jobs.PARALLEL_MIN + 6
 BROKEN = 7
@@ -128,3 +131,38 @@ def test_parse_errors_cross_a_process_boundary_whole(error: ParseError) -> None:
         error.line,
         error.reason,
     )
+
+
+ORPHAN_SCRIPT = """
+import multiprocessing, sys, time
+from pathlib import Path
+from daemon import jobs
+paths = sorted(Path(sys.argv[1]).iterdir())
+results = jobs.parsed_in_order(paths, None)
+next(results)  # the worker is running and parsing ahead
+print(multiprocessing.active_children()[0].pid, flush=True)
+time.sleep(60)
+"""
+
+
+def worker_gone(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rpartition(")")[2].split()[0] in ("Z", "X")  # exited, not yet reaped
+
+
+def test_a_killed_backfill_leaves_no_parsing_worker_behind(dumps: list[Path], tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", ORPHAN_SCRIPT, str(tmp_path / "dumps")], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    pid = int(proc.stdout.readline())
+    assert not worker_gone(pid)
+    proc.kill()  # SIGKILL: no finally, no atexit in the parent
+    proc.wait(timeout=10)
+    deadline = time.monotonic() + 15
+    while not worker_gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert worker_gone(pid), "the parsing worker outlived its parent"
