@@ -33,6 +33,9 @@ class ProgressView:
                 TimeRemainingColumn(),
                 console=self.console,
                 transient=True,
+                # Redrawn on each dump, not by rich's refresh thread: backfill forks its parsing
+                # worker only from a single-threaded process.
+                auto_refresh=False,
             )
         self.task: Any = None
 
@@ -40,10 +43,12 @@ class ProgressView:
         if self.progress is not None:
             self.progress.start()
             self.task = self.progress.add_task("backfill", total=total)
+            self.progress.refresh()
 
     def advance(self) -> None:
         if self.progress is not None and self.task is not None:
             self.progress.advance(self.task)
+            self.progress.refresh()
 
     def print_error(self, message: str) -> None:
         if self.progress is not None:

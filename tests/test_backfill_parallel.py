@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import io
 import os
 import pickle
 import subprocess
@@ -19,6 +20,7 @@ import pytest
 from daemon import jobs
 from daemon.errors import EmptyListingError, ParseError
 from daemon.model import Listing
+from daemon.report import progress_for
 from daemon.store import queries
 from daemon.store.engine import open_engine
 from tests.conftest import ROOT, SEEDS
@@ -166,3 +168,19 @@ def test_a_killed_backfill_leaves_no_parsing_worker_behind(dumps: list[Path], tm
     while not worker_gone(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert worker_gone(pid), "the parsing worker outlived its parent"
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_progress_bar_on_a_terminal_starts_no_thread(dumps: list[Path]) -> None:
+    """A redraw thread would make backfill parse in-process: the bar is redrawn per dump instead."""
+    terminal = Terminal()
+    with progress_for(terminal, enabled=True) as progress:
+        assert progress.progress is not None  # a bar, since this is a terminal
+        progress.start(len(dumps))
+        progress.advance()
+        assert threading.active_count() == 1 and jobs._can_fork_a_parser(len(dumps))
+    assert "1/" in terminal.getvalue()
