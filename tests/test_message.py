@@ -72,6 +72,7 @@ texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=4
 @example(to_name=None, subject="x", text="a line ending in spaces   \n.a dot\nFrom the start\n=3D", html=None)
 @example(to_name="a", subject="y" * 150, text="é" * 300, html="<p>" + "x" * 500 + "</p>\r\n\r\n")
 @example(to_name="Eve\r\nBcc: v@example.org", subject="Hi\r\nX-Evil: 1", text=None, html="<b>=_</b>")
+@example(to_name="Ann (x) =?utf-8?q?Eve?=", subject="=?utf-8?q?Hi?= (a) <b@c>", text="t", html=None)
 def test_reads_back_as_the_email_package_would_build_it(
     to_name: str | None, subject: str, text: str | None, html: str | None
 ) -> None:
