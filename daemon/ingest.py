@@ -281,7 +281,7 @@ def _write(conn: Any, listing: Listing, changes: Diff, backfill: bool) -> None:
         },
     )
     first = {"first_dump_id": dump_id, "first_ingested_at": ingested_at, "first_backfill": backfill}
-    new_rows = [c.after | first for c in new]
+    new_rows = [{k: v for k, v in c.after.items() if k != "id"} | first for c in new]  # the store hands out ids
     new_ids = iter(queries.insert_papers(conn, new_rows))
     # Write only the columns that moved: SQLite rewrites an index entry for every indexed
     # column named in SET, changed or not. Most known papers only gain upvotes or a sighting.
