@@ -114,26 +114,9 @@ class HitCache:
     def __init__(self) -> None:
         self._examined: dict[str, set[int]] = {}
         self._matched: dict[str, dict[int, tuple[Hit, ...]]] = {}
-        self._points: dict[tuple[str, int, float, float], float] = {}
-
-    def hits(self, paper: Paper, name: str, topic: TopicSettings) -> tuple[Hit, ...] | None:
-        self._examine([paper], name, topic)
-        return self._matched[name].get(paper.id)
 
     def matched(self, papers: list[Paper], name: str, topic: TopicSettings) -> dict[int, tuple[Hit, ...]]:
         """Every paper (by id) the topic matches, among these papers and any examined before."""
-        self._examine(papers, name, topic)
-        return self._matched[name]
-
-    def points(self, name: str, pid: int, hits: tuple[Hit, ...], weights: ScoringSettings) -> float:
-        """The keyword points of a match, summed as score_paper sums them (the same float)."""
-        key = (name, pid, weights.title, weights.abstract)
-        found = self._points.get(key)
-        if found is None:
-            found = self._points[key] = _keyword_points(hits, weights)
-        return found
-
-    def _examine(self, papers: list[Paper], name: str, topic: TopicSettings) -> None:
         examined = self._examined.setdefault(name, set())
         matched = self._matched.setdefault(name, {})
         for paper in papers:
@@ -142,15 +125,13 @@ class HitCache:
                 hits = _topic_hits(topic, folded(paper.title), folded(paper.abstract or ""))
                 if hits is not None:
                     matched[paper.id] = hits
+        return matched
 
 
-def score_paper(
-    paper: Paper, topics: Mapping[str, TopicSettings], weights: ScoringSettings, cache: HitCache | None = None
-) -> ScoredPaper | None:
+def score_paper(paper: Paper, topics: Mapping[str, TopicSettings], weights: ScoringSettings) -> ScoredPaper | None:
     """Score one paper against the given topics; None when it matches none of them.
 
-    With no topics at all every paper qualifies, ranked by upvotes alone. `cache` keeps the
-    hits of (paper id, topic) for a batch of subscribers scored with the same topics.
+    With no topics at all every paper qualifies, ranked by upvotes alone.
     """
     up = upvote_points(paper.upvotes, weights)
     if not topics:
@@ -158,10 +139,7 @@ def score_paper(
     best: tuple[float, str, tuple[Hit, ...]] | None = None
     matched = []
     for name, topic in topics.items():
-        if cache is not None:
-            hits = cache.hits(paper, name, topic)
-        else:
-            hits = _topic_hits(topic, folded(paper.title), folded(paper.abstract or ""))
+        hits = _topic_hits(topic, folded(paper.title), folded(paper.abstract or ""))
         if hits is None:
             continue
         matched.append(name)
@@ -178,10 +156,9 @@ def rank(
     papers: Iterable[Paper],
     topics: Mapping[str, TopicSettings],
     weights: ScoringSettings,
-    cache: HitCache | None = None,
 ) -> list[ScoredPaper]:
     """Matching papers, best first (score, then upvotes, then title for a stable order)."""
-    scored = [s for s in (score_paper(p, topics, weights, cache) for p in papers) if s is not None]
+    scored = [s for s in (score_paper(p, topics, weights) for p in papers) if s is not None]
     return sorted(scored, key=lambda s: (-s.score, -(s.paper.upvotes or 0), s.paper.title))
 
 
@@ -197,7 +174,7 @@ def top(
     that much. With a cache, only the papers the topics matched are looked at, and only the
     chosen become ScoredPapers (most of a window matches some broad keyword)."""
     if cache is None or not topics:
-        ranked = [s for s in rank(papers, topics, weights, cache) if s.score >= min_score]
+        ranked = [s for s in rank(papers, topics, weights) if s.score >= min_score]
         return ranked[:limit], len(ranked)
     listed = list(papers)
     index = {p.id: i for i, p in enumerate(listed)}
@@ -207,7 +184,7 @@ def top(
         for pid, hits in cache.matched(listed, name, topic).items():
             if pid not in index:
                 continue
-            points = cache.points(name, pid, hits, weights)
+            points = _keyword_points(hits, weights)
             matched.setdefault(pid, []).append(name)
             if pid not in best or points > best[pid][0]:  # ties: the earlier topic keeps it
                 best[pid] = (points, name, hits)

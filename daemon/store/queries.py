@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Date, DateTime, Row, bindparam, func, insert, select, update
 
 from daemon import clock
 from daemon.model import Paper
@@ -130,12 +130,7 @@ def dump_by_hash(conn: Connection, content_hash: str) -> Row[Any] | None:
 
 def insert_dump(conn: Connection, values: dict[str, Any]) -> int:
     if _fast(conn):
-        names = tuple(values)
-        result = conn.exec_driver_sql(
-            f"INSERT INTO dump ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
-            tuple(_sqlite_value(values[name]) for name in names),
-        )
-        return int(result.lastrowid)
+        return _insert_one(conn, "dump", values)
     return int(conn.execute(insert(dump_table).returning(dump_table.c.id), values).scalar_one())
 
 
@@ -152,8 +147,14 @@ def _sqlite_value(value: Any) -> Any:
 
 def _executemany(conn: Connection, table: str, columns: Sequence[str], params: list[tuple[Any, ...]]) -> None:
     """A plain driver INSERT executemany (SQLite's hot path: no per-row statement processing)."""
-    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-    conn.exec_driver_sql(sql, params)
+    conn.exec_driver_sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({_marks(columns)})", params)
+
+
+def _insert_one(conn: Connection, table: str, values: dict[str, Any]) -> int:
+    """One row by plain SQL, dates stored as SQLAlchemy would; its new id."""
+    columns, params = _sqlite_params([values], list(values))
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({_marks(columns)})"
+    return int(conn.exec_driver_sql(sql, params[0]).lastrowid)
 
 
 def _sqlite_params(rows: list[dict[str, Any]], columns: Sequence[str]) -> tuple[list[str], list[tuple[Any, ...]]]:
@@ -174,20 +175,13 @@ def _sqlite_params(rows: list[dict[str, Any]], columns: Sequence[str]) -> tuple[
     return [*plain, *temporal], params
 
 
+# Columns holding dates or datetimes, in any table: the plain-SQL paths store them as
+# SQLAlchemy's SQLite types would (see _sqlite_value).
 _TEMPORAL = frozenset(
-    {
-        "published",
-        "first_seen",
-        "last_seen",
-        "first_ingested_at",  # paper
-        "period",
-        "window_start",
-        "window_end",
-        "created_at",
-        "next_attempt_at",
-        "claimed_at",
-        "sent_at",  # outbox
-    }
+    column.name
+    for table in (dump_table, paper_table, sighting_table, sent_paper_table, outbox_table, source_state_table)
+    for column in table.columns
+    if isinstance(column.type, Date | DateTime)
 )
 _NEW_PAPER_COLUMNS = (*PAPER_FIELDS, "first_dump_id", "first_ingested_at", "first_backfill")
 _SIGHTING_COLUMNS = ("dump_id", "paper_id", "position", "upvotes")
@@ -388,10 +382,8 @@ def outbox_exists(conn: Connection, subscriber: str, period: dt.datetime) -> boo
 
 def insert_outbox(conn: Connection, values: dict[str, Any], message: bytes) -> int:
     if _fast(conn):
-        columns, params = _sqlite_params([values], list(values))
-        _executemany(conn, "outbox", columns, params)
-        outbox_id = int(conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one())
-        _executemany(conn, "outbox_message", ("outbox_id", "message"), [(outbox_id, message)])
+        outbox_id = _insert_one(conn, "outbox", values)
+        _insert_one(conn, "outbox_message", {"outbox_id": outbox_id, "message": message})
         return outbox_id
     outbox_id = int(conn.execute(insert(outbox_table).returning(outbox_table.c.id), values).scalar_one())
     conn.execute(insert(outbox_message_table), {"outbox_id": outbox_id, "message": message})
