@@ -98,8 +98,8 @@ def log(message: str) -> None:
 
 
 def worker_ours(data: Path, db: Path) -> dict[str, Any]:
-    from daemon.jobs import Failure, backfill
-    from daemon.store.engine import open_engine
+    from paperdigest.jobs import Failure, backfill
+    from paperdigest.store.engine import open_engine
 
     engine = open_engine(f"sqlite:///{db}")
     entries = dumps = failures = 0
@@ -127,10 +127,10 @@ def worker_floor(params: Params, db: Path) -> dict[str, Any]:
 
 def worker_baseline() -> dict[str, Any]:
     """The interpreter with our package and SQLAlchemy imported: what any run costs before data."""
-    import daemon.jobs
-    import daemon.store.engine
+    import paperdigest.jobs
+    import paperdigest.store.engine
 
-    return {"modules": len(sys.modules), "loaded": bool(daemon.jobs and daemon.store.engine)}
+    return {"modules": len(sys.modules), "loaded": bool(paperdigest.jobs and paperdigest.store.engine)}
 
 
 def run_worker(args: argparse.Namespace) -> int:
@@ -206,7 +206,7 @@ def generate(params: Params, workdir: Path) -> dict[str, Any]:
 
 def check_keys(params: Params, sample: int = 2_000) -> None:
     """The floor and the store fillers fold titles with synth.fast_key: it must agree with ours."""
-    from daemon.identity import title_key
+    from paperdigest.identity import title_key
 
     step = max(1, params.papers // sample)
     for index in range(0, params.papers, step):
@@ -318,7 +318,7 @@ def render_text(report: dict[str, Any]) -> str:
         f"data        {g['files']} files, {g['bytes'] / 1e6:.1f} MB ({made})",
         "",
         "backfill (each in its own child process)",
-        f"  ours   daemon.jobs.backfill: read + parse + diff + write   {ours['seconds']:8.2f} s  "
+        f"  ours   paperdigest.jobs.backfill: read + parse + diff + write   {ours['seconds']:8.2f} s  "
         f"{ours['entries_per_s']:>8,} entries/s  peak RSS {ours['peak_rss_mb']:6.1f} MB",
         f"  floor  plain sqlite3 executemany, rows already parsed     {low['seconds']:8.2f} s  "
         f"{low['entries_per_s']:>8,} entries/s  peak RSS {low['peak_rss_mb']:6.1f} MB",
@@ -332,7 +332,7 @@ def render_text(report: dict[str, Any]) -> str:
         f"  stores agree (papers, sightings, sum of upvotes): {b['stores_agree']} "
         f"ours {ours['store']} floor {low['store']}",
         "",
-        f"scale independence (daemon.ingest.apply of the same {s['entries_per_dump']}-entry dumps, "
+        f"scale independence (paperdigest.ingest.apply of the same {s['entries_per_dump']}-entry dumps, "
         f"median of {s['dumps']}, after one warm-up)",
         f"  store of {s['small']['papers']:>9,} papers: median {s['small']['median_ms']:8.2f} ms/dump  "
         f"(built in {s['small']['build_s']} s)",
@@ -354,8 +354,8 @@ def render_text(report: dict[str, Any]) -> str:
 
 def profile(params: Params, workdir: Path, top: int) -> str:
     """Our backfill under cProfile, in this process, over the generated dumps."""
-    from daemon.jobs import backfill
-    from daemon.store.engine import open_engine
+    from paperdigest.jobs import backfill
+    from paperdigest.store.engine import open_engine
 
     engine = open_engine(f"sqlite:///{fresh_db(workdir / 'profile.db')}")
     profiler = cProfile.Profile()

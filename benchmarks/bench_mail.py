@@ -37,13 +37,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from daemon.config import Settings, validate
-from daemon.ingest import apply
-from daemon.mail.outbox import deliver_due, enqueue_due, transport_for
-from daemon.mail.transport import Transport
-from daemon.model import RawDump
-from daemon.parse import parse_dump
-from daemon.store.engine import open_engine
+from paperdigest.config import Settings, validate
+from paperdigest.ingest import apply
+from paperdigest.mail.outbox import deliver_due, enqueue_due, transport_for
+from paperdigest.mail.transport import Transport
+from paperdigest.model import RawDump
+from paperdigest.parse import parse_dump
+from paperdigest.store.engine import open_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"

@@ -4,7 +4,7 @@ Two stores are made with our schema (`open_engine`) and filled fast with plain s
 the large one with synthetic papers 0..L-1, the small one with the most recent S of them
 (L-S..L-1), so both end with the same papers. The same fresh dumps (half new papers, half
 of those recent papers both stores hold, as a real dump re-lists recent papers) are applied
-to each with `daemon.ingest.apply`, timed per dump.
+to each with `paperdigest.ingest.apply`, timed per dump.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from pathlib import Path
 from sqlalchemy import Engine
 from synth import Shown, SynthPaper, make_paper, render
 
-from daemon.ingest import apply
-from daemon.model import Listing, RawDump
-from daemon.parse import parse_dump
-from daemon.store.engine import open_engine
+from paperdigest.ingest import apply
+from paperdigest.model import Listing, RawDump
+from paperdigest.parse import parse_dump
+from paperdigest.store.engine import open_engine
 
 STORE_EPOCH = dt.date(2022, 1, 3)  # first_seen of the stored papers spreads over ~8 years from here
 STORE_SPAN_DAYS = 3000

@@ -1,8 +1,8 @@
-"""`python -m daemon` is the `paperdigest` command."""
+"""`python -m paperdigest` is the `paperdigest` command."""
 
 import sys
 
-from daemon.cli import main
+from paperdigest.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -14,15 +14,15 @@ from typing import Any, TextIO
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from daemon import __version__, clock, digest, health, jobs, render, score, settings
-from daemon.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_RUNTIME, PaperdigestError, UsageError
-from daemon.logs import setup_logging
-from daemon.mail import outbox
-from daemon.model import DumpResult
-from daemon.report import backfill_summary, papers_table, progress_for, status_lines
-from daemon.service import Service
-from daemon.store import queries
-from daemon.store.engine import describe
+from paperdigest import __version__, clock, digest, health, jobs, render, score, settings
+from paperdigest.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_RUNTIME, PaperdigestError, UsageError
+from paperdigest.logs import setup_logging
+from paperdigest.mail import outbox
+from paperdigest.model import DumpResult
+from paperdigest.report import backfill_summary, papers_table, progress_for, status_lines
+from paperdigest.service import Service
+from paperdigest.store import queries
+from paperdigest.store.engine import describe
 
 log = logging.getLogger("paperdigest")
 

@@ -17,9 +17,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
-from daemon.errors import ConfigError
-from daemon.schedule import cron_trigger, parse_every
-from daemon.store.engine import state_dir
+from paperdigest.errors import ConfigError
+from paperdigest.schedule import cron_trigger, parse_every
+from paperdigest.store.engine import state_dir
 
 _EMAIL = r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+$"  # ASCII only: plain SMTP, no SMTPUTF8
 
@@ -241,7 +241,7 @@ def embedded_default(env: dict[str, str] | None = None) -> Settings:
 
 
 def default_seeds_dir() -> Path:
-    """The seeds shipped inside the package (daemon/seeds), else the checkout's seeds/."""
+    """The seeds shipped inside the package (paperdigest/seeds), else the checkout's seeds/."""
     package = Path(__file__).resolve().parent
     for candidate in (package / "seeds", package.parent / "seeds", Path.cwd() / "seeds"):
         if candidate.is_dir():

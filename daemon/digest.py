@@ -15,11 +15,11 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
-from daemon.config import DigestSettings, Settings, SubscriberSettings
-from daemon.model import Paper
-from daemon.schedule import cron_trigger, fire_before, latest_fire
-from daemon.score import HitCache, ScoredPaper, top
-from daemon.store import queries
+from paperdigest.config import DigestSettings, Settings, SubscriberSettings
+from paperdigest.model import Paper
+from paperdigest.schedule import cron_trigger, fire_before, latest_fire
+from paperdigest.score import HitCache, ScoredPaper, top
+from paperdigest.store import queries
 
 RISING_LIMIT = 5
 

@@ -6,9 +6,9 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from daemon.clock import as_utc, iso
-from daemon.config import Settings, SourceSettings
-from daemon.schedule import cron_trigger, parse_every
+from paperdigest.clock import as_utc, iso
+from paperdigest.config import Settings, SourceSettings
+from paperdigest.schedule import cron_trigger, parse_every
 
 DEFAULT_EVERY = dt.timedelta(hours=1)
 URL_STALE_AFTER = dt.timedelta(days=2)

@@ -21,12 +21,12 @@ from typing import Any, Literal
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from daemon import clock
-from daemon.errors import StoreError
-from daemon.identity import title_key
-from daemon.model import DumpResult, Entry, Listing, Paper
-from daemon.store import queries
-from daemon.store.engine import describe
+from paperdigest import clock
+from paperdigest.errors import StoreError
+from paperdigest.identity import title_key
+from paperdigest.model import DumpResult, Entry, Listing, Paper
+from paperdigest.store import queries
+from paperdigest.store.engine import describe
 
 ChangeKind = Literal["new", "updated", "unchanged"]
 _OVERWRITE = ("title", "abstract", "authors", "org", "published", "upvotes")

@@ -20,12 +20,12 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from daemon.errors import BadInputError, PaperdigestError, SourceError
-from daemon.ingest import apply
-from daemon.model import DumpResult, Listing
-from daemon.parse import parse_dump
-from daemon.sources import files
-from daemon.sources.http import fetch_dump
+from paperdigest.errors import BadInputError, PaperdigestError, SourceError
+from paperdigest.ingest import apply
+from paperdigest.model import DumpResult, Listing
+from paperdigest.parse import parse_dump
+from paperdigest.sources import files
+from paperdigest.sources.http import fetch_dump
 
 log = logging.getLogger("paperdigest")
 

@@ -10,8 +10,8 @@ from types import TracebackType
 
 from sqlalchemy.engine import make_url
 
-from daemon.errors import PaperdigestError
-from daemon.store.engine import state_dir
+from paperdigest.errors import PaperdigestError
+from paperdigest.store.engine import state_dir
 
 
 class AlreadyRunning(PaperdigestError):

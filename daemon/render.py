@@ -15,10 +15,10 @@ from zoneinfo import ZoneInfo
 import css_inline
 import jinja2
 
-from daemon.digest import Digest
-from daemon.errors import ConfigError
-from daemon.model import Paper
-from daemon.score import ScoredPaper
+from paperdigest.digest import Digest
+from paperdigest.errors import ConfigError
+from paperdigest.model import Paper
+from paperdigest.score import ScoredPaper
 
 EXCERPT_CHARS = 280
 TEXT_WIDTH = 72
@@ -130,7 +130,7 @@ def environment(template_dir: Path | None = None) -> jinja2.Environment:
         if not template_dir.is_dir():
             raise ConfigError(f"digest.templates: {template_dir} is not a directory")
         loaders.append(jinja2.FileSystemLoader(str(template_dir)))
-    loaders.append(jinja2.FileSystemLoader(str(importlib.resources.files("daemon.templates"))))
+    loaders.append(jinja2.FileSystemLoader(str(importlib.resources.files("paperdigest.templates"))))
     env = jinja2.Environment(
         loader=jinja2.ChoiceLoader(loaders),
         autoescape=lambda name: name is not None and name.endswith((".html", ".html.j2")),

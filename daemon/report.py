@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from daemon.model import DumpResult, Paper
+from paperdigest.model import DumpResult, Paper
 
 
 class _Failure(Protocol):

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
-from daemon.config import ScoringSettings, TopicSettings
-from daemon.model import Paper
+from paperdigest.config import ScoringSettings, TopicSettings
+from paperdigest.model import Paper
 
 _WORD = re.compile(r"\w+")
 

@@ -25,18 +25,18 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from daemon import clock, config
-from daemon.config import Settings, SourceSettings
-from daemon.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_RUNTIME, ConfigError, PaperdigestError, SourceError
-from daemon.health import next_digests, poll_interval
-from daemon.lock import InstanceLock, lock_path
-from daemon.mail import outbox
-from daemon.notify import Notifier
-from daemon.schedule import cron_trigger, parse_every
-from daemon.sources.directory import DirectorySource, PollResult
-from daemon.sources.http import HttpSource
-from daemon.store import queries
-from daemon.store.engine import open_engine, resolve_url
+from paperdigest import clock, config
+from paperdigest.config import Settings, SourceSettings
+from paperdigest.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_RUNTIME, ConfigError, PaperdigestError, SourceError
+from paperdigest.health import next_digests, poll_interval
+from paperdigest.lock import InstanceLock, lock_path
+from paperdigest.mail import outbox
+from paperdigest.notify import Notifier
+from paperdigest.schedule import cron_trigger, parse_every
+from paperdigest.sources.directory import DirectorySource, PollResult
+from paperdigest.sources.http import HttpSource
+from paperdigest.store import queries
+from paperdigest.store.engine import open_engine, resolve_url
 
 log = logging.getLogger("paperdigest")
 
@@ -303,6 +303,6 @@ class Service:
 
 
 def _shown(url: str) -> str:
-    from daemon.settings import display_url
+    from paperdigest.settings import display_url
 
     return display_url(url)

@@ -8,8 +8,8 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from daemon import config
-from daemon.store.engine import open_engine, resolve_url
+from paperdigest import config
+from paperdigest.store.engine import open_engine, resolve_url
 
 
 def load(args: argparse.Namespace) -> config.Settings:

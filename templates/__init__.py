@@ -1,1 +1,1 @@
-# The digest templates ship inside the package as `daemon.templates` (see pyproject.toml).
+# The digest templates ship inside the package as `paperdigest.templates` (see pyproject.toml).

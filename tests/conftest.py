@@ -67,7 +67,7 @@ def seed_paths() -> list[Path]:
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]) -> Iterator[Any]:
     """Run `paperdigest ARGS` in-process; returns exit code and captured output."""
-    from daemon.cli import main
+    from paperdigest.cli import main
 
     def run(*args: str) -> Result:
         code = main(list(args))
@@ -78,10 +78,10 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Iterator[Any]:
 
 
 def run_subprocess(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> Result:
-    """Run `python -m daemon ARGS` as a real process."""
+    """Run `python -m paperdigest ARGS` as a real process."""
     full_env = dict(os.environ, **(env or {}))
     proc = subprocess.run(
-        [sys.executable, "-m", "daemon", *args],
+        [sys.executable, "-m", "paperdigest", *args],
         capture_output=True,
         text=True,
         env=full_env,

@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
-from daemon import jobs
-from daemon.errors import EmptyListingError, ParseError
-from daemon.model import Listing
-from daemon.report import progress_for
-from daemon.store import queries
-from daemon.store.engine import open_engine
+from paperdigest import jobs
+from paperdigest.errors import EmptyListingError, ParseError
+from paperdigest.model import Listing
+from paperdigest.report import progress_for
+from paperdigest.store import queries
+from paperdigest.store.engine import open_engine
 from tests.conftest import ROOT, SEEDS
 
 COUNT = jobs.PARALLEL_MIN + 6
@@ -138,7 +138,7 @@ def test_parse_errors_cross_a_process_boundary_whole(error: ParseError) -> None:
 ORPHAN_SCRIPT = """
 import multiprocessing, sys, time
 from pathlib import Path
-from daemon import jobs
+from paperdigest import jobs
 paths = sorted(Path(sys.argv[1]).iterdir())
 results = jobs.parsed_in_order(paths, None)
 next(results)  # the worker is running and parsing ahead

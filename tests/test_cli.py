@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from daemon.cli import build_parser
+from paperdigest.cli import build_parser
 from tests.conftest import ROOT, SEED_AS_OF, SEEDS, run_subprocess
 
 INGEST_KEYS = {"source", "as_of", "entries", "new", "updated", "unchanged", "duplicate_dump"}
@@ -149,7 +149,7 @@ def test_backfill_progress_bar_on_a_terminal(tmp_path: Path) -> None:
     primary, secondary = pty.openpty()
     env = dict(os.environ, PAPERDIGEST_DB=f"sqlite:///{tmp_path / 'p.db'}", TERM="xterm", COLUMNS="100")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "daemon", "backfill", str(folder)],
+        [sys.executable, "-m", "paperdigest", "backfill", str(folder)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -182,7 +182,7 @@ def test_status(cli: Any, db_url: str) -> None:
 
 
 def test_store_urls_are_shown_without_password() -> None:
-    from daemon.settings import display_url
+    from paperdigest.settings import display_url
 
     assert "s3cret" not in display_url("postgresql+psycopg://user:s3cret@localhost/db")
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from daemon import config
-from daemon.errors import ConfigError
+from paperdigest import config
+from paperdigest.errors import ConfigError
 
 GOOD = """
 [store]

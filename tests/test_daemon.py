@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from daemon.sources.directory import DirectorySource
-from daemon.store.engine import open_engine
+from paperdigest.sources.directory import DirectorySource
+from paperdigest.store.engine import open_engine
 from tests.conftest import ROOT, SEEDS
 from tests.smtp_server import Handler, SmtpServer
 
@@ -117,7 +117,7 @@ class Daemon:
         self.log_path = log or config.with_name(f"daemon-{time.monotonic_ns()}.log")
         self.log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "daemon", "run"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=self.log
+            [sys.executable, "-m", "paperdigest", "run"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=self.log
         )
 
     def text(self) -> str:
@@ -183,7 +183,7 @@ def test_a_second_instance_is_refused(
     daemons.append(Daemon(config, db, notify))
     wait_for(lambda: notify.seen("READY=1"), what="READY=1")
     second = subprocess.run(
-        [sys.executable, "-m", "daemon", "run"],
+        [sys.executable, "-m", "paperdigest", "run"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -194,7 +194,7 @@ def test_a_second_instance_is_refused(
     assert second.returncode == 1
     assert "already running" in second.stderr
     once = subprocess.run(
-        [sys.executable, "-m", "daemon", "run", "--once"],
+        [sys.executable, "-m", "paperdigest", "run", "--once"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -286,7 +286,7 @@ def test_run_once_on_the_embedded_default_leaves_a_sample(tmp_path: Path) -> Non
 
     def run_once() -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "daemon", "run", "--once"],
+            [sys.executable, "-m", "paperdigest", "run", "--once"],
             cwd=tmp_path,
             env=env,
             capture_output=True,

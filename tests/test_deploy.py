@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon import config
+from paperdigest import config
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"

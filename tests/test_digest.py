@@ -15,13 +15,13 @@ import pytest
 from bs4 import BeautifulSoup
 from sqlalchemy import Engine
 
-from daemon import digest, render
-from daemon.config import Settings, validate
-from daemon.ingest import apply
-from daemon.model import Paper, RawDump
-from daemon.parse import parse_dump
-from daemon.store import queries
-from daemon.store.engine import open_engine
+from paperdigest import digest, render
+from paperdigest.config import Settings, validate
+from paperdigest.ingest import apply
+from paperdigest.model import Paper, RawDump
+from paperdigest.parse import parse_dump
+from paperdigest.store import queries
+from paperdigest.store.engine import open_engine
 from tests.conftest import SEED_AS_OF, SEEDS, check_golden
 
 UTC = dt.UTC
@@ -318,7 +318,7 @@ def test_the_window_query_uses_the_ingest_time_index(store: Engine, monkeypatch:
     """Scoring a digest reads the papers of its window through an index, not the whole store."""
     from sqlalchemy import select
 
-    from daemon.store.tables import paper_table
+    from paperdigest.store.tables import paper_table
 
     stmt = select(paper_table.c.id).where(
         paper_table.c.first_ingested_at > NOW - dt.timedelta(days=1),

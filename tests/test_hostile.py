@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from daemon import clock, config
-from daemon.errors import SourceError
-from daemon.sources import directory
-from daemon.sources.directory import DirectorySource
-from daemon.sources.http import HttpSource, redact
-from daemon.store.engine import open_engine
+from paperdigest import clock, config
+from paperdigest.errors import SourceError
+from paperdigest.sources import directory
+from paperdigest.sources.directory import DirectorySource
+from paperdigest.sources.http import HttpSource, redact
+from paperdigest.store.engine import open_engine
 from tests.conftest import ROOT, SEEDS
 
 
@@ -88,7 +88,7 @@ def test_nested_unclosed_cards_parse_without_blowing_up(tmp_path: Path) -> None:
     path = tmp_path / "nested.html"
     path.write_text(page, encoding="utf-8")
     result = subprocess.run(
-        [sys.executable, "-m", "daemon", "parse", str(path)],
+        [sys.executable, "-m", "paperdigest", "parse", str(path)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -128,7 +128,7 @@ def test_a_config_that_is_not_utf8_is_refused(cli: Any, tmp_path: Path) -> None:
 
 
 def test_sighup_with_an_undecodable_config_keeps_the_running_one(tmp_path: Path) -> None:
-    from daemon.service import Service
+    from paperdigest.service import Service
 
     path = tmp_path / "c.toml"
     path.write_text('[[subscribers]]\nemail = "a@example.org"\n', encoding="utf-8")

@@ -24,12 +24,12 @@ from typing import Any
 import pytest
 from bs4 import BeautifulSoup
 
-from daemon import digest, render
-from daemon.config import validate
-from daemon.ingest import apply
-from daemon.model import RawDump
-from daemon.parse import parse_dump
-from daemon.store.engine import open_engine
+from paperdigest import digest, render
+from paperdigest.config import validate
+from paperdigest.ingest import apply
+from paperdigest.model import RawDump
+from paperdigest.parse import parse_dump
+from paperdigest.store.engine import open_engine
 from tests.conftest import SEED_AS_OF, SEEDS
 
 CHROMIUM = Path("/usr/bin/chromium")

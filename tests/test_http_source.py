@@ -20,15 +20,15 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from daemon import clock, config, health
-from daemon.config import Settings, SourceSettings
-from daemon.errors import SourceError
-from daemon.parse import content_hash
-from daemon.service import Service
-from daemon.sources import http as http_source
-from daemon.sources.http import HttpSource
-from daemon.store import queries
-from daemon.store.engine import open_engine
+from paperdigest import clock, config, health
+from paperdigest.config import Settings, SourceSettings
+from paperdigest.errors import SourceError
+from paperdigest.parse import content_hash
+from paperdigest.service import Service
+from paperdigest.sources import http as http_source
+from paperdigest.sources.http import HttpSource
+from paperdigest.store import queries
+from paperdigest.store.engine import open_engine
 from tests.conftest import FIXTURES
 
 API_FIXTURE = FIXTURES / "hf_daily_papers_2023-05.json"

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from daemon.errors import StoreError
-from daemon.ingest import apply, diff
-from daemon.model import Entry, Listing, Paper, RawDump
-from daemon.parse import parse_dump
-from daemon.store.engine import open_engine
+from paperdigest.errors import StoreError
+from paperdigest.ingest import apply, diff
+from paperdigest.model import Entry, Listing, Paper, RawDump
+from paperdigest.parse import parse_dump
+from paperdigest.store.engine import open_engine
 from tests.conftest import SEED_AS_OF, SEEDS
 
 D = dt.date

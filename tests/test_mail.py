@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import trustme
 
-from daemon.mail.message import build_message, message_id
+from paperdigest.mail.message import build_message, message_id
 from tests.conftest import ROOT, SEED_AS_OF, SEEDS
 from tests.smtp_server import Authenticator, Handler, SmtpServer, free_port
 
@@ -336,7 +336,11 @@ def test_sigkill_in_the_middle_of_a_batch_of_50(store: str, tmp_path: Path) -> N
     env = dict(os.environ, PAPERDIGEST_NOW=SEND_AT, PAPERDIGEST_DB=store, PAPERDIGEST_CONFIG=config)
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "daemon", "send"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            [sys.executable, "-m", "paperdigest", "send"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
 
         def kill_at(count: int) -> None:
@@ -351,7 +355,7 @@ def test_sigkill_in_the_middle_of_a_batch_of_50(store: str, tmp_path: Path) -> N
         assert 20 <= first_run < 50
         handler.on_message = None
         rerun = subprocess.run(
-            [sys.executable, "-m", "daemon", "send"],
+            [sys.executable, "-m", "paperdigest", "send"],
             cwd=ROOT,
             env=env,
             capture_output=True,
@@ -404,12 +408,12 @@ def test_a_digest_waits_for_an_ingest_stamped_before_it(tmp_path: Path, monkeypa
 
     from sqlalchemy import event
 
-    from daemon.config import validate
-    from daemon.ingest import apply
-    from daemon.mail import outbox as outbox_module
-    from daemon.model import RawDump
-    from daemon.parse import parse_dump
-    from daemon.store.engine import open_engine
+    from paperdigest.config import validate
+    from paperdigest.ingest import apply
+    from paperdigest.mail import outbox as outbox_module
+    from paperdigest.model import RawDump
+    from paperdigest.parse import parse_dump
+    from paperdigest.store.engine import open_engine
 
     monkeypatch.delenv("PAPERDIGEST_NOW", raising=False)
     engine = open_engine(f"sqlite:///{tmp_path / 'race.db'}")
@@ -457,9 +461,9 @@ class ScriptedTransport:
 
 
 def _outbox_setup(cli: Any, store: str, tmp_path: Path, subscribers: list[str]) -> tuple[Any, Any, dt.datetime]:
-    from daemon.config import load
-    from daemon.mail import outbox as outbox_module
-    from daemon.store.engine import open_engine
+    from paperdigest.config import load
+    from paperdigest.mail import outbox as outbox_module
+    from paperdigest.store.engine import open_engine
 
     config = write_config(tmp_path, config_text(free_port(), subscribers))
     settings = load(Path(config))
@@ -471,7 +475,7 @@ def _outbox_setup(cli: Any, store: str, tmp_path: Path, subscribers: list[str]) 
 
 def test_rows_are_claimed_one_at_a_time(cli: Any, store: str, tmp_path: Path) -> None:
     """A long batch never holds claims on rows it has not reached (another sender may take them)."""
-    from daemon.mail import outbox as outbox_module
+    from paperdigest.mail import outbox as outbox_module
 
     settings, engine, now = _outbox_setup(cli, store, tmp_path, ["a@example.org", "b@example.org", "c@example.org"])
     seen: list[dict[str, str]] = []
@@ -486,7 +490,7 @@ def test_rows_are_claimed_one_at_a_time(cli: Any, store: str, tmp_path: Path) ->
 
 
 def test_a_lost_claim_is_not_marked_sent_by_the_loser(cli: Any, store: str, tmp_path: Path) -> None:
-    from daemon.mail import outbox as outbox_module
+    from paperdigest.mail import outbox as outbox_module
 
     settings, engine, now = _outbox_setup(cli, store, tmp_path, ["a@example.org"])
 
@@ -501,7 +505,7 @@ def test_a_lost_claim_is_not_marked_sent_by_the_loser(cli: Any, store: str, tmp_
 
 
 def test_an_unexpected_error_leaves_no_claim_behind(cli: Any, store: str, tmp_path: Path) -> None:
-    from daemon.mail import outbox as outbox_module
+    from paperdigest.mail import outbox as outbox_module
 
     settings, engine, now = _outbox_setup(cli, store, tmp_path, ["a@example.org", "b@example.org"])
 
@@ -514,15 +518,15 @@ def test_an_unexpected_error_leaves_no_claim_behind(cli: Any, store: str, tmp_pa
 
 
 def test_non_ascii_addresses_are_refused_in_the_config() -> None:
-    from daemon.config import validate
-    from daemon.errors import ConfigError
+    from paperdigest.config import validate
+    from paperdigest.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"subscribers\[0\]\.email"):
         validate({"subscribers": [{"email": "jörg@example.de"}]}, "c.toml")
 
 
 def test_a_claim_is_judged_dead_only_when_that_process_is_gone() -> None:
-    from daemon.mail.outbox import _claim_is_dead, claim_token
+    from paperdigest.mail.outbox import _claim_is_dead, claim_token
 
     mine = claim_token()
     assert not _claim_is_dead(mine)

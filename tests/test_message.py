@@ -12,7 +12,7 @@ from email.utils import format_datetime
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from daemon.mail.message import build_message, clean_header, split_from
+from paperdigest.mail.message import build_message, clean_header, split_from
 
 FROM = "Paper Digest <digest@example.org>"
 DATE = dt.datetime(2026, 11, 23, 7, tzinfo=dt.UTC)

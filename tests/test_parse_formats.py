@@ -24,11 +24,11 @@ from typing import Any
 
 import pytest
 
-from daemon.errors import ParseError
-from daemon.identity import fold_space
-from daemon.model import Listing, RawDump
-from daemon.parse import parse_dump
-from daemon.sources import files
+from paperdigest.errors import ParseError
+from paperdigest.identity import fold_space
+from paperdigest.model import Listing, RawDump
+from paperdigest.parse import parse_dump
+from paperdigest.sources import files
 from tests.conftest import FIXTURES
 from tests.conftest import check_golden as shared_check_golden
 

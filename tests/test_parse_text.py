@@ -31,11 +31,11 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from daemon.errors import ParseError
-from daemon.identity import fold_space
-from daemon.model import Entry, Listing, RawDump
-from daemon.parse import parse_dump
-from daemon.sources import files
+from paperdigest.errors import ParseError
+from paperdigest.identity import fold_space
+from paperdigest.model import Entry, Listing, RawDump
+from paperdigest.parse import parse_dump
+from paperdigest.sources import files
 from tests.conftest import GOLDEN, SEED_AS_OF, SEEDS
 from tests.conftest import check_golden as shared_check_golden
 

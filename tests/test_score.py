@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.config import ScoringSettings, TopicSettings
-from daemon.model import Paper, RawDump
-from daemon.parse import parse_dump
-from daemon.score import HitCache, folded, matches, rank, score_paper, top
+from paperdigest.config import ScoringSettings, TopicSettings
+from paperdigest.model import Paper, RawDump
+from paperdigest.parse import parse_dump
+from paperdigest.score import HitCache, folded, matches, rank, score_paper, top
 from tests.conftest import SEEDS
 
 WEIGHTS = ScoringSettings()

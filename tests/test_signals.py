@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon import config
-from daemon.service import Service
+from paperdigest import config
+from paperdigest.service import Service
 
 
 @pytest.fixture

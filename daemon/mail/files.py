@@ -7,8 +7,8 @@ from email.message import EmailMessage
 from pathlib import Path
 from types import TracebackType
 
-from daemon.mail.transport import DeliveryError
-from daemon.sources.files import write_atomically
+from paperdigest.mail.transport import DeliveryError
+from paperdigest.sources.files import write_atomically
 
 
 def html_part(message: bytes) -> bytes | None:

@@ -9,7 +9,7 @@ import re
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr, getaddresses, parseaddr
 
-from daemon.errors import ConfigError
+from paperdigest.errors import ConfigError
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 

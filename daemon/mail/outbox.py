@@ -33,15 +33,15 @@ import jinja2
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from daemon import clock, digest, render
-from daemon.config import Settings, SubscriberSettings
-from daemon.mail.message import build_message, message_id, split_from
-from daemon.mail.transport import DeliveryError, Transport
-from daemon.model import Paper
-from daemon.schedule import cron_trigger, latest_fire
-from daemon.score import HitCache
-from daemon.store import queries
-from daemon.store.engine import state_dir
+from paperdigest import clock, digest, render
+from paperdigest.config import Settings, SubscriberSettings
+from paperdigest.mail.message import build_message, message_id, split_from
+from paperdigest.mail.transport import DeliveryError, Transport
+from paperdigest.model import Paper
+from paperdigest.schedule import cron_trigger, latest_fire
+from paperdigest.score import HitCache
+from paperdigest.store import queries
+from paperdigest.store.engine import state_dir
 
 log = logging.getLogger("paperdigest.mail")
 
@@ -344,9 +344,9 @@ def _record_failure(
 
 def transport_for(settings: Settings) -> Transport:
     """The configured transport: .eml files in outbox_dir, or SMTP."""
-    from daemon.config import smtp_password
-    from daemon.mail.files import FileTransport
-    from daemon.mail.smtp import SmtpOptions, SmtpTransport
+    from paperdigest.config import smtp_password
+    from paperdigest.mail.files import FileTransport
+    from paperdigest.mail.smtp import SmtpOptions, SmtpTransport
 
     mail = settings.mail
     if mail.transport == "file":

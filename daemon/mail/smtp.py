@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from daemon.mail.transport import DeliveryError
+from paperdigest.mail.transport import DeliveryError
 
 
 @dataclass(frozen=True, slots=True)

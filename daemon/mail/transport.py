@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Protocol
 
-from daemon.errors import MailError
+from paperdigest.errors import MailError
 
 
 class DeliveryError(MailError):

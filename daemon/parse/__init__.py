@@ -5,14 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 
-from daemon import clock
-from daemon.errors import EmptyListingError, ParseError
-from daemon.model import Entry, Listing, RawDump
-from daemon.parse.api_json import parse_api_json
-from daemon.parse.dates import DateValueError, date_from_filename, latest_on_or_before, mtime_date
-from daemon.parse.decode import decode_dump
-from daemon.parse.html import parse_html
-from daemon.parse.text import DateParts, TextEntry, header_date, parse_text
+from paperdigest import clock
+from paperdigest.errors import EmptyListingError, ParseError
+from paperdigest.model import Entry, Listing, RawDump
+from paperdigest.parse.api_json import parse_api_json
+from paperdigest.parse.dates import DateValueError, date_from_filename, latest_on_or_before, mtime_date
+from paperdigest.parse.decode import decode_dump
+from paperdigest.parse.html import parse_html
+from paperdigest.parse.text import DateParts, TextEntry, header_date, parse_text
 
 __all__ = ["capture_date", "content_hash", "parse_dump"]
 

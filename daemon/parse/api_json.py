@@ -6,9 +6,9 @@ import datetime as dt
 import json
 from typing import Any
 
-from daemon.errors import ParseError
-from daemon.identity import fold_space, normalize_arxiv_id
-from daemon.model import Entry
+from paperdigest.errors import ParseError
+from paperdigest.identity import fold_space, normalize_arxiv_id
+from paperdigest.model import Entry
 
 
 def parse_api_json(text: str, source: str) -> list[Entry]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import codecs
 
-from daemon.errors import ParseError
+from paperdigest.errors import ParseError
 
 _UTF16_BOMS = ((codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
 

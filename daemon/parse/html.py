@@ -6,10 +6,10 @@ import re
 
 from bs4 import BeautifulSoup, Tag
 
-from daemon.errors import ParseError
-from daemon.identity import fold_space, normalize_arxiv_id
-from daemon.model import Entry
-from daemon.parse.api_json import entries_from_items, load_json
+from paperdigest.errors import ParseError
+from paperdigest.identity import fold_space, normalize_arxiv_id
+from paperdigest.model import Entry
+from paperdigest.parse.api_json import entries_from_items, load_json
 
 _PAPER_HREF = re.compile(r"^/papers/([^/?#]+)")
 _NUMBER = re.compile(r"^\d{1,9}$")

@@ -15,9 +15,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from daemon.errors import ParseError
-from daemon.identity import fold_space
-from daemon.parse.dates import DATE_LINE, month_number
+from paperdigest.errors import ParseError
+from paperdigest.identity import fold_space
+from paperdigest.parse.dates import DATE_LINE, month_number
 
 _HEADER = [
     re.compile(p, re.I)

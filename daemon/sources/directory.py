@@ -17,12 +17,12 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from daemon.errors import BadInputError, SourceError
-from daemon.ingest import apply
-from daemon.model import DumpResult, RawDump
-from daemon.parse import content_hash, parse_dump
-from daemon.sources.files import is_candidate, order_by_capture
-from daemon.store import queries
+from paperdigest.errors import BadInputError, SourceError
+from paperdigest.ingest import apply
+from paperdigest.model import DumpResult, RawDump
+from paperdigest.parse import content_hash, parse_dump
+from paperdigest.sources.files import is_candidate, order_by_capture
+from paperdigest.store import queries
 
 log = logging.getLogger("paperdigest.sources")
 

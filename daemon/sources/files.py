@@ -10,9 +10,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from daemon.errors import ParseError, SourceError, UsageError
-from daemon.model import RawDump
-from daemon.parse import capture_date, header_of
+from paperdigest.errors import ParseError, SourceError, UsageError
+from paperdigest.model import RawDump
+from paperdigest.parse import capture_date, header_of
 
 # Files still being written or not meant as dumps.
 _SKIP_SUFFIXES = (".part", ".tmp", ".crdownload", ".error", ".swp")

@@ -19,15 +19,15 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine
 
-from daemon import __version__
-from daemon.errors import BadInputError, EmptyListingError, SourceError
-from daemon.ingest import apply
-from daemon.model import RawDump
-from daemon.parse import content_hash, parse_dump
-from daemon.sources.directory import PollResult
-from daemon.sources.files import write_atomically
-from daemon.store import queries
-from daemon.store.engine import state_dir
+from paperdigest import __version__
+from paperdigest.errors import BadInputError, EmptyListingError, SourceError
+from paperdigest.ingest import apply
+from paperdigest.model import RawDump
+from paperdigest.parse import content_hash, parse_dump
+from paperdigest.sources.directory import PollResult
+from paperdigest.sources.files import write_atomically
+from paperdigest.store import queries
+from paperdigest.store.engine import state_dir
 
 log = logging.getLogger("paperdigest.sources")
 
@@ -156,7 +156,7 @@ class HttpSource:
 
 def fetch_dump(url: str, archive: bool = True, now: dt.datetime | None = None) -> RawDump:
     """One listing fetched for `parse` / `ingest URL`: same client rules as the daemon's sources."""
-    from daemon import clock
+    from paperdigest import clock
 
     now = now or clock.now()
     source = HttpSource("cli", url)

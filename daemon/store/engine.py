@@ -10,8 +10,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from daemon.errors import StoreError, UsageError
-from daemon.store.tables import metadata
+from paperdigest.errors import StoreError, UsageError
+from paperdigest.store.tables import metadata
 
 DB_FILE = "papers.db"
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Date, DateTime, Row, bindparam, func, insert, select, update
 
-from daemon import clock
-from daemon.model import Paper
-from daemon.store.tables import (
+from paperdigest import clock
+from paperdigest.model import Paper
+from paperdigest.store.tables import (
     dump_table,
     outbox_message_table,
     outbox_table,
