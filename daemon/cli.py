@@ -115,7 +115,7 @@ def cmd_papers(args: argparse.Namespace) -> int:
                     sys.stdout,
                 )
         else:
-            papers_table(sys.stdout, [s.paper for s in ranked], [f"{s.score:.1f}  {s.why()}" for s in ranked])
+            papers_table(sys.stdout, [s.paper for s in ranked], [(s.score, s.why()) for s in ranked])
         return EXIT_OK
     with engine.connect() as conn:
         papers = queries.top_papers(conn, args.top, args.since)

@@ -91,7 +91,8 @@ def backfill_summary(out: TextIO, results: list[DumpResult], failures: list[Any]
         console.print(f"rejected: {failure.error}", markup=False, highlight=False)
 
 
-def papers_table(out: TextIO, papers: list[Paper], reasons: list[str] | None = None) -> None:
+def papers_table(out: TextIO, papers: list[Paper], reasons: list[tuple[float, str]] | None = None) -> None:
+    """The papers as a table; with `reasons` (score, why) per paper, two more columns."""
     table = Table(show_header=True, show_lines=False)
     table.add_column("#", justify="right")
     table.add_column("upvotes", justify="right")
@@ -99,16 +100,16 @@ def papers_table(out: TextIO, papers: list[Paper], reasons: list[str] | None = N
     table.add_column("title")
     table.add_column("by")
     if reasons is not None:
-        table.add_column("score and why")
+        table.add_column("score", justify="right")
+        table.add_column("why")
     for rank, paper in enumerate(papers, 1):
         by = paper.org or (f"{paper.authors} authors" if paper.authors is not None else "")
-        table.add_row(
-            str(rank),
-            "?" if paper.upvotes is None else str(paper.upvotes),
-            paper.first_seen.isoformat(),
-            paper.title,
-            by,
-        )
+        cells = [str(rank), "?" if paper.upvotes is None else str(paper.upvotes), paper.first_seen.isoformat()]
+        cells += [paper.title, by]
+        if reasons is not None:
+            score, why = reasons[rank - 1]
+            cells += [f"{score:.1f}", why]
+        table.add_row(*cells)
     Console(file=out, width=max(100, Console(file=out).width), markup=False, highlight=False).print(table)
 
 

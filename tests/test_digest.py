@@ -310,6 +310,11 @@ def test_papers_topic_lists_scores_and_reasons(cli: Any, store: Engine, tmp_path
     assert scores == sorted(scores, reverse=True)
     assert all(line["explain"]["hits"] for line in lines)
     assert all(isinstance(line["why"], str) and "score" in line["why"] for line in lines)
+    table = cli("--config", str(config_path), "--db", db, "papers", "--topic", "agents", "--top", "3")
+    assert table.code == 0 and "why" in table.out
+    for line in lines[:3]:  # each row shows its score and the start of its reasons
+        assert f"{line['score']:.1f}" in table.out
+    assert table.out.count("title:") + table.out.count("abstract:") >= 3
     bad = cli("--config", str(config_path), "--db", db, "papers", "--topic", "nope")
     assert bad.code == 2 and "unknown topic" in bad.err
 
