@@ -57,7 +57,7 @@ def _describe(result: DumpResult) -> str:
 
 
 def cmd_parse(args: argparse.Namespace) -> int:
-    for listing in jobs.parse_paths([args.source], args.as_of):
+    for _, listing in jobs.parse_paths([args.source], args.as_of):
         for entry in listing.entries:
             _print_json(entry.to_json(), sys.stdout)
     return EXIT_OK
@@ -187,8 +187,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             + (f", {len(poll.rejected)} rejected" if poll.rejected else "")
             + (f", {len(poll.waiting)} still being written" if poll.waiting else "")
         )
-        for name, reason in poll.rejected:
-            print(f"  rejected {name}: {reason}")
+        for rejected in poll.rejected:
+            print(f"  rejected {rejected.file}: {rejected.reason}")
     for error in report.source_errors:
         print(error)
     for item in report.planned:
@@ -210,65 +210,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     conf = settings.load(args)
     url = settings.store_url(args, conf)
-    engine = settings.engine(args, conf)
-    now = clock.now()
-    with engine.connect() as conn:
-        counts = queries.counts(conn)
-        dumps = queries.last_dumps(conn, args.last)
-        mail = queries.outbox_summary(conn)
-        attention = queries.outbox_attention(conn)
-        states = queries.source_states(conn)
-        failed_recently = queries.recent_failed_mail(conn, now - health.MAIL_LOOKBACK)
-    sources = [health.source_health(s, states.get(s.name), now) for s in conf.sources]
-    mail_ok = health.mail_healthy(failed_recently, attention)
-    healthy = mail_ok and all(s.healthy for s in sources)
-    report = {
-        "healthy": healthy,
-        "store": settings.display_url(url),
-        **counts,
-        "last_dumps": [
-            {
-                "source": d.source,
-                "as_of": d.as_of.isoformat(),
-                "ingested_at": d.ingested_at.isoformat(),
-                "layout": d.layout,
-                "backfill": d.backfill,
-                "status": d.status,
-                "entries": d.entries,
-                "new": d.new,
-                "updated": d.updated,
-                "unchanged": d.unchanged,
-            }
-            for d in dumps
-        ],
-        "sources": [s.to_json() for s in sources],
-        "next_runs": [
-            *({"job": f"source:{s.name}", "at": s.next_poll.isoformat()} for s in sources),
-            *({"job": f"digest:{email}", "at": at.isoformat()} for email, at in health.next_digests(conf, now)),
-        ],
-        "mail": {
-            "healthy": mail_ok,
-            "failed_last_7_days": failed_recently,
-            "counts": {status: mail.get(status, 0) for status in ("pending", "sending", "sent", "failed", "empty")},
-            "attention": [
-                {
-                    "subscriber": m.subscriber,
-                    "period": clock.iso(m.period),
-                    "status": m.status,
-                    "attempts": m.attempts,
-                    "last_error": m.last_error,
-                    "next_attempt_at": clock.iso(m.next_attempt_at),
-                }
-                for m in attention
-            ],
-        },
-    }
+    report = health.status_report(conf, settings.engine(args, conf), settings.display_url(url), clock.now(), args.last)
     if args.json:
         _print_json(report, sys.stdout)
     else:
         for line in status_lines(report):
             print(line)
-    return EXIT_OK if healthy else EXIT_RUNTIME
+    return EXIT_OK if report["healthy"] else EXIT_RUNTIME
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,13 +6,17 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Engine
+
 from paperdigest.clock import as_utc, iso
 from paperdigest.config import Settings, SourceSettings
 from paperdigest.schedule import cron_trigger, parse_every
+from paperdigest.store import queries
 
 DEFAULT_EVERY = dt.timedelta(hours=1)
 URL_STALE_AFTER = dt.timedelta(days=2)
 MAIL_LOOKBACK = dt.timedelta(days=7)
+REJECTION_LOOKBACK = dt.timedelta(days=7)
 MAIL_RETRIES_BEFORE_ALARM = 3
 
 
@@ -105,3 +109,75 @@ def next_digests(settings: Settings, now: dt.datetime) -> list[tuple[str, dt.dat
 def mail_healthy(failed_recently: int, attention: list[Any]) -> bool:
     retrying = [m for m in attention if m.status == "pending" and m.attempts >= MAIL_RETRIES_BEFORE_ALARM]
     return failed_recently == 0 and not retrying
+
+
+OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "empty")
+
+
+def status_report(settings: Settings, engine: Engine, store: str, now: dt.datetime, last: int) -> dict[str, Any]:
+    """What `status` shows (and `status --json` prints): counts, the last dumps, the sources,
+    dumps rejected lately, the next runs and the mail. `healthy` is false when a source is
+    failing, stale or empty, a dump was rejected in the last week and no newer good one from
+    its source came after it, or mail is failing. Every time carries its offset."""
+    with engine.connect() as conn:
+        counts = queries.counts(conn)
+        dumps = queries.last_dumps(conn, last)
+        mail = queries.outbox_summary(conn)
+        attention = queries.outbox_attention(conn)
+        states = queries.source_states(conn)
+        failed_recently = queries.recent_failed_mail(conn, now - MAIL_LOOKBACK)
+        rejections = queries.open_rejections(conn, now - REJECTION_LOOKBACK)
+    sources = [source_health(s, states.get(s.name), now) for s in settings.sources]
+    mail_ok = mail_healthy(failed_recently, attention)
+    healthy = mail_ok and not rejections and all(s.healthy for s in sources)
+    return {
+        "healthy": healthy,
+        "store": store,
+        **counts,
+        "last_dumps": [
+            {
+                "source": d.source,
+                "as_of": d.as_of.isoformat(),
+                "ingested_at": iso(d.ingested_at),
+                "layout": d.layout,
+                "backfill": d.backfill,
+                "status": d.status,
+                "entries": d.entries,
+                "new": d.new,
+                "updated": d.updated,
+                "unchanged": d.unchanged,
+            }
+            for d in dumps
+        ],
+        "sources": [s.to_json() for s in sources],
+        "rejected": [
+            {
+                "source": r.source,
+                "file": r.file,
+                "as_of": r.as_of.isoformat(),
+                "rejected_at": iso(r.rejected_at),
+                "reason": r.reason,
+            }
+            for r in rejections
+        ],
+        "next_runs": [
+            *({"job": f"source:{s.name}", "at": iso(s.next_poll)} for s in sources),
+            *({"job": f"digest:{email}", "at": iso(at)} for email, at in next_digests(settings, now)),
+        ],
+        "mail": {
+            "healthy": mail_ok,
+            "failed_last_7_days": failed_recently,
+            "counts": {status: mail.get(status, 0) for status in OUTBOX_STATUSES},
+            "attention": [
+                {
+                    "subscriber": m.subscriber,
+                    "period": iso(m.period),
+                    "status": m.status,
+                    "attempts": m.attempts,
+                    "last_error": m.last_error,
+                    "next_attempt_at": iso(m.next_attempt_at),
+                }
+                for m in attention
+            ],
+        },
+    }

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -24,9 +25,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from paperdigest import clock
 from paperdigest.errors import StoreError
 from paperdigest.identity import title_key
-from paperdigest.model import DumpResult, Entry, Listing, Paper
+from paperdigest.model import DumpResult, Entry, Listing, Paper, Rejected
 from paperdigest.store import queries
 from paperdigest.store.engine import describe
+
+log = logging.getLogger("paperdigest")
 
 ChangeKind = Literal["new", "updated", "unchanged"]
 _OVERWRITE = ("title", "abstract", "authors", "org", "published", "upvotes")
@@ -234,8 +237,11 @@ def _duplicate(listing: Listing, row: Any) -> DumpResult:
     )
 
 
-def apply(engine: Engine, listing: Listing, *, backfill: bool = False, dry_run: bool = False) -> DumpResult:
-    """Store one listing in one transaction: entirely or not at all."""
+def apply(
+    engine: Engine, listing: Listing, *, backfill: bool = False, dry_run: bool = False, origin: str | None = None
+) -> DumpResult:
+    """Store one listing in one transaction: entirely or not at all. `origin` names its source
+    (a daemon source, or the dump's folder): the rejections of older dumps from there are settled."""
     try:
         if dry_run:
             with engine.connect() as conn, conn.begin():
@@ -248,7 +254,9 @@ def apply(engine: Engine, listing: Listing, *, backfill: bool = False, dry_run: 
             if row is not None:
                 return _duplicate(listing, row)
             changes = _diff_against_store(conn, listing)
-            _write(conn, listing, changes, backfill)
+            ingested_at = _write(conn, listing, changes, backfill)
+            if origin is not None:
+                queries.resolve_rejections(conn, origin, listing.as_of, ingested_at)
             return _result(listing, changes)
     except SQLAlchemyError as exc:
         raise StoreError(f"{listing.source}: the store refused the dump, nothing was written: {describe(exc)}") from exc
@@ -261,7 +269,8 @@ def _columns_to_write(fields: tuple[str, ...]) -> tuple[str, ...]:
     return (*(name for name in ("upvotes", "first_seen") if name in fields), "last_seen")
 
 
-def _write(conn: Any, listing: Listing, changes: Diff, backfill: bool) -> None:
+def _write(conn: Any, listing: Listing, changes: Diff, backfill: bool) -> dt.datetime:
+    """Insert the dump, its new papers and sightings, update the changed papers; the ingest time."""
     ingested_at = clock.now()
     new = [c for c in changes.changes if c.kind == "new"]
     dump_id = queries.insert_dump(
@@ -298,3 +307,22 @@ def _write(conn: Any, listing: Listing, changes: Diff, backfill: bool) -> None:
             {"dump_id": dump_id, "paper_id": paper_id, "position": change.position, "upvotes": change.upvotes}
         )
     queries.insert_sightings(conn, sightings)
+    return ingested_at
+
+
+def reject(engine: Engine, rejected: Rejected) -> None:
+    """Remember a refused dump, for `status`. The refusal itself is reported by the caller, so a
+    store that cannot take the note is logged, never allowed to hide the refusal."""
+    values = {
+        "source": rejected.source,
+        "file_key": rejected.file_key,
+        "file": rejected.file,
+        "reason": rejected.reason,
+        "as_of": rejected.as_of,
+        "rejected_at": clock.now(),
+    }
+    try:
+        with engine.connect().execution_options(write=True) as conn, conn.begin():
+            queries.record_rejection(conn, values)
+    except SQLAlchemyError as exc:
+        log.error("cannot record the rejection of %s: %s", rejected.file, describe(exc))

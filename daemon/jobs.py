@@ -21,11 +21,11 @@ from typing import Any
 from sqlalchemy import Engine
 
 from paperdigest.errors import BadInputError, PaperdigestError, SourceError
-from paperdigest.ingest import apply
-from paperdigest.model import DumpResult, Listing
-from paperdigest.parse import parse_dump
+from paperdigest.ingest import apply, reject
+from paperdigest.model import DumpResult, Listing, Rejected
+from paperdigest.parse import content_hash, parse_dump
 from paperdigest.sources import files
-from paperdigest.sources.http import fetch_dump
+from paperdigest.sources.http import fetch_dump, redact
 
 log = logging.getLogger("paperdigest")
 
@@ -43,22 +43,39 @@ def is_url(source: str) -> bool:
     return source.startswith(("http://", "https://"))
 
 
-def parse_paths(paths: list[str], as_of: dt.date | None, archive: bool = False) -> list[Listing]:
-    """Parse every dump named (files oldest capture first, then URLs); the first bad one raises.
+def rejected_file(path: Path, error: Exception, origin: str, as_of: dt.date) -> Rejected:
+    """A refused dump file, known by its content hash (or by its path when it cannot be read)."""
+    try:
+        key = content_hash(path.read_bytes())
+    except OSError:
+        key = f"path:{path.absolute()}"
+    return Rejected(origin, str(path), str(error), key, as_of)
 
-    A URL is fetched once; with `archive` its body is kept under the state directory first.
-    """
+
+def parse_paths(
+    paths: list[str], as_of: dt.date | None, archive: bool = False, engine: Engine | None = None
+) -> list[tuple[str, Listing]]:
+    """Parse every dump named (files oldest capture first, then URLs), each with its origin (the
+    file's folder, or the URL); the first bad one raises. With `engine`, the refusal is recorded
+    there for `status`. A URL is fetched once; with `archive` its body is kept first."""
     local = [p for p in paths if not is_url(p)]
-    ordered = files.order_by_capture(files.expand(local), as_of) if local else []
-    listings = [parse_dump(files.read(p.path), as_of) for p in ordered]
+    listings = []
+    for pending in files.order_by_capture(files.expand(local), as_of) if local else []:
+        origin = files.origin_of(pending.path)
+        try:
+            listings.append((origin, parse_dump(files.read(pending.path), as_of)))
+        except (BadInputError, SourceError) as exc:
+            if engine is not None:
+                reject(engine, rejected_file(pending.path, exc, origin, pending.as_of))
+            raise
     for url in (p for p in paths if is_url(p)):
-        listings.append(parse_dump(fetch_dump(url, archive=archive), as_of))
+        listings.append((redact(url), parse_dump(fetch_dump(url, archive=archive), as_of)))
     return listings
 
 
 def ingest(engine: Engine, paths: list[str], as_of: dt.date | None = None, dry_run: bool = False) -> list[DumpResult]:
-    listings = parse_paths(paths, as_of, archive=not dry_run)
-    return [apply(engine, listing, dry_run=dry_run) for listing in listings]
+    listings = parse_paths(paths, as_of, archive=not dry_run, engine=None if dry_run else engine)
+    return [apply(engine, listing, dry_run=dry_run, origin=origin) for origin, listing in listings]
 
 
 def backfill(
@@ -67,15 +84,19 @@ def backfill(
     as_of: dt.date | None = None,
     on_start: Callable[[int], None] | None = None,
 ) -> Iterator[Outcome]:
-    """Ingest many dumps as history: oldest capture first, bad dumps reported, never fatal."""
+    """Ingest many dumps as history: oldest capture first, bad dumps reported (and recorded for
+    `status`), never fatal."""
     ordered = files.order_by_capture(files.expand(paths), as_of)
+    captured = {p.path: p.as_of for p in ordered}
     if on_start is not None:
         on_start(len(ordered))
     for path, parsed in parsed_in_order([p.path for p in ordered], as_of):
+        origin = files.origin_of(path)
         if isinstance(parsed, PaperdigestError):
+            reject(engine, rejected_file(path, parsed, origin, captured[path]))
             yield Failure(str(path), parsed)
             continue
-        yield apply(engine, parsed, backfill=True)
+        yield apply(engine, parsed, backfill=True, origin=origin)
 
 
 PARALLEL_MIN = 16  # fewer dumps than this are parsed in-process: a worker costs more than it saves

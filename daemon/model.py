@@ -63,6 +63,21 @@ class RawDump:
 
 
 @dataclass(frozen=True, slots=True)
+class Rejected:
+    """A dump that was refused: its source, the file, why, and what identifies the file.
+
+    `source` is a daemon source's name, or for the commands the dump's folder (or the URL);
+    `file_key` is the content hash, or the path when the file could not be read; `as_of` is the
+    capture date as far as it is known (a newer good dump from the same source settles it)."""
+
+    source: str
+    file: str
+    reason: str
+    file_key: str
+    as_of: dt.date
+
+
+@dataclass(frozen=True, slots=True)
 class DumpResult:
     """What ingesting one dump did (the `ingest --json` line)."""
 

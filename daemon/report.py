@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol, TextIO
 
@@ -87,8 +88,8 @@ def backfill_summary(out: TextIO, results: list[DumpResult], failures: list[Any]
     )
     console = Console(file=out, width=100)
     console.print(table)
-    for failure in failures:
-        console.print(f"rejected: {failure.error}", markup=False, highlight=False)
+    if failures:  # each was reported on stderr as it happened: not again here
+        console.print(f"{len(failures)} rejected (see above); `paperdigest status` lists them", markup=False)
 
 
 def papers_table(out: TextIO, papers: list[Paper], reasons: list[tuple[float, str]] | None = None) -> None:
@@ -113,7 +114,15 @@ def papers_table(out: TextIO, papers: list[Paper], reasons: list[tuple[float, st
     Console(file=out, width=max(100, Console(file=out).width), markup=False, highlight=False).print(table)
 
 
+def utc_minute(moment: str | None) -> str:
+    """An ISO time with its offset as '2026-12-01 21:00Z' (UTC, to the minute), '-' for none."""
+    if not moment:
+        return "-"
+    return f"{dt.datetime.fromisoformat(moment).astimezone(dt.UTC):%Y-%m-%d %H:%M}Z"
+
+
 def status_lines(report: Mapping[str, Any]) -> list[str]:
+    """`status` for a terminal: every time in UTC, marked Z."""
     lines = [
         f"health: {'ok' if report['healthy'] else 'UNHEALTHY'}",
         f"store: {report['store']}",
@@ -125,7 +134,7 @@ def status_lines(report: Mapping[str, Any]) -> list[str]:
         for d in report["last_dumps"]:
             kind = "backfill" if d["backfill"] else "ingest"
             lines.append(
-                f"  {d['ingested_at'][:19]}  {kind:8}  captured {d['as_of']}  {d['entries']:>4} entries "
+                f"  {utc_minute(d['ingested_at'])}  {kind:8}  captured {d['as_of']}  {d['entries']:>4} entries "
                 f"({d['new']} new, {d['updated']} updated)  {d['source']}"
             )
     else:
@@ -133,12 +142,16 @@ def status_lines(report: Mapping[str, Any]) -> list[str]:
     for source in report["sources"]:
         line = f"source {source['name']} ({source['kind']}): {source['state']}"
         if source["last_success"]:
-            line += f", last success {source['last_success'][:16]}"
+            line += f", last success {utc_minute(source['last_success'])}"
         if source["state"] == "failing":
             line += f", error: {source['last_error']}"
         lines.append(line)
+    if report["rejected"]:
+        lines.append("rejected dumps (last 7 days, no newer good dump from their source since):")
+        for r in report["rejected"]:
+            lines.append(f"  {utc_minute(r['rejected_at'])}  {r['source']}: {r['file']}: {r['reason']}")
     for job in report["next_runs"]:
-        lines.append(f"next {job['job']}: {job['at'][:16]}")
+        lines.append(f"next {job['job']}: {utc_minute(job['at'])}")
     mail = report["mail"]
     counts = mail["counts"]
     lines.append(
@@ -146,9 +159,9 @@ def status_lines(report: Mapping[str, Any]) -> list[str]:
         f"{counts['empty']} empty periods"
     )
     for m in mail["attention"]:
-        when = f", next try {m['next_attempt_at'][:16]}" if m["status"] == "pending" else ""
+        when = f", next try {utc_minute(m['next_attempt_at'])}" if m["status"] == "pending" else ""
         lines.append(
-            f"  {m['status']:8} {m['subscriber']} for {m['period'][:16]} after {m['attempts']} "
+            f"  {m['status']:8} {m['subscriber']} for {utc_minute(m['period'])} after {m['attempts']} "
             f"attempt(s){when}: {m['last_error'] or '-'}"
         )
     return lines

@@ -29,6 +29,7 @@ from paperdigest import clock, config
 from paperdigest.config import Settings, SourceSettings
 from paperdigest.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_RUNTIME, ConfigError, PaperdigestError, SourceError
 from paperdigest.health import next_digests, poll_interval
+from paperdigest.ingest import reject
 from paperdigest.lock import InstanceLock, lock_path
 from paperdigest.mail import outbox
 from paperdigest.notify import Notifier
@@ -107,6 +108,8 @@ class Service:
             if report is not None:
                 report.source_errors.append(str(exc))
             return
+        for rejected in result.rejected:
+            reject(self.engine, rejected)
         values: dict[str, Any] = {"last_poll_at": now, "last_success_at": now, **result.validators}
         if result.ingested or result.empty:
             values["last_entries"] = result.entries

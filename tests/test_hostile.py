@@ -115,7 +115,7 @@ def test_a_file_that_breaks_the_parser_is_rejected_not_retried_forever(
 
     monkeypatch.setattr(directory, "parse_dump", boom)
     result = DirectorySource("inbox", inbox).poll(engine, dt.datetime.now(dt.UTC))
-    assert [name for name, _ in result.rejected] == ["weird.txt"]
+    assert [r.file for r in result.rejected] == ["weird.txt"]
     assert (inbox / "rejected" / "weird.txt").exists()
     assert "RuntimeError" in (inbox / "rejected" / "weird.txt.error").read_text()
 

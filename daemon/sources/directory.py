@@ -19,9 +19,9 @@ from sqlalchemy import Engine
 
 from paperdigest.errors import BadInputError, SourceError
 from paperdigest.ingest import apply
-from paperdigest.model import DumpResult, RawDump
+from paperdigest.model import DumpResult, RawDump, Rejected
 from paperdigest.parse import content_hash, parse_dump
-from paperdigest.sources.files import is_candidate, order_by_capture
+from paperdigest.sources.files import Pending, is_candidate, order_by_capture
 from paperdigest.store import queries
 
 log = logging.getLogger("paperdigest.sources")
@@ -35,7 +35,7 @@ SETTLE = dt.timedelta(seconds=2)
 class PollResult:
     source: str
     ingested: list[DumpResult] = field(default_factory=list)
-    rejected: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    rejected: list[Rejected] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)  # still being written
     validators: dict[str, str | None] = field(default_factory=dict)  # HTTP: etag, last_modified
     not_modified: bool = False
@@ -64,7 +64,7 @@ class DirectorySource:
     settle: dt.timedelta = SETTLE
     seen: dict[str, tuple[int, int]] = field(default_factory=dict)
 
-    def _files(self) -> list[Path]:
+    def _files(self) -> list[Pending]:
         try:
             entries = sorted(self.path.iterdir())
         except FileNotFoundError:
@@ -72,7 +72,7 @@ class DirectorySource:
         except OSError as exc:
             raise SourceError(f"source {self.name}: cannot list {self.path}: {exc.strerror}") from None
         candidates = [p for p in entries if p.is_file() and is_candidate(p)]
-        return [pending.path for pending in order_by_capture(candidates, None)]  # oldest capture first
+        return order_by_capture(candidates, None)  # oldest capture first
 
     def _ready(self, path: Path, now: dt.datetime) -> bool:
         try:
@@ -89,35 +89,39 @@ class DirectorySource:
 
     def poll(self, engine: Engine, now: dt.datetime) -> PollResult:
         result = PollResult(self.name)
-        for path in self._files():
-            if self.move and not self._ready(path, now):
-                result.waiting.append(path.name)
+        for pending in self._files():
+            if self.move and not self._ready(pending.path, now):
+                result.waiting.append(pending.path.name)
                 continue
-            self._take(engine, path, result)
+            self._take(engine, pending, result)
         self.seen = {k: v for k, v in self.seen.items() if (self.path / k).exists()}
         return result
 
-    def _take(self, engine: Engine, path: Path, result: PollResult) -> None:
+    def _take(self, engine: Engine, pending: Pending, result: PollResult) -> None:
+        """Ingest one file; a file that cannot be read or parsed is that file's problem alone."""
+        path = pending.path
         try:
             with path.open("rb") as handle:
                 data = handle.read()
                 mtime = os.fstat(handle.fileno()).st_mtime
+        except FileNotFoundError:
+            log.info("source %s: %s went away before it was read", self.name, path.name)
+            return
         except OSError as exc:
-            raise SourceError(f"source {self.name}: cannot read {path}: {exc.strerror}") from None
+            self._refuse(path, f"{path}: cannot read: {exc.strerror}", f"path:{path.absolute()}", pending, result)
+            return
+        key = content_hash(data)
         if not self.move:
             with engine.connect() as conn:
-                if queries.dump_by_hash(conn, content_hash(data)) is not None:
+                if queries.dump_by_hash(conn, key) is not None or queries.rejection_known(conn, self.name, key):
                     return
         try:
             listing = parse_dump(RawDump(str(path), data, mtime))
         except Exception as exc:  # a file that breaks the parser in any way is rejected, never retried forever
             reason = str(exc) if isinstance(exc, BadInputError) else f"{path}: unreadable listing: {type(exc).__name__}"
-            result.rejected.append((path.name, reason))
-            log.warning("source %s: rejected %s: %s", self.name, path.name, reason)
-            if self.move:
-                self._reject(path, reason)
+            self._refuse(path, reason, key, pending, result)
             return
-        outcome = apply(engine, listing)  # a StoreError propagates: the file stays for the next poll
+        outcome = apply(engine, listing, origin=self.name)  # a StoreError propagates: the file stays for the next poll
         result.ingested.append(outcome)
         log.info(
             "source %s: ingested %s: %d entries, %d new, %d updated%s",
@@ -131,9 +135,17 @@ class DirectorySource:
         if self.move:
             _move(path, self.path / PROCESSED)
 
-    def _reject(self, path: Path, reason: str) -> None:
-        target = _move(path, self.path / REJECTED)
-        target.with_name(target.name + ".error").write_text(reason + "\n", encoding="utf-8")
+    def _refuse(self, path: Path, reason: str, key: str, pending: Pending, result: PollResult) -> None:
+        """Report a refused file and, in an inbox, move it aside to rejected/ (when that is possible)."""
+        result.rejected.append(Rejected(self.name, path.name, reason, key, pending.as_of))
+        log.warning("source %s: rejected %s: %s", self.name, path.name, reason)
+        if not self.move:
+            return
+        try:
+            target = _move(path, self.path / REJECTED)
+            target.with_name(target.name + ".error").write_text(reason + "\n", encoding="utf-8")
+        except OSError as exc:
+            log.error("source %s: cannot move %s to %s/: %s", self.name, path.name, REJECTED, exc.strerror)
 
 
 def _move(path: Path, folder: Path) -> Path:

@@ -66,15 +66,18 @@ class Pending:
 
 
 def order_by_capture(paths: list[Path], as_of: dt.date | None) -> list[Pending]:
-    """Oldest capture first, reading only each file's head to find its date."""
+    """Oldest capture first, reading only each file's head to find its date. A file that cannot
+    be read is not this function's problem: it is dated by its name or time and left for the
+    read that follows, which reports it as that file's failure."""
     pending = []
     for path in paths:
         try:
             with path.open("rb") as handle:
                 head = handle.read(4096)
-                mtime = os.fstat(handle.fileno()).st_mtime
-        except OSError as exc:
-            raise SourceError(f"{path}: cannot read: {exc.strerror}") from None
+                mtime: float | None = os.fstat(handle.fileno()).st_mtime
+        except OSError:
+            pending.append(Pending(path, capture_date(str(path), _mtime(path), as_of)))
+            continue
         header = header_of(RawDump(str(path), head, mtime)) if as_of is None else None
         try:
             date = capture_date(str(path), mtime, as_of, header)
@@ -82,6 +85,18 @@ def order_by_capture(paths: list[Path], as_of: dt.date | None) -> list[Pending]:
             date = capture_date(str(path), mtime, as_of)
         pending.append(Pending(path, date))
     return sorted(pending, key=lambda p: (p.as_of, str(p.path)))
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
+def origin_of(path: Path) -> str:
+    """The source a dump named on the command line belongs to: its folder."""
+    return str(path.absolute().parent)
 
 
 def write_atomically(path: Path, data: bytes) -> None:

@@ -137,7 +137,6 @@ class HttpSource:
             result.empty = True
             return result
         except BadInputError as exc:
-            result.rejected.append((path.name, str(exc)))
             raise SourceError(f"source {self.name}: the page did not parse: {exc}") from None
         result.ingested.append(apply(engine, listing))
         return result

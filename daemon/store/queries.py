@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Date, DateTime, Row, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Date, DateTime, Row, bindparam, case, func, insert, or_, select, update
 
 from paperdigest import clock
 from paperdigest.model import Paper
@@ -15,6 +15,7 @@ from paperdigest.store.tables import (
     outbox_message_table,
     outbox_table,
     paper_table,
+    rejection_table,
     sent_paper_table,
     sighting_table,
     source_state_table,
@@ -458,12 +459,14 @@ def outbox_summary(conn: Connection) -> dict[str, int]:
 
 
 def outbox_attention(conn: Connection, limit: int = 20) -> list[Row[Any]]:
-    """Failed and pending (retrying) digests, newest first."""
+    """Digests not sent yet (failed, retrying, pending, being sent): the ones that need attention
+    (failed, or with an error from a last attempt) first, each group newest first."""
     c = outbox_table.c
+    needs_attention = case((or_(c.status == "failed", c.last_error.is_not(None)), 0), else_=1)
     stmt = (
         select(c.subscriber, c.period, c.status, c.attempts, c.last_error, c.next_attempt_at)
         .where(c.status.in_(("failed", "pending", "sending")))
-        .order_by(c.period.desc())
+        .order_by(needs_attention, c.period.desc(), c.id.desc())
         .limit(limit)
     )
     return list(conn.execute(stmt))
@@ -487,6 +490,47 @@ def save_source_state(conn: Connection, name: str, values: dict[str, Any], exist
 
 
 def recent_failed_mail(conn: Connection, since: dt.datetime) -> int:
+    """Digests that failed since `since`, counted from when they failed: their last attempt
+    (`claimed_at`, set when a delivery starts), whatever their period."""
     c = outbox_table.c
-    stmt = select(func.count()).select_from(outbox_table).where(c.status == "failed", c.period >= since)
+    failed_at = func.coalesce(c.claimed_at, c.created_at)
+    stmt = select(func.count()).select_from(outbox_table).where(c.status == "failed", failed_at >= since)
     return int(conn.execute(stmt).scalar_one())
+
+
+def record_rejection(conn: Connection, values: dict[str, Any]) -> None:
+    """Store a rejected dump; the same file (source, file_key) rejected again updates its row."""
+    c = rejection_table.c
+    where = (c.source == values["source"], c.file_key == values["file_key"])
+    found = conn.execute(select(c.id).where(*where)).first()
+    if found is None:
+        conn.execute(insert(rejection_table).values(**values))
+    else:
+        conn.execute(update(rejection_table).where(c.id == found.id).values(**values, resolved_at=None))
+
+
+def rejection_known(conn: Connection, source: str, file_key: str) -> bool:
+    c = rejection_table.c
+    return conn.execute(select(c.id).where(c.source == source, c.file_key == file_key)).first() is not None
+
+
+def resolve_rejections(conn: Connection, source: str, as_of: dt.date, now: dt.datetime) -> None:
+    """A good dump from `source` captured on `as_of` settles the rejections it is newer than."""
+    c = rejection_table.c
+    conn.execute(
+        update(rejection_table)
+        .where(c.source == source, c.resolved_at.is_(None), c.as_of < as_of, c.rejected_at <= now)
+        .values(resolved_at=now)
+    )
+
+
+def open_rejections(conn: Connection, since: dt.datetime, limit: int = 20) -> list[Row[Any]]:
+    """Rejections since `since` that no newer good dump has settled, newest first."""
+    c = rejection_table.c
+    stmt = (
+        select(c.source, c.file, c.reason, c.rejected_at, c.as_of)
+        .where(c.resolved_at.is_(None), c.rejected_at >= since)
+        .order_by(c.rejected_at.desc(), c.id.desc())
+        .limit(limit)
+    )
+    return list(conn.execute(stmt))

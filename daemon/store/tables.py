@@ -137,6 +137,28 @@ class SourceStateRow(SQLModel, table=True):
     last_modified: str | None = None
 
 
+class RejectionRow(SQLModel, table=True):
+    """A dump refused by `run`, `ingest` or `backfill`: shown by `status` (and turning it unhealthy)
+    for a week, or until a newer good dump from the same source is ingested (`resolved_at`).
+
+    `source` is the daemon source's name, or for the commands the dump's folder (a URL for a
+    fetched page); `file_key` is the dump's content hash, or its path when it could not be read,
+    so the same bad file rejected again updates its row instead of adding one.
+    """
+
+    __tablename__ = "rejection"
+    __table_args__ = (UniqueConstraint("source", "file_key", name="uq_rejection_source_file"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str
+    file_key: str
+    file: str
+    reason: str
+    as_of: dt.date
+    rejected_at: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False, index=True))
+    resolved_at: dt.datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+
+
 dump_table = DumpRow.__table__  # type: ignore[attr-defined]
 paper_table = PaperRow.__table__  # type: ignore[attr-defined]
 sighting_table = SightingRow.__table__  # type: ignore[attr-defined]
@@ -144,4 +166,5 @@ sent_paper_table = SentPaperRow.__table__  # type: ignore[attr-defined]
 source_state_table = SourceStateRow.__table__  # type: ignore[attr-defined]
 outbox_table = OutboxRow.__table__  # type: ignore[attr-defined]
 outbox_message_table = OutboxMessageRow.__table__  # type: ignore[attr-defined]
+rejection_table = RejectionRow.__table__  # type: ignore[attr-defined]
 metadata = SQLModel.metadata
