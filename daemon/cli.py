@@ -137,6 +137,9 @@ def cmd_digest(args: argparse.Namespace) -> int:
     now = clock.now()
     for subscriber in subscribers:
         built = digest.build(engine, conf, subscriber, now, args.since)
+        hint = digest.empty_preview_hint(built, now) if args.since is None else None
+        if hint is not None:
+            print(f"paperdigest: {hint}", file=sys.stderr)
         formats = [args.format] if args.format else (["html", "text"] if args.out else ["text"])
         for fmt in formats:
             body = render.render_html(built, env) if fmt == "html" else render.render_text(built, env)

@@ -154,3 +154,15 @@ def build(
         gained = queries.sent_and_gained(conn, subscriber.email, settings.digest.rising_min_gain)
     sent.update((paper.id, then) for paper, then in gained)
     return select(settings, subscriber, window, candidates, sent, [paper for paper, _ in gained], hit_cache)
+
+
+def empty_preview_hint(built: Digest, now: dt.datetime) -> str | None:
+    """What to say when a preview comes out empty: why, and how to see papers anyway."""
+    if not built.empty:
+        return None
+    week_ago = (now - dt.timedelta(days=7)).date()
+    return (
+        f"{built.subscriber.email}: nothing new since {built.window_start.astimezone(dt.UTC):%Y-%m-%d %H:%M}Z "
+        "(where the window of its last digest ended, or the cron's previous fire); "
+        f"to preview papers already mailed or backfilled, use --since DATE (e.g. --since {week_ago})"
+    )

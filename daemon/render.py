@@ -161,6 +161,7 @@ def _context(digest: Digest) -> dict[str, object]:
         "count": len(digest.papers),
         "candidates": digest.candidates,
         "matched": digest.matched,
+        "more": max(digest.matched - len(digest.papers), 0),  # matched, but cut by max_papers
         "topics": digest.topics,
         "sections": sections,
         "rising": rising,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import pty
 import shutil
@@ -212,3 +213,18 @@ def test_backfill_orders_undated_files_by_their_header_dates(cli: Any, db_url: s
         ("004", "2026-11-04"),
         ("003", "2026-11-23"),
     ]
+
+
+def test_the_readme_lists_every_command_and_option() -> None:
+    """The README's command list is checked against the parser, so it cannot leave an option out."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## Commands", 1)[1].split("\n- ", 1)[0]
+    parser = build_parser()
+    assert all(opt in block for action in parser._actions for opt in action.option_strings if opt != "-h")
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in subparsers.choices.items():
+        line = next((line for line in block.splitlines() if line.strip().startswith(name + " ")), None)
+        assert line is not None, f"the README's command list leaves out {name!r}"
+        options = [opt for action in sub._actions for opt in action.option_strings if opt.startswith("--")]
+        missing = [opt for opt in options if opt != "--help" and opt not in line]
+        assert missing == [], f"{name}: the README leaves out {missing}"

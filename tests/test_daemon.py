@@ -304,6 +304,13 @@ def test_run_once_on_the_embedded_default_leaves_a_sample(tmp_path: Path) -> Non
     assert "5 new dumps" in result.stdout
     again = run_once()
     assert again.returncode == 0 and len(list(outbox.glob("*.eml"))) == 1  # nothing twice
+    # A preview right after: empty (all was just mailed), and it says so and what to do.
+    preview = subprocess.run(
+        [sys.executable, "-m", "paperdigest", "digest"], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert preview.returncode == 0 and "Nothing new matched" in preview.stdout
+    assert "demo@localhost: nothing new since" in preview.stderr and "--since" in preview.stderr
 
 
 def test_run_once_exit_codes(cli: Any, tmp_path: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> None:

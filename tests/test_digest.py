@@ -346,3 +346,28 @@ def test_the_window_query_uses_the_ingest_time_index(store: Engine, monkeypatch:
     monkeypatch.setattr(queries, "papers_ingested_between", spy)
     digest.build(store, conf, conf.subscribers[0], NOW + dt.timedelta(days=3))
     assert calls == [0]  # a later window holds none of the 348 stored papers, and none were read
+
+
+def test_a_digest_cut_by_max_papers_says_how_many_were_left_out(store: Engine) -> None:
+    conf = settings()
+    cut = digest.build(store, conf, conf.subscribers[0], NOW)
+    left_out = cut.matched - len(cut.papers)
+    assert left_out > 0
+    text, html = render.render_both(cut)
+    assert text is not None and html is not None
+    assert f"…and {left_out} more papers matched your topics" in " ".join(text.split())
+    assert f"…and {left_out} more papers matched your topics" in BeautifulSoup(html, "html.parser").get_text()
+    whole = digest.build(store, conf, conf.subscribers[0].model_copy(update={"max_papers": 500}), NOW)
+    assert whole.matched == len(whole.papers)
+    assert "more papers matched" not in render.render_text(whole)
+
+
+def test_the_html_digest_numbers_its_papers_as_the_text_does(store: Engine) -> None:
+    conf = settings()
+    built = digest.build(store, conf, conf.subscribers[1], NOW)
+    soup = BeautifulSoup(render.render_html(built), "html.parser")
+    ranks = [span.get_text() for span in soup.select("span.rank")]
+    per_section = [str(i) + "." for section in built.sections for i in range(1, len(section.papers) + 1)]
+    assert ranks == per_section and len(ranks) == len(built.papers)
+    text = render.render_text(built)
+    assert all(f"\n{rank} " in text for rank in per_section)

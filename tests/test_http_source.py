@@ -257,6 +257,23 @@ def test_body_is_archived_byte_identical_and_backfill_replays_it(
     assert counts(engine)["dumps"] == 1
 
 
+def test_ingest_url_of_a_body_already_archived_keeps_one_copy(
+    server: Server, tmp_path: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = API_FIXTURE.read_bytes()
+    server.program(json_reply(body), json_reply(body), json_reply(b"[]"))
+    db_url = f"sqlite:///{tmp_path}/x.db"
+    first = cli("--db", db_url, "ingest", server.url(), "--json")
+    monkeypatch.setenv("PAPERDIGEST_NOW", "2030-01-02T03:04:05+00:00")  # fetched again, later
+    again = cli("--db", db_url, "ingest", server.url(), "--json")
+    assert first.code == again.code == 0, first.err + again.err
+    assert again.json_lines()[0]["duplicate_dump"] is True
+    archived = sorted((tmp_path / "state" / "archive" / "cli").iterdir())
+    assert [p.read_bytes() for p in archived] == [body]
+    assert cli("--db", db_url, "ingest", server.url()).code == 2  # another body (empty): a copy of its own
+    assert len(list((tmp_path / "state" / "archive" / "cli").iterdir())) == 2
+
+
 def test_body_is_archived_even_when_it_does_not_parse(
     server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource]
 ) -> None:

@@ -142,15 +142,31 @@ class HttpSource:
         return result
 
     def archive_body(self, body: bytes, content_type: str, now: dt.datetime) -> Path:
+        """Keep the body as a dump file, named by the fetch time and its hash; a body archived
+        before (the same bytes) is not written again: its first copy is returned."""
         folder = self.archive or state_dir() / "archive" / self.name
         suffix = ".json" if "json" in content_type else ".html" if "html" in content_type else ".txt"
-        path = folder / f"{now:%Y-%m-%d_%H%M%S}_{content_hash(body)[:12]}{suffix}"
+        digest = content_hash(body)
+        path = folder / f"{now:%Y-%m-%d_%H%M%S}_{digest[:12]}{suffix}"
         try:
+            earlier = _archived(folder, digest, suffix)
+            if earlier is not None:
+                return earlier
             folder.mkdir(parents=True, exist_ok=True)
             write_atomically(path, body)
         except OSError as exc:
             raise SourceError(f"source {self.name}: cannot archive the body in {folder}: {exc.strerror}") from None
         return path
+
+
+def _archived(folder: Path, digest: str, suffix: str) -> Path | None:
+    """The file in `folder` already holding a body with this SHA-256, if any."""
+    if not folder.is_dir():
+        return None
+    for candidate in sorted(folder.glob(f"*_{digest[:12]}{suffix}")):
+        if candidate.is_file() and content_hash(candidate.read_bytes()) == digest:
+            return candidate
+    return None
 
 
 def fetch_dump(url: str, archive: bool = True, now: dt.datetime | None = None) -> RawDump:
