@@ -1,8 +1,8 @@
 """The HTML digest checked in its markup and opened in real headless Chromium.
 
-The markup checks (absolute links, no script, the hostile title as literal text) need no browser
-and always run. The browser measurements need Chromium
-(see tests/browser.py): without it they are skipped, saying how to install it, unless
+The markup checks (absolute links, no script, the hostile title as literal text, the README's
+screenshot up to date) need no browser and always run. The measurements in the browser need
+Chromium (see tests/browser.py): without it they are skipped, saying how to install it, unless
 PAPERDIGEST_REQUIRE_BROWSER=1 (as .ci/run sets) makes a missing browser a failure.
 
 The digest itself carries no script, so the browser measures a test-only copy: a recorder for
@@ -32,6 +32,7 @@ import pytest
 from bs4 import BeautifulSoup
 
 from paperdigest import digest, render
+from tests import screenshot
 from tests.browser import CHROMIUM_ENV, REQUIRE_ENV, chromium_or_skip, run_chromium
 from tests.conftest import ROOT
 from tests.sample import HOSTILE, NOW, sample_store, settings
@@ -173,6 +174,16 @@ def test_a_hostile_title_is_literal_text_in_the_markup(page: Page) -> None:
     assert anchors[0].find(True) is None, "the title's link should hold text only"
 
 
+def test_the_readme_screenshot_shows_what_the_code_renders(tmp_path: Path) -> None:
+    """docs/digest.png carries the SHA-256 of the HTML it was taken from; a template change makes it stale."""
+    taken_from = screenshot.png_text(screenshot.PNG.read_bytes())
+    assert taken_from is not None, f"{screenshot.PNG} has no HTML hash: regenerate it with `{screenshot.COMMAND}`"
+    assert screenshot.html_sha256(screenshot.screenshot_html(tmp_path)) == taken_from, (
+        f"{screenshot.PNG.relative_to(ROOT)} no longer shows what the code renders: regenerate it with "
+        f"`{screenshot.COMMAND}` (from the repository root, with Chromium installed), look at it, commit it"
+    )
+
+
 # --- in Chromium ----------------------------------------------------------------------------
 
 
@@ -230,6 +241,7 @@ def run_this_module_without_chromium(folder: Path, *, require: bool) -> tuple[in
         [
             sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}", this,
             f"--deselect={this}::test_without_chromium_the_browser_tests_skip_unless_required",
+            f"--deselect={this}::test_the_readme_screenshot_shows_what_the_code_renders",
         ],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
