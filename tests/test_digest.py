@@ -16,54 +16,21 @@ from bs4 import BeautifulSoup
 from sqlalchemy import Engine
 
 from paperdigest import digest, render
-from paperdigest.config import Settings, validate
 from paperdigest.ingest import apply
 from paperdigest.model import Paper, RawDump
 from paperdigest.parse import parse_dump
 from paperdigest.store import queries
 from paperdigest.store.engine import open_engine
-from tests.conftest import SEED_AS_OF, SEEDS, check_golden
+from tests.conftest import SEEDS, check_golden
+from tests.sample import HOSTILE, NOW, hostile_dump, sample_store, settings
 
 UTC = dt.UTC
-INGESTED = "2026-11-22T08:00:00+00:00"
-NOW = dt.datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
-HOSTILE = '<script>alert(1)</script> & "quotes" agent'
-
-CONFIG: dict[str, Any] = {
-    "topics": {
-        "agents": {"keywords": ["agent", "web agent", "GUI", "computer use"], "exclude": ["survey"]},
-        "robotics": {"keywords": ["robot", "manipulation", "embodied"]},
-        "medicine": {"keywords": ["medical", "biomedical", "clinical", "healthcare"]},
-    },
-    "subscribers": [
-        {"email": "ada@example.org", "topics": ["agents"], "max_papers": 8, "timezone": "Europe/Berlin"},
-        {"email": "grace@example.org", "topics": ["robotics", "medicine"], "max_papers": 6, "min_score": 2.0},
-    ],
-}
-
-
-def settings(**overrides: Any) -> Settings:
-    return validate({**CONFIG, **overrides}, "test")
-
-
-def hostile_dump() -> bytes:
-    return (
-        f"new\n\nSubscribe\n\nDaily Papers\n\nNov 4\n\n{HOSTILE}\n\nAn agent that <b>injects</b> markup."
-        "\n\n  • 3 authors\n·\nNov 1 5\n"
-    ).encode()
 
 
 @pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Engine:
+def store(tmp_path: Path) -> Engine:
     """The seeds ingested (not backfilled) at a fixed time, plus one hostile dump."""
-    monkeypatch.setenv("PAPERDIGEST_NOW", INGESTED)
-    engine = open_engine(f"sqlite:///{tmp_path / 'digest.db'}")
-    for name, as_of in sorted(SEED_AS_OF.items(), key=lambda item: item[1]):
-        path = SEEDS / name
-        apply(engine, parse_dump(RawDump(str(path), path.read_bytes(), None), dt.date.fromisoformat(as_of)))
-    apply(engine, parse_dump(RawDump("hostile.txt", hostile_dump(), None), dt.date(2026, 11, 4)))
-    monkeypatch.delenv("PAPERDIGEST_NOW")
-    return engine
+    return sample_store(tmp_path / "digest.db")
 
 
 def golden(name: str, actual: str) -> None:

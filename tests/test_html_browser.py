@@ -1,4 +1,9 @@
-"""The HTML digest opened in real headless Chromium (Debian package `chromium`, /usr/bin/chromium).
+"""The HTML digest checked in its markup and opened in real headless Chromium.
+
+The markup checks (absolute links, no script, the hostile title as literal text, the README's
+screenshot up to date) need no browser and always run. The measurements in the browser need
+Chromium (see tests/browser.py): without it they are skipped, saying how to install it, unless
+PAPERDIGEST_REQUIRE_BROWSER=1 (as .ci/run sets) makes a missing browser a failure.
 
 The digest itself carries no script, so the browser measures a test-only copy: a recorder for
 alert() right after <head> and a measurement script before </body>, which writes what it saw as
@@ -6,17 +11,19 @@ JSON into a hidden <pre id="measure">; Chromium's --dump-dom hands the DOM back.
 
 Headless Chromium clamps its window to at least 500 px wide, so the phone width (375 px) is
 measured inside an <iframe srcdoc> of that width, which is a viewport of its own.
-
-Only file:// pages; the flags keep Chromium off the network.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import html
+import inspect
 import json
+import os
 import re
 import subprocess
+import sys
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,17 +32,11 @@ import pytest
 from bs4 import BeautifulSoup
 
 from paperdigest import digest, render
-from paperdigest.config import validate
-from paperdigest.ingest import apply
-from paperdigest.model import RawDump
-from paperdigest.parse import parse_dump
-from paperdigest.store.engine import open_engine
-from tests.conftest import SEED_AS_OF, SEEDS
+from tests import screenshot
+from tests.browser import CHROMIUM_ENV, REQUIRE_ENV, chromium_or_skip, run_chromium
+from tests.conftest import ROOT
+from tests.sample import HOSTILE, NOW, sample_store, settings
 
-CHROMIUM = Path("/usr/bin/chromium")
-TIMEOUT = 60
-HOSTILE = '<script>alert(1)</script> & "quotes" agent'
-NOW = dt.datetime(2026, 11, 23, 12, tzinfo=dt.UTC)
 WIDTHS = (600, 375)
 
 RECORDER = (
@@ -98,43 +99,6 @@ window.addEventListener("load", function () {{
 """
 
 
-def hostile_dump() -> bytes:
-    """One listing in the full text layout (as seeds/004_*.txt) whose title is hostile markup."""
-    return (
-        f"new\n\nSubscribe\n\nDaily Papers\n\nNov 4\n\n{HOSTILE}\n\nAn agent that <b>injects</b> markup."
-        "\n\n  • 3 authors\n·\nNov 1 5\n"
-    ).encode()
-
-
-def chromium(tmp: Path, page: Path, *extra: str, width: int = 600, height: int = 900) -> str:
-    assert CHROMIUM.exists(), (
-        f"{CHROMIUM} not found: the browser tests need Chromium; install it with "
-        "`apt-get update && apt-get install -y chromium` (as root)"
-    )
-    profile = tmp / f"profile-{page.stem}-{width}"
-    command = [
-        str(CHROMIUM),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={profile}",
-        f"--window-size={width},{height}",
-        *extra,
-        page.as_uri(),
-    ]
-    try:
-        proc = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise AssertionError(f"chromium did not finish within {TIMEOUT} s: {' '.join(command)}") from exc
-    assert proc.returncode == 0, f"chromium exited with {proc.returncode}:\n{proc.stderr[-3000:]}"
-    return proc.stdout
-
-
 def measurements(dom: str) -> dict[str, Any]:
     pre = BeautifulSoup(dom, "html.parser").find(id="measure")
     assert pre is not None and pre.get_text(), f"no measurements in the dumped DOM:\n{dom[:2000]}"
@@ -143,94 +107,169 @@ def measurements(dom: str) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class Rendered:
+class Page:
     html: str
     subject: str
     titles: list[str]
-    seen: dict[int, dict[str, Any]]  # viewport width -> what the browser measured
+    folder: Path
 
 
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
+def page(tmp_path_factory: pytest.TempPathFactory) -> Page:
+    """Ada's digest of every sample paper on agents, the hostile title among them; no browser."""
     tmp = tmp_path_factory.mktemp("browser")
-    engine = open_engine(f"sqlite:///{tmp / 'papers.db'}")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PAPERDIGEST_NOW", "2026-11-22T08:00:00+00:00")
-        for name, as_of in sorted(SEED_AS_OF.items(), key=lambda item: item[1]):
-            path = SEEDS / name
-            apply(engine, parse_dump(RawDump(str(path), path.read_bytes(), None), dt.date.fromisoformat(as_of)))
-        apply(engine, parse_dump(RawDump("hostile.txt", hostile_dump(), None), dt.date(2026, 11, 4)))
-    settings = validate(
-        {
-            "topics": {"agents": {"keywords": ["agent", "GUI"]}},
-            "subscribers": [{"email": "ada@example.org", "topics": ["agents"], "max_papers": 500}],
-        },
-        "test",
-    )
-    built = digest.build(engine, settings, settings.subscribers[0], NOW, since=dt.date(2020, 1, 1))
+    engine = sample_store(tmp / "papers.db")
+    conf = settings()
+    ada = conf.subscribers[0].model_copy(update={"max_papers": 500})
+    built = digest.build(engine, conf, ada, NOW, since=dt.date(2020, 1, 1))
     engine.dispose()
-    page = render.render_html(built)
-    (tmp / "digest.html").write_text(page, encoding="utf-8")
+    rendered = render.render_html(built)
+    (tmp / "digest.html").write_text(rendered, encoding="utf-8")
+    return Page(rendered, render.subject(built), [s.paper.title for s in built.papers], tmp)
 
-    assert page.count("<head>") == 1 and page.count("</body>") == 1, "unexpected document shape"
-    copy = page.replace("<head>", "<head>" + RECORDER).replace("</body>", MEASURE + "</body>")
-    measure_page = tmp / "measure.html"
+
+@pytest.fixture(scope="module")
+def seen(page: Page) -> dict[int, dict[str, Any]]:
+    """Viewport width -> what Chromium measured in the page at that width."""
+    binary = chromium_or_skip()
+    assert page.html.count("<head>") == 1 and page.html.count("</body>") == 1, "unexpected document shape"
+    copy = page.html.replace("<head>", "<head>" + RECORDER).replace("</body>", MEASURE + "</body>")
+    measure_page = page.folder / "measure.html"
     measure_page.write_text(copy, encoding="utf-8")
-
-    seen: dict[int, dict[str, Any]] = {}
+    result: dict[int, dict[str, Any]] = {}
     for width in WIDTHS:
         if width >= 500:
             target = measure_page
         else:
-            target = tmp / f"phone-{width}.html"
+            target = page.folder / f"phone-{width}.html"
             target.write_text(PHONE_HOST.format(width=width, srcdoc=html.escape(copy, quote=True)), encoding="utf-8")
-        seen[width] = measurements(chromium(tmp, target, "--dump-dom", width=max(width, 600)))
-    return Rendered(page, render.subject(built), [s.paper.title for s in built.papers], seen)
+        profile = page.folder / f"profile-{target.stem}"
+        result[width] = measurements(run_chromium(binary, target, profile, "--dump-dom", width=max(width, 600)))
+    return result
+
+
+# --- markup: no browser needed --------------------------------------------------------------
+
+
+def test_every_link_is_absolute_in_the_markup(page: Page) -> None:
+    anchors = BeautifulSoup(page.html, "html.parser").find_all("a", href=True)
+    assert len(anchors) >= len(page.titles)
+    relative = [a["href"] for a in anchors if not re.match(r"https?://", str(a["href"]))]
+    assert relative == []
+
+
+def test_no_script_and_no_event_handlers_in_the_markup(page: Page) -> None:
+    soup = BeautifulSoup(page.html, "html.parser")
+    assert soup.find("script") is None
+    assert "<script" not in page.html.lower()
+    handlers = [(tag.name, attr) for tag in soup.find_all(True) for attr in tag.attrs if attr.lower().startswith("on")]
+    assert handlers == []
+
+
+def test_a_hostile_title_is_literal_text_in_the_markup(page: Page) -> None:
+    assert HOSTILE in page.titles, "the hostile paper should be in the digest"
+    assert html.escape(HOSTILE, quote=False) in page.html
+    anchors = [a for a in BeautifulSoup(page.html, "html.parser").find_all("a") if a.get_text() == HOSTILE]
+    assert len(anchors) == 1, "the title should be one link"
+    assert anchors[0].find(True) is None, "the title's link should hold text only"
+
+
+def test_the_readme_screenshot_shows_what_the_code_renders(tmp_path: Path) -> None:
+    """docs/digest.png carries the SHA-256 of the HTML it was taken from; a template change makes it stale."""
+    taken_from = screenshot.png_text(screenshot.PNG.read_bytes())
+    assert taken_from is not None, f"{screenshot.PNG} has no HTML hash: regenerate it with `{screenshot.COMMAND}`"
+    assert screenshot.html_sha256(screenshot.screenshot_html(tmp_path)) == taken_from, (
+        f"{screenshot.PNG.relative_to(ROOT)} no longer shows what the code renders: regenerate it with "
+        f"`{screenshot.COMMAND}` (from the repository root, with Chromium installed), look at it, commit it"
+    )
+
+
+# --- in Chromium ----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("width", WIDTHS)
-def test_no_horizontal_scrolling(rendered: Rendered, width: int) -> None:
-    seen = rendered.seen[width]
-    assert seen["innerWidth"] == width, f"the viewport is {seen['innerWidth']} px wide, not {width}"
+def test_no_horizontal_scrolling(seen: dict[int, dict[str, Any]], width: int) -> None:
+    at = seen[width]
+    assert at["innerWidth"] == width, f"the viewport is {at['innerWidth']} px wide, not {width}"
     report = (
-        f"at {width} px: scrollWidth={seen['scrollWidth']} clientWidth={seen['clientWidth']} "
-        f"innerWidth={seen['innerWidth']}; overflowing: {seen['overflowing']}"
+        f"at {width} px: scrollWidth={at['scrollWidth']} clientWidth={at['clientWidth']} "
+        f"innerWidth={at['innerWidth']}; overflowing: {at['overflowing']}"
     )
-    assert seen["scrollWidth"] <= seen["innerWidth"], report
+    assert at["scrollWidth"] <= at["innerWidth"], report
     # Stricter: nothing reaches under the vertical scrollbar either.
-    assert seen["scrollWidth"] <= seen["clientWidth"], report
-    assert seen["overflowing"] == [], report
+    assert at["scrollWidth"] <= at["clientWidth"], report
+    assert at["overflowing"] == [], report
 
 
-def test_every_link_is_absolute_in_the_browser(rendered: Rendered) -> None:
-    links = rendered.seen[600]["links"]
-    assert len(links) >= len(rendered.titles)
+def test_every_link_is_absolute_in_the_browser(page: Page, seen: dict[int, dict[str, Any]]) -> None:
+    links = seen[600]["links"]
+    assert len(links) >= len(page.titles)
     relative = [link for link in links if not re.match(r"https?://", link["href"])]
     assert relative == []
     assert {link["protocol"] for link in links} <= {"http:", "https:"}
 
 
-def test_every_link_is_absolute_in_the_markup(rendered: Rendered) -> None:
-    anchors = BeautifulSoup(rendered.html, "html.parser").find_all("a", href=True)
-    assert len(anchors) >= len(rendered.titles)
-    relative = [a["href"] for a in anchors if not re.match(r"https?://", str(a["href"]))]
-    assert relative == []
-
-
-def test_no_script_and_no_event_handlers_in_the_markup(rendered: Rendered) -> None:
-    soup = BeautifulSoup(rendered.html, "html.parser")
-    assert soup.find("script") is None
-    assert "<script" not in rendered.html.lower()
-    handlers = [(tag.name, attr) for tag in soup.find_all(True) for attr in tag.attrs if attr.lower().startswith("on")]
-    assert handlers == []
-
-
-def test_a_hostile_title_is_literal_text_and_runs_nothing(rendered: Rendered) -> None:
-    assert HOSTILE in rendered.titles, "the hostile paper should be in the digest"
+def test_a_hostile_title_is_literal_text_and_runs_nothing_in_the_browser(
+    page: Page, seen: dict[int, dict[str, Any]]
+) -> None:
     for width in WIDTHS:
-        seen = rendered.seen[width]
-        assert seen["alerts"] == [], f"at {width} px a script from the digest's content ran"
-        assert seen["foreignScripts"] == 0, f"at {width} px a <script> element came out of the digest's content"
-        assert seen["title"] == rendered.subject
-        assert HOSTILE in seen["text"], f"at {width} px the title is not shown literally"
-        assert seen["hostileAnchors"] == [0], "the title should be one link holding text only"
+        at = seen[width]
+        assert at["alerts"] == [], f"at {width} px a script from the digest's content ran"
+        assert at["foreignScripts"] == 0, f"at {width} px a <script> element came out of the digest's content"
+        assert at["title"] == page.subject
+        assert HOSTILE in at["text"], f"at {width} px the title is not shown literally"
+        assert at["hostileAnchors"] == [0], "the title should be one link holding text only"
+
+
+# --- without Chromium -----------------------------------------------------------------------
+
+
+OUTCOMES = {"skipped": "skipped", "failure": "failed", "error": "error"}
+
+
+def run_this_module_without_chromium(folder: Path, *, require: bool) -> tuple[int, str, dict[str, tuple[str, str]]]:
+    """This module in a child pytest whose Chromium does not exist; returns its exit code, its
+    output and, per test, its outcome (passed, skipped, failed, error) and message."""
+    folder.mkdir()
+    env = {key: value for key, value in os.environ.items() if key != REQUIRE_ENV}  # CI sets it outside
+    env[CHROMIUM_ENV] = str(folder / "no-such-chromium")
+    if require:
+        env[REQUIRE_ENV] = "1"
+    report = folder / "report.xml"
+    this = Path(__file__).relative_to(ROOT).as_posix()
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}", this,
+            f"--deselect={this}::test_without_chromium_the_browser_tests_skip_unless_required",
+            f"--deselect={this}::test_the_readme_screenshot_shows_what_the_code_renders",
+        ],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    outcomes: dict[str, tuple[str, str]] = {}
+    for case in ET.parse(report).getroot().iter("testcase"):
+        marks = [child for child in case if child.tag in OUTCOMES]
+        outcome = (OUTCOMES[marks[0].tag], marks[0].get("message", "")) if marks else ("passed", "")
+        outcomes[case.attrib["name"]] = outcome
+    return proc.returncode, proc.stdout + proc.stderr, outcomes
+
+
+@pytest.mark.slow
+def test_without_chromium_the_browser_tests_skip_unless_required(tmp_path: Path) -> None:
+    needs_browser = {
+        name
+        for name, function in inspect.getmembers(sys.modules[__name__], inspect.isfunction)
+        if name.startswith("test_") and "seen" in inspect.signature(function).parameters
+    }
+    code, output, outcomes = run_this_module_without_chromium(tmp_path / "lenient", require=False)
+    assert code == 0, output[-3000:]
+    skipped = {name for name, (outcome, _) in outcomes.items() if outcome == "skipped"}
+    assert {name.split("[")[0] for name in skipped} == needs_browser, output[-3000:]
+    assert all("apt-get install -y chromium" in outcomes[name][1] for name in skipped), outcomes
+    passed = {name for name, (outcome, _) in outcomes.items() if outcome == "passed"}
+    assert passed and passed | skipped == set(outcomes), outcomes  # the markup checks ran and passed
+
+    code, output, outcomes = run_this_module_without_chromium(tmp_path / "strict", require=True)
+    assert code != 0, output[-3000:]
+    assert "Chromium not found" in output and "apt-get install -y chromium" in output
+    assert {name for name, (outcome, _) in outcomes.items() if outcome in ("failed", "error")} == skipped
+    assert {name for name, (outcome, _) in outcomes.items() if outcome == "passed"} == passed
