@@ -325,3 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except OSError as exc:  # a full disk, a read-only folder: one line, never a traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"paperdigest: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_RUNTIME

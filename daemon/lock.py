@@ -18,11 +18,18 @@ class AlreadyRunning(PaperdigestError):
     """Another paperdigest daemon holds this store."""
 
 
+class LockError(PaperdigestError):
+    """The instance lock cannot be taken for another reason than a live holder (a full disk, a
+    read-only or missing folder)."""
+
+
 def lock_path(store_url: str) -> Path:
     """`papers.db` -> `papers.db.lock`; a server database -> a lock file in the state directory."""
     url = make_url(store_url)
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        return Path(url.database).expanduser().with_name(Path(url.database).name + ".lock")
+        # The real file, whatever the path says (a symlink, `..`): one store, one lock.
+        store = Path(url.database).expanduser().resolve()
+        return store.with_name(store.name + ".lock")
     digest = hashlib.sha256(url.render_as_string(hide_password=True).encode()).hexdigest()[:16]
     return state_dir() / f"paperdigest-{digest}.lock"
 
@@ -33,8 +40,11 @@ class InstanceLock:
         self.fd: int | None = None
 
     def __enter__(self) -> InstanceLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise LockError(f"cannot open the instance lock {self.path}: {exc.strerror}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -44,8 +54,16 @@ class InstanceLock:
                 f"another paperdigest is already running on this store (pid {holder}, lock {self.path}); "
                 "not starting a second one"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as exc:
+            os.close(fd)
+            raise LockError(f"cannot take the instance lock {self.path}: {exc.strerror}") from None
+        try:  # the pid, for the message a second instance prints
+            pid = f"{os.getpid()}\n".encode()
+            os.pwrite(fd, pid, 0)
+            os.ftruncate(fd, len(pid))
+        except OSError as exc:  # a full disk: nothing else will work either; say so in one line
+            os.close(fd)
+            raise LockError(f"cannot write the instance lock {self.path}: {exc.strerror}") from None
         self.fd = fd
         return self
 
