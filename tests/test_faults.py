@@ -1,14 +1,25 @@
-"""Faults from outside: a full disk, one store reached by several paths. One clear line, never a traceback."""
+"""Faults from outside: a full disk, one store reached by several paths, a file still being written."""
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 import os
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from paperdigest.errors import ParseError
 from paperdigest.lock import AlreadyRunning, InstanceLock, lock_path
-from tests.conftest import run_subprocess
+from paperdigest.model import RawDump
+from paperdigest.parse import parse_dump
+from paperdigest.sources import directory
+from paperdigest.sources.directory import DirectorySource
+from paperdigest.store import queries
+from paperdigest.store.engine import open_engine
+from tests.conftest import SEEDS, run_subprocess
 
 
 def test_a_full_disk_at_the_lock_is_one_line_not_a_traceback(tmp_path: Path) -> None:
@@ -42,3 +53,67 @@ def test_one_instance_per_store_whatever_the_path(tmp_path: Path, how: str) -> N
         )
         assert second.code == 1 and "already running" in second.err
     assert os.path.realpath(other) == str(store)
+
+
+# --- a file still being written ---------------------------------------------------------------------
+
+SEED = SEEDS / "004_d0e4e6143df38525.txt"
+
+
+def _partial_cut(whole: bytes, parses: bool) -> int:
+    """An offset where the writer paused: the first half parses (or, with parses=False, does not)."""
+    for cut in range(len(whole) // 3, len(whole) - 1):
+        if whole[cut : cut + 2] != b"\n\n":
+            continue
+        try:
+            parse_dump(RawDump("x.txt", whole[:cut], None), dt.date(2026, 11, 4))
+        except ParseError:
+            if not parses:
+                return cut
+            continue
+        if parses:
+            return cut
+    raise AssertionError("no such cut in the seed")
+
+
+@pytest.mark.parametrize("first_half_parses", [True, False])
+def test_a_file_still_being_written_is_not_ingested_half(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, first_half_parses: bool
+) -> None:
+    """The writer pauses longer than the settle time, the poll reads the first part, and the writer
+    goes on while that part is being ingested (or refused): the file stays for a later poll,
+    which takes it whole."""
+    engine = open_engine(f"sqlite:///{tmp_path / 'd.db'}")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    whole = SEED.read_bytes()
+    cut = _partial_cut(whole, first_half_parses)
+    target = inbox / "2026-11-04_growing.txt"
+    target.write_bytes(whole[:cut])
+    old = time.time() - 60
+    os.utime(target, (old, old))
+
+    step = "apply" if first_half_parses else "parse_dump"
+    real = getattr(directory, step)
+
+    def writer_goes_on(*args: Any, **kwargs: Any) -> Any:
+        if target.stat().st_size == cut:
+            with target.open("ab") as handle:
+                handle.write(whole[cut:])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(directory, step, writer_goes_on)
+    source = DirectorySource("inbox", inbox)
+    now = dt.datetime.now(dt.UTC)
+    with caplog.at_level(logging.WARNING, logger="paperdigest.sources"):
+        first = source.poll(engine, now)
+    assert first.waiting == [target.name] and first.rejected == []
+    assert target.exists() and not (inbox / "rejected").exists() and not (inbox / "processed").exists()
+    assert "changed after it was read" in caplog.text
+
+    polls = [source.poll(engine, now + dt.timedelta(seconds=5 * i)) for i in (1, 2)]
+    assert sum(len(p.ingested) for p in polls) == 1 and all(p.rejected == [] for p in polls)
+    assert (inbox / "processed" / target.name).read_bytes() == whole
+    entries = parse_dump(RawDump("x", whole, None), dt.date(2026, 11, 4)).entries
+    with engine.connect() as conn:
+        assert queries.counts(conn)["papers"] == len(entries)

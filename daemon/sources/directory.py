@@ -103,7 +103,8 @@ class DirectorySource:
         try:
             with path.open("rb") as handle:
                 data = handle.read()
-                mtime = os.fstat(handle.fileno()).st_mtime
+                read_stat = os.fstat(handle.fileno())
+                mtime = read_stat.st_mtime
         except FileNotFoundError:
             log.info("source %s: %s went away before it was read", self.name, path.name)
             return
@@ -119,10 +120,14 @@ class DirectorySource:
             listing = parse_dump(RawDump(str(path), data, mtime))
         except Exception as exc:  # a file that breaks the parser in any way is rejected, never retried forever
             reason = str(exc) if isinstance(exc, BadInputError) else f"{path}: unreadable listing: {type(exc).__name__}"
+            if self._changed_since_read(path, read_stat, key, result):
+                return  # still being written: judged again once it settles
             self._refuse(path, reason, key, pending, result)
             return
         outcome = apply(engine, listing, origin=self.name)  # a StoreError propagates: the file stays for the next poll
         result.ingested.append(outcome)
+        if self.move and self._changed_since_read(path, read_stat, key, result):
+            return  # what was read is stored; the whole file is ingested again (a diff) once it settles
         log.info(
             "source %s: ingested %s: %d entries, %d new, %d updated%s",
             self.name,
@@ -134,6 +139,32 @@ class DirectorySource:
         )
         if self.move:
             _move(path, self.path / PROCESSED)
+
+    def _changed_since_read(self, path: Path, read: os.stat_result, key: str, result: PollResult) -> bool:
+        """Whether the file is no longer what was read (a writer that paused, then went on): it
+        is then left where it is, to be taken whole once it has settled."""
+        try:
+            now = path.stat()
+        except FileNotFoundError:
+            return False
+        same = (now.st_size, now.st_mtime_ns) == (read.st_size, read.st_mtime_ns)
+        if same:
+            try:
+                same = content_hash(path.read_bytes()) == key
+            except OSError:
+                same = False
+        if same:
+            return False
+        log.warning(
+            "source %s: %s changed after it was read (%d -> %d bytes); left for a later poll",
+            self.name,
+            path.name,
+            read.st_size,
+            now.st_size,
+        )
+        self.seen[path.name] = (read.st_size, read.st_mtime_ns)  # must look settled on a later poll
+        result.waiting.append(path.name)
+        return True
 
     def _refuse(self, path: Path, reason: str, key: str, pending: Pending, result: PollResult) -> None:
         """Report a refused file and, in an inbox, move it aside to rejected/ (when that is possible)."""
