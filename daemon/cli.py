@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from paperdigest import __version__, clock, digest, health, jobs, render, score, settings
+from paperdigest import __version__, clock, config, digest, health, jobs, render, score, settings
 from paperdigest.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_RUNTIME, PaperdigestError, UsageError
 from paperdigest.logs import setup_logging
 from paperdigest.mail import outbox
@@ -157,6 +157,7 @@ def cmd_digest(args: argparse.Namespace) -> int:
 
 def cmd_send(args: argparse.Namespace) -> int:
     conf = settings.load(args)
+    config.check_can_send(conf)
     engine = settings.engine(args, conf)
     now = clock.now()
     planned = outbox.enqueue_due(engine, conf, now, dry_run=args.dry_run)
@@ -178,6 +179,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     conf = settings.load(args)
+    config.check_can_send(conf)
     service = Service(conf, args.db, args.config)
     if not args.once:
         return service.serve()

@@ -9,7 +9,9 @@ read-only source, one demo subscriber of every topic, mail written as .eml files
 from __future__ import annotations
 
 import os
+import re
 import tomllib
+from email.utils import getaddresses
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -18,14 +20,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import ErrorDetails
 
 from paperdigest.errors import ConfigError
+from paperdigest.paths import state_dir
 from paperdigest.schedule import cron_trigger, parse_every
-from paperdigest.store.engine import state_dir
 
 _EMAIL = r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+$"  # ASCII only: plain SMTP, no SMTPUTF8
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Strict: TOML has real types, so "20" for a number or "yes" for a boolean is a mistake to
+    # name now, not a value to coerce (a file path is the one string turned into another type).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+FilePath = Annotated[Path, Field(strict=False)]
 
 
 class StoreSettings(_Model):
@@ -35,7 +42,7 @@ class StoreSettings(_Model):
 class SourceSettings(_Model):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
     kind: Literal["directory", "url"]
-    path: Path | None = None
+    path: FilePath | None = None
     url: str | None = None
     every: str | None = None
     cron: str | None = None
@@ -85,19 +92,41 @@ class MailSettings(_Model):
     port: Annotated[int, Field(ge=1, le=65535)] = 587
     security: Literal["starttls", "ssl", "none"] = "starttls"
     username: str | None = None
-    password_file: Path | None = None
-    outbox_dir: Path | None = None
-    ca_file: Path | None = None
+    password_file: FilePath | None = None
+    outbox_dir: FilePath | None = None
+    ca_file: FilePath | None = None
     timeout: Annotated[float, Field(gt=0)] = 30.0
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
+
+    @field_validator("from_")
+    @classmethod
+    def _from(cls, value: str) -> str:
+        pairs = getaddresses([value])
+        if len(pairs) != 1 or not re.fullmatch(_EMAIL, pairs[0][1]) or any(ch in value for ch in "\r\n"):
+            raise ValueError(f"expected one mail address such as 'Paper Digest <digest@example.org>', got {value!r}")
+        return value
+
+    @field_validator("ca_file")
+    @classmethod
+    def _readable(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            _check_readable(value)
+        return value
 
 
 class DigestSettings(_Model):
     send_empty: bool = False
-    templates: Path | None = None
+    templates: FilePath | None = None
     rising_factor: Annotated[float, Field(ge=1)] = 2.0
     rising_min_gain: Annotated[int, Field(ge=1)] = 10
+
+    @field_validator("templates")
+    @classmethod
+    def _folder(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError(f"{value} is not a directory")
+        return value
 
 
 class DaemonSettings(_Model):
@@ -253,6 +282,62 @@ def resolve(config_flag: str | None) -> Settings:
     """--config, else $PAPERDIGEST_CONFIG, else the embedded default."""
     raw = config_flag or os.environ.get("PAPERDIGEST_CONFIG")
     return load(Path(raw)) if raw else embedded_default()
+
+
+def _check_readable(path: Path) -> None:
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def sending_problems(settings: Settings) -> list[str]:
+    """What stops this config from sending mail, each naming its key: checked when `run` or
+    `send` loads the config (refused, exit 2), and shown by `status`. The password file is
+    checked here rather than for every command: a systemd credential exists only inside the
+    service, and `papers` or `status` from a shell must still work."""
+    mail = settings.mail
+    if mail.transport != "smtp" or os.environ.get("PAPERDIGEST_SMTP_PASSWORD"):
+        return []
+    if mail.password_file is not None:
+        try:
+            _check_readable(mail.password_file)
+        except ValueError as exc:
+            return [f"mail.password_file: {exc}"]
+    elif mail.username:
+        return ["mail.username is set but there is no password (mail.password_file or PAPERDIGEST_SMTP_PASSWORD)"]
+    return []
+
+
+def check_can_send(settings: Settings) -> None:
+    """Refuse a config that cannot send (ConfigError naming the file and the key)."""
+    problems = sending_problems(settings)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ConfigError(f"{settings.origin}: {problems[0]}{more}")
+
+
+def _world_readable(path: Path) -> bool:
+    try:
+        return bool(path.stat().st_mode & 0o004)
+    except OSError:
+        return False
+
+
+def exposure_warnings(settings: Settings) -> list[str]:
+    """Secrets that other users of the machine can read: a config file holding one (a store URL
+    with a password) or the SMTP password file, when they are world-readable."""
+    warnings = []
+    origin = Path(settings.origin)
+    url = settings.store.url or ""
+    holds_secret = bool(re.match(r"^[^:/]+://[^/@]*:[^/@]*@", url))
+    if holds_secret and settings.origin != "embedded default" and _world_readable(origin):
+        warnings.append(f"{origin} holds a secret (the store URL's password) and is world-readable: chmod o-r it")
+    password = settings.mail.password_file
+    if password is not None and _world_readable(password):
+        warnings.append(f"mail.password_file {password} is world-readable: chmod o-r it")
+    return warnings
 
 
 def smtp_password(mail: MailSettings) -> str | None:

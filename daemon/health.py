@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from paperdigest.clock import as_utc, iso
-from paperdigest.config import Settings, SourceSettings
+from paperdigest.config import Settings, SourceSettings, sending_problems
 from paperdigest.schedule import cron_trigger, parse_every
 from paperdigest.store import queries
 
@@ -128,7 +128,8 @@ def status_report(settings: Settings, engine: Engine, store: str, now: dt.dateti
         failed_recently = queries.recent_failed_mail(conn, now - MAIL_LOOKBACK)
         rejections = queries.open_rejections(conn, now - REJECTION_LOOKBACK)
     sources = [source_health(s, states.get(s.name), now) for s in settings.sources]
-    mail_ok = mail_healthy(failed_recently, attention)
+    cannot_send = sending_problems(settings) if settings.subscribers else []
+    mail_ok = mail_healthy(failed_recently, attention) and not cannot_send
     healthy = mail_ok and not rejections and all(s.healthy for s in sources)
     return {
         "healthy": healthy,
@@ -166,6 +167,8 @@ def status_report(settings: Settings, engine: Engine, store: str, now: dt.dateti
         ],
         "mail": {
             "healthy": mail_ok,
+            "can_send": not cannot_send,
+            "problems": cannot_send,
             "failed_last_7_days": failed_recently,
             "counts": {status: mail.get(status, 0) for status in OUTBOX_STATUSES},
             "attention": [

@@ -11,7 +11,7 @@ from types import TracebackType
 from sqlalchemy.engine import make_url
 
 from paperdigest.errors import PaperdigestError
-from paperdigest.store.engine import state_dir
+from paperdigest.paths import state_dir
 
 
 class AlreadyRunning(PaperdigestError):

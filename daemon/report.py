@@ -158,6 +158,8 @@ def status_lines(report: Mapping[str, Any]) -> list[str]:
         f"mail: {counts['sent']} sent, {counts['pending'] + counts['sending']} pending, {counts['failed']} failed, "
         f"{counts['empty']} empty periods"
     )
+    for problem in mail["problems"]:
+        lines.append(f"  cannot send: {problem}")
     for m in mail["attention"]:
         when = f", next try {utc_minute(m['next_attempt_at'])}" if m["status"] == "pending" else ""
         lines.append(

@@ -77,6 +77,7 @@ class Service:
     ) -> None:
         self.settings = settings
         self.config_flag = config_flag
+        self._warn_exposed()
         self.store_url = resolve_url(db_flag, settings.store.url)
         self.engine: Engine = open_engine(self.store_url)
         self.notifier = notifier or Notifier()
@@ -225,6 +226,7 @@ class Service:
     def reload(self) -> None:
         try:
             fresh = config.resolve(self.config_flag)
+            config.check_can_send(fresh)
         except ConfigError as exc:
             log.error("new config refused, keeping the running one: %s", exc)
             return
@@ -253,6 +255,10 @@ class Service:
                 coalesce=True,
                 max_instances=1,
             )
+
+    def _warn_exposed(self) -> None:
+        for warning in config.exposure_warnings(self.settings):
+            log.warning("%s", warning)
 
     def serve(self) -> int:
         with InstanceLock(lock_path(self.store_url)):

@@ -161,3 +161,105 @@ def test_secrets_never_appear_in_errors(tmp_path: Path) -> None:
         config.validate({"mail": {"password_file": "/x", "port": "hunter2-secret"}}, "c.toml")
     assert "mail.port" in str(info.value)
     assert "hunter2" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("mutation", "message"),
+    [
+        ({"subscribers": [{"email": "a@x.org", "max_papers": "20"}]}, "subscribers[0].max_papers:"),
+        ({"digest": {"send_empty": "yes"}}, "digest.send_empty:"),
+        ({"scoring": {"title": "3"}}, "scoring.title:"),
+        ({"mail": {"port": "587"}}, "mail.port:"),
+        ({"sources": [{"name": "x", "kind": "directory", "path": "/x", "move": "no"}]}, "sources[0].move:"),
+        ({"mail": {"from": "Paper Digest"}}, "mail.from: expected one mail address"),
+        ({"mail": {"from": "a@x.org, b@x.org"}}, "mail.from: expected one mail address"),
+        ({"mail": {"from": "Digest <dîgest@x.org>"}}, "mail.from: expected one mail address"),
+        ({"digest": {"templates": "/nonexistent/templates"}}, "digest.templates: /nonexistent/templates is not a dir"),
+        ({"mail": {"ca_file": "/nonexistent/ca.pem"}}, "mail.ca_file: cannot read /nonexistent/ca.pem"),
+    ],
+)
+def test_strict_types_and_checks_made_at_load(mutation: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        config.validate(mutation, "c.toml")
+    assert message in str(info.value)
+
+
+def test_numbers_may_be_written_as_whole_numbers() -> None:
+    settings = config.validate({"scoring": {"title": 3, "upvotes": 1.5}, "digest": {"rising_factor": 3}}, "c.toml")
+    assert settings.scoring.title == 3.0 and settings.digest.rising_factor == 3.0
+
+
+def smtp_config(tmp_path: Path, password_file: str | None, username: str | None = "digest") -> Path:
+    lines = [
+        '[mail]\nfrom = "Digest <d@example.org>"\ntransport = "smtp"\nhost = "127.0.0.1"\nport = 9\n',
+        f'username = "{username}"\n' if username else "",
+        f'password_file = "{password_file}"\n' if password_file else "",
+        '[[subscribers]]\nemail = "ada@example.org"\n',
+    ]
+    return write(tmp_path, "".join(lines))
+
+
+@pytest.mark.parametrize("command", [["send"], ["send", "--dry-run"], ["run", "--once"]])
+def test_a_config_that_cannot_send_is_refused_by_the_commands_that_send(
+    cli: Any, tmp_path: Path, db_url: str, command: list[str]
+) -> None:
+    path = smtp_config(tmp_path, str(tmp_path / "missing-secret"))
+    result = cli("--config", str(path), "--db", db_url, *command)
+    assert result.code == 2
+    assert str(path) in result.err and "mail.password_file" in result.err and "missing-secret" in result.err
+    assert len(result.err.strip().splitlines()) == 1
+
+
+def test_status_says_a_config_cannot_send_and_other_commands_still_work(
+    cli: Any, tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = smtp_config(tmp_path, str(tmp_path / "missing-secret"))
+    status = cli("--config", str(path), "--db", db_url, "status", "--json")
+    assert status.code == 1
+    mail = status.json_lines()[0]["mail"]
+    assert mail["can_send"] is False and "mail.password_file" in mail["problems"][0]
+    text = cli("--config", str(path), "--db", db_url, "status")
+    assert "cannot send: mail.password_file" in text.out
+    assert cli("--config", str(path), "--db", db_url, "papers").code == 0  # a systemd credential lives in the unit
+    monkeypatch.setenv("PAPERDIGEST_SMTP_PASSWORD", "from-env")  # the environment wins over the file
+    assert cli("--config", str(path), "--db", db_url, "status").code == 0
+
+
+def test_a_username_without_any_password_cannot_send(cli: Any, tmp_path: Path, db_url: str) -> None:
+    path = smtp_config(tmp_path, None)
+    result = cli("--config", str(path), "--db", db_url, "send")
+    assert result.code == 2 and "mail.username is set but there is no password" in result.err
+    anonymous = cli("--config", str(smtp_config(tmp_path, None, username=None)), "--db", db_url, "send")
+    assert anonymous.code == 0 and "queued ada@example.org" in anonymous.out  # no login: no password needed
+
+
+def test_a_reload_to_a_config_that_cannot_send_keeps_the_running_one(tmp_path: Path, db_url: str) -> None:
+    from paperdigest.service import Service
+
+    secret = tmp_path / "secret"
+    secret.write_text("pw\n")
+    secret.chmod(0o600)
+    path = smtp_config(tmp_path, str(secret))
+    service = Service(config.load(path), db_url, str(path))
+    secret.unlink()
+    path.write_text(path.read_text(encoding="utf-8").replace('host = "127.0.0.1"', 'host = "changed.example"'))
+    service.reload()
+    assert service.settings.mail.host == "127.0.0.1"
+
+
+def test_world_readable_secrets_are_warned_about(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("pw\n")
+    secret.chmod(0o644)
+    path = write(
+        tmp_path,
+        '[store]\nurl = "postgresql+psycopg://digest:s3cret@db.example/papers"\n'
+        f'[mail]\ntransport = "smtp"\npassword_file = "{secret}"\n',
+    )
+    path.chmod(0o644)
+    warnings = config.exposure_warnings(config.load(path))
+    assert len(warnings) == 2 and str(path) in warnings[0] and str(secret) in warnings[1]
+    assert all("s3cret" not in w for w in warnings)
+    path.chmod(0o600)
+    secret.chmod(0o600)
+    assert config.exposure_warnings(config.load(path)) == []

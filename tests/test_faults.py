@@ -117,3 +117,63 @@ def test_a_file_still_being_written_is_not_ingested_half(
     entries = parse_dump(RawDump("x", whole, None), dt.date(2026, 11, 4)).entries
     with engine.connect() as conn:
         assert queries.counts(conn)["papers"] == len(entries)
+
+
+# --- private by default -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def umask_022() -> Any:
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_the_store_and_its_wal_are_readable_by_the_owner_only(tmp_path: Path, umask_022: Any) -> None:
+    store = tmp_path / "state" / "deep" / "papers.db"
+    engine = open_engine(f"sqlite:///{store}")
+    with engine.connect().execution_options(write=True) as conn, conn.begin():
+        conn.exec_driver_sql("INSERT INTO source_state (name, failures) VALUES ('x', 0)")
+        wal, shm = store.with_name("papers.db-wal"), store.with_name("papers.db-shm")
+        assert wal.exists() and shm.exists()
+        assert (mode(store), mode(wal), mode(shm)) == (0o600, 0o600, 0o600)
+    assert mode(store.parent) == mode(store.parent.parent) == 0o700
+    engine.dispose()
+
+
+def test_the_outbox_and_the_archive_are_private(tmp_path: Path, umask_022: Any) -> None:
+    from paperdigest.mail.files import FileTransport
+    from paperdigest.sources.http import HttpSource
+
+    outbox = tmp_path / "state" / "outbox"
+    with FileTransport(outbox) as transport:
+        message = b"To: a@x.org\r\nContent-Type: text/html\r\n\r\n<p>hi</p>\r\n"
+        transport.send(sender="d@x.org", recipient="a@x.org", message=message, name="m")
+    assert mode(outbox) == 0o700 and mode(outbox.parent) == 0o700
+    assert {p.name: mode(p) for p in outbox.iterdir()} == {"m.eml": 0o600, "m.html": 0o600}
+    archived = HttpSource("api", "http://127.0.0.1/", archive=tmp_path / "archive" / "api").archive_body(
+        b"[]", "application/json", dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    )
+    assert mode(archived) == 0o600 and mode(archived.parent) == mode(archived.parent.parent) == 0o700
+
+
+def test_run_warns_about_a_world_readable_password_file(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("pw\n")
+    secret.chmod(0o644)
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'[mail]\nfrom = "D <d@example.org>"\ntransport = "smtp"\nhost = "127.0.0.1"\nport = 9\n'
+        f'username = "u"\npassword_file = "{secret}"\n',
+        encoding="utf-8",
+    )
+    result = run_subprocess(
+        "--config", str(config), "--db", f"sqlite:///{tmp_path / 'd.db'}", "run", "--once",
+        env={"STATE_DIRECTORY": str(tmp_path / "s")},
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    assert f"mail.password_file {secret} is world-readable" in result.err and "pw" not in result.err.split()

@@ -36,7 +36,8 @@ def test_python_daemon_is_installed_beside_us(tmp_path: Path) -> None:
     assert probe.returncode == 0, probe.stderr
     has_context, daemon_file, ours = probe.stdout.split()
     assert has_context == "True", f"`daemon` is not python-daemon's package: {daemon_file}"
-    assert "paperdigest" in Path(ours).parts
+    # ours: the installed package, or (an editable install) the checkout's folder daemon/
+    assert Path(ours).parent.name in ("paperdigest", "daemon") and Path(ours).parent != Path(daemon_file).parent
     assert importlib.metadata.version("python-daemon")
     result = run_subprocess("--version", cwd=tmp_path)
     assert result.code == 0, result.err

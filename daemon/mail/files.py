@@ -8,7 +8,7 @@ from pathlib import Path
 from types import TracebackType
 
 from paperdigest.mail.transport import DeliveryError
-from paperdigest.sources.files import write_atomically
+from paperdigest.paths import private_dir, write_atomically
 
 
 def html_part(message: bytes) -> bytes | None:
@@ -29,7 +29,7 @@ class FileTransport:
 
     def __enter__(self) -> FileTransport:
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            private_dir(self.folder)
         except OSError as exc:
             raise DeliveryError(
                 f"cannot create {self.folder}: {exc.strerror}", permanent=False, stop_batch=True

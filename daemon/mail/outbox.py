@@ -38,10 +38,10 @@ from paperdigest.config import Settings, SubscriberSettings
 from paperdigest.mail.message import build_message, message_id, split_from
 from paperdigest.mail.transport import DeliveryError, Transport
 from paperdigest.model import Paper
+from paperdigest.paths import state_dir
 from paperdigest.schedule import cron_trigger, latest_fire
 from paperdigest.score import HitCache
 from paperdigest.store import queries
-from paperdigest.store.engine import state_dir
 
 log = logging.getLogger("paperdigest.mail")
 

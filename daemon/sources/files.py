@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import glob
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,17 +96,3 @@ def _mtime(path: Path) -> float | None:
 def origin_of(path: Path) -> str:
     """The source a dump named on the command line belongs to: its folder."""
     return str(path.absolute().parent)
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over the target."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -24,10 +24,9 @@ from paperdigest.errors import BadInputError, EmptyListingError, SourceError
 from paperdigest.ingest import apply
 from paperdigest.model import RawDump
 from paperdigest.parse import content_hash, parse_dump
+from paperdigest.paths import private_dir, state_dir, write_atomically
 from paperdigest.sources.directory import PollResult
-from paperdigest.sources.files import write_atomically
 from paperdigest.store import queries
-from paperdigest.store.engine import state_dir
 
 log = logging.getLogger("paperdigest.sources")
 
@@ -152,7 +151,7 @@ class HttpSource:
             earlier = _archived(folder, digest, suffix)
             if earlier is not None:
                 return earlier
-            folder.mkdir(parents=True, exist_ok=True)
+            private_dir(folder)
             write_atomically(path, body)
         except OSError as exc:
             raise SourceError(f"source {self.name}: cannot archive the body in {folder}: {exc.strerror}") from None

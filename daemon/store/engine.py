@@ -11,18 +11,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from paperdigest.errors import StoreError, UsageError
+from paperdigest.paths import private_dir, private_file, state_dir
 from paperdigest.store.tables import metadata
 
 DB_FILE = "papers.db"
-
-
-def state_dir(env: dict[str, str] | os._Environ[str] | None = None) -> Path:
-    """$STATE_DIRECTORY (systemd), else $XDG_DATA_HOME/paperdigest, else ~/.local/share/paperdigest."""
-    env = os.environ if env is None else env
-    if env.get("STATE_DIRECTORY"):
-        return Path(env["STATE_DIRECTORY"].split(":")[0])
-    base = env.get("XDG_DATA_HOME") or str(Path(env.get("HOME") or Path.home()) / ".local" / "share")
-    return Path(base) / "paperdigest"
 
 
 def default_url(env: dict[str, str] | os._Environ[str] | None = None) -> str:
@@ -43,11 +35,12 @@ def open_engine(url: str) -> Engine:
     kwargs: dict[str, Any] = {}
     is_sqlite = parsed.get_backend_name() == "sqlite"
     if is_sqlite and parsed.database and parsed.database != ":memory:":
-        folder = Path(parsed.database).expanduser().parent
+        store = Path(parsed.database).expanduser()
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            private_dir(store.parent)
+            private_file(store)  # SQLite gives its -wal and -shm files the store's mode
         except OSError as exc:
-            raise StoreError(f"cannot create the store's folder {folder}: {exc.strerror}") from None
+            raise StoreError(f"cannot create the store {store}: {exc.strerror}") from None
     try:
         engine = create_engine(parsed, **kwargs)
     except (ArgumentError, ImportError) as exc:
