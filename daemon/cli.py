@@ -21,7 +21,7 @@ from paperdigest.mail import outbox
 from paperdigest.model import DumpResult
 from paperdigest.report import backfill_summary, papers_table, progress_for, status_lines
 from paperdigest.service import Service
-from paperdigest.store import queries
+from paperdigest.store import migrate, queries
 from paperdigest.store.engine import describe
 
 log = logging.getLogger("paperdigest")
@@ -224,6 +224,29 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK if report["healthy"] else EXIT_RUNTIME
 
 
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    done = migrate.upgrade(settings.engine(args, schema="none"))
+    if done.changed:
+        print(f"store upgraded from {done.before or 'an empty store'} to schema revision {done.after}")
+    else:
+        print(f"store already at schema revision {done.after} (the newest)")
+    return EXIT_OK
+
+
+def cmd_db_current(args: argparse.Namespace) -> int:
+    engine = settings.engine(args, schema="none")
+    with engine.connect() as conn:
+        revision = migrate.current(conn)
+    newest = migrate.head()
+    if revision is None:
+        print(f"empty store (no schema yet); this paperdigest creates revision {newest}")
+    elif revision == newest:
+        print(f"{revision} (the newest)")
+    else:
+        print(f"{revision} (this paperdigest needs {newest}: run `paperdigest db upgrade`)")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="paperdigest",
@@ -307,7 +330,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--last", type=_positive, default=5, metavar="N", help="how many recent dumps to show")
     p.add_argument("--json", action="store_true", help="one JSON object")
+
+    p = command("db", _db_usage, "the store's schema: `db upgrade` applies migrations, `db current` shows the revision")
+    db = p.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    sub = db.add_parser("upgrade", help="bring the store's schema up to date (idempotent)")
+    sub.description = "bring the store's schema up to date; exit 0 when it already is"
+    sub.set_defaults(func=cmd_db_upgrade)
+    sub = db.add_parser("current", help="show the store's schema revision")
+    sub.description = "show the store's schema revision, and whether it is the newest"
+    sub.set_defaults(func=cmd_db_current)
     return parser
+
+
+def _db_usage(args: argparse.Namespace) -> int:  # argparse requires an action: never reached
+    raise UsageError("db: say `upgrade` or `current`")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -32,3 +32,4 @@ def setup_logging(verbose: bool, daemon: bool = False) -> None:
     root.setLevel(logging.DEBUG if verbose else logging.INFO if daemon else logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING if not verbose else logging.INFO)
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # migrations report through paperdigest

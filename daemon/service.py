@@ -27,7 +27,15 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from paperdigest import clock, config
 from paperdigest.config import Settings, SourceSettings
-from paperdigest.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_RUNTIME, ConfigError, PaperdigestError, SourceError
+from paperdigest.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_OK,
+    EXIT_RUNTIME,
+    ConfigError,
+    PaperdigestError,
+    SourceError,
+    StoreError,
+)
 from paperdigest.health import next_digests, poll_interval
 from paperdigest.ingest import reject
 from paperdigest.lock import InstanceLock, lock_path
@@ -36,8 +44,8 @@ from paperdigest.notify import Notifier
 from paperdigest.schedule import cron_trigger, parse_every
 from paperdigest.sources.directory import DirectorySource, PollResult
 from paperdigest.sources.http import HttpSource
-from paperdigest.store import queries
-from paperdigest.store.engine import open_engine, resolve_url
+from paperdigest.store import migrate, queries
+from paperdigest.store.engine import describe, open_engine, resolve_url
 
 log = logging.getLogger("paperdigest")
 
@@ -79,7 +87,7 @@ class Service:
         self.config_flag = config_flag
         self._warn_exposed()
         self.store_url = resolve_url(db_flag, settings.store.url)
-        self.engine: Engine = open_engine(self.store_url)
+        self.engine: Engine = open_engine(self.store_url, schema="none")  # upgraded under the lock
         self.notifier = notifier or Notifier()
         self.sources: dict[str, Source] = {s.name: make_source(s) for s in settings.sources}
         self.stopping = threading.Event()
@@ -260,8 +268,18 @@ class Service:
         for warning in config.exposure_warnings(self.settings):
             log.warning("%s", warning)
 
+    def _upgrade_store(self) -> None:
+        """Bring the store's schema up to date: the daemon does at start what `db upgrade` does."""
+        try:
+            done = migrate.upgrade(self.engine)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot upgrade the store {_shown(self.store_url)}: {describe(exc)}") from None
+        if done.changed:
+            log.info("store upgraded from schema %s to %s", done.before or "(empty)", done.after)
+
     def serve(self) -> int:
         with InstanceLock(lock_path(self.store_url)):
+            self._upgrade_store()
             scheduler = BackgroundScheduler(
                 timezone=dt.UTC,
                 executors={
@@ -297,6 +315,7 @@ class Service:
 
     def once(self) -> CycleReport:
         with InstanceLock(lock_path(self.store_url)):
+            self._upgrade_store()
             return self.cycle()
 
     def _install_signals(self) -> None:

@@ -9,7 +9,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from paperdigest import config
-from paperdigest.store.engine import open_engine, resolve_url
+from paperdigest.store.engine import Schema, open_engine, resolve_url
 
 
 def load(args: argparse.Namespace) -> config.Settings:
@@ -23,8 +23,8 @@ def store_url(args: argparse.Namespace, settings: config.Settings | None = None)
     return resolve_url(args.db, settings.store.url)
 
 
-def engine(args: argparse.Namespace, settings: config.Settings | None = None) -> Engine:
-    return open_engine(store_url(args, settings))
+def engine(args: argparse.Namespace, settings: config.Settings | None = None, schema: Schema = "check") -> Engine:
+    return open_engine(store_url(args, settings), schema)
 
 
 def display_url(url: str) -> str:

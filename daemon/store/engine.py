@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -12,7 +12,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from paperdigest.errors import StoreError, UsageError
 from paperdigest.paths import private_dir, private_file, state_dir
-from paperdigest.store.tables import metadata
+from paperdigest.store import migrate
 
 DB_FILE = "papers.db"
 
@@ -26,8 +26,15 @@ def resolve_url(cli_url: str | None, config_url: str | None = None) -> str:
     return cli_url or os.environ.get("PAPERDIGEST_DB") or config_url or default_url()
 
 
-def open_engine(url: str) -> Engine:
-    """An engine with the schema in place. SQLite gets WAL, foreign keys and a busy timeout."""
+Schema = Literal["check", "upgrade", "none"]
+
+
+def open_engine(url: str, schema: Schema = "check") -> Engine:
+    """An engine on the store. SQLite gets WAL, foreign keys and a busy timeout.
+
+    `schema`: "check" creates an empty store and refuses one whose schema is out of date (it
+    names `paperdigest db upgrade`); "upgrade" brings it up to date; "none" leaves it alone (the
+    caller migrates, e.g. under the daemon's lock)."""
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError):
@@ -48,7 +55,10 @@ def open_engine(url: str) -> Engine:
     if is_sqlite:
         _sqlite_setup(engine)
     try:
-        metadata.create_all(engine)
+        if schema == "check":
+            migrate.check(engine)
+        elif schema == "upgrade":
+            migrate.upgrade(engine)
     except SQLAlchemyError as exc:
         shown = parsed.render_as_string(hide_password=True)
         raise StoreError(f"cannot open the store {shown}: {describe(exc)}") from None

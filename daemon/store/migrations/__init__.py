@@ -1,0 +1,1 @@
+"""The store's schema as Alembic migrations: versions/ holds one revision per change."""
