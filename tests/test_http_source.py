@@ -426,23 +426,22 @@ def test_a_304_keeps_the_validators_and_counts_as_success(server: Server, tmp_pa
 
 
 def test_a_body_over_the_cap_is_refused_and_nothing_is_stored(
-    server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource], monkeypatch: pytest.MonkeyPatch
+    server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource]
 ) -> None:
-    monkeypatch.setattr(http_source, "MAX_BYTES", 10_000)
     server.program(default=json_reply(API_FIXTURE.read_bytes()))
     with pytest.raises(SourceError, match="larger than 10000 bytes"):
-        make(sources, server.url(), tmp_path / "archive").poll(engine, NOW)
+        make(sources, server.url(), tmp_path / "archive", max_bytes=10_000).poll(engine, NOW)
     assert counts(engine) == {"papers": 0, "dumps": 0, "sightings": 0, "papers_with_arxiv_id": 0}
     assert not (tmp_path / "archive").exists() or not any((tmp_path / "archive").iterdir())
 
 
 def test_a_body_under_the_cap_is_accepted(
-    server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource], monkeypatch: pytest.MonkeyPatch
+    server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource]
 ) -> None:
     body = PROPS_PAGE.read_bytes()
-    monkeypatch.setattr(http_source, "MAX_BYTES", len(body))
     server.program(Reply(200, body, {"Content-Type": HTML_TYPE}))
-    result = make(sources, server.url("/papers/date/2026-03-02"), tmp_path / "archive").poll(engine, NOW)
+    source = make(sources, server.url("/papers/date/2026-03-02"), tmp_path / "archive", max_bytes=len(body))
+    result = source.poll(engine, NOW)
     assert result.entries == 4
 
 
