@@ -119,16 +119,21 @@ class LimitsSettings(_Model):
 
     max_dump_bytes: Annotated[int, Field(gt=0, strict=True)] = MAX_DUMP_BYTES  # a file or an HTTP body
     fetch_deadline: Annotated[float, Field(gt=0, strict=True)] = 60.0  # s, one HTTP attempt, start to end
-    fetch_budget: Annotated[float, Field(gt=0, strict=True)] = 180.0  # s, a whole fetch, retries included
+    fetch_budget: Annotated[float, Field(gt=0, strict=True)] | None = None  # s, a whole fetch, retries included
 
     @model_validator(mode="after")
     def _budget(self) -> LimitsSettings:
-        if self.fetch_budget < self.fetch_deadline:
+        if self.fetch_budget is not None and self.fetch_budget < self.fetch_deadline:
             raise ValueError(
                 f"limits.fetch_budget ({self.fetch_budget:g} s) must be at least "
                 f"limits.fetch_deadline ({self.fetch_deadline:g} s): it covers every try of a fetch"
             )
         return self
+
+    @property
+    def budget(self) -> float:
+        """Seconds for a whole fetch, waits between tries included: fetch_budget, else 3 tries' worth."""
+        return self.fetch_budget if self.fetch_budget is not None else 3 * self.fetch_deadline
 
 
 class SubscriberSettings(_Model):

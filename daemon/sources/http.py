@@ -91,13 +91,11 @@ class HttpSource:
     backoff: float = 1.0
     max_bytes: int = MAX_BYTES
     deadline: float = LimitsSettings().fetch_deadline
-    budget: float = LimitsSettings().fetch_budget
+    budget: float = LimitsSettings().budget
 
     @classmethod
     def configured(cls, name: str, url: str, limits: LimitsSettings) -> HttpSource:
-        return cls(
-            name, url, max_bytes=limits.max_dump_bytes, deadline=limits.fetch_deadline, budget=limits.fetch_budget
-        )
+        return cls(name, url, max_bytes=limits.max_dump_bytes, deadline=limits.fetch_deadline, budget=limits.budget)
 
     def _client(self) -> httpx.Client:
         if self.client is None:
