@@ -846,13 +846,14 @@ def test_a_trickling_server_shows_as_a_failing_source(server: Server, tmp_path: 
 def test_retries_stop_before_their_waits_would_pass_the_budget(
     server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource]
 ) -> None:
-    """Backoff 0.25, 0.5, 1 s (really slept) in a budget of 1 s: the third wait is not started."""
+    """Backoff 0.5, 1, 2 s (really slept) in a budget of 2 s: tries at 0, 0.5 and 1.5 s; the third
+    wait would end at 3.5 s, so it is not started."""
     server.program(default=Reply(500, b"broken"))
-    source = make(sources, server.url(), tmp_path / "archive", sleep=time.sleep, backoff=0.25, deadline=1.0, budget=1.0)
+    source = make(sources, server.url(), tmp_path / "archive", sleep=time.sleep, backoff=0.5, deadline=1.0, budget=2.0)
     message, took = timed_failure(source, engine)
     assert len(server.requests) == 3
-    assert "HTTP 500 (after 3 tries" in message and "budget of 1 s" in message
-    assert took < 1.0
+    assert "HTTP 500 (after 3 tries: waiting 2 s for another would pass the fetch's budget of 2 s)" in message
+    assert 1.5 <= took < 2.0
 
 
 def test_a_retry_after_longer_than_the_budget_is_not_waited_for(
@@ -869,7 +870,7 @@ def test_a_retry_after_longer_than_the_budget_is_not_waited_for(
 def test_the_default_budget_still_allows_every_retry_of_a_flaky_server(
     server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource]
 ) -> None:
-    """Three Retry-After waits at the cap (60 s each) fit the default budget of 180 s... just not the fourth."""
+    """Three Retry-After waits of 50 s fit the default budget (180 s): a flaky server keeps its four tries."""
     server.program(*[Reply(503, b"busy", {"Retry-After": "50"})] * 3, json_reply(API_FIXTURE.read_bytes()))
     sleeps = Sleeps()
     result = make(sources, server.url(), tmp_path / "archive", sleep=sleeps).poll(engine, NOW)

@@ -1,7 +1,7 @@
 """[limits] max_dump_bytes for local dumps: a file over the cap is refused before it is read, by
 `parse`, `ingest`, `backfill` and an inbox alike; the [limits] settings are validated.
 
-Big files here are sparse (truncate): hundreds of MiB that take no disk, but would take as much
+Big files here are sparse (truncate): tens of MiB that take no disk, but would take as much
 memory, and time, if they were read. tracemalloc shows they are not."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine
 
 from paperdigest import config
 from paperdigest.config import MAX_DUMP_BYTES
@@ -31,7 +32,7 @@ from tests.conftest import SEEDS
 SMALL = SEEDS / "000_99135a5897ec12b8.txt"  # 82 705 bytes
 LARGE = SEEDS / "004_d0e4e6143df38525.txt"  # 130 446 bytes
 CAP = 100_000  # between the two
-HUGE = 256 * 2**20
+HUGE = 64 * 2**20
 MiB = 2**20
 
 
@@ -75,7 +76,7 @@ def limits_config(tmp_path: Path, cap: int, inbox: Path | None = None) -> str:
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Any]:
+def engine(tmp_path: Path) -> Iterator[Engine]:
     eng = open_engine(f"sqlite:///{tmp_path / 'limits.db'}")
     yield eng
     eng.dispose()
@@ -89,11 +90,11 @@ def test_a_file_over_the_cap_is_refused_before_it_is_read(tmp_path: Path) -> Non
     started = time.monotonic()
     refused, peak = peak_memory(lambda: files.read(huge, 4096))
     assert time.monotonic() - started < 1.0
-    assert peak < MiB  # reading it would take 256 MiB
+    assert peak < MiB  # reading it would take 64 MiB
     assert isinstance(refused, ParseError)
     message = str(refused)
     assert message.startswith(f"{huge}: ")
-    assert f"{HUGE} bytes (256.0 MiB) is larger than the cap of 4096 bytes (4.0 KiB)" in message
+    assert f"{HUGE} bytes (64.0 MiB) is larger than the cap of 4096 bytes (4.0 KiB)" in message
     assert "raise [limits] max_dump_bytes" in message
 
 
@@ -171,8 +172,8 @@ def test_backfill_reports_a_file_over_the_cap_and_goes_on(tmp_path: Path, cli: A
         str(folder / "2026-11-03_small.txt"),
         str(folder / "2026-11-05_again.txt"),
     ]
-    assert f"{huge}: {HUGE} bytes (256.0 MiB) is larger than the cap" in result.err
-    assert peak < 64 * MiB  # the huge one is never read, not even to name it for `status`
+    assert f"{huge}: {HUGE} bytes (64.0 MiB) is larger than the cap" in result.err
+    assert peak < 16 * MiB  # the huge one is never read, not even to name it for `status`
     status = cli("--config", conf, "--db", db_url, "status", "--json").json_lines()[0]
     assert [r["file"] for r in status["rejected"]] == [str(huge)]
 
@@ -180,7 +181,7 @@ def test_backfill_reports_a_file_over_the_cap_and_goes_on(tmp_path: Path, cli: A
 # --- an inbox ----------------------------------------------------------------------------------
 
 
-def test_an_inbox_rejects_a_file_over_the_cap_and_takes_the_others(tmp_path: Path, engine: Any) -> None:
+def test_an_inbox_rejects_a_file_over_the_cap_and_takes_the_others(tmp_path: Path, engine: Engine) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     sparse(inbox / "2026-11-04_huge.txt", HUGE)
@@ -189,19 +190,19 @@ def test_an_inbox_rejects_a_file_over_the_cap_and_takes_the_others(tmp_path: Pat
     started = time.monotonic()
     result, peak = peak_memory(lambda: source.poll(engine, dt.datetime.now(dt.UTC)))
     assert time.monotonic() - started < 10
-    assert peak < 64 * MiB
+    assert peak < 16 * MiB
     assert len(result.ingested) == 1 and result.ingested[0].entries > 0
     assert [r.file for r in result.rejected] == ["2026-11-04_huge.txt"]
     assert sorted(p.name for p in (inbox / "processed").iterdir()) == ["2026-11-03_small.txt"]
     rejected = inbox / "rejected"
     assert sorted(p.name for p in rejected.iterdir()) == ["2026-11-04_huge.txt", "2026-11-04_huge.txt.error"]
     reason = (rejected / "2026-11-04_huge.txt.error").read_text(encoding="utf-8")
-    assert f"{HUGE} bytes (256.0 MiB) is larger than the cap of {CAP} bytes" in reason
+    assert f"{HUGE} bytes (64.0 MiB) is larger than the cap of {CAP} bytes" in reason
     assert "max_dump_bytes" in reason
     assert (rejected / "2026-11-04_huge.txt").stat().st_size == HUGE  # moved, not touched
 
 
-def test_a_read_only_folder_reports_a_file_over_the_cap_once(tmp_path: Path, engine: Any) -> None:
+def test_a_read_only_folder_reports_a_file_over_the_cap_once(tmp_path: Path, engine: Engine) -> None:
     folder = tmp_path / "seeds"
     folder.mkdir()
     large = settled_copy(LARGE, folder / "large.txt")
