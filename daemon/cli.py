@@ -57,15 +57,17 @@ def _describe(result: DumpResult) -> str:
 
 
 def cmd_parse(args: argparse.Namespace) -> int:
-    for _, listing in jobs.parse_paths([args.source], args.as_of):
+    limits = settings.load(args).limits
+    for _, listing in jobs.parse_paths([args.source], args.as_of, limits=limits):
         for entry in listing.entries:
             _print_json(entry.to_json(), sys.stdout)
     return EXIT_OK
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    engine = settings.engine(args)
-    for result in jobs.ingest(engine, args.sources, args.as_of, dry_run=args.dry_run):
+    conf = settings.load(args)
+    engine = settings.engine(args, conf)
+    for result in jobs.ingest(engine, args.sources, args.as_of, dry_run=args.dry_run, limits=conf.limits):
         if args.json:
             _print_json(result.to_json(), sys.stdout)
         else:
@@ -74,12 +76,16 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    engine = settings.engine(args)
+    conf = settings.load(args)
+    engine = settings.engine(args, conf)
     started = time.monotonic()
     results: list[DumpResult] = []
     failures: list[jobs.Failure] = []
     with progress_for(sys.stderr, enabled=not args.json) as progress:
-        for outcome in jobs.backfill(engine, args.paths, args.as_of, on_start=progress.start):
+        outcomes = jobs.backfill(
+            engine, args.paths, args.as_of, on_start=progress.start, max_bytes=conf.limits.max_dump_bytes
+        )
+        for outcome in outcomes:
             progress.advance()
             if isinstance(outcome, jobs.Failure):
                 failures.append(outcome)

@@ -140,6 +140,31 @@ class DaemonSettings(_Model):
         return value
 
 
+MAX_DUMP_BYTES = 20 * 1024 * 1024
+
+
+class LimitsSettings(_Model):
+    """Caps on what one dump may cost, for every source and command alike."""
+
+    max_dump_bytes: Annotated[int, Field(gt=0, strict=True)] = MAX_DUMP_BYTES  # a file or an HTTP body
+    fetch_deadline: Annotated[float, Field(gt=0, strict=True)] = 60.0  # s, one HTTP attempt, start to end
+    fetch_budget: Annotated[float, Field(gt=0, strict=True)] | None = None  # s, a whole fetch, retries included
+
+    @model_validator(mode="after")
+    def _budget(self) -> LimitsSettings:
+        if self.fetch_budget is not None and self.fetch_budget < self.fetch_deadline:
+            raise ValueError(
+                f"limits.fetch_budget ({self.fetch_budget:g} s) must be at least "
+                f"limits.fetch_deadline ({self.fetch_deadline:g} s): it covers every try of a fetch"
+            )
+        return self
+
+    @property
+    def budget(self) -> float:
+        """Seconds for a whole fetch, waits between tries included: fetch_budget, else 3 tries' worth."""
+        return self.fetch_budget if self.fetch_budget is not None else 3 * self.fetch_deadline
+
+
 class SubscriberSettings(_Model):
     email: Annotated[str, Field(pattern=_EMAIL)]
     name: str | None = None
@@ -174,6 +199,7 @@ class Settings(_Model):
     mail: MailSettings = MailSettings()
     digest: DigestSettings = DigestSettings()
     daemon: DaemonSettings = DaemonSettings()
+    limits: LimitsSettings = LimitsSettings()
     subscribers: list[SubscriberSettings] = []
     origin: Annotated[str, Field(exclude=True)] = "embedded default"
 

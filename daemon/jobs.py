@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from paperdigest.config import MAX_DUMP_BYTES, LimitsSettings
 from paperdigest.errors import BadInputError, PaperdigestError, SourceError
 from paperdigest.ingest import apply, reject
 from paperdigest.model import DumpResult, Listing, Rejected
@@ -43,38 +44,50 @@ def is_url(source: str) -> bool:
     return source.startswith(("http://", "https://"))
 
 
-def rejected_file(path: Path, error: Exception, origin: str, as_of: dt.date) -> Rejected:
-    """A refused dump file, known by its content hash (or by its path when it cannot be read)."""
+def rejected_file(path: Path, error: Exception, origin: str, as_of: dt.date, max_bytes: int) -> Rejected:
+    """A refused dump file, known by its content hash (or by its path when it cannot be read, or
+    is too large to be read)."""
     try:
-        key = content_hash(path.read_bytes())
-    except OSError:
+        key = content_hash(files.read_capped(path, max_bytes).data)
+    except (OSError, BadInputError):
         key = f"path:{path.absolute()}"
     return Rejected(origin, str(path), str(error), key, as_of)
 
 
 def parse_paths(
-    paths: list[str], as_of: dt.date | None, archive: bool = False, engine: Engine | None = None
+    paths: list[str],
+    as_of: dt.date | None,
+    archive: bool = False,
+    engine: Engine | None = None,
+    limits: LimitsSettings | None = None,
 ) -> list[tuple[str, Listing]]:
     """Parse every dump named (files oldest capture first, then URLs), each with its origin (the
     file's folder, or the URL); the first bad one raises. With `engine`, the refusal is recorded
     there for `status`. A URL is fetched once; with `archive` its body is kept first."""
+    limits = limits or LimitsSettings()
     local = [p for p in paths if not is_url(p)]
     listings = []
     for pending in files.order_by_capture(files.expand(local), as_of) if local else []:
         origin = files.origin_of(pending.path)
         try:
-            listings.append((origin, parse_dump(files.read(pending.path), as_of)))
+            listings.append((origin, parse_dump(files.read(pending.path, limits.max_dump_bytes), as_of)))
         except (BadInputError, SourceError) as exc:
             if engine is not None:
-                reject(engine, rejected_file(pending.path, exc, origin, pending.as_of))
+                reject(engine, rejected_file(pending.path, exc, origin, pending.as_of, limits.max_dump_bytes))
             raise
     for url in (p for p in paths if is_url(p)):
-        listings.append((redact(url), parse_dump(fetch_dump(url, archive=archive), as_of)))
+        listings.append((redact(url), parse_dump(fetch_dump(url, archive=archive, limits=limits), as_of)))
     return listings
 
 
-def ingest(engine: Engine, paths: list[str], as_of: dt.date | None = None, dry_run: bool = False) -> list[DumpResult]:
-    listings = parse_paths(paths, as_of, archive=not dry_run, engine=None if dry_run else engine)
+def ingest(
+    engine: Engine,
+    paths: list[str],
+    as_of: dt.date | None = None,
+    dry_run: bool = False,
+    limits: LimitsSettings | None = None,
+) -> list[DumpResult]:
+    listings = parse_paths(paths, as_of, archive=not dry_run, engine=None if dry_run else engine, limits=limits)
     return [apply(engine, listing, dry_run=dry_run, origin=origin) for origin, listing in listings]
 
 
@@ -83,17 +96,18 @@ def backfill(
     paths: list[str],
     as_of: dt.date | None = None,
     on_start: Callable[[int], None] | None = None,
+    max_bytes: int = MAX_DUMP_BYTES,
 ) -> Iterator[Outcome]:
     """Ingest many dumps as history: oldest capture first, bad dumps reported (and recorded for
-    `status`), never fatal."""
+    `status`), never fatal. A file larger than `max_bytes` is refused unread."""
     ordered = files.order_by_capture(files.expand(paths), as_of)
     captured = {p.path: p.as_of for p in ordered}
     if on_start is not None:
         on_start(len(ordered))
-    for path, parsed in parsed_in_order([p.path for p in ordered], as_of):
+    for path, parsed in parsed_in_order([p.path for p in ordered], as_of, max_bytes):
         origin = files.origin_of(path)
         if isinstance(parsed, PaperdigestError):
-            reject(engine, rejected_file(path, parsed, origin, captured[path]))
+            reject(engine, rejected_file(path, parsed, origin, captured[path], max_bytes))
             yield Failure(str(path), parsed)
             continue
         yield apply(engine, parsed, backfill=True, origin=origin)
@@ -103,15 +117,17 @@ PARALLEL_MIN = 16  # fewer dumps than this are parsed in-process: a worker costs
 _AHEAD = 4  # dumps parsed ahead of the writer: bounds the memory the worker can fill
 
 
-def parse_file(path: Path, as_of: dt.date | None) -> Listing | PaperdigestError:
+def parse_file(path: Path, as_of: dt.date | None, max_bytes: int = MAX_DUMP_BYTES) -> Listing | PaperdigestError:
     """One dump file parsed, or the reason it cannot be (a bad dump is an outcome, not a crash)."""
     try:
-        return parse_dump(files.read(path), as_of)
+        return parse_dump(files.read(path, max_bytes), as_of)
     except (BadInputError, SourceError) as exc:
         return exc
 
 
-def parsed_in_order(paths: list[Path], as_of: dt.date | None) -> Iterator[tuple[Path, Listing | PaperdigestError]]:
+def parsed_in_order(
+    paths: list[Path], as_of: dt.date | None, max_bytes: int = MAX_DUMP_BYTES
+) -> Iterator[tuple[Path, Listing | PaperdigestError]]:
     """Every path with its parse, in the order given.
 
     Parsing is pure Python and the writes mostly wait on SQLite, so on a machine with a spare
@@ -123,12 +139,12 @@ def parsed_in_order(paths: list[Path], as_of: dt.date | None) -> Iterator[tuple[
     parsed here.
     """
     if not _can_fork_a_parser(len(paths)):
-        yield from ((path, parse_file(path, as_of)) for path in paths)
+        yield from ((path, parse_file(path, as_of, max_bytes)) for path in paths)
         return
     context = multiprocessing.get_context("fork")
     reader, writer = context.Pipe(duplex=False)
     credits = context.Semaphore(_AHEAD)
-    worker = context.Process(target=_parse_ahead, args=(paths, as_of, reader, writer, credits), daemon=True)
+    worker = context.Process(target=_parse_ahead, args=(paths, as_of, max_bytes, reader, writer, credits), daemon=True)
     worker.start()
     writer.close()  # the worker holds the only writing end: its exit is our EOF
     try:
@@ -138,7 +154,7 @@ def parsed_in_order(paths: list[Path], as_of: dt.date | None) -> Iterator[tuple[
             except (EOFError, OSError):
                 worker.join(timeout=1)
                 log.warning("the parsing worker stopped (exit %s); parsing the rest in this process", worker.exitcode)
-                yield from ((p, parse_file(p, as_of)) for p in paths[done:])
+                yield from ((p, parse_file(p, as_of, max_bytes)) for p in paths[done:])
                 return
             credits.release()
             yield path, parsed
@@ -150,7 +166,7 @@ def parsed_in_order(paths: list[Path], as_of: dt.date | None) -> Iterator[tuple[
 
 
 def _parse_ahead(
-    paths: list[Path], as_of: dt.date | None, reader: Connection, writer: Connection, credits: Any
+    paths: list[Path], as_of: dt.date | None, max_bytes: int, reader: Connection, writer: Connection, credits: Any
 ) -> None:
     """The worker: parse each path in order, at most _AHEAD ahead of the reader. It ends when
     the parent does: a write to a pipe nobody reads fails, and waiting for a credit checks
@@ -163,7 +179,7 @@ def _parse_ahead(
             if os.getppid() != parent:
                 return
         try:
-            writer.send(parse_file(path, as_of))
+            writer.send(parse_file(path, as_of, max_bytes))
         except Exception:  # a bug or an unpicklable result: the parent parses the rest itself
             return
 

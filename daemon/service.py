@@ -26,7 +26,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from paperdigest import clock, config
-from paperdigest.config import Settings, SourceSettings
+from paperdigest.config import LimitsSettings, Settings, SourceSettings
 from paperdigest.errors import (
     EXIT_BAD_INPUT,
     EXIT_OK,
@@ -52,15 +52,15 @@ log = logging.getLogger("paperdigest")
 Source = DirectorySource | HttpSource
 
 
-def make_source(settings: SourceSettings, previous: Source | None = None) -> Source:
+def make_source(settings: SourceSettings, limits: LimitsSettings, previous: Source | None = None) -> Source:
     if settings.kind == "directory":
         assert settings.path is not None
-        source = DirectorySource(settings.name, settings.path, move=settings.move)
+        source = DirectorySource(settings.name, settings.path, move=settings.move, max_bytes=limits.max_dump_bytes)
         if isinstance(previous, DirectorySource) and previous.path == source.path:
             source.seen = previous.seen
         return source
     assert settings.url is not None
-    return HttpSource(settings.name, settings.url)
+    return HttpSource.configured(settings.name, settings.url, limits)
 
 
 @dataclass
@@ -87,9 +87,9 @@ class Service:
         self.config_flag = config_flag
         self._warn_exposed()
         self.store_url = resolve_url(db_flag, settings.store.url)
-        self.engine: Engine = open_engine(self.store_url, schema="none")  # upgraded under the lock
+        self.engine: Engine = open_engine(self.store_url, schema="create")  # upgraded under the lock
         self.notifier = notifier or Notifier()
-        self.sources: dict[str, Source] = {s.name: make_source(s) for s in settings.sources}
+        self.sources: dict[str, Source] = {s.name: make_source(s, settings.limits) for s in settings.sources}
         self.stopping = threading.Event()
         # Set by the signal handlers, read by the main loop. Plain attributes on purpose: a
         # handler runs in the main thread between any two bytecodes, possibly while that thread
@@ -244,7 +244,7 @@ class Service:
         if resolve_url(None, fresh.store.url) != resolve_url(None, self.settings.store.url):
             log.warning("the store URL changed in the config: that takes a restart; keeping the current store")
         self.settings = fresh
-        self.sources = {s.name: make_source(s, self.sources.get(s.name)) for s in fresh.sources}
+        self.sources = {s.name: make_source(s, fresh.limits, self.sources.get(s.name)) for s in fresh.sources}
         if self.scheduler is not None:
             self.scheduler.remove_all_jobs()
             self._add_jobs(self.scheduler)

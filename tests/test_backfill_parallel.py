@@ -49,19 +49,19 @@ def outcome(parsed: Listing | Exception) -> Any:
 PARSE_FILE = jobs.parse_file
 
 
-def tag_with_pid(path: Path, as_of: dt.date | None) -> Listing | Exception:
+def tag_with_pid(path: Path, as_of: dt.date | None, *cap: int) -> Listing | Exception:
     """parse_file, recording which process did the parsing in `layout`."""
-    parsed = PARSE_FILE(path, as_of)
+    parsed = PARSE_FILE(path, as_of, *cap)
     return dataclasses.replace(parsed, layout=str(os.getpid())) if isinstance(parsed, Listing) else parsed
 
 
 PARENT = os.getpid()
 
 
-def die_in_the_worker_on_the_fifth(path: Path, as_of: dt.date | None) -> Listing | Exception:
+def die_in_the_worker_on_the_fifth(path: Path, as_of: dt.date | None, *cap: int) -> Listing | Exception:
     if os.getpid() != PARENT and path.name.endswith("_04.txt"):
         os._exit(9)  # the worker is killed mid-backfill (OOM killer, a segfault in a C library)
-    return tag_with_pid(path, as_of)
+    return tag_with_pid(path, as_of, *cap)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import email.utils
 import json
 import socket
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -49,6 +50,10 @@ class Reply:
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds before the status line is sent
+    trickle: float = 0.0  # seconds between bytes: the body is sent a byte at a time
+    trickle_headers: bool = False  # the status line and headers a byte at a time too
+    stall_after: int | None = None  # body bytes sent before the server falls silent, connection open
+    length: int | None = None  # the Content-Length announced, when not the body's
 
 
 @dataclass
@@ -73,6 +78,9 @@ class Server:
                 reply = server.replies.popleft() if server.replies else server.default
                 if reply.delay and server.stop.wait(reply.delay):
                     return
+                if reply.trickle or reply.stall_after is not None or reply.length is not None:
+                    server.send_slowly(self, reply)
+                    return
                 try:
                     self.send_response(reply.status)
                     for name, value in reply.headers.items():
@@ -91,6 +99,32 @@ class Server:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    def send_slowly(self, handler: BaseHTTPRequestHandler, reply: Reply) -> None:
+        """Write the reply raw: trickled a byte at a time, or stalled part way, as programmed."""
+        head = f"HTTP/1.0 {reply.status} Slow\r\n"
+        for name, value in {**reply.headers, "Content-Length": str(reply.length or len(reply.body))}.items():
+            head += f"{name}: {value}\r\n"
+        body = reply.body if reply.stall_after is None else reply.body[: reply.stall_after]
+        try:
+            if self._write(handler, (head + "\r\n").encode("latin-1"), reply.trickle if reply.trickle_headers else 0):
+                return
+            if self._write(handler, body, reply.trickle) or reply.stall_after is None:
+                return
+            self.stop.wait()  # silent, the connection open, until the test ends
+        except OSError:  # the client gave up (deadline, size cap): nothing to do
+            pass
+
+    def _write(self, handler: BaseHTTPRequestHandler, data: bytes, pause: float) -> bool:
+        """Send `data`, `pause` seconds between bytes (0: at once); True when the test ended."""
+        if not pause:
+            handler.wfile.write(data)
+            return False
+        for byte in data:
+            handler.wfile.write(bytes([byte]))
+            if self.stop.wait(pause):
+                return True
+        return False
 
     @property
     def base(self) -> str:
@@ -426,23 +460,22 @@ def test_a_304_keeps_the_validators_and_counts_as_success(server: Server, tmp_pa
 
 
 def test_a_body_over_the_cap_is_refused_and_nothing_is_stored(
-    server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource], monkeypatch: pytest.MonkeyPatch
+    server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource]
 ) -> None:
-    monkeypatch.setattr(http_source, "MAX_BYTES", 10_000)
     server.program(default=json_reply(API_FIXTURE.read_bytes()))
     with pytest.raises(SourceError, match="larger than 10000 bytes"):
-        make(sources, server.url(), tmp_path / "archive").poll(engine, NOW)
+        make(sources, server.url(), tmp_path / "archive", max_bytes=10_000).poll(engine, NOW)
     assert counts(engine) == {"papers": 0, "dumps": 0, "sightings": 0, "papers_with_arxiv_id": 0}
     assert not (tmp_path / "archive").exists() or not any((tmp_path / "archive").iterdir())
 
 
 def test_a_body_under_the_cap_is_accepted(
-    server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource], monkeypatch: pytest.MonkeyPatch
+    server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource]
 ) -> None:
     body = PROPS_PAGE.read_bytes()
-    monkeypatch.setattr(http_source, "MAX_BYTES", len(body))
     server.program(Reply(200, body, {"Content-Type": HTML_TYPE}))
-    result = make(sources, server.url("/papers/date/2026-03-02"), tmp_path / "archive").poll(engine, NOW)
+    source = make(sources, server.url("/papers/date/2026-03-02"), tmp_path / "archive", max_bytes=len(body))
+    result = source.poll(engine, NOW)
     assert result.entries == 4
 
 
@@ -731,3 +764,192 @@ def test_parse_and_ingest_take_a_url(server: Server, cli: Any, tmp_path: Path) -
     assert again.json_lines()[0]["duplicate_dump"] is True
     missing = cli("parse", server.url("/nothing"))
     assert missing.code == 1 and "HTTP 404" in missing.err
+
+
+# --- 10. deadlines, the fetch budget, and where redirects may lead -----------------------------
+
+DEADLINE = 0.5  # seconds: what the tests give one attempt
+
+
+def limits_settings(url: str, **limits: float) -> Settings:
+    return config.validate(
+        {"sources": [{"name": "api", "kind": "url", "url": url}], "limits": limits or {"fetch_deadline": DEADLINE}},
+        "t",
+    )
+
+
+def timed_failure(source: HttpSource, engine: Engine) -> tuple[str, float]:
+    started = time.monotonic()
+    with pytest.raises(SourceError) as caught:
+        source.poll(engine, NOW)
+    return str(caught.value), time.monotonic() - started
+
+
+def test_a_body_trickled_slower_than_the_deadline_fails_within_about_the_deadline(
+    server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource]
+) -> None:
+    """One byte every 20 ms, each well within the read timeout: only the deadline ends it."""
+    server.program(default=Reply(200, API_FIXTURE.read_bytes()[:200], {"Content-Type": JSON_TYPE}, trickle=0.02))
+    sleeps = Sleeps()
+    source = make(sources, server.url(), tmp_path / "archive", sleep=sleeps, deadline=DEADLINE)
+    message, took = timed_failure(source, engine)
+    assert "took longer than the deadline of 0.5 s" in message and "fetch_deadline" in message
+    assert DEADLINE <= took < DEADLINE + 1.0
+    assert len(server.requests) == 1 and sleeps == []  # a server this slow is not tried again in this poll
+    assert counts(engine)["dumps"] == 0
+    assert not (tmp_path / "archive").exists()
+
+
+def test_headers_trickled_slower_than_the_deadline_are_cut_off_too(
+    server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource]
+) -> None:
+    """Before the body there is no chunk loop to check the clock: the socket is cut instead."""
+    reply = Reply(200, b"[]", {"Content-Type": JSON_TYPE, "X-Padding": "x" * 200}, trickle=0.02, trickle_headers=True)
+    server.program(default=reply)
+    message, took = timed_failure(make(sources, server.url(), tmp_path / "archive", deadline=DEADLINE), engine)
+    assert "took longer than the deadline" in message
+    assert DEADLINE <= took < DEADLINE + 1.0
+    assert len(server.requests) == 1
+
+
+def test_a_server_silent_mid_body_is_cut_at_the_deadline_not_the_read_timeout(
+    server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource]
+) -> None:
+    """The read timeout is 30 s; the deadline ends the wait for a server that stopped sending."""
+    server.program(default=Reply(200, API_FIXTURE.read_bytes(), {"Content-Type": JSON_TYPE}, stall_after=100))
+    assert http_source.TIMEOUT.read is not None and http_source.TIMEOUT.read > 10
+    message, took = timed_failure(make(sources, server.url(), tmp_path / "archive", deadline=DEADLINE), engine)
+    assert "took longer than the deadline" in message
+    assert took < DEADLINE + 1.0
+    assert len(server.requests) == 1
+
+
+def test_a_trickling_server_shows_as_a_failing_source(server: Server, tmp_path: Path, db_url: str, cli: Any) -> None:
+    """[limits] fetch_deadline from the config reaches the daemon's source; the failure is recorded."""
+    server.program(default=Reply(200, API_FIXTURE.read_bytes()[:200], {"Content-Type": JSON_TYPE}, trickle=0.02))
+    settings = limits_settings(server.url())
+    service = service_for(settings, db_url)
+    try:
+        started = time.monotonic()
+        service.poll("api")  # never raises: the failure is the source's
+        took = time.monotonic() - started
+        state = state_of(service.engine, "api")
+    finally:
+        close_service(service)
+    assert took < DEADLINE + 1.0
+    assert state.failures == 1 and "took longer than the deadline of 0.5 s" in state.last_error
+    assert health.source_health(settings.sources[0], state, dt.datetime.now(dt.UTC)).state == "failing"
+    code, report = status(cli, write_config(tmp_path, server.url()), db_url)
+    assert code == 1 and report["sources"][0]["state"] == "failing"
+
+
+def test_retries_stop_before_their_waits_would_pass_the_budget(
+    server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource]
+) -> None:
+    """Backoff 0.5, 1, 2 s (really slept) in a budget of 2 s: tries at 0, 0.5 and 1.5 s; the third
+    wait would end at 3.5 s, so it is not started."""
+    server.program(default=Reply(500, b"broken"))
+    source = make(sources, server.url(), tmp_path / "archive", sleep=time.sleep, backoff=0.5, deadline=1.0, budget=2.0)
+    message, took = timed_failure(source, engine)
+    assert len(server.requests) == 3
+    assert "HTTP 500 (after 3 tries: waiting 2 s for another would pass the fetch's budget of 2 s)" in message
+    assert 1.5 <= took < 2.0
+
+
+def test_a_retry_after_longer_than_the_budget_is_not_waited_for(
+    server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource]
+) -> None:
+    server.program(default=Reply(429, b"slow down", {"Retry-After": "45"}))
+    sleeps = Sleeps()
+    source = make(sources, server.url(), tmp_path / "archive", sleep=sleeps, deadline=10.0, budget=30.0)
+    message, _ = timed_failure(source, engine)
+    assert len(server.requests) == 1 and sleeps == []
+    assert "HTTP 429 (after 1 tries: waiting 45 s for another would pass the fetch's budget of 30 s)" in message
+
+
+def test_the_default_budget_still_allows_every_retry_of_a_flaky_server(
+    server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource]
+) -> None:
+    """Three Retry-After waits of 50 s fit the default budget (180 s): a flaky server keeps its four tries."""
+    server.program(*[Reply(503, b"busy", {"Retry-After": "50"})] * 3, json_reply(API_FIXTURE.read_bytes()))
+    sleeps = Sleeps()
+    result = make(sources, server.url(), tmp_path / "archive", sleep=sleeps).poll(engine, NOW)
+    assert sleeps == [50.0, 50.0, 50.0] and result.entries > 0
+
+
+@pytest.mark.parametrize(
+    ("location", "scheme"),
+    [
+        ("file:///etc/passwd", "file"),
+        ("ftp://example.org/daily_papers.json", "ftp"),
+        ("javascript:alert(1)", "javascript"),
+        ("data:application/json,[]", "data"),
+    ],
+)
+def test_a_redirect_to_a_non_http_url_is_a_permanent_error(
+    server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource], location: str, scheme: str
+) -> None:
+    server.program(default=Reply(302, b"", {"Location": location}))
+    sleeps = Sleeps()
+    message, _ = timed_failure(make(sources, server.url(), tmp_path / "archive", sleep=sleeps), engine)
+    assert f"redirected to a {scheme}: URL; only http and https are followed" in message
+    assert "not retried" in message
+    assert len(server.requests) == 1 and sleeps == []
+    assert counts(engine)["dumps"] == 0
+
+
+def test_parse_of_a_url_redirected_to_a_file_is_refused_once(server: Server, cli: Any) -> None:
+    server.program(default=Reply(302, b"", {"Location": "file:///etc/passwd"}))
+    result = cli("parse", server.url())
+    assert result.code == 1 and "redirected to a file: URL" in result.err
+    assert len(server.requests) == 1
+
+
+def test_redirects_across_hosts_and_schemes_of_http_are_followed(
+    server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource]
+) -> None:
+    """Absolute and relative, 301/307/308: followed; the deadline spans the whole chain."""
+    absolute = server.base.replace("127.0.0.1", "localhost") + "/b"
+    server.program(
+        Reply(301, b"", {"Location": absolute}),
+        Reply(307, b"", {"Location": "/c"}),
+        Reply(308, b"", {"Location": server.url("/api/daily_papers?date=2023-05-04")}),
+        json_reply(API_FIXTURE.read_bytes()),
+    )
+    result = make(sources, server.url("/a"), tmp_path / "archive", deadline=DEADLINE).poll(engine, NOW)
+    assert result.entries > 0
+    assert [r.path for r in server.requests] == ["/a", "/b", "/c", "/api/daily_papers?date=2023-05-04"]
+
+
+def test_a_redirect_loop_ends_after_max_redirects_without_retrying(
+    server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource]
+) -> None:
+    server.program(default=Reply(302, b"", {"Location": "/loop"}))
+    sleeps = Sleeps()
+    message, _ = timed_failure(make(sources, server.url("/loop"), tmp_path / "archive", sleep=sleeps), engine)
+    assert "TooManyRedirects" in message
+    assert len(server.requests) == http_source.MAX_REDIRECTS + 1 == 21
+    assert sleeps == []
+
+
+def test_a_body_announced_over_the_cap_is_refused_before_it_is_read(
+    server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource]
+) -> None:
+    """Content-Length says 50 000 bytes, the cap is 10 000: refused at the headers, not after
+    waiting on a server that (here) never sends them."""
+    server.program(default=Reply(200, b"[", {"Content-Type": JSON_TYPE}, stall_after=1, length=50_000))
+    source = make(sources, server.url(), tmp_path / "archive", max_bytes=10_000)
+    message, took = timed_failure(source, engine)
+    assert "larger than 10000 bytes (50000 bytes announced)" in message and "max_dump_bytes" in message
+    assert took < 1.0 and len(server.requests) == 1
+
+
+def test_max_dump_bytes_from_the_config_caps_the_body(server: Server, tmp_path: Path, db_url: str) -> None:
+    server.program(default=json_reply(API_FIXTURE.read_bytes()))
+    service = service_for(limits_settings(server.url(), max_dump_bytes=10_000), db_url)
+    try:
+        service.poll("api")
+        state = state_of(service.engine, "api")
+    finally:
+        close_service(service)
+    assert "larger than 10000 bytes" in state.last_error

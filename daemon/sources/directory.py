@@ -17,11 +17,12 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from paperdigest.errors import BadInputError, SourceError
+from paperdigest.config import MAX_DUMP_BYTES
+from paperdigest.errors import BadInputError, ParseError, SourceError
 from paperdigest.ingest import apply
 from paperdigest.model import DumpResult, RawDump, Rejected
 from paperdigest.parse import content_hash, parse_dump
-from paperdigest.sources.files import Pending, is_candidate, order_by_capture
+from paperdigest.sources.files import Pending, is_candidate, order_by_capture, read_capped
 from paperdigest.store import queries
 
 log = logging.getLogger("paperdigest.sources")
@@ -62,6 +63,7 @@ class DirectorySource:
     path: Path
     move: bool = True
     settle: dt.timedelta = SETTLE
+    max_bytes: int = MAX_DUMP_BYTES  # a larger file is rejected unread
     seen: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def _files(self) -> list[Pending]:
@@ -100,33 +102,25 @@ class DirectorySource:
     def _take(self, engine: Engine, pending: Pending, result: PollResult) -> None:
         """Ingest one file; a file that cannot be read or parsed is that file's problem alone."""
         path = pending.path
-        try:
-            with path.open("rb") as handle:
-                data = handle.read()
-                read_stat = os.fstat(handle.fileno())
-                mtime = read_stat.st_mtime
-        except FileNotFoundError:
-            log.info("source %s: %s went away before it was read", self.name, path.name)
+        dump = self._read(engine, pending, result)
+        if dump is None:
             return
-        except OSError as exc:
-            self._refuse(path, f"{path}: cannot read: {exc.strerror}", f"path:{path.absolute()}", pending, result)
-            return
-        key = content_hash(data)
+        key = content_hash(dump.data)
         if not self.move:
             with engine.connect() as conn:
                 if queries.dump_by_hash(conn, key) is not None or queries.rejection_known(conn, self.name, key):
                     return
         try:
-            listing = parse_dump(RawDump(str(path), data, mtime))
+            listing = parse_dump(dump)
         except Exception as exc:  # a file that breaks the parser in any way is rejected, never retried forever
             reason = str(exc) if isinstance(exc, BadInputError) else f"{path}: unreadable listing: {type(exc).__name__}"
-            if self._changed_since_read(path, read_stat, key, result):
+            if self._changed_since_read(path, dump, key, result):
                 return  # still being written: judged again once it settles
             self._refuse(path, reason, key, pending, result)
             return
         outcome = apply(engine, listing, origin=self.name)  # a StoreError propagates: the file stays for the next poll
         result.ingested.append(outcome)
-        if self.move and self._changed_since_read(path, read_stat, key, result):
+        if self.move and self._changed_since_read(path, dump, key, result):
             return  # what was read is stored; the whole file is ingested again (a diff) once it settles
         log.info(
             "source %s: ingested %s: %d entries, %d new, %d updated%s",
@@ -140,14 +134,32 @@ class DirectorySource:
         if self.move:
             _move(path, self.path / PROCESSED)
 
-    def _changed_since_read(self, path: Path, read: os.stat_result, key: str, result: PollResult) -> bool:
+    def _read(self, engine: Engine, pending: Pending, result: PollResult) -> RawDump | None:
+        """The file's bytes, or None when it went away or was refused (unreadable, too large)."""
+        path = pending.path
+        try:
+            return read_capped(path, self.max_bytes)
+        except FileNotFoundError:
+            log.info("source %s: %s went away before it was read", self.name, path.name)
+        except OSError as exc:
+            self._refuse(path, f"{path}: cannot read: {exc.strerror}", f"path:{path.absolute()}", pending, result)
+        except ParseError as exc:  # larger than the cap: refused unread, so known by its path and size
+            key = f"path:{path.absolute()}:{_size(path)}"
+            if not self.move:
+                with engine.connect() as conn:
+                    if queries.rejection_known(conn, self.name, key):
+                        return None  # left in place and already reported
+            self._refuse(path, str(exc), key, pending, result)
+        return None
+
+    def _changed_since_read(self, path: Path, read: RawDump, key: str, result: PollResult) -> bool:
         """Whether the file is no longer what was read (a writer that paused, then went on): it
         is then left where it is, to be taken whole once it has settled."""
         try:
             now = path.stat()
         except FileNotFoundError:
             return False
-        same = (now.st_size, now.st_mtime_ns) == (read.st_size, read.st_mtime_ns)
+        same = (now.st_size, now.st_mtime) == (len(read.data), read.mtime)
         if same:
             try:
                 same = content_hash(path.read_bytes()) == key
@@ -159,10 +171,10 @@ class DirectorySource:
             "source %s: %s changed after it was read (%d -> %d bytes); left for a later poll",
             self.name,
             path.name,
-            read.st_size,
+            len(read.data),
             now.st_size,
         )
-        self.seen[path.name] = (read.st_size, read.st_mtime_ns)  # must look settled on a later poll
+        self.seen[path.name] = (-1, -1)  # it must be seen unchanged across a later poll first
         result.waiting.append(path.name)
         return True
 
@@ -177,6 +189,13 @@ class DirectorySource:
             target.with_name(target.name + ".error").write_text(reason + "\n", encoding="utf-8")
         except OSError as exc:
             log.error("source %s: cannot move %s to %s/: %s", self.name, path.name, REJECTED, exc.strerror)
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
 
 
 def _move(path: Path, folder: Path) -> Path:

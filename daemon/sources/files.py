@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from paperdigest.config import MAX_DUMP_BYTES
 from paperdigest.errors import ParseError, SourceError, UsageError
 from paperdigest.model import RawDump
 from paperdigest.parse import capture_date, header_of
@@ -48,14 +49,45 @@ def _in_hidden_dir(path: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in path.relative_to(root).parts[:-1])
 
 
-def read(path: Path) -> RawDump:
+def read(path: Path, max_bytes: int = MAX_DUMP_BYTES) -> RawDump:
+    """The whole file, when it is no larger than `max_bytes`: SourceError when it cannot be
+    read, ParseError (bad input) when it is too large."""
     try:
-        with path.open("rb") as handle:
-            stat = os.fstat(handle.fileno())
-            data = handle.read()
+        return read_capped(path, max_bytes)
     except OSError as exc:
         raise SourceError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def read_capped(path: Path, max_bytes: int) -> RawDump:
+    """Read a dump, refusing one larger than `max_bytes` before reading it (its size on the open
+    file) and while reading (it may grow in between). OSError passes through to the caller."""
+    with path.open("rb") as handle:
+        stat = os.fstat(handle.fileno())
+        if stat.st_size > max_bytes:
+            raise too_large(path, stat.st_size, max_bytes)
+        data = handle.read(stat.st_size + 1)  # not read(max_bytes + 1): that allocates the whole cap
+        if len(data) > stat.st_size:  # it grew since the stat: read on, one byte past the cap at most
+            data += handle.read(max_bytes + 1 - len(data))
+    if len(data) > max_bytes:
+        raise too_large(path, None, max_bytes)
     return RawDump(str(path), data, stat.st_mtime)
+
+
+def too_large(path: Path, size: int | None, max_bytes: int) -> ParseError:
+    """The refusal of a dump over the cap, naming its size, the cap and how to raise it."""
+    cap = f"the cap of {_size(max_bytes)} for a dump"
+    how = "raise [limits] max_dump_bytes in the config to accept bigger dumps"
+    if size is None:  # it passed the size check, then grew while it was read
+        return ParseError(str(path), None, f"grew past {cap} while being read: refused ({how})")
+    return ParseError(str(path), None, f"{_size(size)} is larger than {cap}: refused without reading it ({how})")
+
+
+def _size(count: int) -> str:
+    """'209715200 bytes (200.0 MiB)'; small counts in bytes alone."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if count >= scale:
+            return f"{count} bytes ({count / scale:.1f} {unit})"
+    return f"{count} bytes"
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ import datetime as dt
 import email.utils
 import logging
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,21 +21,27 @@ import httpx
 from sqlalchemy import Engine
 
 from paperdigest import __version__
+from paperdigest.config import MAX_DUMP_BYTES, LimitsSettings
 from paperdigest.errors import BadInputError, EmptyListingError, SourceError
 from paperdigest.ingest import apply
 from paperdigest.model import RawDump
 from paperdigest.parse import content_hash, parse_dump
 from paperdigest.paths import private_dir, state_dir, write_atomically
+from paperdigest.sources.deadline import Cutoff
 from paperdigest.sources.directory import PollResult
 from paperdigest.store import queries
 
 log = logging.getLogger("paperdigest.sources")
 
 USER_AGENT = f"paperdigest/{__version__} (+https://github.com/paperdigest)"
-MAX_BYTES = 20 * 1024 * 1024
-TIMEOUT = httpx.Timeout(connect=10.0, read=30.0, write=10.0, pool=10.0)
+MAX_BYTES = MAX_DUMP_BYTES  # the default of [limits] max_dump_bytes
+TIMEOUT = httpx.Timeout(connect=10.0, read=30.0, write=10.0, pool=10.0)  # each one, within the deadline
 RETRIES = 3
 MAX_RETRY_AFTER = 60.0
+MAX_REDIRECTS = 20  # httpx's default, spelled out: a longer chain is a permanent error
+# Kept-alive connections would escape the deadline's cut-off (see deadline.py); our requests are
+# minutes apart, so there is nothing to reuse anyway.
+LIMITS = httpx.Limits(max_keepalive_connections=0)
 
 
 def redact(url: str) -> str:
@@ -61,54 +68,151 @@ def retry_after(value: str | None, now: float) -> float | None:
     return max(when.timestamp() - now, 0.0)
 
 
+@dataclass(frozen=True, slots=True)
+class _Again:
+    """An attempt that failed in a way worth another try."""
+
+    reason: str
+    wait: float | None = None  # what the server asked for (Retry-After), if it did
+
+
 @dataclass
 class HttpSource:
+    """One URL. A fetch is at most RETRIES + 1 attempts; each attempt (connect, redirects, headers,
+    body) ends by `deadline` seconds, and the whole fetch, waits between attempts included, by
+    `budget` seconds. A body larger than `max_bytes` is refused."""
+
     name: str
     url: str
     client: httpx.Client | None = None
     archive: Path | None = None
     sleep: Any = field(default=time.sleep)
     backoff: float = 1.0
+    max_bytes: int = MAX_BYTES
+    deadline: float = LimitsSettings().fetch_deadline
+    budget: float = LimitsSettings().budget
+
+    @classmethod
+    def configured(cls, name: str, url: str, limits: LimitsSettings) -> HttpSource:
+        return cls(name, url, max_bytes=limits.max_dump_bytes, deadline=limits.fetch_deadline, budget=limits.budget)
 
     def _client(self) -> httpx.Client:
         if self.client is None:
-            self.client = httpx.Client(timeout=TIMEOUT, headers={"User-Agent": USER_AGENT}, follow_redirects=True)
+            self.client = httpx.Client(
+                timeout=TIMEOUT,
+                headers={"User-Agent": USER_AGENT},
+                follow_redirects=True,
+                max_redirects=MAX_REDIRECTS,
+                limits=LIMITS,
+                event_hooks={"response": [self._check_redirect]},
+            )
         return self.client
+
+    def _check_redirect(self, response: httpx.Response) -> None:
+        """Called by httpx on every response before it follows a redirect: only to http(s)."""
+        location = response.headers.get("Location") if response.is_redirect else None
+        scheme = urllib.parse.urlsplit(location).scheme.lower() if location else ""
+        if scheme not in ("", "http", "https"):  # "": relative, on the same scheme
+            raise SourceError(
+                f"source {self.name}: {redact(self.url)} redirected to a {scheme}: URL; only http and https "
+                "are followed: refused (not retried)"
+            )
 
     def fetch(self, headers: dict[str, str]) -> tuple[httpx.Headers, bytes] | None:
         """The response (None for 304), after retries; SourceError when it cannot be had."""
+        budget_end = time.monotonic() + self.budget
         last = ""
         for attempt in range(RETRIES + 1):
-            try:
-                with self._client().stream("GET", self.url, headers=headers) as response:
-                    if response.status_code == 304:
-                        return None
-                    if response.status_code == 429 or response.status_code >= 500:
-                        last = f"HTTP {response.status_code}"
-                        wait = retry_after(response.headers.get("Retry-After"), time.time())
-                        if attempt < RETRIES:
-                            self.sleep(min(wait if wait is not None else self.backoff * 2**attempt, MAX_RETRY_AFTER))
-                            continue
-                        break
-                    if response.status_code >= 400:
-                        raise SourceError(
-                            f"source {self.name}: {redact(self.url)} answered HTTP {response.status_code}"
-                        )
-                    body = bytearray()
-                    for chunk in response.iter_bytes():
-                        body += chunk
-                        if len(body) > MAX_BYTES:
-                            raise SourceError(f"source {self.name}: response larger than {MAX_BYTES} bytes: refused")
-                    return response.headers, bytes(body)
-            except httpx.TimeoutException:
-                last = "timed out"
-            except httpx.TransportError as exc:
-                last = f"cannot connect: {exc.__class__.__name__}"
-            except httpx.HTTPError as exc:  # redirect loops, broken encodings: not worth retrying
-                raise SourceError(f"source {self.name}: {redact(self.url)}: {exc.__class__.__name__}") from None
-            if attempt < RETRIES:
-                self.sleep(self.backoff * 2**attempt)
+            outcome = self._attempt(headers, min(time.monotonic() + self.deadline, budget_end), budget_end)
+            if not isinstance(outcome, _Again):
+                return outcome
+            last = outcome.reason
+            if attempt == RETRIES:
+                break
+            wait = min(outcome.wait if outcome.wait is not None else self.backoff * 2**attempt, MAX_RETRY_AFTER)
+            if time.monotonic() + wait >= budget_end:
+                raise SourceError(
+                    f"source {self.name}: {redact(self.url)}: {outcome.reason} (after {attempt + 1} tries: waiting "
+                    f"{wait:g} s for another would pass the fetch's budget of {self.budget:g} s)"
+                )
+            self.sleep(wait)
         raise SourceError(f"source {self.name}: {redact(self.url)}: {last} (after {RETRIES + 1} tries)")
+
+    def _attempt(
+        self, headers: dict[str, str], until: float, budget_end: float
+    ) -> tuple[httpx.Headers, bytes] | _Again | None:
+        """One GET, redirects followed, ended by `until` (a time.monotonic() value)."""
+        left = until - time.monotonic()
+        if left <= 0:
+            raise self._late(until, budget_end)
+        timeout = httpx.Timeout(
+            connect=_within(TIMEOUT.connect, left),
+            read=_within(TIMEOUT.read, left),
+            write=_within(TIMEOUT.write, left),
+            pool=_within(TIMEOUT.pool, left),
+        )
+        try:
+            with (
+                Cutoff(until) as cutoff,
+                self._client().stream(
+                    "GET", self.url, headers=headers, timeout=timeout, extensions={"trace": cutoff.trace}
+                ) as response,
+            ):
+                if response.status_code == 304:
+                    return None
+                if response.status_code == 429 or response.status_code >= 500:
+                    wait = retry_after(response.headers.get("Retry-After"), time.time())
+                    return _Again(f"HTTP {response.status_code}", wait)
+                if response.status_code >= 400:
+                    raise SourceError(f"source {self.name}: {redact(self.url)} answered HTTP {response.status_code}")
+                body = self._body(response, until, budget_end)
+                if cutoff.fired:  # the cut may end a body without a length early: never take it as whole
+                    raise self._late(until, budget_end)
+                return response.headers, body
+        except httpx.TimeoutException:
+            if cutoff.fired or time.monotonic() >= until:
+                raise self._late(until, budget_end) from None
+            return _Again("timed out")
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:  # a safety net behind _check_redirect
+            raise SourceError(
+                f"source {self.name}: {redact(self.url)} led to a URL that is not http(s) ({exc}): refused "
+                "(not retried)"
+            ) from None
+        except httpx.TransportError as exc:
+            if cutoff.fired:
+                raise self._late(until, budget_end) from None
+            return _Again(f"cannot connect: {exc.__class__.__name__}")
+        except httpx.HTTPError as exc:  # redirect loops, broken encodings: not worth retrying
+            raise SourceError(f"source {self.name}: {redact(self.url)}: {exc.__class__.__name__}") from None
+
+    def _body(self, response: httpx.Response, until: float, budget_end: float) -> bytes:
+        """The body, refused past `max_bytes` (up front when Content-Length says so) or `until`."""
+        declared = response.headers.get("Content-Length", "")
+        plain = response.headers.get("Content-Encoding", "identity").strip().lower() == "identity"
+        if plain and declared.isdigit() and int(declared) > self.max_bytes:
+            raise self._too_large(f"{declared} bytes announced")
+        body = bytearray()
+        for chunk in response.iter_bytes():
+            body += chunk
+            if len(body) > self.max_bytes:
+                raise self._too_large("more arrived")
+            if time.monotonic() >= until:
+                raise self._late(until, budget_end)
+        return bytes(body)
+
+    def _too_large(self, seen: str) -> SourceError:
+        return SourceError(
+            f"source {self.name}: {redact(self.url)}: response larger than {self.max_bytes} bytes ({seen}): refused "
+            "(raise [limits] max_dump_bytes in the config to accept bigger dumps)"
+        )
+
+    def _late(self, until: float, budget_end: float) -> SourceError:
+        """Out of time: a server this slow is not tried again in this poll (the next poll will)."""
+        if until >= budget_end:
+            why = f"the fetch's budget of {self.budget:g} s ran out ([limits] fetch_budget)"
+        else:
+            why = f"took longer than the deadline of {self.deadline:g} s for one try ([limits] fetch_deadline)"
+        return SourceError(f"source {self.name}: {redact(self.url)}: {why}: gave up")
 
     def poll(self, engine: Engine, now: dt.datetime) -> PollResult:
         result = PollResult(self.name)
@@ -168,12 +272,18 @@ def _archived(folder: Path, digest: str, suffix: str) -> Path | None:
     return None
 
 
-def fetch_dump(url: str, archive: bool = True, now: dt.datetime | None = None) -> RawDump:
+def _within(timeout: float | None, left: float) -> float:
+    return left if timeout is None else min(timeout, left)
+
+
+def fetch_dump(
+    url: str, archive: bool = True, now: dt.datetime | None = None, limits: LimitsSettings | None = None
+) -> RawDump:
     """One listing fetched for `parse` / `ingest URL`: same client rules as the daemon's sources."""
     from paperdigest import clock
 
     now = now or clock.now()
-    source = HttpSource("cli", url)
+    source = HttpSource.configured("cli", url, limits or LimitsSettings())
     try:
         fetched = source.fetch({})
     finally:

@@ -26,15 +26,16 @@ def resolve_url(cli_url: str | None, config_url: str | None = None) -> str:
     return cli_url or os.environ.get("PAPERDIGEST_DB") or config_url or default_url()
 
 
-Schema = Literal["check", "upgrade", "none"]
+Schema = Literal["check", "create", "upgrade", "none"]
 
 
 def open_engine(url: str, schema: Schema = "check") -> Engine:
     """An engine on the store. SQLite gets WAL, foreign keys and a busy timeout.
 
     `schema`: "check" creates an empty store and refuses one whose schema is out of date (it
-    names `paperdigest db upgrade`); "upgrade" brings it up to date; "none" leaves it alone (the
-    caller migrates, e.g. under the daemon's lock)."""
+    names `paperdigest db upgrade`); "create" creates an empty store and leaves any other alone
+    (the daemon upgrades it under its lock); "upgrade" brings it up to date; "none" leaves it
+    alone."""
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError):
@@ -55,8 +56,8 @@ def open_engine(url: str, schema: Schema = "check") -> Engine:
     if is_sqlite:
         _sqlite_setup(engine)
     try:
-        if schema == "check":
-            migrate.check(engine)
+        if schema in ("check", "create"):
+            migrate.check(engine, refuse_outdated=schema == "check")
         elif schema == "upgrade":
             migrate.upgrade(engine)
     except SQLAlchemyError as exc:

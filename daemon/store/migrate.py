@@ -86,8 +86,9 @@ def upgrade(engine: Engine) -> Upgrade:
         return Upgrade(before, newest)
 
 
-def check(engine: Engine) -> None:
-    """Create an empty store; refuse one that needs `paperdigest db upgrade` (or is newer than us)."""
+def check(engine: Engine, refuse_outdated: bool = True) -> None:
+    """Create an empty store; refuse one that is newer than us, and (unless told not to) one that
+    needs `paperdigest db upgrade`."""
     with engine.connect() as conn:
         revision = current(conn)
     if revision is None:
@@ -98,6 +99,8 @@ def check(engine: Engine) -> None:
         return
     if revision != LEGACY and not _known(revision):
         raise OutdatedStore(_ahead(revision))
+    if not refuse_outdated:
+        return
     shown = "release 0.1.0's schema" if revision == LEGACY else f"schema revision {revision}"
     raise OutdatedStore(
         f"the store has {shown}; this paperdigest needs revision {newest}: "
