@@ -25,60 +25,53 @@ from sqlalchemy.exc import SQLAlchemyError
 from paperdigest import clock
 from paperdigest.errors import StoreError
 from paperdigest.identity import title_key
-from paperdigest.model import DumpResult, Entry, Listing, Paper, Rejected
+from paperdigest.model import LISTING_FIELDS, DumpResult, Entry, Listing, Paper, Rejected
 from paperdigest.store import queries
 from paperdigest.store.engine import describe
 
 log = logging.getLogger("paperdigest")
 
 ChangeKind = Literal["new", "updated", "unchanged"]
-_OVERWRITE = ("title", "abstract", "authors", "org", "published", "upvotes")
-_FILL = ("abstract", "authors", "org", "published", "upvotes")
+# Merge rules by field, derived from the model: a newer dump overwrites every listing field it
+# knows (not the arXiv id, which is identity: gained once, never changed); an older one only
+# fills gaps, and never renames a paper.
+_OVERWRITE = tuple(name for name in LISTING_FIELDS if name != "arxiv_id")
+_FILL = tuple(name for name in _OVERWRITE if name != "title")
 
 
 @dataclass(slots=True)
 class _State:
-    """A paper's fields while a dump is being diffed (mutable working copy)."""
+    """A paper while a dump is diffed (a mutable working copy): its listing fields by name."""
 
     id: int | None
-    arxiv_id: str | None
     title_key: str
-    title: str
-    abstract: str | None
-    authors: int | None
-    org: str | None
-    published: dt.date | None
-    upvotes: int | None
     first_seen: dt.date
     last_seen: dt.date
+    values: dict[str, Any]
 
-    def row(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "arxiv_id": self.arxiv_id,
-            "title_key": self.title_key,
-            "title": self.title,
-            "abstract": self.abstract,
-            "authors": self.authors,
-            "org": self.org,
-            "published": self.published,
-            "upvotes": self.upvotes,
-            "first_seen": self.first_seen,
-            "last_seen": self.last_seen,
-        }
+    @property
+    def arxiv_id(self) -> str | None:
+        found: str | None = self.values["arxiv_id"]
+        return found
+
+    def paper(self) -> Paper:
+        """The paper as stored once the change is applied (id 0: not stored yet)."""
+        return Paper(id=self.id or 0, first_seen=self.first_seen, last_seen=self.last_seen, **self.values)
 
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """What one dump does to one paper. `after` is the paper's full state once applied;
-    `dirty` says whether the stored row must be written at all (a field or last_seen moved)."""
+    """What one dump does to one paper. `after` is the paper once applied (id 0 for a new one),
+    `title_key` its identity key; `dirty` says whether the stored row must be written at all
+    (a field or last_seen moved)."""
 
     kind: ChangeKind
     paper_id: int | None
     position: int
     upvotes: int | None
     fields: tuple[str, ...]
-    after: dict[str, Any]
+    after: Paper
+    title_key: str
     dirty: bool = True
 
 
@@ -92,16 +85,13 @@ class Diff:
 
 def _state(paper: Paper, key: str) -> _State:
     """The working copy of a stored paper."""
-    p = paper
-    return _State(
-        p.id, p.arxiv_id, key, p.title, p.abstract, p.authors, p.org, p.published, p.upvotes, p.first_seen, p.last_seen
-    )
+    values = {name: getattr(paper, name) for name in LISTING_FIELDS}
+    return _State(paper.id, key, paper.first_seen, paper.last_seen, values)
 
 
 def _new_state(entry: Entry, key: str, as_of: dt.date) -> _State:
     """A paper first seen in this listing."""
-    e = entry
-    return _State(None, e.arxiv_id, key, e.title, e.abstract, e.authors, e.org, e.published, e.upvotes, as_of, as_of)
+    return _State(None, key, as_of, as_of, {name: getattr(entry, name) for name in LISTING_FIELDS})
 
 
 class _Index:
@@ -154,7 +144,7 @@ def diff(listing: Listing, known: list[Paper] | list[tuple[Paper, str]], keys: l
         if state is None:
             state = _new_state(entry, key, as_of)
             index.add(state)
-            changes[id(state)] = Change("new", None, entry.position, entry.upvotes, (), state.row())
+            changes[id(state)] = Change("new", None, entry.position, entry.upvotes, (), state.paper(), key)
             continue
         earlier = changes.get(id(state))
         # A paper listed twice in one dump: the first listing wins, the later only fills gaps.
@@ -166,7 +156,7 @@ def diff(listing: Listing, known: list[Paper] | list[tuple[Paper, str]], keys: l
             kind: ChangeKind = "updated" if fields else "unchanged"
             dirty = bool(fields) or state.last_seen != old_last_seen
             changes[id(state)] = Change(
-                kind, state.id, entry.position, entry.upvotes, tuple(fields), state.row(), dirty
+                kind, state.id, entry.position, entry.upvotes, tuple(fields), state.paper(), state.title_key, dirty
             )
         else:
             all_fields = tuple(dict.fromkeys(earlier.fields + tuple(fields)))
@@ -176,7 +166,8 @@ def diff(listing: Listing, known: list[Paper] | list[tuple[Paper, str]], keys: l
                 earlier,
                 kind=kind,
                 fields=all_fields,
-                after=state.row(),
+                after=state.paper(),
+                title_key=state.title_key,
                 upvotes=upvotes,
                 dirty=earlier.dirty or bool(fields),
             )
@@ -186,18 +177,19 @@ def diff(listing: Listing, known: list[Paper] | list[tuple[Paper, str]], keys: l
 def _merge(state: _State, entry: Entry, as_of: dt.date, fill_only: bool) -> list[str]:
     """Fold an entry into a paper's state; returns the names of the fields that changed."""
     changed: list[str] = []
-    if entry.arxiv_id and state.arxiv_id is None:
-        state.arxiv_id = entry.arxiv_id
+    values = state.values
+    if entry.arxiv_id and values["arxiv_id"] is None:
+        values["arxiv_id"] = entry.arxiv_id
         changed.append("arxiv_id")
     for name in _FILL if fill_only else _OVERWRITE:
         value = getattr(entry, name)
-        current = getattr(state, name)
+        current = values[name]
         if value is None or value == current or (fill_only and current is not None):
             continue
-        setattr(state, name, value)
+        values[name] = value
         changed.append(name)
     if "title" in changed:
-        state.title_key = title_key(state.title)
+        state.title_key = title_key(values["title"])
     if as_of < state.first_seen:
         state.first_seen = as_of
         changed.append("first_seen")
@@ -265,7 +257,7 @@ def apply(
 def _columns_to_write(fields: tuple[str, ...]) -> tuple[str, ...]:
     """last_seen always; upvotes and first_seen when they changed; every column otherwise."""
     if not set(fields) <= {"upvotes", "first_seen"}:
-        return queries.PAPER_FIELDS
+        return queries.WRITTEN_PAPER_COLUMNS
     return (*(name for name in ("upvotes", "first_seen") if name in fields), "last_seen")
 
 
@@ -290,16 +282,15 @@ def _write(conn: Any, listing: Listing, changes: Diff, backfill: bool) -> dt.dat
         },
     )
     first = {"first_dump_id": dump_id, "first_ingested_at": ingested_at, "first_backfill": backfill}
-    new_rows = [{k: v for k, v in c.after.items() if k != "id"} | first for c in new]  # the store hands out ids
-    new_ids = iter(queries.insert_papers(conn, new_rows))
+    new_ids = iter(queries.insert_papers(conn, [(c.after, c.title_key) for c in new], first))
     # Write only the columns that moved: SQLite rewrites an index entry for every indexed
     # column named in SET, changed or not. Most known papers only gain upvotes or a sighting.
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, ...], list[tuple[Paper, str]]] = {}
     for change in changes.changes:
         if change.kind != "new" and change.dirty:
-            groups.setdefault(_columns_to_write(change.fields), []).append(change.after)
-    for columns, rows in groups.items():
-        queries.update_papers(conn, rows, columns)
+            groups.setdefault(_columns_to_write(change.fields), []).append((change.after, change.title_key))
+    for columns, papers in groups.items():
+        queries.update_papers(conn, papers, columns)
     sightings = []
     for change in changes.changes:
         paper_id = next(new_ids) if change.kind == "new" else change.paper_id

@@ -27,16 +27,8 @@ class Entry:
         return (Entry, (*(getattr(self, name) for name in _ENTRY_FIELDS),))
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "position": self.position,
-            "title": self.title,
-            "abstract": self.abstract,
-            "authors": self.authors,
-            "org": self.org,
-            "published": self.published.isoformat() if self.published else None,
-            "upvotes": self.upvotes,
-            "arxiv_id": self.arxiv_id,
-        }
+        """The `parse` line: the position, then what the listing says of the paper."""
+        return {"position": self.position, **{name: json_value(getattr(self, name)) for name in LISTING_FIELDS}}
 
 
 _ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
@@ -118,12 +110,23 @@ class Paper:
     last_seen: dt.date
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "title": self.title,
-            "arxiv_id": self.arxiv_id,
-            "upvotes": self.upvotes,
-            "published": self.published.isoformat() if self.published else None,
-            "first_seen": self.first_seen.isoformat(),
-            "authors": self.authors,
-            "org": self.org,
-        }
+        """The `papers --json` line: what the listings said of it (the abstract aside) and when it
+        was first seen."""
+        return {name: json_value(getattr(self, name)) for name in PAPERS_JSON_FIELDS}
+
+
+# A paper's fields are defined once, by Entry (what a listing says) and Paper (what the store
+# keeps); everything else derives from them. LISTING_FIELDS are the ones a listing fills and
+# later listings update: the diff merges them, the store keeps them, the JSON shows them.
+LISTING_FIELDS = tuple(name for name in _ENTRY_FIELDS if name in {f.name for f in fields(Paper)} and name != "id")
+PAPER_FIELDS = tuple(f.name for f in fields(Paper))
+PAPERS_JSON_FIELDS = tuple(name for name in PAPER_FIELDS if name not in ("id", "abstract", "last_seen"))
+
+
+def json_value(value: Any) -> Any:
+    """A field as JSON holds it: dates in ISO 8601, sequences as lists."""
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return list(value)
+    return value

@@ -75,7 +75,7 @@ def seed_listing(name: str) -> Listing:
 def test_new_papers_are_new() -> None:
     result = diff(listing(entry("Alpha", 1, upvotes=3), entry("Beta", 2)), [])
     assert [c.kind for c in result.changes] == ["new", "new"]
-    assert result.changes[0].after["first_seen"] == D(2026, 1, 10)
+    assert result.changes[0].after.first_seen == D(2026, 1, 10)
 
 
 def test_same_fields_are_unchanged_and_new_upvotes_are_an_update() -> None:
@@ -85,13 +85,13 @@ def test_same_fields_are_unchanged_and_new_upvotes_are_an_update() -> None:
         ("unchanged", 1, ()),
         ("updated", 2, ("upvotes",)),
     ]
-    assert result.changes[1].after["upvotes"] == 5
+    assert result.changes[1].after.upvotes == 5
 
 
 def test_unknown_upvotes_never_overwrite_known() -> None:
     result = diff(listing(entry("Alpha", upvotes=None)), [paper(1, "Alpha", upvotes=7)])
     assert result.changes[0].kind == "unchanged"
-    assert result.changes[0].after["upvotes"] == 7
+    assert result.changes[0].after.upvotes == 7
 
 
 def test_title_key_matches_across_case_and_punctuation() -> None:
@@ -103,7 +103,7 @@ def test_paper_known_by_title_gains_its_arxiv_id() -> None:
     result = diff(listing(entry("Alpha", arxiv="2305.14314")), [paper(1, "Alpha")])
     change = result.changes[0]
     assert (change.kind, change.paper_id, change.fields) == ("updated", 1, ("arxiv_id",))
-    assert change.after["arxiv_id"] == "2305.14314"
+    assert change.after.arxiv_id == "2305.14314"
 
 
 def test_title_only_entry_matches_a_paper_known_by_arxiv_id() -> None:
@@ -115,7 +115,7 @@ def test_arxiv_id_wins_over_a_changed_title() -> None:
     result = diff(listing(entry("Alpha v2: renamed", arxiv="2305.14314")), [paper(1, "Alpha", arxiv="2305.14314")])
     change = result.changes[0]
     assert change.paper_id == 1 and "title" in change.fields
-    assert change.after["title_key"] == "alpha v2 renamed"
+    assert change.title_key == "alpha v2 renamed"
 
 
 def test_different_arxiv_ids_with_the_same_title_are_different_papers() -> None:
@@ -127,10 +127,10 @@ def test_older_dump_only_fills_gaps_and_moves_first_seen_back() -> None:
     known = [paper(1, "Alpha", upvotes=9, abstract=None, first=D(2026, 1, 5), last=D(2026, 1, 5))]
     result = diff(listing(entry("Alpha", upvotes=2, abstract="Filled."), as_of=D(2026, 1, 1)), known)
     change = result.changes[0]
-    assert change.after["upvotes"] == 9  # the newer count stays
-    assert change.after["abstract"] == "Filled."
-    assert change.after["first_seen"] == D(2026, 1, 1)
-    assert change.after["last_seen"] == D(2026, 1, 5)
+    assert change.after.upvotes == 9  # the newer count stays
+    assert change.after.abstract == "Filled."
+    assert change.after.first_seen == D(2026, 1, 1)
+    assert change.after.last_seen == D(2026, 1, 5)
     assert set(change.fields) == {"abstract", "first_seen"}
 
 
@@ -139,7 +139,7 @@ def test_a_paper_listed_twice_in_one_dump_counts_once() -> None:
     assert len(result.changes) == 1
     change = result.changes[0]
     assert (change.kind, change.position, change.upvotes) == ("new", 1, 4)
-    assert change.after["authors"] == 3
+    assert change.after.authors == 3
 
 
 def test_diff_does_not_modify_known() -> None:

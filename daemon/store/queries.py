@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, Date, DateTime, Row, bindparam, case, func, insert, or_, select, update
 
 from paperdigest import clock
-from paperdigest.model import Paper
+from paperdigest.model import PAPER_FIELDS, Paper
 from paperdigest.store.tables import (
     dump_table,
     outbox_message_table,
@@ -23,18 +23,10 @@ from paperdigest.store.tables import (
 
 CHUNK = 500  # stays under every backend's limit of bound parameters
 
-PAPER_FIELDS = (
-    "arxiv_id",
-    "title_key",
-    "title",
-    "abstract",
-    "authors",
-    "org",
-    "published",
-    "upvotes",
-    "first_seen",
-    "last_seen",
-)
+# The paper columns, from the model: Paper's fields (in its order), then the identity key.
+# An ingest writes all but the id and the first-ingest bookkeeping.
+_PAPER_READ = (*PAPER_FIELDS, "title_key")
+WRITTEN_PAPER_COLUMNS = tuple(name for name in _PAPER_READ if name != "id")
 
 
 def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
@@ -55,21 +47,11 @@ def _marks(values: Sequence[Any]) -> str:
 
 
 def _paper(row: Row[Any]) -> Paper:
-    return Paper(
-        id=row.id,
-        title=row.title,
-        abstract=row.abstract,
-        authors=row.authors,
-        org=row.org,
-        published=row.published,
-        upvotes=row.upvotes,
-        arxiv_id=row.arxiv_id,
-        first_seen=row.first_seen,
-        last_seen=row.last_seen,
-    )
+    """A row selected as _PAPER_COLUMNS (Core: typed values)."""
+    return Paper(*row[: len(PAPER_FIELDS)])
 
 
-_PAPER_COLUMNS = [paper_table.c[name] for name in ("id", *PAPER_FIELDS)]
+_PAPER_COLUMNS = [paper_table.c[name] for name in _PAPER_READ]
 
 
 def papers_by_identity(
@@ -90,35 +72,26 @@ def papers_by_identity(
                     tuple(chunk),
                 ).fetchall()
                 for raw in rows:
-                    found[raw[0]] = (_paper_from_tuple(raw), raw[2])
+                    found[raw[0]] = (_paper_from_tuple(raw), raw[_KEY_AT])
                 continue
             for row in conn.execute(select(*_PAPER_COLUMNS).where(column.in_(chunk))):
                 found[row.id] = (_paper(row), row.title_key)
     return list(found.values())
 
 
-_SELECT_LIST = ", ".join(("id", *PAPER_FIELDS))
-
-
-def _date_or_none(value: Any) -> dt.date | None:
-    return dt.date.fromisoformat(value) if isinstance(value, str) else value
+_SELECT_LIST = ", ".join(_PAPER_READ)
+_KEY_AT = len(PAPER_FIELDS)  # where the title key sits in a row of _SELECT_LIST
+# Where Paper's dates sit in such a row: SQLite's driver hands them back as text.
+_DATE_AT = tuple(i for i, name in enumerate(PAPER_FIELDS) if isinstance(paper_table.c[name].type, Date))
 
 
 def _paper_from_tuple(raw: Any) -> Paper:
-    """A row of `SELECT id, PAPER_FIELDS...` as SQLite's driver returns it (dates as text)."""
-    (pid, arxiv_id, _key, title, abstract, authors, org, published, upvotes, first_seen, last_seen) = raw
-    return Paper(
-        id=pid,
-        title=title,
-        abstract=abstract,
-        authors=authors,
-        org=org,
-        published=_date_or_none(published),
-        upvotes=upvotes,
-        arxiv_id=arxiv_id,
-        first_seen=dt.date.fromisoformat(first_seen),
-        last_seen=dt.date.fromisoformat(last_seen),
-    )
+    """A row of `SELECT _SELECT_LIST` as SQLite's driver returns it (dates as text)."""
+    values = list(raw[:_KEY_AT])
+    for at in _DATE_AT:
+        if isinstance(values[at], str):
+            values[at] = dt.date.fromisoformat(values[at])
+    return Paper(*values)
 
 
 def dump_by_hash(conn: Connection, content_hash: str) -> Row[Any] | None:
@@ -184,14 +157,21 @@ _TEMPORAL = frozenset(
     for column in table.columns
     if isinstance(column.type, Date | DateTime)
 )
-_NEW_PAPER_COLUMNS = (*PAPER_FIELDS, "first_dump_id", "first_ingested_at", "first_backfill")
+_NEW_PAPER_COLUMNS = (*WRITTEN_PAPER_COLUMNS, "first_dump_id", "first_ingested_at", "first_backfill")
 _SIGHTING_COLUMNS = ("dump_id", "paper_id", "position", "upvotes")
 
 
-def insert_papers(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
-    """Insert new papers in one batch; their ids come back in the order of `rows`."""
-    if not rows:
+def _paper_row(paper: Paper, key: str, columns: Sequence[str]) -> dict[str, Any]:
+    """The stored values of a paper: its fields and its title key."""
+    return {name: key if name == "title_key" else getattr(paper, name) for name in columns}
+
+
+def insert_papers(conn: Connection, papers: list[tuple[Paper, str]], first: dict[str, Any]) -> list[int]:
+    """Insert new papers (with their title keys) in one batch; `first` records the dump that
+    brought them in. Their ids come back in the order given (the papers' own ids are ignored)."""
+    if not papers:
         return []
+    rows = [_paper_row(paper, key, WRITTEN_PAPER_COLUMNS) | first for paper, key in papers]
     if _fast(conn):
         # The ingest holds SQLite's write lock (BEGIN IMMEDIATE): ids can be handed out here,
         # and a plain executemany is several times cheaper than INSERT ... RETURNING.
@@ -204,15 +184,19 @@ def insert_papers(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
     return [int(row.id) for row in conn.execute(stmt, rows)]
 
 
-def update_papers(conn: Connection, rows: list[dict[str, Any]], fields: tuple[str, ...] = PAPER_FIELDS) -> None:
-    """Write back `fields` of existing papers, one executemany."""
-    if not rows:
+def update_papers(
+    conn: Connection, papers: list[tuple[Paper, str]], fields: tuple[str, ...] = WRITTEN_PAPER_COLUMNS
+) -> None:
+    """Write back `fields` of existing papers (with their title keys), one executemany."""
+    if not papers:
         return
+    rows = [_paper_row(paper, key, fields) for paper, key in papers]
     if _fast(conn):
         columns, params = _sqlite_params(rows, fields)
         sets = ", ".join(f"{name} = ?" for name in columns)
         conn.exec_driver_sql(
-            f"UPDATE paper SET {sets} WHERE id = ?", [(*p, row["id"]) for p, row in zip(params, rows, strict=True)]
+            f"UPDATE paper SET {sets} WHERE id = ?",
+            [(*p, paper.id) for p, (paper, _) in zip(params, papers, strict=True)],
         )
         return
     stmt = (
@@ -220,7 +204,8 @@ def update_papers(conn: Connection, rows: list[dict[str, Any]], fields: tuple[st
         .where(paper_table.c.id == bindparam("pid"))
         .values({name: bindparam(f"v_{name}") for name in fields})
     )
-    conn.execute(stmt, [{"pid": row["id"], **{f"v_{k}": row[k] for k in fields}} for row in rows])
+    pairs = zip(rows, papers, strict=True)
+    conn.execute(stmt, [{"pid": paper.id, **{f"v_{k}": row[k] for k in fields}} for row, (paper, _) in pairs])
 
 
 def insert_sightings(conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -305,13 +290,13 @@ def sent_and_gained(conn: Connection, subscriber: str, min_gain: int) -> list[tu
     their upvotes then: the only ones that can be Rising, so the rest of a subscriber's history
     (it grows by every digest) is never read."""
     if _fast(conn):  # once per digest: plain SQL
-        columns = ", ".join(f"p.{name}" for name in ("id", *PAPER_FIELDS))
+        columns = ", ".join(f"p.{name}" for name in _PAPER_READ)
         sql = (
             f"SELECT {columns}, s.upvotes FROM sent_paper s JOIN paper p ON p.id = s.paper_id"
             " WHERE s.subscriber = ? AND s.upvotes IS NOT NULL AND p.upvotes - s.upvotes >= ? ORDER BY p.id"
         )
         found = conn.exec_driver_sql(sql, (subscriber.lower(), min_gain)).fetchall()
-        return [(_paper_from_tuple(raw[:-1]), int(raw[-1])) for raw in found]
+        return [(_paper_from_tuple(raw), int(raw[-1])) for raw in found]
     s = sent_paper_table.c
     stmt = (
         select(*_PAPER_COLUMNS, s.upvotes.label("upvotes_then"))
