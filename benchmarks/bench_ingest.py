@@ -98,7 +98,7 @@ def log(message: str) -> None:
 
 
 def worker_ours(data: Path, db: Path) -> dict[str, Any]:
-    from paperdigest.jobs import Failure, backfill
+    from paperdigest.ingest.job import Failure, backfill
     from paperdigest.store.engine import open_engine
 
     engine = open_engine(f"sqlite:///{db}")
@@ -127,10 +127,10 @@ def worker_floor(params: Params, db: Path) -> dict[str, Any]:
 
 def worker_baseline() -> dict[str, Any]:
     """The interpreter with our package and SQLAlchemy imported: what any run costs before data."""
-    import paperdigest.jobs
+    import paperdigest.ingest.job
     import paperdigest.store.engine
 
-    return {"modules": len(sys.modules), "loaded": bool(paperdigest.jobs and paperdigest.store.engine)}
+    return {"modules": len(sys.modules), "loaded": bool(paperdigest.ingest.job and paperdigest.store.engine)}
 
 
 def run_worker(args: argparse.Namespace) -> int:
@@ -318,7 +318,7 @@ def render_text(report: dict[str, Any]) -> str:
         f"data        {g['files']} files, {g['bytes'] / 1e6:.1f} MB ({made})",
         "",
         "backfill (each in its own child process)",
-        f"  ours   paperdigest.jobs.backfill: read + parse + diff + write   {ours['seconds']:8.2f} s  "
+        f"  ours   paperdigest.ingest.job.backfill: read + parse + diff + write   {ours['seconds']:8.2f} s  "
         f"{ours['entries_per_s']:>8,} entries/s  peak RSS {ours['peak_rss_mb']:6.1f} MB",
         f"  floor  plain sqlite3 executemany, rows already parsed     {low['seconds']:8.2f} s  "
         f"{low['entries_per_s']:>8,} entries/s  peak RSS {low['peak_rss_mb']:6.1f} MB",
@@ -354,7 +354,7 @@ def render_text(report: dict[str, Any]) -> str:
 
 def profile(params: Params, workdir: Path, top: int) -> str:
     """Our backfill under cProfile, in this process, over the generated dumps."""
-    from paperdigest.jobs import backfill
+    from paperdigest.ingest.job import backfill
     from paperdigest.store.engine import open_engine
 
     engine = open_engine(f"sqlite:///{fresh_db(workdir / 'profile.db')}")

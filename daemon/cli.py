@@ -14,8 +14,9 @@ from typing import Any, TextIO
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from paperdigest import __version__, clock, config, digest, health, jobs, render, score, settings
+from paperdigest import __version__, clock, config, digest, health, render, score, settings
 from paperdigest.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_RUNTIME, PaperdigestError, UsageError
+from paperdigest.ingest import job as jobs
 from paperdigest.logs import setup_logging
 from paperdigest.mail import outbox
 from paperdigest.model import DumpResult

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 
@@ -130,3 +131,59 @@ def json_value(value: Any) -> Any:
     if isinstance(value, tuple):
         return list(value)
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """A dump a source found, before it is parsed.
+
+    `key` is its content hash (the file's path when it could not be read); `captured` the
+    capture date as far as it is known before parsing (for the record of a refusal); `raw` its
+    bytes, or None with `unread` saying why it could not be read (unreadable, too large);
+    `as_of` the capture date the source vouches for (an HTTP fetch: its day), else the dump's
+    own; `file` the inbox file to settle once the dump is ingested or refused."""
+
+    name: str
+    key: str
+    captured: dt.date
+    raw: RawDump | None
+    unread: str | None = None
+    as_of: dt.date | None = None
+    file: Path | None = None
+
+
+@dataclass
+class Fetched:
+    """What one poll of a source found: dumps, files still being written, HTTP validators.
+    `skip_known`: the files stay put, so dumps ingested or refused before are skipped unparsed;
+    `failing_when_bad`: a dump that does not parse is the source's failure, not a refusal."""
+
+    found: list[Found] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)
+    validators: dict[str, str | None] = field(default_factory=dict)
+    skip_known: bool = False
+    failing_when_bad: bool = False
+
+
+@dataclass
+class PollResult:
+    """What a poll of a source did: dumps ingested and refused, files left to settle."""
+
+    source: str
+    ingested: list[DumpResult] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)  # still being written
+    validators: dict[str, str | None] = field(default_factory=dict)  # HTTP: etag, last_modified
+    empty: bool = False  # the source answered with a listing of zero entries
+
+    @property
+    def entries(self) -> int:
+        return sum(r.entries for r in self.ingested)
+
+    @property
+    def new(self) -> int:
+        return sum(r.new for r in self.ingested if not r.duplicate_dump)
+
+    @property
+    def changed(self) -> bool:
+        return any(not r.duplicate_dump for r in self.ingested)

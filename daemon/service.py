@@ -26,7 +26,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from paperdigest import clock, config
-from paperdigest.config import LimitsSettings, Settings, SourceSettings
+from paperdigest.config import Settings
 from paperdigest.errors import (
     EXIT_BAD_INPUT,
     EXIT_OK,
@@ -37,31 +37,17 @@ from paperdigest.errors import (
     StoreError,
 )
 from paperdigest.health import next_digests, poll_interval
-from paperdigest.ingest import reject
+from paperdigest.ingest.job import poll_source, record_poll
 from paperdigest.lock import InstanceLock, lock_path
 from paperdigest.mail import outbox
+from paperdigest.model import PollResult
 from paperdigest.notify import Notifier
 from paperdigest.schedule import cron_trigger, parse_every
-from paperdigest.sources.directory import DirectorySource, PollResult
-from paperdigest.sources.http import HttpSource
-from paperdigest.store import migrate, queries
+from paperdigest.sources import Source, make_source
+from paperdigest.store import migrate
 from paperdigest.store.engine import describe, open_engine, resolve_url
 
 log = logging.getLogger("paperdigest")
-
-Source = DirectorySource | HttpSource
-
-
-def make_source(settings: SourceSettings, limits: LimitsSettings, previous: Source | None = None) -> Source:
-    if settings.kind == "directory":
-        assert settings.path is not None
-        source = DirectorySource(settings.name, settings.path, move=settings.move, max_bytes=limits.max_dump_bytes)
-        if isinstance(previous, DirectorySource) and previous.path == source.path:
-            source.seen = previous.seen
-        return source
-    assert settings.url is not None
-    return HttpSource.configured(settings.name, settings.url, limits)
-
 
 @dataclass
 class CycleReport:
@@ -107,42 +93,24 @@ class Service:
             return
         now = clock.now()
         try:
-            result = source.poll(self.engine, now)
+            result = poll_source(self.engine, source, now)
         except Exception as exc:  # any failure is the source's failure: recorded, shown, never fatal
             if not isinstance(exc, PaperdigestError | OSError):
                 log.exception("source %s failed unexpectedly", name)
                 exc = SourceError(f"source {name}: unexpected {type(exc).__name__}: {exc}")
             log.error("source %s failed: %s", name, exc)
-            self._save_state(name, {"last_poll_at": now, "last_error_at": now, "last_error": str(exc)}, failed=True)
+            record_poll(self.engine, name, now, exc)
             if report is not None:
                 report.source_errors.append(str(exc))
             return
-        for rejected in result.rejected:
-            reject(self.engine, rejected)
-        values: dict[str, Any] = {"last_poll_at": now, "last_success_at": now, **result.validators}
-        if result.ingested or result.empty:
-            values["last_entries"] = result.entries
+        record_poll(self.engine, name, now, result)
         if result.changed:
-            values["last_change_at"] = now
             self.last_ingest = f"{now:%Y-%m-%d %H:%M}Z {name}: {result.new} new"
         if result.empty:
             log.warning("source %s yielded zero entries", name)
-        self._save_state(name, values, failed=False)
         if report is not None:
             report.polls.append(result)
         self._update_status()
-
-    def _save_state(self, name: str, values: dict[str, Any], failed: bool) -> None:
-        try:
-            with self.engine.connect().execution_options(write=True) as conn, conn.begin():
-                previous = queries.source_state(conn, name)
-                failures = (previous.failures if previous is not None else 0) + 1 if failed else 0
-                if not failed and (previous is None or previous.last_change_at is None):
-                    # staleness counts from the first successful poll: the listing we started with
-                    values.setdefault("last_change_at", values["last_poll_at"])
-                queries.save_source_state(conn, name, {**values, "failures": failures}, exists=previous is not None)
-        except Exception as exc:  # the state is advisory; never let it stop the service
-            log.error("cannot record the state of source %s: %s", name, exc)
 
     def send(self, report: CycleReport | None = None) -> None:
         now = clock.now()

@@ -17,15 +17,15 @@ from typing import Any
 
 import pytest
 
-from paperdigest import jobs
 from paperdigest.errors import EmptyListingError, ParseError
+from paperdigest.ingest import ahead, job
 from paperdigest.model import Listing
 from paperdigest.report import progress_for
 from paperdigest.store import queries
 from paperdigest.store.engine import open_engine
 from tests.conftest import ROOT, SEEDS
 
-COUNT = jobs.PARALLEL_MIN + 6
+COUNT = ahead.PARALLEL_MIN + 6
 BROKEN = 7
 
 
@@ -46,7 +46,7 @@ def outcome(parsed: Listing | Exception) -> Any:
     return (type(parsed).__name__, str(parsed)) if isinstance(parsed, Exception) else parsed
 
 
-PARSE_FILE = jobs.parse_file
+PARSE_FILE = ahead.parse_file
 
 
 def tag_with_pid(path: Path, as_of: dt.date | None, *cap: int) -> Listing | Exception:
@@ -71,29 +71,29 @@ def dumps(tmp_path: Path) -> list[Path]:
 
 
 def test_the_worker_parses_the_same_listings_in_the_same_order(dumps: list[Path]) -> None:
-    assert jobs._can_fork_a_parser(len(dumps))
-    ahead = [(path, outcome(parsed)) for path, parsed in jobs.parsed_in_order(dumps, None)]
-    here = [(path, outcome(jobs.parse_file(path, None))) for path in dumps]
-    assert ahead == here
-    assert ahead[BROKEN][1][0] == "ParseError" and str(dumps[BROKEN]) in ahead[BROKEN][1][1]
+    assert ahead._can_fork_a_parser(len(dumps))
+    forked = [(path, outcome(parsed)) for path, parsed in ahead.parsed_in_order(dumps, None)]
+    here = [(path, outcome(ahead.parse_file(path, None))) for path in dumps]
+    assert forked == here
+    assert forked[BROKEN][1][0] == "ParseError" and str(dumps[BROKEN]) in forked[BROKEN][1][1]
 
 
 def test_the_parsing_happens_in_another_process(dumps: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(jobs, "parse_file", tag_with_pid)
-    pids = {parsed.layout for _, parsed in jobs.parsed_in_order(dumps, None) if isinstance(parsed, Listing)}
+    monkeypatch.setattr(ahead, "parse_file", tag_with_pid)
+    pids = {parsed.layout for _, parsed in ahead.parsed_in_order(dumps, None) if isinstance(parsed, Listing)}
     assert len(pids) == 1 and pids != {str(os.getpid())}
 
 
 def test_few_dumps_are_parsed_in_process(dumps: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(jobs, "parse_file", tag_with_pid)
-    few = dumps[: jobs.PARALLEL_MIN - 1]
-    pids = {parsed.layout for _, parsed in jobs.parsed_in_order(few, None) if isinstance(parsed, Listing)}
+    monkeypatch.setattr(ahead, "parse_file", tag_with_pid)
+    few = dumps[: ahead.PARALLEL_MIN - 1]
+    pids = {parsed.layout for _, parsed in ahead.parsed_in_order(few, None) if isinstance(parsed, Listing)}
     assert pids == {str(os.getpid())}
 
 
 def test_a_dead_worker_leaves_the_rest_to_this_process(dumps: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(jobs, "parse_file", die_in_the_worker_on_the_fifth)
-    results = list(jobs.parsed_in_order(dumps, None))
+    monkeypatch.setattr(ahead, "parse_file", die_in_the_worker_on_the_fifth)
+    results = list(ahead.parsed_in_order(dumps, None))
     assert [path for path, _ in results] == dumps  # every dump, once, in order
     pids = [parsed.layout for _, parsed in results if isinstance(parsed, Listing)]
     assert str(os.getpid()) in pids[4:] and pids[0] != str(os.getpid())  # the first were the worker's
@@ -105,8 +105,8 @@ def test_backfill_with_the_worker_stores_what_a_sequential_backfill_stores(
     def run(name: str) -> tuple[list[Any], dict[str, int], list[Any]]:
         engine = open_engine(f"sqlite:///{tmp_path / name}")
         outcomes = [
-            (o.source, str(o.error)) if isinstance(o, jobs.Failure) else o.to_json()
-            for o in jobs.backfill(engine, [str(tmp_path / "dumps")])
+            (o.source, str(o.error)) if isinstance(o, job.Failure) else o.to_json()
+            for o in job.backfill(engine, [str(tmp_path / "dumps")])
         ]
         with engine.connect() as conn:
             stored = queries.counts(conn), [p.to_json() for p in queries.top_papers(conn, None)]
@@ -114,7 +114,7 @@ def test_backfill_with_the_worker_stores_what_a_sequential_backfill_stores(
         return outcomes, *stored
 
     parallel = run("parallel.db")
-    monkeypatch.setattr(jobs, "PARALLEL_MIN", 10**6)
+    monkeypatch.setattr(ahead, "PARALLEL_MIN", 10**6)
     sequential = run("sequential.db")
     assert parallel == sequential
     assert len(parallel[0]) == COUNT and parallel[1]["dumps"] == len({p.read_bytes() for p in dumps}) - 1
@@ -138,9 +138,9 @@ def test_parse_errors_cross_a_process_boundary_whole(error: ParseError) -> None:
 ORPHAN_SCRIPT = """
 import multiprocessing, sys, time
 from pathlib import Path
-from paperdigest import jobs
+from paperdigest.ingest import ahead
 paths = sorted(Path(sys.argv[1]).iterdir())
-results = jobs.parsed_in_order(paths, None)
+results = ahead.parsed_in_order(paths, None)
 next(results)  # the worker is running and parsing ahead
 print(multiprocessing.active_children()[0].pid, flush=True)
 time.sleep(60)
@@ -182,5 +182,5 @@ def test_the_progress_bar_on_a_terminal_starts_no_thread(dumps: list[Path]) -> N
         assert progress.progress is not None  # a bar, since this is a terminal
         progress.start(len(dumps))
         progress.advance()
-        assert threading.active_count() == 1 and jobs._can_fork_a_parser(len(dumps))
+        assert threading.active_count() == 1 and ahead._can_fork_a_parser(len(dumps))
     assert "1/" in terminal.getvalue()

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from paperdigest.ingest.job import poll_source
 from paperdigest.sources.directory import DirectorySource
 from paperdigest.store.engine import open_engine
 from tests.conftest import ROOT, SEEDS
@@ -345,13 +346,13 @@ def test_files_being_written_wait_for_the_next_poll(tmp_path: Path) -> None:
     (inbox / ".hidden.txt").write_bytes(SEED.read_bytes())
     fresh = inbox / "fresh.txt"
     fresh.write_bytes(SEED.read_bytes()[:5000])  # just written, still growing
-    first = source.poll(engine, now)
+    first = poll_source(engine, source, now)
     assert first.ingested == [] and first.waiting == ["fresh.txt"]
     with fresh.open("ab") as handle:
         handle.write(SEED.read_bytes()[5000:])
-    second = source.poll(engine, now)
+    second = poll_source(engine, source, now)
     assert second.ingested == [] and second.waiting == ["fresh.txt"]  # it changed since the last poll
-    third = source.poll(engine, now)  # unchanged since the last poll: settled
+    third = poll_source(engine, source, now)  # unchanged since the last poll: settled
     assert len(third.ingested) == 1 and (inbox / "processed" / "fresh.txt").exists()
     assert (inbox / "big.txt.part").exists() and (inbox / ".hidden.txt").exists()  # never touched
 
@@ -363,9 +364,9 @@ def test_nothing_is_ever_deleted_or_overwritten(tmp_path: Path) -> None:
     source = DirectorySource("inbox", inbox)
     now = dt.datetime.now(dt.UTC)
     drop(inbox, SEED, "same.txt")
-    source.poll(engine, now)
+    poll_source(engine, source, now)
     drop(inbox, SEED, "same.txt")  # the same name again (a duplicate dump)
-    result = source.poll(engine, now)
+    result = poll_source(engine, source, now)
     assert result.ingested[0].duplicate_dump
     assert sorted(p.name for p in (inbox / "processed").iterdir()) == ["same.txt", "same.txt.1"]
 
@@ -377,6 +378,6 @@ def test_a_read_only_source_remembers_by_content_hash(tmp_path: Path) -> None:
     shutil.copyfile(SEED, folder / SEED.name)
     source = DirectorySource("seeds", folder, move=False)
     now = dt.datetime.now(dt.UTC)
-    assert len(source.poll(engine, now).ingested) == 1
-    assert source.poll(engine, now).ingested == []  # known by its hash: not even parsed again
+    assert len(poll_source(engine, source, now).ingested) == 1
+    assert poll_source(engine, source, now).ingested == []  # known by its hash: not even parsed again
     assert sorted(p.name for p in folder.iterdir()) == [SEED.name]

@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 
 from paperdigest.errors import ParseError
+from paperdigest.ingest import job
+from paperdigest.ingest.job import poll_source
 from paperdigest.lock import AlreadyRunning, InstanceLock, lock_path
 from paperdigest.model import RawDump
 from paperdigest.parse import parse_dump
-from paperdigest.sources import directory
 from paperdigest.sources.directory import DirectorySource
 from paperdigest.store import queries
 from paperdigest.store.engine import open_engine
@@ -94,7 +95,7 @@ def test_a_file_still_being_written_is_not_ingested_half(
     os.utime(target, (old, old))
 
     step = "apply" if first_half_parses else "parse_dump"
-    real = getattr(directory, step)
+    real = getattr(job, step)
 
     def writer_goes_on(*args: Any, **kwargs: Any) -> Any:
         if target.stat().st_size == cut:
@@ -102,16 +103,16 @@ def test_a_file_still_being_written_is_not_ingested_half(
                 handle.write(whole[cut:])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(directory, step, writer_goes_on)
+    monkeypatch.setattr(job, step, writer_goes_on)
     source = DirectorySource("inbox", inbox)
     now = dt.datetime.now(dt.UTC)
     with caplog.at_level(logging.WARNING, logger="paperdigest.sources"):
-        first = source.poll(engine, now)
+        first = poll_source(engine, source, now)
     assert first.waiting == [target.name] and first.rejected == []
     assert target.exists() and not (inbox / "rejected").exists() and not (inbox / "processed").exists()
     assert "changed after it was read" in caplog.text
 
-    polls = [source.poll(engine, now + dt.timedelta(seconds=5 * i)) for i in (1, 2)]
+    polls = [poll_source(engine, source, now + dt.timedelta(seconds=5 * i)) for i in (1, 2)]
     assert sum(len(p.ingested) for p in polls) == 1 and all(p.rejected == [] for p in polls)
     assert (inbox / "processed" / target.name).read_bytes() == whole
     entries = parse_dump(RawDump("x", whole, None), dt.date(2026, 11, 4)).entries

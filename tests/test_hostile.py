@@ -15,7 +15,8 @@ import pytest
 
 from paperdigest import clock, config
 from paperdigest.errors import SourceError
-from paperdigest.sources import directory
+from paperdigest.ingest import job
+from paperdigest.ingest.job import poll_source
 from paperdigest.sources.directory import DirectorySource
 from paperdigest.sources.http import HttpSource, redact
 from paperdigest.store.engine import open_engine
@@ -113,8 +114,8 @@ def test_a_file_that_breaks_the_parser_is_rejected_not_retried_forever(
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("parser bug")
 
-    monkeypatch.setattr(directory, "parse_dump", boom)
-    result = DirectorySource("inbox", inbox).poll(engine, dt.datetime.now(dt.UTC))
+    monkeypatch.setattr(job, "parse_dump", boom)
+    result = poll_source(engine, DirectorySource("inbox", inbox), dt.datetime.now(dt.UTC))
     assert [r.file for r in result.rejected] == ["weird.txt"]
     assert (inbox / "rejected" / "weird.txt").exists()
     assert "RuntimeError" in (inbox / "rejected" / "weird.txt.error").read_text()
@@ -143,7 +144,7 @@ def test_source_urls_are_redacted_in_errors(tmp_path: Path) -> None:
     assert redact(url) == "http://127.0.0.1:9/api/daily_papers?token=…&date=…"
     source = HttpSource("api", url, archive=tmp_path, sleep=lambda s: None, backoff=0)
     with pytest.raises(SourceError) as info:
-        source.fetch({})
+        source.get({})
     assert "S3cret" not in str(info.value) and "TOPSECRET" not in str(info.value)
     if source.client is not None:
         source.client.close()

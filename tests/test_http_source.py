@@ -24,6 +24,7 @@ from sqlalchemy import Engine
 from paperdigest import clock, config, health
 from paperdigest.config import Settings, SourceSettings
 from paperdigest.errors import SourceError
+from paperdigest.ingest.job import poll_source
 from paperdigest.parse import content_hash
 from paperdigest.service import Service
 from paperdigest.sources import http as http_source
@@ -245,9 +246,9 @@ def test_json_api_body_is_ingested_with_the_tool_user_agent(
     server.program(json_reply(body))
     source = make(sources, server.url("/api/daily_papers?date=2023-05-04"), tmp_path / "archive")
 
-    result = source.poll(engine, NOW)
+    result = poll_source(engine, source, NOW)
 
-    assert not result.not_modified and not result.empty
+    assert not result.empty
     assert result.entries == len(distinct_ids)
     assert result.new == len(distinct_ids)
     assert result.changed
@@ -271,7 +272,7 @@ def test_body_is_archived_byte_identical_and_backfill_replays_it(
     body = API_FIXTURE.read_bytes()
     archive = tmp_path / "archive"
     server.program(json_reply(body))
-    make(sources, server.url(), archive).poll(engine, NOW)
+    poll_source(engine, make(sources, server.url(), archive), NOW)
 
     files = [p for p in archive.iterdir() if p.is_file()]
     assert len(files) == 1
@@ -316,7 +317,7 @@ def test_body_is_archived_even_when_it_does_not_parse(
     archive = tmp_path / "archive"
     server.program(Reply(200, body, {"Content-Type": HTML_TYPE}))
     with pytest.raises(SourceError):
-        make(sources, server.url("/papers/date/2026-03-02"), archive).poll(engine, NOW)
+        poll_source(engine, make(sources, server.url("/papers/date/2026-03-02"), archive), NOW)
     files = [p for p in archive.iterdir() if p.is_file()]
     assert [f.read_bytes() for f in files] == [body]
     assert files[0].suffix == ".html"
@@ -333,7 +334,7 @@ def test_503_twice_then_200_succeeds_after_growing_waits(
     sleeps = Sleeps()
     source = make(sources, server.url(), tmp_path / "archive", sleep=sleeps)
 
-    result = source.poll(engine, NOW)
+    result = poll_source(engine, source, NOW)
 
     assert len(server.requests) == 3
     assert result.entries == len(json.loads(body))
@@ -349,7 +350,7 @@ def test_429_waits_as_long_as_retry_after_says(
 ) -> None:
     server.program(Reply(429, b"slow down", {"Retry-After": "7"}), json_reply(API_FIXTURE.read_bytes()))
     sleeps = Sleeps()
-    result = make(sources, server.url(), tmp_path / "archive", sleep=sleeps).poll(engine, NOW)
+    result = poll_source(engine, make(sources, server.url(), tmp_path / "archive", sleep=sleeps), NOW)
     assert sleeps == [7.0]
     assert len(server.requests) == 2
     assert result.entries > 0
@@ -358,7 +359,7 @@ def test_429_waits_as_long_as_retry_after_says(
 def test_retry_after_is_capped(server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource]) -> None:
     server.program(Reply(429, b"", {"Retry-After": "86400"}), json_reply(API_FIXTURE.read_bytes()))
     sleeps = Sleeps()
-    make(sources, server.url(), tmp_path / "archive", sleep=sleeps).poll(engine, NOW)
+    poll_source(engine, make(sources, server.url(), tmp_path / "archive", sleep=sleeps), NOW)
     assert sleeps == [http_source.MAX_RETRY_AFTER]
 
 
@@ -368,7 +369,7 @@ def test_500_forever_is_a_source_error_after_four_tries(
     server.program(default=Reply(500, b"broken"))
     sleeps = Sleeps()
     with pytest.raises(SourceError, match="HTTP 500") as caught:
-        make(sources, server.url(), tmp_path / "archive", sleep=sleeps).poll(engine, NOW)
+        poll_source(engine, make(sources, server.url(), tmp_path / "archive", sleep=sleeps), NOW)
     assert "4 tries" in str(caught.value)
     assert len(server.requests) == 4
     assert len(sleeps) == 3
@@ -380,14 +381,14 @@ def test_retry_after_as_an_http_date(server: Server, engine: Engine, tmp_path: P
     when = email.utils.format_datetime(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30), usegmt=True)
     server.program(Reply(503, b"", {"Retry-After": when}), json_reply(API_FIXTURE.read_bytes()))
     sleeps = Sleeps()
-    make(sources, server.url(), tmp_path / "archive", sleep=sleeps).poll(engine, NOW)
+    poll_source(engine, make(sources, server.url(), tmp_path / "archive", sleep=sleeps), NOW)
     assert len(sleeps) == 1
     assert 25 <= sleeps[0] <= 31
 
 
 def test_a_redirect_is_followed(server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource]) -> None:
     server.program(Reply(302, b"", {"Location": "/api/daily_papers?date=2023-05-04"}), json_reply(b"[]"))
-    result = make(sources, server.url("/api/old"), tmp_path / "archive").poll(engine, NOW)
+    result = poll_source(engine, make(sources, server.url("/api/old"), tmp_path / "archive"), NOW)
     assert result.empty is True
     assert [r.path for r in server.requests] == ["/api/old", "/api/daily_papers?date=2023-05-04"]
 
@@ -414,10 +415,9 @@ def test_conditional_get_sends_the_stored_validators_and_304_ingests_nothing(
         assert first.last_entries == len(json.loads(body))
         before = counts(service.engine)
 
-        result = service.sources["api"].poll(service.engine, NOW)
+        result = poll_source(service.engine, service.sources["api"], NOW)
 
-        assert result.not_modified is True
-        assert result.ingested == [] and result.entries == 0 and not result.changed
+        assert result.ingested == [] and result.entries == 0 and not result.changed and result.validators == {}
         assert counts(service.engine) == before
         second = server.requests[1].headers
         assert second["if-none-match"] == '"abc"'
@@ -433,8 +433,8 @@ def test_validators_written_to_source_state_are_sent(
     with engine.begin() as conn:
         queries.save_source_state(conn, "api", {"etag": '"abc"', "last_modified": LAST_MODIFIED}, exists=False)
     server.program(Reply(304))
-    result = make(sources, server.url(), tmp_path / "archive").poll(engine, NOW)
-    assert result.not_modified is True
+    result = poll_source(engine, make(sources, server.url(), tmp_path / "archive"), NOW)
+    assert result.ingested == [] and result.validators == {}  # 304: nothing new, validators kept
     assert server.requests[0].headers["if-none-match"] == '"abc"'
     assert server.requests[0].headers["if-modified-since"] == LAST_MODIFIED
     assert counts(engine)["dumps"] == 0
@@ -464,7 +464,7 @@ def test_a_body_over_the_cap_is_refused_and_nothing_is_stored(
 ) -> None:
     server.program(default=json_reply(API_FIXTURE.read_bytes()))
     with pytest.raises(SourceError, match="larger than 10000 bytes"):
-        make(sources, server.url(), tmp_path / "archive", max_bytes=10_000).poll(engine, NOW)
+        poll_source(engine, make(sources, server.url(), tmp_path / "archive", max_bytes=10_000), NOW)
     assert counts(engine) == {"papers": 0, "dumps": 0, "sightings": 0, "papers_with_arxiv_id": 0}
     assert not (tmp_path / "archive").exists() or not any((tmp_path / "archive").iterdir())
 
@@ -475,7 +475,7 @@ def test_a_body_under_the_cap_is_accepted(
     body = PROPS_PAGE.read_bytes()
     server.program(Reply(200, body, {"Content-Type": HTML_TYPE}))
     source = make(sources, server.url("/papers/date/2026-03-02"), tmp_path / "archive", max_bytes=len(body))
-    result = source.poll(engine, NOW)
+    result = poll_source(engine, source, NOW)
     assert result.entries == 4
 
 
@@ -488,7 +488,7 @@ def test_404_names_the_status_without_retrying(
     server.program(default=Reply(404, b"no such page"))
     sleeps = Sleeps()
     with pytest.raises(SourceError, match="HTTP 404"):
-        make(sources, server.url("/nowhere"), tmp_path / "archive", sleep=sleeps).poll(engine, NOW)
+        poll_source(engine, make(sources, server.url("/nowhere"), tmp_path / "archive", sleep=sleeps), NOW)
     assert len(server.requests) == 1
     assert sleeps == []
     assert counts(engine)["dumps"] == 0
@@ -500,7 +500,7 @@ def test_connection_refused_is_a_source_error_after_retries(
     sleeps = Sleeps()
     source = make(sources, f"http://127.0.0.1:{free_port()}/api", tmp_path / "archive", sleep=sleeps)
     with pytest.raises(SourceError, match="cannot connect") as caught:
-        source.poll(engine, NOW)
+        poll_source(engine, source, NOW)
     assert "4 tries" in str(caught.value)
     assert len(sleeps) == 3
 
@@ -512,7 +512,7 @@ def test_a_server_slower_than_the_read_timeout_is_a_source_error(
     server.program(default=Reply(200, API_FIXTURE.read_bytes(), {"Content-Type": JSON_TYPE}, delay=3.0))
     sleeps = Sleeps()
     with pytest.raises(SourceError, match="timed out"):
-        make(sources, server.url(), tmp_path / "archive", sleep=sleeps).poll(engine, NOW)
+        poll_source(engine, make(sources, server.url(), tmp_path / "archive", sleep=sleeps), NOW)
     assert len(server.requests) == 4
     assert counts(engine)["dumps"] == 0
 
@@ -524,7 +524,7 @@ def test_an_empty_listing_is_not_an_error_but_is_flagged_empty(
     server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource]
 ) -> None:
     server.program(json_reply(b"[]"))
-    result = make(sources, server.url("/api/daily_papers?p=99"), tmp_path / "archive").poll(engine, NOW)
+    result = poll_source(engine, make(sources, server.url("/api/daily_papers?p=99"), tmp_path / "archive"), NOW)
     assert result.empty is True
     assert result.entries == 0 and result.rejected == []
     assert counts(engine)["dumps"] == 0
@@ -537,7 +537,7 @@ def test_an_empty_array_in_any_spelling_is_an_empty_listing(
 ) -> None:
     """`[ ]` is as empty as `[]`: zero entries, a warning, never a parse failure."""
     server.program(json_reply(body))
-    result = make(sources, server.url("/api/daily_papers?p=99"), tmp_path / "archive").poll(engine, NOW)
+    result = poll_source(engine, make(sources, server.url("/api/daily_papers?p=99"), tmp_path / "archive"), NOW)
     assert result.empty is True
 
 
@@ -596,7 +596,7 @@ def test_an_html_page_with_props_is_ingested(
     server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource]
 ) -> None:
     server.program(Reply(200, PROPS_PAGE.read_bytes(), {"Content-Type": HTML_TYPE}))
-    result = make(sources, server.url("/papers/date/2026-03-02"), tmp_path / "archive").poll(engine, NOW)
+    result = poll_source(engine, make(sources, server.url("/papers/date/2026-03-02"), tmp_path / "archive"), NOW)
     assert result.entries == 4
     stored = counts(engine)
     assert stored["papers"] == 4 and stored["papers_with_arxiv_id"] == 4
@@ -614,7 +614,7 @@ def test_an_html_page_without_a_listing_is_a_parse_error_and_the_source_fails(
     service = service_for(settings, db_url)
     try:
         with pytest.raises(SourceError, match="did not parse"):
-            service.sources["api"].poll(service.engine, NOW)
+            poll_source(service.engine, service.sources["api"], NOW)
         service.poll("api")
         state = state_of(service.engine, "api")
         assert counts(service.engine)["dumps"] == 0
@@ -669,7 +669,7 @@ def test_an_archive_that_cannot_be_written_is_a_source_failure(server: Server, t
         assert isinstance(source, HttpSource)
         source.archive = blocker / "archive"
         with pytest.raises(SourceError):
-            source.poll(service.engine, NOW)
+            poll_source(service.engine, source, NOW)
         service.poll("api")  # must not raise: the failure is recorded
         state = state_of(service.engine, "api")
         assert counts(service.engine)["dumps"] == 0  # never parsed without its archive copy
@@ -781,7 +781,7 @@ def limits_settings(url: str, **limits: float) -> Settings:
 def timed_failure(source: HttpSource, engine: Engine) -> tuple[str, float]:
     started = time.monotonic()
     with pytest.raises(SourceError) as caught:
-        source.poll(engine, NOW)
+        poll_source(engine, source, NOW)
     return str(caught.value), time.monotonic() - started
 
 
@@ -873,7 +873,7 @@ def test_the_default_budget_still_allows_every_retry_of_a_flaky_server(
     """Three Retry-After waits of 50 s fit the default budget (180 s): a flaky server keeps its four tries."""
     server.program(*[Reply(503, b"busy", {"Retry-After": "50"})] * 3, json_reply(API_FIXTURE.read_bytes()))
     sleeps = Sleeps()
-    result = make(sources, server.url(), tmp_path / "archive", sleep=sleeps).poll(engine, NOW)
+    result = poll_source(engine, make(sources, server.url(), tmp_path / "archive", sleep=sleeps), NOW)
     assert sleeps == [50.0, 50.0, 50.0] and result.entries > 0
 
 
@@ -916,7 +916,7 @@ def test_redirects_across_hosts_and_schemes_of_http_are_followed(
         Reply(308, b"", {"Location": server.url("/api/daily_papers?date=2023-05-04")}),
         json_reply(API_FIXTURE.read_bytes()),
     )
-    result = make(sources, server.url("/a"), tmp_path / "archive", deadline=DEADLINE).poll(engine, NOW)
+    result = poll_source(engine, make(sources, server.url("/a"), tmp_path / "archive", deadline=DEADLINE), NOW)
     assert result.entries > 0
     assert [r.path for r in server.requests] == ["/a", "/b", "/c", "/api/daily_papers?date=2023-05-04"]
 

@@ -23,6 +23,7 @@ from paperdigest import config
 from paperdigest.config import MAX_DUMP_BYTES
 from paperdigest.errors import ConfigError, ParseError
 from paperdigest.ingest import reject
+from paperdigest.ingest.job import poll_source
 from paperdigest.sources import files
 from paperdigest.sources.directory import DirectorySource
 from paperdigest.store import queries
@@ -188,7 +189,7 @@ def test_an_inbox_rejects_a_file_over_the_cap_and_takes_the_others(tmp_path: Pat
     settled_copy(SMALL, inbox / "2026-11-03_small.txt")
     source = DirectorySource("inbox", inbox, max_bytes=CAP)
     started = time.monotonic()
-    result, peak = peak_memory(lambda: source.poll(engine, dt.datetime.now(dt.UTC)))
+    result, peak = peak_memory(lambda: poll_source(engine, source, dt.datetime.now(dt.UTC)))
     assert time.monotonic() - started < 10
     assert peak < 16 * MiB
     assert len(result.ingested) == 1 and result.ingested[0].entries > 0
@@ -208,14 +209,14 @@ def test_a_read_only_folder_reports_a_file_over_the_cap_once(tmp_path: Path, eng
     large = settled_copy(LARGE, folder / "large.txt")
     source = DirectorySource("seeds", folder, move=False, max_bytes=CAP)
     now = dt.datetime.now(dt.UTC)
-    first = source.poll(engine, now)
+    first = poll_source(engine, source, now)
     for rejected in first.rejected:
         reject(engine, rejected)  # as the service does
     assert [r.file for r in first.rejected] == ["large.txt"]
-    assert source.poll(engine, now).rejected == []  # known: not reported again
+    assert poll_source(engine, source, now).rejected == []  # known: not reported again
     with large.open("ab") as handle:
         handle.write(b"\n")  # another file under the same name: reported again
-    assert [r.file for r in source.poll(engine, now).rejected] == ["large.txt"]
+    assert [r.file for r in poll_source(engine, source, now).rejected] == ["large.txt"]
     assert sorted(p.name for p in folder.iterdir()) == ["large.txt"]
     with engine.connect() as conn:
         assert queries.counts(conn)["dumps"] == 0

@@ -16,6 +16,7 @@ import pytest
 
 from paperdigest import health
 from paperdigest.config import validate
+from paperdigest.ingest.job import poll_source
 from paperdigest.sources.directory import DirectorySource
 from paperdigest.sources.files import Pending
 from paperdigest.store.engine import open_engine
@@ -142,10 +143,10 @@ def test_a_read_only_source_rejects_a_bad_file_once(tmp_path: Path) -> None:
     source = DirectorySource("ro", folder, move=False)
     from paperdigest.ingest import reject
 
-    first = source.poll(engine, dt.datetime.now(dt.UTC))
+    first = poll_source(engine, source, dt.datetime.now(dt.UTC))
     assert [r.file for r in first.rejected] == ["bad.txt"]
     reject(engine, first.rejected[0])
-    assert source.poll(engine, dt.datetime.now(dt.UTC)).rejected == []
+    assert poll_source(engine, source, dt.datetime.now(dt.UTC)).rejected == []
     assert (folder / "bad.txt").exists()
 
 
@@ -222,15 +223,10 @@ def test_an_unreadable_file_does_not_stop_the_inbox_or_a_backfill(tmp_path: Path
 
 
 def test_a_file_that_vanishes_before_it_is_read_is_skipped(tmp_path: Path) -> None:
-    engine = open_engine(f"sqlite:///{tmp_path / 'd.db'}")
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     source = DirectorySource("inbox", inbox)
-    from paperdigest.sources.directory import PollResult
-
-    result = PollResult("inbox")
-    source._take(engine, Pending(inbox / "gone.txt", dt.date(2026, 11, 4)), result)
-    assert result.rejected == [] and result.ingested == []
+    assert source._read(Pending(inbox / "gone.txt", dt.date(2026, 11, 4))) is None  # not refused: gone
 
 
 # --- mail -------------------------------------------------------------------------------------------

@@ -14,6 +14,9 @@ from paperdigest.errors import ParseError, SourceError, UsageError
 from paperdigest.model import RawDump
 from paperdigest.parse import capture_date, header_of
 
+PROCESSED = "processed"  # inbox subfolders: ingested files, refused files (beside a .error saying why)
+REJECTED = "rejected"
+
 # Files still being written or not meant as dumps.
 _SKIP_SUFFIXES = (".part", ".tmp", ".crdownload", ".error", ".swp")
 
@@ -128,3 +131,17 @@ def _mtime(path: Path) -> float | None:
 def origin_of(path: Path) -> str:
     """The source a dump named on the command line belongs to: its folder."""
     return str(path.absolute().parent)
+
+
+def move_into(path: Path, subfolder: str) -> Path:
+    """Move a file into `subfolder` beside it, never overwriting: a name already there gets a
+    .1, .2, ... suffix. Nothing is ever deleted."""
+    folder = path.parent / subfolder
+    folder.mkdir(exist_ok=True)
+    target = folder / path.name
+    counter = 1
+    while target.exists():
+        target = folder / f"{path.name}.{counter}"
+        counter += 1
+    os.replace(path, target)
+    return target

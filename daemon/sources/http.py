@@ -18,18 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine
 
 from paperdigest import __version__
 from paperdigest.config import MAX_DUMP_BYTES, LimitsSettings
-from paperdigest.errors import BadInputError, EmptyListingError, SourceError
-from paperdigest.ingest import apply
-from paperdigest.model import RawDump
-from paperdigest.parse import content_hash, parse_dump
+from paperdigest.errors import SourceError
+from paperdigest.model import Fetched, Found, RawDump
+from paperdigest.parse import content_hash
 from paperdigest.paths import private_dir, state_dir, write_atomically
 from paperdigest.sources.deadline import Cutoff
-from paperdigest.sources.directory import PollResult
-from paperdigest.store import queries
 
 log = logging.getLogger("paperdigest.sources")
 
@@ -118,7 +114,7 @@ class HttpSource:
                 "are followed: refused (not retried)"
             )
 
-    def fetch(self, headers: dict[str, str]) -> tuple[httpx.Headers, bytes] | None:
+    def get(self, headers: dict[str, str]) -> tuple[httpx.Headers, bytes] | None:
         """The response (None for 304), after retries; SourceError when it cannot be had."""
         budget_end = time.monotonic() + self.budget
         last = ""
@@ -214,35 +210,30 @@ class HttpSource:
             why = f"took longer than the deadline of {self.deadline:g} s for one try ([limits] fetch_deadline)"
         return SourceError(f"source {self.name}: {redact(self.url)}: {why}: gave up")
 
-    def poll(self, engine: Engine, now: dt.datetime) -> PollResult:
-        result = PollResult(self.name)
-        with engine.connect() as conn:
-            state = queries.source_state(conn, self.name)
+    def fetch(self, validators: dict[str, str | None], now: dt.datetime) -> Fetched:
+        """The listing, archived as a dump file first; nothing when it has not changed (304).
+        A page that does not parse is this source's failure (its markup changed), not a refusal."""
+        fetched = Fetched(failing_when_bad=True)
         headers = {}
-        if state is not None and state.etag:
-            headers["If-None-Match"] = state.etag
-        if state is not None and state.last_modified:
-            headers["If-Modified-Since"] = state.last_modified
-        fetched = self.fetch(headers)
-        if fetched is None:
-            result.not_modified = True
-            return result
-        response_headers, body = fetched
-        result.validators = {
+        if validators.get("etag"):
+            headers["If-None-Match"] = str(validators["etag"])
+        if validators.get("last_modified"):
+            headers["If-Modified-Since"] = str(validators["last_modified"])
+        got = self.get(headers)
+        if got is None:
+            return fetched
+        response_headers, body = got
+        fetched.validators = {
             "etag": response_headers.get("ETag"),
             "last_modified": response_headers.get("Last-Modified"),
         }
         path = self.archive_body(body, response_headers.get("Content-Type", ""), now)
-        try:
-            listing = parse_dump(RawDump(str(path), body, now.timestamp()), now.date())
-        except EmptyListingError:
-            log.warning("source %s: the listing is empty (zero entries)", self.name)
-            result.empty = True
-            return result
-        except BadInputError as exc:
-            raise SourceError(f"source {self.name}: the page did not parse: {exc}") from None
-        result.ingested.append(apply(engine, listing))
-        return result
+        raw = RawDump(str(path), body, now.timestamp())
+        fetched.found.append(Found(path.name, content_hash(body), now.date(), raw, as_of=now.date()))
+        return fetched
+
+    def changed_since_read(self, found: Found) -> bool:
+        return False  # a fetched body is archived once and never changes
 
     def archive_body(self, body: bytes, content_type: str, now: dt.datetime) -> Path:
         """Keep the body as a dump file, named by the fetch time and its hash; a body archived
@@ -285,7 +276,7 @@ def fetch_dump(
     now = now or clock.now()
     source = HttpSource.configured("cli", url, limits or LimitsSettings())
     try:
-        fetched = source.fetch({})
+        fetched = source.get({})
     finally:
         if source.client is not None:
             source.client.close()

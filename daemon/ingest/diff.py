@@ -1,8 +1,7 @@
-"""Diff a listing against the stored papers (pure), then apply it in one transaction per dump.
+"""The diff (pure): what a listing changes in the papers the store holds. No I/O.
 
-    known   = store.papers_by_identity(arxiv ids and title keys of the listing)
-    changes = diff(listing, known)          # new / updated / unchanged, no I/O
-    apply(changes)                          # insert dump, insert/update papers, sightings
+    changes = diff(listing, known)    # known: the stored papers the listing may name
+                                      # each entry -> new / updated / unchanged, in model terms
 
 Rules (DESIGN.md "Meaning"):
 - identity: arXiv id, else the title key; a paper known by title gains its arXiv id later.
@@ -15,21 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
-
-from paperdigest import clock
-from paperdigest.errors import StoreError
 from paperdigest.identity import title_key
-from paperdigest.model import LISTING_FIELDS, DumpResult, Entry, Listing, Paper, Rejected
-from paperdigest.store import queries
-from paperdigest.store.engine import describe
-
-log = logging.getLogger("paperdigest")
+from paperdigest.model import LISTING_FIELDS, Entry, Listing, Paper
 
 ChangeKind = Literal["new", "updated", "unchanged"]
 # Merge rules by field, derived from the model: a newer dump overwrites every listing field it
@@ -195,125 +184,3 @@ def _merge(state: _State, entry: Entry, as_of: dt.date, fill_only: bool) -> list
         changed.append("first_seen")
     state.last_seen = max(state.last_seen, as_of)
     return changed
-
-
-def _result(listing: Listing, result_diff: Diff, duplicate: bool = False, dry_run: bool = False) -> DumpResult:
-    return DumpResult(
-        source=listing.source,
-        as_of=listing.as_of,
-        entries=len(listing.entries),
-        new=result_diff.count("new"),
-        updated=result_diff.count("updated"),
-        unchanged=result_diff.count("unchanged"),
-        duplicate_dump=duplicate,
-        dry_run=dry_run,
-    )
-
-
-def _diff_against_store(conn: Any, listing: Listing) -> Diff:
-    """Read the stored papers the listing may name (bulk), then diff."""
-    keys = [title_key(e.title) for e in listing.entries]
-    arxiv_ids = [e.arxiv_id for e in listing.entries if e.arxiv_id]
-    return diff(listing, queries.papers_by_identity(conn, arxiv_ids, keys), keys)
-
-
-def _duplicate(listing: Listing, row: Any) -> DumpResult:
-    return DumpResult(
-        source=listing.source,
-        as_of=row.as_of,
-        entries=row.entries,
-        new=0,
-        updated=0,
-        unchanged=row.new + row.updated + row.unchanged,
-        duplicate_dump=True,
-    )
-
-
-def apply(
-    engine: Engine, listing: Listing, *, backfill: bool = False, dry_run: bool = False, origin: str | None = None
-) -> DumpResult:
-    """Store one listing in one transaction: entirely or not at all. `origin` names its source
-    (a daemon source, or the dump's folder): the rejections of older dumps from there are settled."""
-    try:
-        if dry_run:
-            with engine.connect() as conn, conn.begin():
-                row = queries.dump_by_hash(conn, listing.content_hash)
-                if row is not None:
-                    return dataclasses.replace(_duplicate(listing, row), dry_run=True)
-                return _result(listing, _diff_against_store(conn, listing), dry_run=True)
-        with engine.connect().execution_options(write=True) as conn, conn.begin():
-            row = queries.dump_by_hash(conn, listing.content_hash)
-            if row is not None:
-                return _duplicate(listing, row)
-            changes = _diff_against_store(conn, listing)
-            ingested_at = _write(conn, listing, changes, backfill)
-            if origin is not None:
-                queries.resolve_rejections(conn, origin, listing.as_of, ingested_at)
-            return _result(listing, changes)
-    except SQLAlchemyError as exc:
-        raise StoreError(f"{listing.source}: the store refused the dump, nothing was written: {describe(exc)}") from exc
-
-
-def _columns_to_write(fields: tuple[str, ...]) -> tuple[str, ...]:
-    """last_seen always; upvotes and first_seen when they changed; every column otherwise."""
-    if not set(fields) <= {"upvotes", "first_seen"}:
-        return queries.WRITTEN_PAPER_COLUMNS
-    return (*(name for name in ("upvotes", "first_seen") if name in fields), "last_seen")
-
-
-def _write(conn: Any, listing: Listing, changes: Diff, backfill: bool) -> dt.datetime:
-    """Insert the dump, its new papers and sightings, update the changed papers; the ingest time."""
-    ingested_at = clock.now()
-    new = [c for c in changes.changes if c.kind == "new"]
-    dump_id = queries.insert_dump(
-        conn,
-        {
-            "content_hash": listing.content_hash,
-            "source": listing.source,
-            "as_of": listing.as_of,
-            "layout": listing.layout,
-            "ingested_at": ingested_at,
-            "backfill": backfill,
-            "status": "ingested",
-            "entries": len(listing.entries),
-            "new": len(new),
-            "updated": changes.count("updated"),
-            "unchanged": changes.count("unchanged"),
-        },
-    )
-    first = {"first_dump_id": dump_id, "first_ingested_at": ingested_at, "first_backfill": backfill}
-    new_ids = iter(queries.insert_papers(conn, [(c.after, c.title_key) for c in new], first))
-    # Write only the columns that moved: SQLite rewrites an index entry for every indexed
-    # column named in SET, changed or not. Most known papers only gain upvotes or a sighting.
-    groups: dict[tuple[str, ...], list[tuple[Paper, str]]] = {}
-    for change in changes.changes:
-        if change.kind != "new" and change.dirty:
-            groups.setdefault(_columns_to_write(change.fields), []).append((change.after, change.title_key))
-    for columns, papers in groups.items():
-        queries.update_papers(conn, papers, columns)
-    sightings = []
-    for change in changes.changes:
-        paper_id = next(new_ids) if change.kind == "new" else change.paper_id
-        sightings.append(
-            {"dump_id": dump_id, "paper_id": paper_id, "position": change.position, "upvotes": change.upvotes}
-        )
-    queries.insert_sightings(conn, sightings)
-    return ingested_at
-
-
-def reject(engine: Engine, rejected: Rejected) -> None:
-    """Remember a refused dump, for `status`. The refusal itself is reported by the caller, so a
-    store that cannot take the note is logged, never allowed to hide the refusal."""
-    values = {
-        "source": rejected.source,
-        "file_key": rejected.file_key,
-        "file": rejected.file,
-        "reason": rejected.reason,
-        "as_of": rejected.as_of,
-        "rejected_at": clock.now(),
-    }
-    try:
-        with engine.connect().execution_options(write=True) as conn, conn.begin():
-            queries.record_rejection(conn, values)
-    except SQLAlchemyError as exc:
-        log.error("cannot record the rejection of %s: %s", rejected.file, describe(exc))

@@ -1,7 +1,5 @@
-"""The ingest and backfill jobs: sources -> parse -> ingest, with per-dump outcomes.
-
-ingest:   parse every dump first; one bad dump refuses them all (the store is untouched)
-backfill: oldest capture first; a bad dump is reported and the others go on
+"""Backfill's parsing worker: on a machine with a spare core, a forked process parses the next
+dumps while this one writes the current one (parse is pure Python; writes mostly wait on SQLite).
 """
 
 from __future__ import annotations
@@ -12,106 +10,18 @@ import multiprocessing
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
-
-from paperdigest.config import MAX_DUMP_BYTES, LimitsSettings
+from paperdigest.config import MAX_DUMP_BYTES
 from paperdigest.errors import BadInputError, PaperdigestError, SourceError
-from paperdigest.ingest import apply, reject
-from paperdigest.model import DumpResult, Listing, Rejected
-from paperdigest.parse import content_hash, parse_dump
+from paperdigest.model import Listing
+from paperdigest.parse import parse_dump
 from paperdigest.sources import files
-from paperdigest.sources.http import fetch_dump, redact
 
 log = logging.getLogger("paperdigest")
-
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    source: str
-    error: PaperdigestError
-
-
-Outcome = DumpResult | Failure
-
-
-def is_url(source: str) -> bool:
-    return source.startswith(("http://", "https://"))
-
-
-def rejected_file(path: Path, error: Exception, origin: str, as_of: dt.date, max_bytes: int) -> Rejected:
-    """A refused dump file, known by its content hash (or by its path when it cannot be read, or
-    is too large to be read)."""
-    try:
-        key = content_hash(files.read_capped(path, max_bytes).data)
-    except (OSError, BadInputError):
-        key = f"path:{path.absolute()}"
-    return Rejected(origin, str(path), str(error), key, as_of)
-
-
-def parse_paths(
-    paths: list[str],
-    as_of: dt.date | None,
-    archive: bool = False,
-    engine: Engine | None = None,
-    limits: LimitsSettings | None = None,
-) -> list[tuple[str, Listing]]:
-    """Parse every dump named (files oldest capture first, then URLs), each with its origin (the
-    file's folder, or the URL); the first bad one raises. With `engine`, the refusal is recorded
-    there for `status`. A URL is fetched once; with `archive` its body is kept first."""
-    limits = limits or LimitsSettings()
-    local = [p for p in paths if not is_url(p)]
-    listings = []
-    for pending in files.order_by_capture(files.expand(local), as_of) if local else []:
-        origin = files.origin_of(pending.path)
-        try:
-            listings.append((origin, parse_dump(files.read(pending.path, limits.max_dump_bytes), as_of)))
-        except (BadInputError, SourceError) as exc:
-            if engine is not None:
-                reject(engine, rejected_file(pending.path, exc, origin, pending.as_of, limits.max_dump_bytes))
-            raise
-    for url in (p for p in paths if is_url(p)):
-        listings.append((redact(url), parse_dump(fetch_dump(url, archive=archive, limits=limits), as_of)))
-    return listings
-
-
-def ingest(
-    engine: Engine,
-    paths: list[str],
-    as_of: dt.date | None = None,
-    dry_run: bool = False,
-    limits: LimitsSettings | None = None,
-) -> list[DumpResult]:
-    listings = parse_paths(paths, as_of, archive=not dry_run, engine=None if dry_run else engine, limits=limits)
-    return [apply(engine, listing, dry_run=dry_run, origin=origin) for origin, listing in listings]
-
-
-def backfill(
-    engine: Engine,
-    paths: list[str],
-    as_of: dt.date | None = None,
-    on_start: Callable[[int], None] | None = None,
-    max_bytes: int = MAX_DUMP_BYTES,
-) -> Iterator[Outcome]:
-    """Ingest many dumps as history: oldest capture first, bad dumps reported (and recorded for
-    `status`), never fatal. A file larger than `max_bytes` is refused unread."""
-    ordered = files.order_by_capture(files.expand(paths), as_of)
-    captured = {p.path: p.as_of for p in ordered}
-    if on_start is not None:
-        on_start(len(ordered))
-    for path, parsed in parsed_in_order([p.path for p in ordered], as_of, max_bytes):
-        origin = files.origin_of(path)
-        if isinstance(parsed, PaperdigestError):
-            reject(engine, rejected_file(path, parsed, origin, captured[path], max_bytes))
-            yield Failure(str(path), parsed)
-            continue
-        yield apply(engine, parsed, backfill=True, origin=origin)
-
 
 PARALLEL_MIN = 16  # fewer dumps than this are parsed in-process: a worker costs more than it saves
 _AHEAD = 4  # dumps parsed ahead of the writer: bounds the memory the worker can fill

@@ -1,0 +1,232 @@
+"""The ingest jobs: sources -> parse -> diff -> store, for the commands and the daemon's polls.
+
+    ingest SOURCES:   parse every dump first; one bad dump refuses them all (the store untouched)
+    backfill PATHS:   oldest capture first; a bad dump is reported and the others go on
+    poll a source:    fetched = source.fetch(validators)        # sources/: fetching only
+                      for each dump: parse, apply, then settle its file (processed/ or rejected/)
+                      record refusals and the source's state    # what `status` reads
+
+The sources never see the store or the parser; this module is the one place that joins them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from paperdigest.config import MAX_DUMP_BYTES, LimitsSettings
+from paperdigest.errors import BadInputError, EmptyListingError, PaperdigestError, SourceError
+from paperdigest.ingest.ahead import parsed_in_order
+from paperdigest.ingest.write import apply, reject
+from paperdigest.model import DumpResult, Fetched, Found, Listing, PollResult, Rejected
+from paperdigest.parse import content_hash, parse_dump
+from paperdigest.sources import Source, files
+from paperdigest.sources.http import fetch_dump, redact
+from paperdigest.store import queries
+
+log = logging.getLogger("paperdigest")
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    source: str
+    error: PaperdigestError
+
+
+Outcome = DumpResult | Failure
+
+
+def is_url(source: str) -> bool:
+    return source.startswith(("http://", "https://"))
+
+
+def rejected_file(path: Path, error: Exception, origin: str, as_of: dt.date, max_bytes: int) -> Rejected:
+    """A refused dump file, known by its content hash (or by its path when it cannot be read, or
+    is too large to be read)."""
+    try:
+        key = content_hash(files.read_capped(path, max_bytes).data)
+    except (OSError, BadInputError):
+        key = f"path:{path.absolute()}"
+    return Rejected(origin, str(path), str(error), key, as_of)
+
+
+# --- the commands ----------------------------------------------------------------------------------
+
+
+def parse_paths(
+    paths: list[str],
+    as_of: dt.date | None,
+    archive: bool = False,
+    engine: Engine | None = None,
+    limits: LimitsSettings | None = None,
+) -> list[tuple[str, Listing]]:
+    """Parse every dump named (files oldest capture first, then URLs), each with its origin (the
+    file's folder, or the URL); the first bad one raises. With `engine`, the refusal is recorded
+    there for `status`. A URL is fetched once; with `archive` its body is kept first."""
+    limits = limits or LimitsSettings()
+    local = [p for p in paths if not is_url(p)]
+    listings = []
+    for pending in files.order_by_capture(files.expand(local), as_of) if local else []:
+        origin = files.origin_of(pending.path)
+        try:
+            listings.append((origin, parse_dump(files.read(pending.path, limits.max_dump_bytes), as_of)))
+        except (BadInputError, SourceError) as exc:
+            if engine is not None:
+                reject(engine, rejected_file(pending.path, exc, origin, pending.as_of, limits.max_dump_bytes))
+            raise
+    for url in (p for p in paths if is_url(p)):
+        listings.append((redact(url), parse_dump(fetch_dump(url, archive=archive, limits=limits), as_of)))
+    return listings
+
+
+def ingest(
+    engine: Engine,
+    paths: list[str],
+    as_of: dt.date | None = None,
+    dry_run: bool = False,
+    limits: LimitsSettings | None = None,
+) -> list[DumpResult]:
+    listings = parse_paths(paths, as_of, archive=not dry_run, engine=None if dry_run else engine, limits=limits)
+    return [apply(engine, listing, dry_run=dry_run, origin=origin) for origin, listing in listings]
+
+
+def backfill(
+    engine: Engine,
+    paths: list[str],
+    as_of: dt.date | None = None,
+    on_start: Callable[[int], None] | None = None,
+    max_bytes: int = MAX_DUMP_BYTES,
+) -> Iterator[Outcome]:
+    """Ingest many dumps as history: oldest capture first, bad dumps reported (and recorded for
+    `status`), never fatal. A file larger than `max_bytes` is refused unread."""
+    ordered = files.order_by_capture(files.expand(paths), as_of)
+    captured = {p.path: p.as_of for p in ordered}
+    if on_start is not None:
+        on_start(len(ordered))
+    for path, parsed in parsed_in_order([p.path for p in ordered], as_of, max_bytes):
+        origin = files.origin_of(path)
+        if isinstance(parsed, PaperdigestError):
+            reject(engine, rejected_file(path, parsed, origin, captured[path], max_bytes))
+            yield Failure(str(path), parsed)
+            continue
+        yield apply(engine, parsed, backfill=True, origin=origin)
+
+
+# --- the daemon's polls ----------------------------------------------------------------------------
+
+
+def poll_source(engine: Engine, source: Source, now: dt.datetime) -> PollResult:
+    """Fetch what the source has, ingest each dump, settle its file, record the refusals.
+    A source that cannot be fetched raises SourceError (recorded by `record_poll`)."""
+    with engine.connect() as conn:
+        state = queries.source_state(conn, source.name)
+    validators = {"etag": state.etag, "last_modified": state.last_modified} if state is not None else {}
+    fetched = source.fetch(validators, now)
+    result = PollResult(source.name, waiting=list(fetched.waiting), validators=dict(fetched.validators))
+    for found in fetched.found:
+        _take(engine, source, fetched, found, result)
+    for rejected in result.rejected:
+        reject(engine, rejected)
+    return result
+
+
+def _take(engine: Engine, source: Source, fetched: Fetched, found: Found, result: PollResult) -> None:
+    """One dump: a bad one is its own problem alone (refused), unless the source says a dump that
+    does not parse means the source itself is failing (a web page whose markup changed)."""
+    if fetched.skip_known and _known(engine, source.name, found.key):
+        return  # a folder whose files stay put: ingested or refused before, not even parsed again
+    if found.raw is None:
+        _refuse(source, found, found.unread or "cannot be read", result)
+        return
+    try:
+        listing = parse_dump(found.raw, found.as_of)
+    except Exception as exc:
+        _bad_dump(source, fetched, found, exc, result)
+        return
+    outcome = apply(engine, listing, origin=source.name)  # a StoreError propagates: the file stays for later
+    result.ingested.append(outcome)
+    if found.file is not None and source.changed_since_read(found):
+        result.waiting.append(found.name)  # what was read is stored; the whole file comes again (a diff)
+        return
+    log.info(
+        "source %s: ingested %s: %d entries, %d new, %d updated%s",
+        source.name,
+        found.name,
+        outcome.entries,
+        outcome.new,
+        outcome.updated,
+        " (already ingested)" if outcome.duplicate_dump else "",
+    )
+    if found.file is not None:
+        files.move_into(found.file, files.PROCESSED)
+
+
+def _bad_dump(source: Source, fetched: Fetched, found: Found, exc: Exception, result: PollResult) -> None:
+    """A dump that does not parse: refused (an inbox file), or the source's failure (a web page
+    whose markup changed, for which an empty listing is a warning, not a refusal)."""
+    if fetched.failing_when_bad:
+        if isinstance(exc, EmptyListingError):
+            log.warning("source %s: the listing is empty (zero entries)", source.name)
+            result.empty = True
+            return
+        if isinstance(exc, BadInputError):
+            raise SourceError(f"source {source.name}: the page did not parse: {exc}") from None
+        raise exc
+    # A file that breaks the parser in any way is refused, never retried forever.
+    reason = str(exc) if isinstance(exc, BadInputError) else f"{found.name}: unreadable listing: {type(exc).__name__}"
+    _refuse_unless_growing(source, found, reason, result)
+
+
+def _known(engine: Engine, source: str, key: str) -> bool:
+    with engine.connect() as conn:
+        return queries.dump_by_hash(conn, key) is not None or queries.rejection_known(conn, source, key)
+
+
+def _refuse_unless_growing(source: Source, found: Found, reason: str, result: PollResult) -> None:
+    if found.file is not None and source.changed_since_read(found):
+        result.waiting.append(found.name)  # still being written: judged again once it settles
+        return
+    _refuse(source, found, reason, result)
+
+
+def _refuse(source: Source, found: Found, reason: str, result: PollResult) -> None:
+    """Report a refused dump and, in an inbox, move its file aside to rejected/ with the reason."""
+    result.rejected.append(Rejected(source.name, found.name, reason, found.key, found.captured))
+    log.warning("source %s: rejected %s: %s", source.name, found.name, reason)
+    if found.file is None:
+        return
+    try:
+        target = files.move_into(found.file, files.REJECTED)
+        target.with_name(target.name + ".error").write_text(reason + "\n", encoding="utf-8")
+    except OSError as exc:
+        log.error("source %s: cannot move %s to %s/: %s", source.name, found.name, files.REJECTED, exc.strerror)
+
+
+def record_poll(engine: Engine, source: str, now: dt.datetime, outcome: PollResult | Exception) -> None:
+    """The source's state after a poll, for `status` and the next conditional GET. Advisory:
+    a store that cannot take it is logged, never allowed to stop the service."""
+    if isinstance(outcome, Exception):
+        values: dict[str, Any] = {"last_poll_at": now, "last_error_at": now, "last_error": str(outcome)}
+    else:
+        values = {"last_poll_at": now, "last_success_at": now, **outcome.validators}
+        if outcome.ingested or outcome.empty:
+            values["last_entries"] = outcome.entries
+        if outcome.changed:
+            values["last_change_at"] = now
+    failed = isinstance(outcome, Exception)
+    try:
+        with engine.connect().execution_options(write=True) as conn, conn.begin():
+            previous = queries.source_state(conn, source)
+            failures = (previous.failures if previous is not None else 0) + 1 if failed else 0
+            if not failed and (previous is None or previous.last_change_at is None):
+                # staleness counts from the first successful poll: the listing we started with
+                values.setdefault("last_change_at", now)
+            queries.save_source_state(conn, source, {**values, "failures": failures}, exists=previous is not None)
+    except Exception as exc:
+        log.error("cannot record the state of source %s: %s", source, exc)
