@@ -7,7 +7,7 @@ import functools
 import re
 from zoneinfo import ZoneInfo
 
-from apscheduler.triggers.cron import CronTrigger
+from paperdigest.crontab import CrontabTrigger, parse
 
 _EVERY = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -22,17 +22,15 @@ def parse_every(text: str) -> dt.timedelta:
 
 
 @functools.lru_cache(maxsize=256)
-def cron_trigger(expression: str, timezone: str | ZoneInfo = "UTC") -> CronTrigger:
-    """A five-field crontab expression in a timezone; ValueError when it is not one.
+def cron_trigger(expression: str, timezone: str | ZoneInfo = "UTC") -> CrontabTrigger:
+    """A crontab(5) expression in a timezone (see crontab.py); ValueError when it is not one.
     Cached: a trigger is immutable, and a batch of subscribers mostly shares a few."""
     zone = ZoneInfo(timezone) if isinstance(timezone, str) else timezone
-    if len(expression.split()) != 5:
-        raise ValueError(f"expected five cron fields (minute hour day month weekday), got {expression!r}")
-    return CronTrigger.from_crontab(expression, timezone=zone)
+    return CrontabTrigger(parse(expression), zone)
 
 
 @functools.lru_cache(maxsize=1024)
-def latest_fire(trigger: CronTrigger, now: dt.datetime) -> dt.datetime | None:
+def latest_fire(trigger: CrontabTrigger, now: dt.datetime) -> dt.datetime | None:
     """The latest fire time at or before `now` (None if it never fired in the last four years).
     Cached: pure, and asked for every subscriber of a batch with the same trigger and time."""
     for lookback in (dt.timedelta(hours=2), dt.timedelta(days=2), dt.timedelta(days=40), dt.timedelta(days=1500)):
@@ -46,6 +44,6 @@ def latest_fire(trigger: CronTrigger, now: dt.datetime) -> dt.datetime | None:
     return None
 
 
-def fire_before(trigger: CronTrigger, fire: dt.datetime) -> dt.datetime | None:
+def fire_before(trigger: CrontabTrigger, fire: dt.datetime) -> dt.datetime | None:
     """The fire time just before `fire`."""
     return latest_fire(trigger, fire - dt.timedelta(seconds=1))
