@@ -119,7 +119,7 @@ class _CountingHandler:
 
 def _sink_main(conn: Connection) -> None:
     """The sink process: aiosmtpd's Controller on 127.0.0.1; answers 'stats' / 'reset' / 'stop' on the pipe."""
-    from aiosmtpd.controller import Controller
+    from aiosmtpd.controller import Controller  # noqa: PLC0415  (lazy on purpose: only the sink's process)
 
     handler = _CountingHandler()
     with socket.socket() as sock:

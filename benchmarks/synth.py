@@ -49,7 +49,7 @@ _NON_KEY = re.compile(r"[^0-9a-z]+")
 
 
 def fast_key(title: str) -> str:
-    """paperdigest.identity.title_key for the ASCII titles made here (checked against it by the benchmark)."""
+    """paperdigest.ingest.identity.title_key for the ASCII titles made here (checked against it by the benchmark)."""
     return _NON_KEY.sub(" ", title.lower()).strip()
 
 

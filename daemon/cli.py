@@ -12,18 +12,20 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from paperdigest import __version__, clock, config, digest, health, render, score, settings
+from paperdigest import __version__, clock, config, digest, render, score
 from paperdigest.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_RUNTIME, PaperdigestError, UsageError
 from paperdigest.ingest import job as jobs
-from paperdigest.logs import setup_logging
 from paperdigest.mail import outbox
 from paperdigest.model import DumpResult
-from paperdigest.report import backfill_summary, papers_table, progress_for, status_lines
-from paperdigest.service import Service
-from paperdigest.store import migrate, queries
-from paperdigest.store.engine import describe
+from paperdigest.service import health
+from paperdigest.service.logs import setup_logging
+from paperdigest.service.scheduler import Service
+from paperdigest.store import migrate
+from paperdigest.store.engine import Schema, describe, open_engine, resolve_url, shown_url
+from paperdigest.terminal import backfill_summary, papers_table, progress_for, status_lines
 
 log = logging.getLogger("paperdigest")
 
@@ -45,20 +47,22 @@ def _print_json(obj: Any, out: TextIO) -> None:
     out.write(json.dumps(obj, ensure_ascii=False) + "\n")
 
 
-def _describe(result: DumpResult) -> str:
-    text = (
-        f"{result.source}: captured {result.as_of}, {result.entries} entries: {result.new} new, "
-        f"{result.updated} updated, {result.unchanged} unchanged"
-    )
-    if result.duplicate_dump:
-        text += " (already ingested: nothing changed)"
-    if result.dry_run:
-        text += " (dry run: nothing written)"
-    return text
+def _config(args: argparse.Namespace) -> config.Settings:
+    """--config, else $PAPERDIGEST_CONFIG, else the embedded default."""
+    return config.resolve(args.config)
+
+
+def _store_url(args: argparse.Namespace, conf: config.Settings) -> str:
+    """--db, else $PAPERDIGEST_DB, else the config's [store] url, else the embedded default."""
+    return resolve_url(args.db, conf.store.url)
+
+
+def _engine(args: argparse.Namespace, conf: config.Settings, schema: Schema = "check") -> Engine:
+    return open_engine(_store_url(args, conf), schema)
 
 
 def cmd_parse(args: argparse.Namespace) -> int:
-    limits = settings.load(args).limits
+    limits = _config(args).limits
     for _, listing in jobs.parse_paths([args.source], args.as_of, limits=limits):
         for entry in listing.entries:
             _print_json(entry.to_json(), sys.stdout)
@@ -66,19 +70,19 @@ def cmd_parse(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    conf = settings.load(args)
-    engine = settings.engine(args, conf)
+    conf = _config(args)
+    engine = _engine(args, conf)
     for result in jobs.ingest(engine, args.sources, args.as_of, dry_run=args.dry_run, limits=conf.limits):
         if args.json:
             _print_json(result.to_json(), sys.stdout)
         else:
-            print(_describe(result))
+            print(result.describe())
     return EXIT_OK
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    conf = settings.load(args)
-    engine = settings.engine(args, conf)
+    conf = _config(args)
+    engine = _engine(args, conf)
     started = time.monotonic()
     results: list[DumpResult] = []
     failures: list[jobs.Failure] = []
@@ -101,42 +105,19 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 def cmd_papers(args: argparse.Namespace) -> int:
-    conf = settings.load(args)
-    engine = settings.engine(args, conf)
-    if args.topic is not None:
-        if args.topic not in conf.topics:
-            known = ", ".join(sorted(conf.topics)) or "none"
-            raise UsageError(f"--topic: unknown topic {args.topic!r} (known: {known})")
-        with engine.connect() as conn:
-            pool = queries.papers_first_seen_since(conn, args.since) if args.since else queries.all_papers(conn)
-        ranked = score.rank(pool, {args.topic: conf.topics[args.topic]}, conf.scoring)[: args.top]
-        if args.json:
-            for scored in ranked:
-                _print_json(
-                    {
-                        **scored.paper.to_json(),
-                        "score": round(scored.score, 3),
-                        "why": scored.why(),
-                        "explain": scored.explain(),
-                    },
-                    sys.stdout,
-                )
-        else:
-            papers_table(sys.stdout, [s.paper for s in ranked], [(s.score, s.why()) for s in ranked])
-        return EXIT_OK
-    with engine.connect() as conn:
-        papers = queries.top_papers(conn, args.top, args.since)
+    conf = _config(args)
+    ranked = score.ranked_papers(_engine(args, conf), conf, args.topic, args.since, args.top)
     if args.json:
-        for paper in papers:
-            _print_json(paper.to_json(), sys.stdout)
+        for scored in ranked:
+            _print_json(scored.to_json() if args.topic else scored.paper.to_json(), sys.stdout)
     else:
-        papers_table(sys.stdout, papers)
+        papers_table(sys.stdout, ranked, scores=args.topic is not None)
     return EXIT_OK
 
 
 def cmd_digest(args: argparse.Namespace) -> int:
-    conf = settings.load(args)
-    engine = settings.engine(args, conf)
+    conf = _config(args)
+    engine = _engine(args, conf)
     subscribers = [conf.subscriber(args.subscriber)] if args.subscriber else list(conf.subscribers)
     if not subscribers:
         raise UsageError("the config has no subscribers: nothing to render")
@@ -163,9 +144,9 @@ def cmd_digest(args: argparse.Namespace) -> int:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
-    conf = settings.load(args)
+    conf = _config(args)
     config.check_can_send(conf)
-    engine = settings.engine(args, conf)
+    engine = _engine(args, conf)
     now = clock.now()
     planned = outbox.enqueue_due(engine, conf, now, dry_run=args.dry_run)
     for item in planned:
@@ -185,44 +166,21 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    conf = settings.load(args)
+    conf = _config(args)
     config.check_can_send(conf)
     service = Service(conf, args.db, args.config)
     if not args.once:
         return service.serve()
     report = service.once()
-    for poll in report.polls:
-        fresh = [r for r in poll.ingested if not r.duplicate_dump]
-        print(
-            f"source {poll.source}: {len(fresh)} new dumps ({sum(r.entries for r in fresh)} entries, "
-            f"{sum(r.new for r in fresh)} new papers), {len(poll.ingested) - len(fresh)} already ingested"
-            + (f", {len(poll.rejected)} rejected" if poll.rejected else "")
-            + (f", {len(poll.waiting)} still being written" if poll.waiting else "")
-        )
-        for rejected in poll.rejected:
-            print(f"  rejected {rejected.file}: {rejected.reason}")
-    for error in report.source_errors:
-        print(error)
-    for item in report.planned:
-        what = "nothing new: not sent" if item.status == "empty" else f"{item.papers} papers"
-        print(f"digest for {item.subscriber} ({item.period:%Y-%m-%d %H:%M}Z): {what}")
-    for d in report.deliveries:
-        print(f"mail to {d.subscriber}: {d.outcome}: {d.detail}")
-    if report.mail_error:
-        print(f"mail: {report.mail_error}")
-    if conf.mail.transport == "file" and report.deliveries:
-        folder = outbox.outbox_folder(conf)
-        for d in report.deliveries:
-            if d.outcome == "sent":
-                name = outbox.file_name(d.subscriber, d.period)
-                print(f"wrote {folder / (name + '.eml')} (HTML preview: {folder / (name + '.html')})")
+    for line in report.lines(conf):
+        print(line)
     return report.exit_code()
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    conf = settings.load(args)
-    url = settings.store_url(args, conf)
-    report = health.status_report(conf, settings.engine(args, conf), settings.display_url(url), clock.now(), args.last)
+    conf = _config(args)
+    store = shown_url(_store_url(args, conf))
+    report = health.status_report(conf, _engine(args, conf), store, clock.now(), args.last)
     if args.json:
         _print_json(report, sys.stdout)
     else:
@@ -232,7 +190,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    done = migrate.upgrade(settings.engine(args, schema="none"))
+    done = migrate.upgrade(_engine(args, _config(args), schema="none"))
     if done.changed:
         print(f"store upgraded from {done.before or 'an empty store'} to schema revision {done.after}")
     else:
@@ -241,7 +199,7 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_db_current(args: argparse.Namespace) -> int:
-    engine = settings.engine(args, schema="none")
+    engine = _engine(args, _config(args), schema="none")
     with engine.connect() as conn:
         revision = migrate.current(conn)
     newest = migrate.head()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 
 
 def now() -> dt.datetime:
@@ -34,3 +35,8 @@ def iso(value: object) -> str | None:
 def today() -> dt.date:
     """Today's date in UTC."""
     return now().date()
+
+
+def sleep(seconds: float) -> None:
+    """Wait (the seam's other half: tests replace it to wait for nothing)."""
+    time.sleep(seconds)

@@ -21,7 +21,7 @@ from pydantic_core import ErrorDetails
 
 from paperdigest.errors import ConfigError
 from paperdigest.paths import state_dir
-from paperdigest.schedule import cron_trigger, parse_every
+from paperdigest.service.schedule import cron_trigger, parse_every
 
 _EMAIL = r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+$"  # ASCII only: plain SMTP, no SMTPUTF8
 

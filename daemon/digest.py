@@ -17,8 +17,8 @@ from sqlalchemy import Engine
 
 from paperdigest.config import DigestSettings, Settings, SubscriberSettings
 from paperdigest.model import Paper
-from paperdigest.schedule import cron_trigger, fire_before, latest_fire
 from paperdigest.score import HitCache, ScoredPaper, top
+from paperdigest.service.schedule import cron_trigger, fire_before, latest_fire
 from paperdigest.store import queries
 
 RISING_LIMIT = 5

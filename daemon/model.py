@@ -83,6 +83,18 @@ class DumpResult:
     duplicate_dump: bool
     dry_run: bool = False
 
+    def describe(self) -> str:
+        """The line `ingest` prints."""
+        text = (
+            f"{self.source}: captured {self.as_of}, {self.entries} entries: {self.new} new, "
+            f"{self.updated} updated, {self.unchanged} unchanged"
+        )
+        if self.duplicate_dump:
+            text += " (already ingested: nothing changed)"
+        if self.dry_run:
+            text += " (dry run: nothing written)"
+        return text
+
     def to_json(self) -> dict[str, Any]:
         return {
             "source": self.source,

@@ -2,11 +2,13 @@
 
 Keywords and phrases match case-insensitively on whole words with simple plural folding:
 "agent" matches "agents" and "multi-agent", never "reagent". A topic's excludes drop a
-paper from that topic. Pure functions: papers and settings in, ScoredPaper out.
+paper from that topic. Pure functions: papers and settings in, ScoredPaper out; ranked_papers
+alone reads the store, for the `papers` command.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 import unicodedata
@@ -14,8 +16,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
-from paperdigest.config import ScoringSettings, TopicSettings
+from sqlalchemy import Engine
+
+from paperdigest.config import ScoringSettings, Settings, TopicSettings
+from paperdigest.errors import UsageError
 from paperdigest.model import Paper
+from paperdigest.store import queries
 
 _WORD = re.compile(r"\w+")
 
@@ -70,6 +76,10 @@ class ScoredPaper:
         parts.append("upvotes unknown" if upvotes is None else f"{upvotes} upvote{'s' if upvotes != 1 else ''}")
         parts.append(f"score {self.score:.1f}")
         return "; ".join(parts)
+
+    def to_json(self) -> dict[str, object]:
+        """The `papers --topic --json` line: the paper, its score and why."""
+        return {**self.paper.to_json(), "score": round(self.score, 3), "why": self.why(), "explain": self.explain()}
 
     def explain(self) -> dict[str, object]:
         return {
@@ -128,14 +138,20 @@ class HitCache:
         return matched
 
 
+def by_upvotes(paper: Paper, weights: ScoringSettings) -> ScoredPaper:
+    """A paper ranked by its upvotes alone (no topics to match)."""
+    up = upvote_points(paper.upvotes, weights)
+    return ScoredPaper(paper, up, None, up, 0.0, (), ())
+
+
 def score_paper(paper: Paper, topics: Mapping[str, TopicSettings], weights: ScoringSettings) -> ScoredPaper | None:
     """Score one paper against the given topics; None when it matches none of them.
 
     With no topics at all every paper qualifies, ranked by upvotes alone.
     """
-    up = upvote_points(paper.upvotes, weights)
     if not topics:
-        return ScoredPaper(paper, up, None, up, 0.0, (), ())
+        return by_upvotes(paper, weights)
+    up = upvote_points(paper.upvotes, weights)
     best: tuple[float, str, tuple[Hit, ...]] | None = None
     matched = []
     for name, topic in topics.items():
@@ -203,3 +219,22 @@ def top(
         up = upvote_points(paper.upvotes, weights)
         chosen.append(ScoredPaper(paper, up + points, name, up, points, hits, tuple(matched[paper.id])))
     return chosen, len(keys)
+
+
+
+def ranked_papers(
+    engine: Engine, settings: Settings, topic: str | None, since: dt.date | None, limit: int
+) -> list[ScoredPaper]:
+    """What `papers` lists, best first: the stored papers (first seen since `since`) by one topic's
+    score, or, without a topic, by upvotes. The one reader here; the scoring itself is pure."""
+    with engine.connect() as conn:
+        if topic is None:
+            pool = queries.top_papers(conn, limit, since)
+        else:
+            pool = queries.papers_first_seen_since(conn, since) if since else queries.all_papers(conn)
+    if topic is None:
+        return [by_upvotes(paper, settings.scoring) for paper in pool]
+    if topic not in settings.topics:
+        known = ", ".join(sorted(settings.topics)) or "none"
+        raise UsageError(f"--topic: unknown topic {topic!r} (known: {known})")
+    return rank(pool, {topic: settings.topics[topic]}, settings.scoring)[:limit]

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from hypothesis import settings as hypothesis_settings
 
+from paperdigest.cli import main
+
 # CI explores the same examples every run (a red CI must mean a regression, not a new draw);
 # locally each run draws new ones.
 hypothesis_settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
@@ -67,7 +69,6 @@ def seed_paths() -> list[Path]:
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]) -> Iterator[Any]:
     """Run `paperdigest ARGS` in-process; returns exit code and captured output."""
-    from paperdigest.cli import main
 
     def run(*args: str) -> Result:
         code = main(list(args))

@@ -20,9 +20,9 @@ import pytest
 from paperdigest.errors import EmptyListingError, ParseError
 from paperdigest.ingest import ahead, job
 from paperdigest.model import Listing
-from paperdigest.report import progress_for
 from paperdigest.store import queries
 from paperdigest.store.engine import open_engine
+from paperdigest.terminal import progress_for
 from tests.conftest import ROOT, SEEDS
 
 COUNT = ahead.PARALLEL_MIN + 6

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from paperdigest.cli import build_parser
+from paperdigest.store.engine import shown_url as display_url
 from tests.conftest import ROOT, SEED_AS_OF, SEEDS, run_subprocess
 
 INGEST_KEYS = {"source", "as_of", "entries", "new", "updated", "unchanged", "duplicate_dump"}
@@ -183,7 +184,6 @@ def test_status(cli: Any, db_url: str) -> None:
 
 
 def test_store_urls_are_shown_without_password() -> None:
-    from paperdigest.settings import display_url
 
     assert "s3cret" not in display_url("postgresql+psycopg://user:s3cret@localhost/db")
 

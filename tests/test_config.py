@@ -9,6 +9,7 @@ import pytest
 
 from paperdigest import config
 from paperdigest.errors import ConfigError
+from paperdigest.service.scheduler import Service
 
 GOOD = """
 [store]
@@ -234,7 +235,6 @@ def test_a_username_without_any_password_cannot_send(cli: Any, tmp_path: Path, d
 
 
 def test_a_reload_to_a_config_that_cannot_send_keeps_the_running_one(tmp_path: Path, db_url: str) -> None:
-    from paperdigest.service import Service
 
     secret = tmp_path / "secret"
     secret.write_text("pw\n")

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from bs4 import BeautifulSoup
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from paperdigest import digest, render
 from paperdigest.ingest import apply
@@ -21,6 +21,7 @@ from paperdigest.model import Paper, RawDump
 from paperdigest.parse import parse_dump
 from paperdigest.store import queries
 from paperdigest.store.engine import open_engine
+from paperdigest.store.tables import paper_table
 from tests.conftest import SEEDS, check_golden
 from tests.sample import HOSTILE, NOW, hostile_dump, sample_store, settings
 
@@ -288,9 +289,7 @@ def test_papers_topic_lists_scores_and_reasons(cli: Any, store: Engine, tmp_path
 
 def test_the_window_query_uses_the_ingest_time_index(store: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     """Scoring a digest reads the papers of its window through an index, not the whole store."""
-    from sqlalchemy import select
 
-    from paperdigest.store.tables import paper_table
 
     stmt = select(paper_table.c.id).where(
         paper_table.c.first_ingested_at > NOW - dt.timedelta(days=1),

@@ -14,10 +14,12 @@ import pytest
 from paperdigest.errors import ParseError
 from paperdigest.ingest import job
 from paperdigest.ingest.job import poll_source
-from paperdigest.lock import AlreadyRunning, InstanceLock, lock_path
+from paperdigest.mail.files import FileTransport
 from paperdigest.model import RawDump
 from paperdigest.parse import parse_dump
+from paperdigest.service.lock import AlreadyRunning, InstanceLock, lock_path
 from paperdigest.sources.directory import DirectorySource
+from paperdigest.sources.http import HttpSource
 from paperdigest.store import queries
 from paperdigest.store.engine import open_engine
 from tests.conftest import SEEDS, run_subprocess
@@ -147,8 +149,6 @@ def test_the_store_and_its_wal_are_readable_by_the_owner_only(tmp_path: Path, um
 
 
 def test_the_outbox_and_the_archive_are_private(tmp_path: Path, umask_022: Any) -> None:
-    from paperdigest.mail.files import FileTransport
-    from paperdigest.sources.http import HttpSource
 
     outbox = tmp_path / "state" / "outbox"
     with FileTransport(outbox) as transport:

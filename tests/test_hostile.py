@@ -17,6 +17,7 @@ from paperdigest import clock, config
 from paperdigest.errors import SourceError
 from paperdigest.ingest import job
 from paperdigest.ingest.job import poll_source
+from paperdigest.service.scheduler import Service
 from paperdigest.sources.directory import DirectorySource
 from paperdigest.sources.http import HttpSource, redact
 from paperdigest.store.engine import open_engine
@@ -129,7 +130,6 @@ def test_a_config_that_is_not_utf8_is_refused(cli: Any, tmp_path: Path) -> None:
 
 
 def test_sighup_with_an_undecodable_config_keeps_the_running_one(tmp_path: Path) -> None:
-    from paperdigest.service import Service
 
     path = tmp_path / "c.toml"
     path.write_text('[[subscribers]]\nemail = "a@example.org"\n', encoding="utf-8")

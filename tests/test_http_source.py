@@ -21,12 +21,13 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from paperdigest import clock, config, health
+from paperdigest import clock, config
 from paperdigest.config import Settings, SourceSettings
 from paperdigest.errors import SourceError
 from paperdigest.ingest.job import poll_source
 from paperdigest.parse import content_hash
-from paperdigest.service import Service
+from paperdigest.service import health
+from paperdigest.service.scheduler import Service
 from paperdigest.sources import http as http_source
 from paperdigest.sources.http import HttpSource
 from paperdigest.store import queries

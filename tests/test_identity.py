@@ -6,7 +6,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from paperdigest.identity import fold_space, normalize_arxiv_id, title_key
+from paperdigest.ingest.identity import fold_space, normalize_arxiv_id, title_key
 
 _any_text = st.text(max_size=80)
 # Without combining marks: case folding may leave a mark next to a letter it composes with only

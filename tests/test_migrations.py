@@ -3,6 +3,7 @@ row; the models and the migrations agree; outdated and newer stores are refused 
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 from pathlib import Path
 from typing import Any
@@ -115,7 +116,6 @@ def test_a_store_from_a_newer_release_is_refused(cli: Any, tmp_path: Path) -> No
 
 
 def test_the_migrations_ship_in_the_package() -> None:
-    import importlib.resources
 
     versions = importlib.resources.files("paperdigest.store") / "migrations" / "versions"
     names = sorted(p.name for p in versions.iterdir() if p.name.endswith(".py") and p.name[0].isdigit())

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from paperdigest.errors import ParseError
-from paperdigest.identity import fold_space
+from paperdigest.ingest.identity import fold_space
 from paperdigest.model import Listing, RawDump
 from paperdigest.parse import parse_dump
 from paperdigest.sources import files

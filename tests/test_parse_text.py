@@ -32,7 +32,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from paperdigest.errors import ParseError
-from paperdigest.identity import fold_space
+from paperdigest.ingest.identity import fold_space
 from paperdigest.model import Entry, Listing, RawDump
 from paperdigest.parse import parse_dump
 from paperdigest.sources import files

@@ -15,6 +15,7 @@ from paperdigest.ingest import apply
 from paperdigest.model import RawDump
 from paperdigest.parse import parse_dump
 from paperdigest.store import queries
+from paperdigest.store.engine import open_engine
 from tests.conftest import FIXTURES, SEED_AS_OF, SEEDS
 
 NOW = "2026-11-23T09:00:00+00:00"
@@ -28,7 +29,6 @@ def run_everything(cli: Any, tmp_path: Path, name: str, monkeypatch: pytest.Monk
     assert cli("--db", url, "backfill", str(SEEDS / "000_99135a5897ec12b8.txt")).code == 0
     assert cli("--db", url, "backfill", str(FIXTURES / "hf_daily_papers_2023-05.json")).code == 0
     monkeypatch.setenv("PAPERDIGEST_NOW", "2026-11-22T08:00:00+00:00")
-    from paperdigest.store.engine import open_engine
 
     engine = open_engine(url)
     for seed, as_of in sorted(SEED_AS_OF.items(), key=lambda item: item[1])[1:]:

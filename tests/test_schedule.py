@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from paperdigest import config
 from paperdigest.errors import ConfigError
-from paperdigest.schedule import cron_trigger, latest_fire
+from paperdigest.service.schedule import cron_trigger, latest_fire
 from tests.conftest import ROOT
 
 UTC = dt.UTC

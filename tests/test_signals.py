@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from paperdigest import config
-from paperdigest.service import Service
+from paperdigest.service.scheduler import Service
 
 
 @pytest.fixture

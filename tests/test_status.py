@@ -8,19 +8,22 @@ import os
 import re
 import shutil
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from paperdigest import health
 from paperdigest.config import validate
+from paperdigest.ingest import reject
 from paperdigest.ingest.job import poll_source
+from paperdigest.service import health
 from paperdigest.sources.directory import DirectorySource
 from paperdigest.sources.files import Pending
 from paperdigest.store.engine import open_engine
-from tests.conftest import SEED_AS_OF, SEEDS
+from tests.conftest import ROOT, SEED_AS_OF, SEEDS
 from tests.smtp_server import Handler, SmtpServer
 
 SEED = SEEDS / "004_d0e4e6143df38525.txt"
@@ -141,7 +144,6 @@ def test_a_read_only_source_rejects_a_bad_file_once(tmp_path: Path) -> None:
     folder.mkdir()
     settled(folder / "bad.txt", GARBAGE)
     source = DirectorySource("ro", folder, move=False)
-    from paperdigest.ingest import reject
 
     first = poll_source(engine, source, dt.datetime.now(dt.UTC))
     assert [r.file for r in first.rejected] == ["bad.txt"]
@@ -184,10 +186,7 @@ def without_root_override(command: list[str]) -> list[str]:
 
 
 def test_an_unreadable_file_does_not_stop_the_inbox_or_a_backfill(tmp_path: Path) -> None:
-    import subprocess
-    import sys
 
-    from tests.conftest import ROOT
 
     work = tmp_path / "work"
     inbox = work / "inbox"

@@ -17,7 +17,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from paperdigest.identity import title_key
+from paperdigest.ingest.identity import title_key
 from paperdigest.model import LISTING_FIELDS, Entry, Listing, Paper
 
 ChangeKind = Literal["new", "updated", "unchanged"]

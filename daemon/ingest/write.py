@@ -20,8 +20,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from paperdigest import clock
 from paperdigest.errors import StoreError
-from paperdigest.identity import title_key
 from paperdigest.ingest.diff import Diff, diff
+from paperdigest.ingest.identity import title_key
 from paperdigest.model import DumpResult, Listing, Paper, Rejected
 from paperdigest.store import queries
 from paperdigest.store.engine import describe

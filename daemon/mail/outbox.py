@@ -39,8 +39,8 @@ from paperdigest.mail.message import build_message, message_id, split_from
 from paperdigest.mail.transport import DeliveryError, Transport
 from paperdigest.model import Paper
 from paperdigest.paths import state_dir
-from paperdigest.schedule import cron_trigger, latest_fire
 from paperdigest.score import HitCache
+from paperdigest.service.schedule import cron_trigger, latest_fire
 from paperdigest.store import queries
 
 log = logging.getLogger("paperdigest.mail")
@@ -137,6 +137,14 @@ def file_name(subscriber: str, period: dt.datetime) -> str:
 def outbox_folder(settings: Settings) -> Path:
     """Where the file transport writes: mail.outbox_dir, else the state directory's outbox/."""
     return settings.mail.outbox_dir or state_dir() / "outbox"
+
+
+def written_files(settings: Settings, delivery: Delivery) -> tuple[Path, Path] | None:
+    """Where the file transport wrote a delivered digest: its .eml and its HTML preview."""
+    if settings.mail.transport != "file" or delivery.outcome != "sent":
+        return None
+    base = outbox_folder(settings) / file_name(delivery.subscriber, delivery.period)
+    return base.with_name(base.name + ".eml"), base.with_name(base.name + ".html")
 
 
 def current_period(subscriber: SubscriberSettings, now: dt.datetime) -> dt.datetime | None:

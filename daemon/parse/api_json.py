@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from paperdigest.errors import ParseError
-from paperdigest.identity import fold_space, normalize_arxiv_id
+from paperdigest.ingest.identity import fold_space, normalize_arxiv_id
 from paperdigest.model import Entry
 
 

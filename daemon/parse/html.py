@@ -7,7 +7,7 @@ import re
 from bs4 import BeautifulSoup, Tag
 
 from paperdigest.errors import ParseError
-from paperdigest.identity import fold_space, normalize_arxiv_id
+from paperdigest.ingest.identity import fold_space, normalize_arxiv_id
 from paperdigest.model import Entry
 from paperdigest.parse.api_json import entries_from_items, load_json
 

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 
 from paperdigest.errors import ParseError
-from paperdigest.identity import fold_space
+from paperdigest.ingest.identity import fold_space
 from paperdigest.parse.dates import DATE_LINE, month_number
 
 _HEADER = [

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from paperdigest import __version__
+from paperdigest import __version__, clock
 from paperdigest.config import MAX_DUMP_BYTES, LimitsSettings
 from paperdigest.errors import SourceError
 from paperdigest.model import Fetched, Found, RawDump
@@ -82,7 +82,7 @@ class HttpSource:
     url: str
     client: httpx.Client | None = None
     archive: Path | None = None
-    sleep: Any = field(default=time.sleep)
+    sleep: Any = field(default=clock.sleep)
     backoff: float = 1.0
     max_bytes: int = MAX_BYTES
     deadline: float = LimitsSettings().fetch_deadline
@@ -157,7 +157,7 @@ class HttpSource:
                 if response.status_code == 304:
                     return None
                 if response.status_code == 429 or response.status_code >= 500:
-                    wait = retry_after(response.headers.get("Retry-After"), time.time())
+                    wait = retry_after(response.headers.get("Retry-After"), clock.now().timestamp())
                     return _Again(f"HTTP {response.status_code}", wait)
                 if response.status_code >= 400:
                     raise SourceError(f"source {self.name}: {redact(self.url)} answered HTTP {response.status_code}")
@@ -271,8 +271,6 @@ def fetch_dump(
     url: str, archive: bool = True, now: dt.datetime | None = None, limits: LimitsSettings | None = None
 ) -> RawDump:
     """One listing fetched for `parse` / `ingest URL`: same client rules as the daemon's sources."""
-    from paperdigest import clock
-
     now = now or clock.now()
     source = HttpSource.configured("cli", url, limits or LimitsSettings())
     try:

@@ -66,6 +66,14 @@ def open_engine(url: str, schema: Schema = "check") -> Engine:
     return engine
 
 
+def shown_url(url: str) -> str:
+    """The URL with any password hidden, for printing and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return "<invalid URL>"
+
+
 def describe(exc: SQLAlchemyError) -> str:
     """The driver's own reason, without the SQL statement and its parameters."""
     orig = getattr(exc, "orig", None)

@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from paperdigest.model import DumpResult, Paper
+from paperdigest.model import DumpResult
+from paperdigest.score import ScoredPaper
 
 
 class _Failure(Protocol):
@@ -92,24 +93,24 @@ def backfill_summary(out: TextIO, results: list[DumpResult], failures: list[Any]
         console.print(f"{len(failures)} rejected (see above); `paperdigest status` lists them", markup=False)
 
 
-def papers_table(out: TextIO, papers: list[Paper], reasons: list[tuple[float, str]] | None = None) -> None:
-    """The papers as a table; with `reasons` (score, why) per paper, two more columns."""
+def papers_table(out: TextIO, ranked: list[ScoredPaper], scores: bool) -> None:
+    """The papers as a table, best first; with `scores`, each one's score and why."""
     table = Table(show_header=True, show_lines=False)
     table.add_column("#", justify="right")
     table.add_column("upvotes", justify="right")
     table.add_column("first seen")
     table.add_column("title")
     table.add_column("by")
-    if reasons is not None:
+    if scores:
         table.add_column("score", justify="right")
         table.add_column("why")
-    for rank, paper in enumerate(papers, 1):
+    for rank, scored in enumerate(ranked, 1):
+        paper = scored.paper
         by = paper.org or (f"{paper.authors} authors" if paper.authors is not None else "")
         cells = [str(rank), "?" if paper.upvotes is None else str(paper.upvotes), paper.first_seen.isoformat()]
         cells += [paper.title, by]
-        if reasons is not None:
-            score, why = reasons[rank - 1]
-            cells += [f"{score:.1f}", why]
+        if scores:
+            cells += [f"{scored.score:.1f}", scored.why()]
         table.add_row(*cells)
     Console(file=out, width=max(100, Console(file=out).width), markup=False, highlight=False).print(table)
 

@@ -7,7 +7,7 @@ import functools
 import re
 from zoneinfo import ZoneInfo
 
-from paperdigest.crontab import CrontabTrigger, parse
+from paperdigest.service.crontab import CrontabTrigger, parse
 
 _EVERY = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

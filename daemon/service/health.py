@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from paperdigest.clock import as_utc, iso
 from paperdigest.config import Settings, SourceSettings, sending_problems
-from paperdigest.schedule import cron_trigger, parse_every
+from paperdigest.service.schedule import cron_trigger, parse_every
 from paperdigest.store import queries
 
 DEFAULT_EVERY = dt.timedelta(hours=1)

@@ -14,7 +14,6 @@ import datetime as dt
 import logging
 import signal
 import threading
-import time
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
@@ -36,16 +35,16 @@ from paperdigest.errors import (
     SourceError,
     StoreError,
 )
-from paperdigest.health import next_digests, poll_interval
 from paperdigest.ingest.job import poll_source, record_poll
-from paperdigest.lock import InstanceLock, lock_path
 from paperdigest.mail import outbox
 from paperdigest.model import PollResult
-from paperdigest.notify import Notifier
-from paperdigest.schedule import cron_trigger, parse_every
+from paperdigest.service.health import next_digests, poll_interval
+from paperdigest.service.lock import InstanceLock, lock_path
+from paperdigest.service.notify import Notifier
+from paperdigest.service.schedule import cron_trigger, parse_every
 from paperdigest.sources import Source, make_source
 from paperdigest.store import migrate
-from paperdigest.store.engine import describe, open_engine, resolve_url
+from paperdigest.store.engine import describe, open_engine, resolve_url, shown_url
 
 log = logging.getLogger("paperdigest")
 
@@ -56,6 +55,31 @@ class CycleReport:
     deliveries: list[outbox.Delivery] = field(default_factory=list)
     planned: list[outbox.Planned] = field(default_factory=list)
     mail_error: str | None = None
+
+    def lines(self, settings: Settings) -> list[str]:
+        """What `run --once` prints: each source's poll, each digest, each delivery."""
+        lines = []
+        for poll in self.polls:
+            fresh = [r for r in poll.ingested if not r.duplicate_dump]
+            lines.append(
+                f"source {poll.source}: {len(fresh)} new dumps ({sum(r.entries for r in fresh)} entries, "
+                f"{sum(r.new for r in fresh)} new papers), {len(poll.ingested) - len(fresh)} already ingested"
+                + (f", {len(poll.rejected)} rejected" if poll.rejected else "")
+                + (f", {len(poll.waiting)} still being written" if poll.waiting else "")
+            )
+            lines += [f"  rejected {rejected.file}: {rejected.reason}" for rejected in poll.rejected]
+        lines += self.source_errors
+        for item in self.planned:
+            what = "nothing new: not sent" if item.status == "empty" else f"{item.papers} papers"
+            lines.append(f"digest for {item.subscriber} ({item.period:%Y-%m-%d %H:%M}Z): {what}")
+        lines += [f"mail to {d.subscriber}: {d.outcome}: {d.detail}" for d in self.deliveries]
+        if self.mail_error:
+            lines.append(f"mail: {self.mail_error}")
+        for d in self.deliveries:
+            written = outbox.written_files(settings, d)
+            if written is not None:
+                lines.append(f"wrote {written[0]} (HTML preview: {written[1]})")
+        return lines
 
     def exit_code(self) -> int:
         if self.source_errors or self.mail_error or any(d.outcome != "sent" for d in self.deliveries):
@@ -241,7 +265,7 @@ class Service:
         try:
             done = migrate.upgrade(self.engine)
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot upgrade the store {_shown(self.store_url)}: {describe(exc)}") from None
+            raise StoreError(f"cannot upgrade the store {shown_url(self.store_url)}: {describe(exc)}") from None
         if done.changed:
             log.info("store upgraded from schema %s to %s", done.before or "(empty)", done.after)
 
@@ -266,14 +290,14 @@ class Service:
                 "paperdigest started: %d sources, %d subscribers, store %s",
                 len(self.settings.sources),
                 len(self.settings.subscribers),
-                _shown(self.store_url),
+                shown_url(self.store_url),
             )
             self.notifier.ready("started; catching up")
             while not self.stop_signalled:
                 if self.reload_signalled:
                     self.reload_signalled = False
                     self.reload()
-                time.sleep(0.2)
+                clock.sleep(0.2)
             self.stopping.set()
             log.info("stopping: finishing the job in flight")
             self.notifier.stopping()
@@ -296,9 +320,3 @@ class Service:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGHUP, reload)
-
-
-def _shown(url: str) -> str:
-    from paperdigest.settings import display_url
-
-    return display_url(url)
