@@ -5,19 +5,15 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import Iterator, Mapping
-from typing import Any, Protocol, TextIO
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from paperdigest.ingest.job import Failure
 from paperdigest.model import DumpResult
 from paperdigest.score import ScoredPaper
-
-
-class _Failure(Protocol):
-    source: str
-    error: Exception
 
 
 class ProgressView:
@@ -72,7 +68,7 @@ def progress_for(stream: TextIO, enabled: bool) -> Iterator[ProgressView]:
         view.stop()
 
 
-def backfill_summary(out: TextIO, results: list[DumpResult], failures: list[Any], seconds: float) -> None:
+def backfill_summary(out: TextIO, results: list[DumpResult], failures: list[Failure], seconds: float) -> None:
     entries = sum(r.entries for r in results)
     table = Table(title="backfill summary", show_header=True)
     for column in ("dumps", "duplicates", "rejected", "entries", "new", "updated", "unchanged", "entries/s"):

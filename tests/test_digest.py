@@ -136,7 +136,8 @@ def test_build_never_repeats_a_sent_paper(store: Engine) -> None:
     first = digest.build(engine=store, settings=conf, subscriber=ada, now=NOW)
     assert first.papers
     with store.begin() as conn:
-        queries.record_sent(conn, ada.email, [s.paper for s in first.papers], NOW - dt.timedelta(hours=4))
+        shown = {s.paper.id: s.paper.upvotes for s in first.papers}
+        queries.record_sent_upvotes(conn, ada.email, shown, NOW - dt.timedelta(hours=4))
     second = digest.build(store, conf, ada, NOW, since=dt.date(2020, 1, 1))
     assert not {s.paper.id for s in first.papers} & {s.paper.id for s in second.papers}
 
@@ -154,7 +155,7 @@ def test_rising_comes_from_the_store_without_reading_the_whole_history(store: En
         queries.record_sent_upvotes(
             conn, ada.email, {sharp.id: 5, slight.id: (slight.upvotes or 0) - 3, unknown.id: None}, NOW
         )
-        queries.record_sent(conn, ada.email, sent[3:], NOW)
+        queries.record_sent_upvotes(conn, ada.email, {p.id: p.upvotes for p in sent[3:]}, NOW)
         conn.exec_driver_sql("UPDATE paper SET upvotes = 40 WHERE id = ?", (sharp.id,))
         gained = queries.sent_and_gained(conn, ada.email, conf.digest.rising_min_gain)
     assert [paper.id for paper, _ in gained] == [sharp.id]  # only it gained 10 or more since sent

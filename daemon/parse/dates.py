@@ -20,10 +20,6 @@ class DateValueError(ValueError):
     """A date line that matches the pattern but names no real day."""
 
 
-def parse_iso(text: str) -> dt.date:
-    return dt.date.fromisoformat(text)
-
-
 def latest_on_or_before(month: int, day: int, ref: dt.date) -> dt.date:
     """The latest `month day` on or before `ref` ('Dec 29' seen 2026-01-02 is 2025-12-29)."""
     for year in range(ref.year, ref.year - 9, -1):

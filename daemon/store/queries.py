@@ -312,10 +312,6 @@ def sent_and_gained(conn: Connection, subscriber: str, min_gain: int) -> list[tu
     return [(_paper(row), int(row.upvotes_then)) for row in rows]
 
 
-def record_sent(conn: Connection, subscriber: str, papers: Iterable[Paper], sent_at: dt.datetime) -> None:
-    record_sent_upvotes(conn, subscriber, {p.id: p.upvotes for p in papers}, sent_at)
-
-
 def record_sent_upvotes(
     conn: Connection, subscriber: str, upvotes: dict[int, int | None], sent_at: dt.datetime
 ) -> None:
