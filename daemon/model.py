@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One paper as a listing shows it. `line` is where it starts in the dump (1-based)."""
+@dataclass(frozen=True)
+class Listed:
+    """What a listing says about a paper: the one definition of a paper's fields. Entry (a
+    listing's line) and Paper (the store's record) both are Listed; the diff merges these
+    fields, the store keeps them, the JSON shows them. A field added later takes a default
+    and `field(kw_only=True)`, so the positional fields around it stay as they are."""
 
-    position: int
+    __slots__ = ()
     title: str
     abstract: str | None
     authors: int | None
@@ -20,19 +24,45 @@ class Entry:
     published: dt.date | None
     upvotes: int | None
     arxiv_id: str | None
+
+
+@dataclass(frozen=True)
+class _Position:
+    __slots__ = ()
+    position: int
+
+
+@dataclass(frozen=True)
+class _Identity:
+    __slots__ = ()
+    id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Entry(Listed, _Position):
+    """One paper as a listing shows it: its position, the Listed fields, and `line`, where it
+    starts in the dump (1-based)."""
+
     line: int | None = field(default=None, compare=False)
 
-    def __reduce__(self) -> tuple[type[Entry], tuple[Any, ...]]:
-        # Entries cross from the backfill's parsing worker by the hundred: a plain argument
-        # tuple pickles in a third of the time of the dataclass default (which calls fields()).
-        return (Entry, (*(getattr(self, name) for name in _ENTRY_FIELDS),))
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Entries cross from the backfill's parsing worker by the hundred: a plain tuple of
+        # values pickles in a third of the time of the dataclass default (which calls fields()).
+        return (_entry, (tuple(getattr(self, name) for name in _ENTRY_FIELDS),))
 
     def to_json(self) -> dict[str, Any]:
         """The `parse` line: the position, then what the listing says of the paper."""
         return {"position": self.position, **{name: json_value(getattr(self, name)) for name in LISTING_FIELDS}}
 
 
+LISTING_FIELDS = tuple(f.name for f in fields(Listed))
 _ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
+_ENTRY_POSITIONAL = sum(1 for f in fields(Entry) if not f.kw_only)
+
+
+def _entry(values: tuple[Any, ...]) -> Entry:
+    keywords = dict(zip(_ENTRY_FIELDS[_ENTRY_POSITIONAL:], values[_ENTRY_POSITIONAL:], strict=True))
+    return Entry(*values[:_ENTRY_POSITIONAL], **keywords)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,17 +138,10 @@ class DumpResult:
 
 
 @dataclass(frozen=True, slots=True)
-class Paper:
-    """A stored paper as the rest of the program sees it."""
+class Paper(Listed, _Identity):
+    """A stored paper as the rest of the program sees it: its id, the Listed fields, and the
+    capture dates of the first and the last dump that held it."""
 
-    id: int
-    title: str
-    abstract: str | None
-    authors: int | None
-    org: str | None
-    published: dt.date | None
-    upvotes: int | None
-    arxiv_id: str | None
     first_seen: dt.date
     last_seen: dt.date
 
@@ -128,11 +151,16 @@ class Paper:
         return {name: json_value(getattr(self, name)) for name in PAPERS_JSON_FIELDS}
 
 
-# A paper's fields are defined once, by Entry (what a listing says) and Paper (what the store
-# keeps); everything else derives from them. LISTING_FIELDS are the ones a listing fills and
-# later listings update: the diff merges them, the store keeps them, the JSON shows them.
-LISTING_FIELDS = tuple(name for name in _ENTRY_FIELDS if name in {f.name for f in fields(Paper)} and name != "id")
 PAPER_FIELDS = tuple(f.name for f in fields(Paper))
+_PAPER_POSITIONAL = sum(1 for f in fields(Paper) if not f.kw_only)
+
+
+def paper_from(values: Sequence[Any]) -> Paper:
+    """A Paper from its values in PAPER_FIELDS order (a row of the store)."""
+    keywords = dict(zip(PAPER_FIELDS[_PAPER_POSITIONAL:], values[_PAPER_POSITIONAL:], strict=True))
+    return Paper(*values[:_PAPER_POSITIONAL], **keywords)
+
+
 PAPERS_JSON_FIELDS = tuple(name for name in PAPER_FIELDS if name not in ("id", "abstract", "last_seen"))
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, Date, DateTime, Row, bindparam, case, func, insert, or_, select, update
 
 from paperdigest import clock
-from paperdigest.model import PAPER_FIELDS, Paper
+from paperdigest.model import PAPER_FIELDS, Paper, paper_from
 from paperdigest.store.tables import (
     dump_table,
     outbox_message_table,
@@ -48,7 +48,7 @@ def _marks(values: Sequence[Any]) -> str:
 
 def _paper(row: Row[Any]) -> Paper:
     """A row selected as _PAPER_COLUMNS (Core: typed values)."""
-    return Paper(*row[: len(PAPER_FIELDS)])
+    return paper_from(row[: len(PAPER_FIELDS)])
 
 
 _PAPER_COLUMNS = [paper_table.c[name] for name in _PAPER_READ]
@@ -91,7 +91,7 @@ def _paper_from_tuple(raw: Any) -> Paper:
     for at in _DATE_AT:
         if isinstance(values[at], str):
             values[at] = dt.date.fromisoformat(values[at])
-    return Paper(*values)
+    return paper_from(values)
 
 
 def dump_by_hash(conn: Connection, content_hash: str) -> Row[Any] | None:
