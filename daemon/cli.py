@@ -249,7 +249,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         "mail": {
             "healthy": mail_ok,
             "failed_last_7_days": failed_recently,
-            "counts": {status: mail.get(status, 0) for status in ("pending", "sending", "sent", "failed", "empty")},
+            "counts": {
+                status: mail.get(status, 0) for status in ("pending", "sending", "accepted", "sent", "failed", "empty")
+            },
             "attention": [
                 {
                     "subscriber": m.subscriber,

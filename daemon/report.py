@@ -141,8 +141,8 @@ def status_lines(report: Mapping[str, Any]) -> list[str]:
     mail = report["mail"]
     counts = mail["counts"]
     lines.append(
-        f"mail: {counts['sent']} sent, {counts['pending'] + counts['sending']} pending, {counts['failed']} failed, "
-        f"{counts['empty']} empty periods"
+        f"mail: {counts['sent'] + counts['accepted']} sent, {counts['pending'] + counts['sending']} pending, "
+        f"{counts['failed']} failed, {counts['empty']} empty periods"
     )
     for m in mail["attention"]:
         when = f", next try {m['next_attempt_at'][:16]}" if m["status"] == "pending" else ""
