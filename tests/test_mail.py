@@ -699,3 +699,25 @@ def test_only_a_stopped_senders_accepted_rows_are_finished_by_another_run(cli: A
     later = now + outbox_module.CLAIM_LEASE + dt.timedelta(minutes=1)  # a claim older than the lease
     assert outbox_module.record_accepted(engine, later) == 1
     assert [row["status"] for row in outbox(store)] == ["sent", "sent"]
+
+
+def test_the_mark_waits_for_a_writer_that_holds_the_store(cli: Any, store: str, tmp_path: Path) -> None:
+    """The autocommitted mark honours the busy timeout like any transaction: another writer holding
+    SQLite's write lock when the 250 comes delays the mark, it does not fail it."""
+    from paperdigest.mail import outbox as outbox_module
+
+    settings, engine, now = _outbox_setup(cli, store, tmp_path, ["a@example.org"])
+    holder = sqlite3.connect(store.removeprefix("sqlite:///"), isolation_level=None, check_same_thread=False)
+    release = threading.Timer(0.5, lambda: holder.execute("COMMIT"))
+
+    def hold_the_store(recipient: str) -> None:
+        holder.execute("BEGIN IMMEDIATE")
+        release.start()
+
+    started = time.monotonic()
+    results = outbox_module.deliver_due(engine, settings, ScriptedTransport(hold_the_store), now)
+    release.join()
+    holder.close()
+    assert [r.outcome for r in results] == ["sent"]
+    assert time.monotonic() - started >= 0.4
+    assert [row["status"] for row in outbox(store)] == ["sent"]
