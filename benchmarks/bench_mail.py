@@ -23,6 +23,7 @@ import os
 import platform
 import pstats
 import random
+import re
 import smtplib
 import socket
 import sqlite3
@@ -30,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from multiprocessing.connection import Connection
@@ -86,22 +88,42 @@ NAMES = ("Ada Lovelace", "Grace Hopper", "Zoë Ünal", "José Núñez", "Alan Tu
 # ---------------------------------------------------------------------------------------- the sink
 
 
-class _CountingHandler:
-    """Accepts every message; counts messages, octets, distinct recipients and the sink's CPU time."""
+_MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(<[^>\r\n]*>)", re.IGNORECASE | re.MULTILINE)
 
-    def __init__(self) -> None:
+
+def message_id_of(content: bytes) -> str | None:
+    """The Message-ID header of a message (searched in its header only)."""
+    head = content.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    found = _MESSAGE_ID.search(head)
+    return found.group(1).decode("ascii", "replace") if found else None
+
+
+class _CountingHandler:
+    """Accepts every message; counts messages, octets, distinct recipients and the sink's CPU time,
+    and, when asked to, how many times each Message-ID arrived (for benchmarks/kill_loop.py)."""
+
+    def __init__(self, record_ids: bool = False) -> None:
         self.lock = threading.Lock()
         self.messages = 0
         self.octets = 0
         self.recipients: set[str] = set()
         self.cpu_start = time.process_time()
+        self.record_ids = record_ids
+        self.ids: Counter[str] = Counter()
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         with self.lock:
             self.messages += 1
             self.octets += len(envelope.content)
             self.recipients.update(r.lower() for r in envelope.rcpt_tos)
+            if self.record_ids:
+                self.ids[message_id_of(envelope.content) or "(none)"] += 1
         return "250 OK"
+
+    def take_ids(self) -> dict[str, int]:
+        with self.lock:
+            ids, self.ids = dict(self.ids), Counter()
+        return ids
 
     def stats(self, reset: bool) -> dict[str, Any]:
         with self.lock:
@@ -117,11 +139,12 @@ class _CountingHandler:
         return out
 
 
-def _sink_main(conn: Connection) -> None:
-    """The sink process: aiosmtpd's Controller on 127.0.0.1; answers 'stats' / 'reset' / 'stop' on the pipe."""
+def _sink_main(conn: Connection, record_ids: bool = False) -> None:
+    """The sink process: aiosmtpd's Controller on 127.0.0.1; answers 'stats' / 'reset' / 'ids' / 'stop'
+    on the pipe."""
     from aiosmtpd.controller import Controller  # noqa: PLC0415  (lazy on purpose: only the sink's process)
 
-    handler = _CountingHandler()
+    handler = _CountingHandler(record_ids)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
@@ -133,6 +156,9 @@ def _sink_main(conn: Connection) -> None:
             command = conn.recv()
             if command == "stop":
                 break
+            if command == "ids":
+                conn.send(handler.take_ids())
+                continue
             conn.send(handler.stats(reset=command == "reset"))
     finally:
         controller.stop()
@@ -142,10 +168,10 @@ def _sink_main(conn: Connection) -> None:
 class Sink:
     """The aiosmtpd sink in its own process (spawned: no GIL, no state shared with the benchmark)."""
 
-    def __init__(self) -> None:
+    def __init__(self, record_ids: bool = False) -> None:
         ctx = mp.get_context("spawn")
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_sink_main, args=(child,), name="bench-mail-sink", daemon=True)
+        self.process = ctx.Process(target=_sink_main, args=(child, record_ids), name="bench-mail-sink", daemon=True)
         self.process.start()
         child.close()
         if not self.conn.poll(60):
@@ -157,6 +183,18 @@ class Sink:
         self.conn.send("reset")
         stats: dict[str, Any] = self.conn.recv()
         return stats
+
+    def stats(self) -> dict[str, Any]:
+        """What the sink received since the last take, without starting afresh."""
+        self.conn.send("stats")
+        stats: dict[str, Any] = self.conn.recv()
+        return stats
+
+    def take_ids(self) -> dict[str, int]:
+        """How many times each Message-ID arrived since the last take (with record_ids)."""
+        self.conn.send("ids")
+        ids: dict[str, int] = self.conn.recv()
+        return ids
 
     def stop(self) -> None:
         if self.process.is_alive():
@@ -230,8 +268,9 @@ def subscribers(count: int, seed: int) -> list[dict[str, Any]]:
     return out
 
 
-def make_settings(count: int, port: int, seed: int) -> Settings:
-    data: dict[str, Any] = {
+def config_data(count: int, port: int, seed: int) -> dict[str, Any]:
+    """The benchmark's config as the TOML file would hold it: N subscribers, SMTP to 127.0.0.1:port."""
+    return {
         "topics": TOPICS,
         "mail": {
             "from": FROM,
@@ -243,7 +282,10 @@ def make_settings(count: int, port: int, seed: int) -> Settings:
         },
         "subscribers": subscribers(count, seed),
     }
-    return validate(data, "bench")
+
+
+def make_settings(count: int, port: int, seed: int) -> Settings:
+    return validate(config_data(count, port, seed), "bench")
 
 
 # ---------------------------------------------------------------------------------------- the two runs

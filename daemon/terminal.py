@@ -152,8 +152,8 @@ def status_lines(report: Mapping[str, Any]) -> list[str]:
     mail = report["mail"]
     counts = mail["counts"]
     lines.append(
-        f"mail: {counts['sent']} sent, {counts['pending'] + counts['sending']} pending, {counts['failed']} failed, "
-        f"{counts['empty']} empty periods"
+        f"mail: {counts['sent'] + counts['accepted']} sent, {counts['pending'] + counts['sending']} pending, "
+        f"{counts['failed']} failed, {counts['empty']} empty periods"
     )
     for problem in mail["problems"]:
         lines.append(f"  cannot send: {problem}")

@@ -541,3 +541,183 @@ def test_a_claim_is_judged_dead_only_when_that_process_is_gone() -> None:
     assert not _claim_is_dead("|".join(["elsewhere", boot, namespace, "1", "1"]))  # another host: lease decides
     assert not _claim_is_dead("|".join([host, boot, "[1]", "1", "1"]))  # another pid namespace: lease decides
     assert _claim_is_dead("|".join([host, "another-boot", namespace, pid, started]))  # the machine restarted
+
+
+# --- the window SMTP leaves: between the server's 250 and our record of it -------------------
+
+
+def _sent_mark_statements(cli: Any, store: str, tmp_path: Path) -> list[list[str]]:
+    """Deliver two digests and return, per message, every SQL statement SQLite ran from the moment
+    the transport returned (the server's 250) until the row was committed as taken by the server,
+    the committing statement included. Seen by SQLite's own trace, so BEGIN and COMMIT count too;
+    a second connection watches for the commit."""
+    from sqlalchemy import event
+
+    from paperdigest.mail import outbox as outbox_module
+
+    settings, engine, now = _outbox_setup(cli, store, tmp_path, ["a@example.org", "b@example.org"])
+    engine.dispose()  # every connection from here on is traced
+    watcher = sqlite3.connect(store.removeprefix("sqlite:///"))
+    windows: list[list[str]] = []
+    in_flight: list[str] = []  # the recipient whose 250 came and whose mark is not committed yet
+
+    def committed(recipient: str) -> bool:
+        sql = "SELECT status FROM outbox WHERE subscriber = ?"
+        return watcher.execute(sql, (recipient,)).fetchone()[0] not in ("pending", "sending")
+
+    def trace(statement: str) -> None:
+        if in_flight and committed(in_flight[0]):
+            in_flight.clear()
+        if in_flight:
+            windows[-1].append(" ".join(statement.split()))
+
+    @event.listens_for(engine, "connect")
+    def traced(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.set_trace_callback(trace)
+
+    def accepted(recipient: str) -> None:
+        return None
+
+    class Accepting(ScriptedTransport):
+        def send(self, *, sender: str, recipient: str, message: bytes, name: str) -> None:
+            super().send(sender=sender, recipient=recipient, message=message, name=name)
+            windows.append([])
+            in_flight[:] = [recipient]
+
+    try:
+        results = outbox_module.deliver_due(engine, settings, Accepting(accepted), now)
+    finally:
+        watcher.close()
+        engine.dispose()
+    assert [r.outcome for r in results] == ["sent", "sent"]
+    assert [row["status"] for row in outbox(store)] == ["sent", "sent"]
+    with sqlite3.connect(store.removeprefix("sqlite:///")) as conn:
+        recorded = conn.execute("SELECT subscriber, count(*) FROM sent_paper GROUP BY subscriber").fetchall()
+    assert dict(recorded) == {row["subscriber"]: len(json.loads(row["papers"])) for row in outbox(store)}
+    return windows
+
+
+def test_nothing_but_one_update_runs_between_the_250_and_its_commit(cli: Any, store: str, tmp_path: Path) -> None:
+    """The repeat window SMTP leaves is ours only between the server's 250 and the commit that
+    records it: that commit must be the first thing that runs, one UPDATE committed on its own
+    (on SQLite's path a single autocommitted statement); the sent papers are recorded after."""
+    windows = _sent_mark_statements(cli, store, tmp_path)
+    assert len(windows) == 2
+    for statements in windows:
+        assert len(statements) == 1, statements
+        assert statements[0].startswith("UPDATE outbox SET status = 'accepted'"), statements
+
+
+def test_on_the_portable_path_the_mark_is_one_update_in_its_own_transaction(
+    cli: Any, store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from paperdigest.store import queries
+
+    monkeypatch.setattr(queries, "FAST_SQLITE", False)
+    windows = _sent_mark_statements(cli, store, tmp_path)
+    assert len(windows) == 2
+    for statements in windows:
+        assert [s.split()[0] for s in statements] == ["BEGIN", "UPDATE", "COMMIT"], statements
+        assert statements[1].startswith("UPDATE outbox SET status='accepted'"), statements
+
+
+_KILLED_BEFORE_THE_PAPERS = """
+import os, signal, sys
+from sqlalchemy import Engine, event
+
+@event.listens_for(Engine, "before_cursor_execute")
+def die(conn, cursor, statement, *args):
+    if statement.startswith("INSERT INTO sent_paper"):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+from paperdigest.cli import main
+sys.exit(main(["send"]))
+"""
+
+
+def test_a_sender_killed_between_the_mark_and_the_papers_leaves_them_to_the_next_run(
+    cli: Any, store: str, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    """SIGKILL after the server's 250 is committed and before the papers are recorded: nothing is
+    sent again, and the next run records the papers."""
+    subscribers = ["ada@example.org", "grace@example.org", "alan@example.org"]
+    config = write_config(tmp_path, config_text(smtp.port, subscribers))
+    env = dict(os.environ, PAPERDIGEST_NOW=SEND_AT, PAPERDIGEST_DB=store, PAPERDIGEST_CONFIG=config)
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED_BEFORE_THE_PAPERS],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert [item.recipients for item in smtp.handler.received] == [["ada@example.org"]]
+    assert [row["status"] for row in outbox(store)] == ["accepted", "pending", "pending"]
+    path = store.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM sent_paper").fetchone()[0] == 0
+    status = cli("--config", config, "--db", store, "status", "--json")
+    assert json.loads(status.out)["mail"]["counts"]["accepted"] == 1
+
+    again = cli("--config", config, "--db", store, "send")
+    assert again.code == 0, again.out + again.err
+    received = smtp.handler.by_recipient()
+    assert sorted(received) == sorted(subscribers)
+    assert all(len(items) == 1 for items in received.values())  # nothing sent twice
+    rows = outbox(store)
+    assert [row["status"] for row in rows] == ["sent"] * 3
+    assert all(row["claimed_by"] is None for row in rows)
+    with sqlite3.connect(path) as conn:
+        for row in rows:
+            sql = "SELECT paper_id FROM sent_paper WHERE subscriber = ?"
+            recorded = {pid for (pid,) in conn.execute(sql, (row["subscriber"],))}
+            assert recorded == {int(pid) for pid in json.loads(row["papers"])}, row["subscriber"]
+
+
+def test_only_a_stopped_senders_accepted_rows_are_finished_by_another_run(cli: Any, store: str, tmp_path: Path) -> None:
+    """A row another live sender has just marked accepted is left to it; a dead sender's is finished."""
+    from paperdigest.mail import outbox as outbox_module
+
+    _settings, engine, now = _outbox_setup(cli, store, tmp_path, ["a@example.org", "b@example.org"])
+    live = outbox_module.claim_token()
+    host, boot, namespace, pid, started = live.split("|")
+    dead = "|".join([host, boot, namespace, pid, str(int(started) + 1)])  # this pid, another process
+    stamp = "2026-11-23 08:59:00.000000"
+    with sqlite3.connect(store.removeprefix("sqlite:///")) as conn:
+        sql = "UPDATE outbox SET status = 'accepted', sent_at = ?, claimed_at = ?, claimed_by = ? WHERE subscriber = ?"
+        conn.execute(sql, (stamp, stamp, dead, "a@example.org"))
+        conn.execute(sql, (stamp, stamp, live, "b@example.org"))
+    assert outbox_module.record_accepted(engine, now) == 1
+    assert [(row["subscriber"], row["status"]) for row in outbox(store)] == [
+        ("a@example.org", "sent"),
+        ("b@example.org", "accepted"),
+    ]
+    with sqlite3.connect(store.removeprefix("sqlite:///")) as conn:
+        recorded = {s for (s,) in conn.execute("SELECT DISTINCT subscriber FROM sent_paper")}
+    assert recorded == {"a@example.org"}
+    later = now + outbox_module.CLAIM_LEASE + dt.timedelta(minutes=1)  # a claim older than the lease
+    assert outbox_module.record_accepted(engine, later) == 1
+    assert [row["status"] for row in outbox(store)] == ["sent", "sent"]
+
+
+def test_the_mark_waits_for_a_writer_that_holds_the_store(cli: Any, store: str, tmp_path: Path) -> None:
+    """The autocommitted mark honours the busy timeout like any transaction: another writer holding
+    SQLite's write lock when the 250 comes delays the mark, it does not fail it."""
+    from paperdigest.mail import outbox as outbox_module
+
+    settings, engine, now = _outbox_setup(cli, store, tmp_path, ["a@example.org"])
+    holder = sqlite3.connect(store.removeprefix("sqlite:///"), isolation_level=None, check_same_thread=False)
+    release = threading.Timer(0.5, lambda: holder.execute("COMMIT"))
+
+    def hold_the_store(recipient: str) -> None:
+        holder.execute("BEGIN IMMEDIATE")
+        release.start()
+
+    started = time.monotonic()
+    results = outbox_module.deliver_due(engine, settings, ScriptedTransport(hold_the_store), now)
+    release.join()
+    holder.close()
+    assert [r.outcome for r in results] == ["sent"]
+    assert time.monotonic() - started >= 0.4
+    assert [row["status"] for row in outbox(store)] == ["sent"]

@@ -6,14 +6,19 @@
             digest = build(window since the last outbox period)
             insert row(pending, rendered message, stable Message-ID)   # or `empty`
     for row in pending rows due now (and rows claimed by a sender that died):
-        claim it (pending -> sending), deliver, then in one transaction mark it sent and
-        record its papers as sent to the subscriber
+        claim it (pending -> sending) and prepare the commit that will mark it accepted
+        deliver; the moment the server answers 250, that one commit (sending -> accepted)
+        then, in a second transaction, record its papers as sent to the subscriber (-> sent)
         transient failure -> pending again, retried with exponential backoff on later runs
         permanent failure (5xx for this recipient) -> failed, with the server's reply
+    a row left `accepted` by a sender that died between its two commits: the next run
+    records its papers (nothing is sent again)
 
-The one window SMTP leaves: the server has accepted the message (250 after DATA) and the
-process dies before it records that. The row is still `sending`; the next run sends the
-same bytes again, with the same Message-ID, which receiving systems use to drop the repeat.
+The one window SMTP leaves: the server has stored the message and the process dies before the
+`accepted` commit. Part of it is the server's (from our last byte of DATA to its 250, and it
+stores the message before answering) and cannot be closed from here; ours is that one commit,
+with nothing before it. The row is still `sending`, so the next run sends the same bytes again,
+with the same Message-ID, which receiving systems use to drop the repeat.
 """
 
 from __future__ import annotations
@@ -26,11 +31,12 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import jinja2
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from paperdigest import clock, digest, render
@@ -195,7 +201,10 @@ def _outbox_values(
 
 
 def enqueue_due(engine: Engine, settings: Settings, now: dt.datetime, dry_run: bool = False) -> list[Planned]:
-    """Build and store every digest that is due and not yet in the outbox."""
+    """Build and store every digest that is due and not yet in the outbox (first recording the papers
+    of digests a stopped sender left accepted, so that the new digests know them as sent)."""
+    if not dry_run:
+        record_accepted(engine, now)
     _wait_for_ingests_before(engine)
     planned = []
     env = render.environment(settings.digest.templates)
@@ -264,69 +273,106 @@ def deliver_due(
 
     Each row is claimed just before it is sent, with the current time, so a claim is never older
     than one delivery (the SMTP timeout bounds that, far below CLAIM_LEASE). A claim lost in the
-    meantime is logged and the row left to whoever took it.
+    meantime is logged and the row left to whoever took it. One connection serves the batch, and
+    the commit that follows the server's 250 is prepared before sending: nothing else runs first.
     """
     token = claim_token()
     sender = split_from(settings.mail.from_)[1]
     results: list[Delivery] = []
+    record_accepted(engine, now)
     rows = _due_rows(engine, now)
     if not rows:
         return results
-    with transport:
+    with transport, engine.connect().execution_options(write=True) as conn:
         for row in rows:
             if stop is not None and stop():
                 break
-            claimed_at = clock.now()
-            with engine.connect().execution_options(write=True) as conn, conn.begin():
-                if not queries.claim_outbox(conn, row.id, row.status, row.claimed_by, token, claimed_at):
+            with conn.begin():
+                if not queries.claim_outbox(conn, row.id, row.status, row.claimed_by, token, clock.now()):
                     continue
                 message = queries.outbox_message(conn, row.id)
+            mark_accepted = queries.accepted_mark(conn, row.id, token, now, row.attempts + 1)
             period = clock.as_utc(row.period) or now
             try:
                 transport.send(
                     sender=sender, recipient=row.subscriber, message=message, name=file_name(row.subscriber, period)
                 )
             except DeliveryError as exc:
-                results.append(_record_failure(engine, row, token, exc, now, period))
+                results.append(_record_failure(conn, row, token, exc, now, period))
                 if exc.stop_batch:
                     break
                 continue
             except Exception as exc:  # never leave a claim behind on a surprise
                 failure = DeliveryError(f"unexpected {type(exc).__name__}: {exc}", permanent=False, stop_batch=True)
-                results.append(_record_failure(engine, row, token, failure, now, period))
+                results.append(_record_failure(conn, row, token, failure, now, period))
                 log.exception("delivery to %s failed unexpectedly", row.subscriber)
                 break
-            if _record_sent(engine, row, token, now):
-                results.append(Delivery(row.subscriber, period, "sent", f"{len(json.loads(row.papers))} papers"))
-            else:
+            # The server has the message: until this commit, a kill means it is sent again.
+            try:
+                accepted = mark_accepted()
+            except OperationalError:
+                accepted = _retry_busy(mark_accepted, row.subscriber)
+            if not accepted:
                 log.error(
                     "mail to %s was delivered but its claim was lost: another sender took the row", row.subscriber
                 )
                 results.append(Delivery(row.subscriber, period, "sent", "delivered; the claim was lost meanwhile"))
+                continue
+            shown = _shown(row.papers)
+            _retry_busy(partial(_record_papers, conn, row.id, row.subscriber, shown, now), row.subscriber)
+            results.append(Delivery(row.subscriber, period, "sent", f"{len(shown)} papers"))
     return results
 
 
-def _record_sent(engine: Engine, row: Any, token: str, now: dt.datetime) -> bool:
-    """Mark a delivered row sent (retrying while the store is busy). False when the claim was lost."""
-    values = {"status": "sent", "sent_at": now, "attempts": row.attempts + 1, "last_error": None, "claimed_by": None}
-    shown = {int(pid): votes for pid, votes in json.loads(row.papers).items()}
+def _shown(papers: str) -> dict[int, int | None]:
+    """An outbox row's papers: paper id -> its upvotes as the digest showed them."""
+    return {int(pid): votes for pid, votes in json.loads(papers).items()}
+
+
+def _record_papers(
+    conn: Connection, row_id: int, subscriber: str, shown: dict[int, int | None], sent_at: dt.datetime
+) -> bool:
+    """The second step after delivery: the row becomes `sent` and its papers are recorded."""
+    with conn.begin():
+        return queries.finish_accepted(conn, row_id, subscriber, shown, sent_at)
+
+
+def _retry_busy(step: Callable[[], bool], subscriber: str) -> bool:
+    """Run a bookkeeping step again while the store is busy (another writer held it past the busy
+    timeout); the last failure is raised."""
     for attempt in range(RECORD_RETRIES):
         try:
-            with engine.connect().execution_options(write=True) as conn, conn.begin():
-                if not queries.finish_outbox(conn, row.id, token, values):
-                    return False
-                queries.record_sent_upvotes(conn, row.subscriber, shown, now)
-                return True
+            return step()
         except OperationalError:
             if attempt == RECORD_RETRIES - 1:
                 raise
-            log.warning("the store is busy; retrying to record the mail to %s as sent", row.subscriber)
+            log.warning("the store is busy; retrying to record the mail to %s", subscriber)
             time.sleep(1 + attempt)
     return False
 
 
+def record_accepted(engine: Engine, now: dt.datetime) -> int:
+    """Record the papers of digests the server took whose sender stopped before recording them
+    (its claim dead, or older than CLAIM_LEASE). Nothing is sent again. Returns how many."""
+    with engine.connect() as conn:
+        rows = [
+            row
+            for row in queries.outbox_accepted(conn)
+            if (clock.as_utc(row.claimed_at) or now) <= now - CLAIM_LEASE or _claim_is_dead(row.claimed_by)
+        ]
+    done = 0
+    if rows:
+        with engine.connect().execution_options(write=True) as conn:
+            for row in rows:
+                sent_at = clock.as_utc(row.sent_at) or now
+                if _record_papers(conn, row.id, row.subscriber, _shown(row.papers), sent_at):
+                    log.info("recorded the papers of the digest to %s; its sender had stopped", row.subscriber)
+                    done += 1
+    return done
+
+
 def _record_failure(
-    engine: Engine, row: Any, token: str, exc: DeliveryError, now: dt.datetime, period: dt.datetime
+    conn: Connection, row: Any, token: str, exc: DeliveryError, now: dt.datetime, period: dt.datetime
 ) -> Delivery:
     attempts = row.attempts + 1
     if exc.permanent or attempts >= MAX_ATTEMPTS:
@@ -345,7 +391,7 @@ def _record_failure(
         }
         outcome = Delivery(row.subscriber, period, "retry", f"{exc.reply}; next try {retry_at:%Y-%m-%d %H:%M}Z")
         log.warning("mail to %s for %s deferred: %s", row.subscriber, period.isoformat(), exc.reply)
-    with engine.connect().execution_options(write=True) as conn, conn.begin():
+    with conn.begin():
         queries.finish_outbox(conn, row.id, token, values)
     return outcome
 

@@ -111,7 +111,7 @@ def mail_healthy(failed_recently: int, attention: list[Any]) -> bool:
     return failed_recently == 0 and not retrying
 
 
-OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "empty")
+OUTBOX_STATUSES = ("pending", "sending", "accepted", "sent", "failed", "empty")
 
 
 def status_report(settings: Settings, engine: Engine, store: str, now: dt.datetime, last: int) -> dict[str, Any]:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Sequence
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Date, DateTime, Row, bindparam, case, func, insert, or_, select, update
+from sqlalchemy.exc import DBAPIError
 
 from paperdigest import clock
 from paperdigest.model import PAPER_FIELDS, Paper, paper_from
@@ -430,6 +432,81 @@ def finish_outbox(conn: Connection, row_id: int, token: str, values: dict[str, A
         update(outbox_table).where(c.id == row_id, c.status == "sending", c.claimed_by == token).values(**values)
     )
     return result.rowcount == 1
+
+
+_ACCEPTED_SQL = (
+    "UPDATE outbox SET status = 'accepted', sent_at = ?, attempts = ?, last_error = NULL"
+    " WHERE id = ? AND status = 'sending' AND claimed_by = ?"
+)
+
+
+def accepted_mark(conn: Connection, row_id: int, token: str, sent_at: dt.datetime, attempts: int) -> Callable[[], bool]:
+    """The commit that records a claimed row as taken by the server, prepared before the message
+    goes out so that nothing else runs between the server's 250 and that commit. Calling it runs
+    one UPDATE and commits it; True when the row was still ours.
+
+    The one function here that commits, so `conn` must not be inside a transaction. On SQLite's
+    fast path the UPDATE is a single autocommitted statement on the driver's connection (SQLite
+    makes one statement atomic by itself: no BEGIN or COMMIT round); on the portable path it is
+    its own short transaction.
+    """
+    if conn.in_transaction():
+        raise RuntimeError("accepted_mark commits on its own: call it outside a transaction")
+    if _fast(conn):
+        driver = conn.connection.driver_connection
+        if driver is None:
+            raise RuntimeError("accepted_mark: the connection is closed")
+        cursor = driver.cursor()
+        params = (_sqlite_value(sent_at), attempts, row_id, token)
+
+        def mark_fast() -> bool:
+            try:
+                return bool(cursor.execute(_ACCEPTED_SQL, params).rowcount == 1)
+            except sqlite3.Error as exc:  # as SQLAlchemy would have raised it (busy: OperationalError)
+                raise DBAPIError.instance(_ACCEPTED_SQL, params, exc, sqlite3.Error) from None
+
+        return mark_fast
+    c = outbox_table.c
+    stmt = (
+        update(outbox_table)
+        .where(c.id == row_id, c.status == "sending", c.claimed_by == token)
+        .values(status="accepted", sent_at=sent_at, attempts=attempts, last_error=None)
+    )
+
+    def mark() -> bool:
+        with conn.begin():
+            return conn.execute(stmt).rowcount == 1
+
+    return mark
+
+
+def outbox_accepted(conn: Connection) -> list[Row[Any]]:
+    """Rows the server took whose papers are not recorded yet (their sender is between its two
+    commits, or died there)."""
+    c = outbox_table.c
+    stmt = (
+        select(c.id, c.subscriber, c.papers, c.sent_at, c.claimed_by, c.claimed_at)
+        .where(c.status == "accepted")
+        .order_by(c.id)
+    )
+    return list(conn.execute(stmt))
+
+
+def finish_accepted(
+    conn: Connection, row_id: int, subscriber: str, upvotes: dict[int, int | None], sent_at: dt.datetime
+) -> bool:
+    """Mark an accepted row sent, release its claim and record its papers as sent to the subscriber,
+    in the caller's transaction. False, and nothing written, when another run finished it first."""
+    if _fast(conn):
+        sql = "UPDATE outbox SET status = 'sent', claimed_by = NULL WHERE id = ? AND status = 'accepted'"
+        done = conn.exec_driver_sql(sql, (row_id,)).rowcount == 1
+    else:
+        c = outbox_table.c
+        stmt = update(outbox_table).where(c.id == row_id, c.status == "accepted").values(status="sent", claimed_by=None)
+        done = conn.execute(stmt).rowcount == 1
+    if done:
+        record_sent_upvotes(conn, subscriber, upvotes, sent_at)
+    return done
 
 
 def outbox_summary(conn: Connection) -> dict[str, int]:

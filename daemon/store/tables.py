@@ -84,7 +84,9 @@ class SentPaperRow(SQLModel, table=True):
 class OutboxRow(SQLModel, table=True):
     """One digest for one subscriber and period: written before sending, marked after.
 
-    status: pending -> sending (claimed) -> sent | failed; `empty` when there was nothing to send.
+    status: pending -> sending (claimed) -> accepted (the server answered 250: committed alone, at
+    once) -> sent (its papers recorded as sent to the subscriber) | failed; `empty` when there was
+    nothing to send.
     """
 
     __tablename__ = "outbox"
