@@ -40,8 +40,10 @@ from types import TracebackType
 from typing import Any
 
 from paperdigest.config import Settings, validate
+from paperdigest.digest.job import queue_due as enqueue_due
 from paperdigest.ingest import apply
-from paperdigest.mail.outbox import deliver_due, enqueue_due, transport_for
+from paperdigest.mail import transport_for
+from paperdigest.mail.outbox import deliver_due
 from paperdigest.mail.transport import Transport
 from paperdigest.model import RawDump
 from paperdigest.parse import parse_dump

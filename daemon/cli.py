@@ -15,10 +15,13 @@ from typing import Any, TextIO
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from paperdigest import __version__, clock, config, digest, render, score
+from paperdigest import __version__, clock, config, digest, score
+from paperdigest.digest import job as digest_job
+from paperdigest.digest import render
 from paperdigest.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_RUNTIME, PaperdigestError, UsageError
 from paperdigest.ingest import job as jobs
-from paperdigest.mail import outbox
+from paperdigest.mail import outbox, transport_for
+from paperdigest.mail.files import safe_name
 from paperdigest.model import DumpResult
 from paperdigest.service import health
 from paperdigest.service.logs import setup_logging
@@ -133,7 +136,7 @@ def cmd_digest(args: argparse.Namespace) -> int:
             body = render.render_html(built, env) if fmt == "html" else render.render_text(built, env)
             if args.out:
                 args.out.mkdir(parents=True, exist_ok=True)
-                target = args.out / f"{outbox.safe_name(subscriber.email)}.{'html' if fmt == 'html' else 'txt'}"
+                target = args.out / f"{safe_name(subscriber.email)}.{'html' if fmt == 'html' else 'txt'}"
                 target.write_text(body, encoding="utf-8")
                 print(f"{subscriber.email}: {len(built.papers)} papers -> {target}")
             else:
@@ -148,7 +151,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     config.check_can_send(conf)
     engine = _engine(args, conf)
     now = clock.now()
-    planned = outbox.enqueue_due(engine, conf, now, dry_run=args.dry_run)
+    planned = digest_job.queue_due(engine, conf, now, dry_run=args.dry_run)
     for item in planned:
         what = "nothing new: not sent" if item.status == "empty" else f"{item.papers} papers: {item.subject}"
         prefix = "would queue" if args.dry_run else "queued"
@@ -157,7 +160,7 @@ def cmd_send(args: argparse.Namespace) -> int:
         if not planned:
             print("nothing due")
         return EXIT_OK
-    deliveries = outbox.deliver_due(engine, conf, outbox.transport_for(conf), now)
+    deliveries = outbox.deliver_due(engine, conf, transport_for(conf), now)
     for d in deliveries:
         print(f"{d.outcome} {d.subscriber} for {d.period:%Y-%m-%d %H:%M}Z: {d.detail}")
     if not planned and not deliveries:

@@ -15,8 +15,9 @@ from unittest import mock
 
 from sqlalchemy import Engine
 
-from paperdigest import digest, render
+from paperdigest import digest
 from paperdigest.config import Settings, validate
+from paperdigest.digest import render
 from paperdigest.ingest import apply
 from paperdigest.model import RawDump
 from paperdigest.parse import parse_dump

@@ -15,7 +15,8 @@ import pytest
 from bs4 import BeautifulSoup
 from sqlalchemy import Engine, select
 
-from paperdigest import digest, render
+from paperdigest import digest
+from paperdigest.digest import render
 from paperdigest.ingest import apply
 from paperdigest.model import Paper, RawDump
 from paperdigest.parse import parse_dump

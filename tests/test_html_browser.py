@@ -31,7 +31,8 @@ from typing import Any
 import pytest
 from bs4 import BeautifulSoup
 
-from paperdigest import digest, render
+from paperdigest import digest
+from paperdigest.digest import render
 from tests import screenshot
 from tests.browser import CHROMIUM_ENV, REQUIRE_ENV, chromium_or_skip, run_chromium
 from tests.conftest import ROOT

@@ -12,6 +12,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import threading as th
 import time
 from collections.abc import Iterator
 from email import message_from_bytes, policy
@@ -20,8 +21,20 @@ from typing import Any
 
 import pytest
 import trustme
+from sqlalchemy import event
 
+from paperdigest.config import load, validate
+from paperdigest.digest import job as digest_job
+from paperdigest.errors import ConfigError
+from paperdigest.ingest import apply
+from paperdigest.mail import outbox as outbox_module
+from paperdigest.mail.claims import claim_is_dead as _claim_is_dead
+from paperdigest.mail.claims import claim_token
 from paperdigest.mail.message import build_message, message_id
+from paperdigest.model import RawDump
+from paperdigest.parse import parse_dump
+from paperdigest.store import queries
+from paperdigest.store.engine import open_engine
 from tests.conftest import ROOT, SEED_AS_OF, SEEDS
 from tests.smtp_server import Authenticator, Handler, SmtpServer, free_port
 
@@ -404,16 +417,8 @@ def test_papers_ingested_between_two_sends_go_out_exactly_once(
 
 def test_a_digest_waits_for_an_ingest_stamped_before_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An ingest in flight when a digest is built: its papers are in this digest or the next, never lost."""
-    import threading as th
 
-    from sqlalchemy import event
 
-    from paperdigest.config import validate
-    from paperdigest.ingest import apply
-    from paperdigest.mail import outbox as outbox_module
-    from paperdigest.model import RawDump
-    from paperdigest.parse import parse_dump
-    from paperdigest.store.engine import open_engine
 
     monkeypatch.delenv("PAPERDIGEST_NOW", raising=False)
     engine = open_engine(f"sqlite:///{tmp_path / 'race.db'}")
@@ -437,7 +442,7 @@ def test_a_digest_waits_for_an_ingest_stamped_before_it(tmp_path: Path, monkeypa
     worker = th.Thread(target=apply, args=(engine, listing))
     worker.start()
     assert stamped.wait(10)
-    planned = outbox_module.enqueue_due(engine, settings, dt.datetime.now(dt.UTC))
+    planned = digest_job.queue_due(engine, settings, dt.datetime.now(dt.UTC))
     worker.join(10)
     assert planned and planned[0].papers > 0, "the digest missed papers stamped before its window closed"
 
@@ -461,21 +466,17 @@ class ScriptedTransport:
 
 
 def _outbox_setup(cli: Any, store: str, tmp_path: Path, subscribers: list[str]) -> tuple[Any, Any, dt.datetime]:
-    from paperdigest.config import load
-    from paperdigest.mail import outbox as outbox_module
-    from paperdigest.store.engine import open_engine
 
     config = write_config(tmp_path, config_text(free_port(), subscribers))
     settings = load(Path(config))
     engine = open_engine(store)
     now = dt.datetime.fromisoformat(SEND_AT)
-    assert len(outbox_module.enqueue_due(engine, settings, now)) == len(subscribers)
+    assert len(digest_job.queue_due(engine, settings, now)) == len(subscribers)
     return settings, engine, now
 
 
 def test_rows_are_claimed_one_at_a_time(cli: Any, store: str, tmp_path: Path) -> None:
     """A long batch never holds claims on rows it has not reached (another sender may take them)."""
-    from paperdigest.mail import outbox as outbox_module
 
     settings, engine, now = _outbox_setup(cli, store, tmp_path, ["a@example.org", "b@example.org", "c@example.org"])
     seen: list[dict[str, str]] = []
@@ -490,7 +491,6 @@ def test_rows_are_claimed_one_at_a_time(cli: Any, store: str, tmp_path: Path) ->
 
 
 def test_a_lost_claim_is_not_marked_sent_by_the_loser(cli: Any, store: str, tmp_path: Path) -> None:
-    from paperdigest.mail import outbox as outbox_module
 
     settings, engine, now = _outbox_setup(cli, store, tmp_path, ["a@example.org"])
 
@@ -505,7 +505,6 @@ def test_a_lost_claim_is_not_marked_sent_by_the_loser(cli: Any, store: str, tmp_
 
 
 def test_an_unexpected_error_leaves_no_claim_behind(cli: Any, store: str, tmp_path: Path) -> None:
-    from paperdigest.mail import outbox as outbox_module
 
     settings, engine, now = _outbox_setup(cli, store, tmp_path, ["a@example.org", "b@example.org"])
 
@@ -518,15 +517,12 @@ def test_an_unexpected_error_leaves_no_claim_behind(cli: Any, store: str, tmp_pa
 
 
 def test_non_ascii_addresses_are_refused_in_the_config() -> None:
-    from paperdigest.config import validate
-    from paperdigest.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"subscribers\[0\]\.email"):
         validate({"subscribers": [{"email": "jörg@example.de"}]}, "c.toml")
 
 
 def test_a_claim_is_judged_dead_only_when_that_process_is_gone() -> None:
-    from paperdigest.mail.outbox import _claim_is_dead, claim_token
 
     mine = claim_token()
     assert not _claim_is_dead(mine)
@@ -551,9 +547,7 @@ def _sent_mark_statements(cli: Any, store: str, tmp_path: Path) -> list[list[str
     the transport returned (the server's 250) until the row was committed as taken by the server,
     the committing statement included. Seen by SQLite's own trace, so BEGIN and COMMIT count too;
     a second connection watches for the commit."""
-    from sqlalchemy import event
 
-    from paperdigest.mail import outbox as outbox_module
 
     settings, engine, now = _outbox_setup(cli, store, tmp_path, ["a@example.org", "b@example.org"])
     engine.dispose()  # every connection from here on is traced
@@ -611,7 +605,6 @@ def test_nothing_but_one_update_runs_between_the_250_and_its_commit(cli: Any, st
 def test_on_the_portable_path_the_mark_is_one_update_in_its_own_transaction(
     cli: Any, store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from paperdigest.store import queries
 
     monkeypatch.setattr(queries, "FAST_SQLITE", False)
     windows = _sent_mark_statements(cli, store, tmp_path)
@@ -677,10 +670,9 @@ def test_a_sender_killed_between_the_mark_and_the_papers_leaves_them_to_the_next
 
 def test_only_a_stopped_senders_accepted_rows_are_finished_by_another_run(cli: Any, store: str, tmp_path: Path) -> None:
     """A row another live sender has just marked accepted is left to it; a dead sender's is finished."""
-    from paperdigest.mail import outbox as outbox_module
 
     _settings, engine, now = _outbox_setup(cli, store, tmp_path, ["a@example.org", "b@example.org"])
-    live = outbox_module.claim_token()
+    live = claim_token()
     host, boot, namespace, pid, started = live.split("|")
     dead = "|".join([host, boot, namespace, pid, str(int(started) + 1)])  # this pid, another process
     stamp = "2026-11-23 08:59:00.000000"
@@ -704,7 +696,6 @@ def test_only_a_stopped_senders_accepted_rows_are_finished_by_another_run(cli: A
 def test_the_mark_waits_for_a_writer_that_holds_the_store(cli: Any, store: str, tmp_path: Path) -> None:
     """The autocommitted mark honours the busy timeout like any transaction: another writer holding
     SQLite's write lock when the 250 comes delays the mark, it does not fail it."""
-    from paperdigest.mail import outbox as outbox_module
 
     settings, engine, now = _outbox_setup(cli, store, tmp_path, ["a@example.org"])
     holder = sqlite3.connect(store.removeprefix("sqlite:///"), isolation_level=None, check_same_thread=False)

@@ -2,13 +2,38 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 from types import TracebackType
 
+from paperdigest.config import Settings
 from paperdigest.mail.transport import DeliveryError
-from paperdigest.paths import private_dir, write_atomically
+from paperdigest.paths import private_dir, state_dir, write_atomically
+
+
+def safe_name(email: str) -> str:
+    """An address as a file name: letters, digits and @._- kept, anything else '_'."""
+    return "".join(ch if ch.isalnum() or ch in "@._-" else "_" for ch in email)
+
+
+def file_name(subscriber: str, period: dt.datetime) -> str:
+    """The stable name of a digest's files: its period (UTC) and its subscriber."""
+    return f"{period.astimezone(dt.UTC):%Y-%m-%dT%H%MZ}_{safe_name(subscriber.lower())}"
+
+
+def outbox_folder(settings: Settings) -> Path:
+    """Where the file transport writes: mail.outbox_dir, else the state directory's outbox/."""
+    return settings.mail.outbox_dir or state_dir() / "outbox"
+
+
+def written_files(settings: Settings, subscriber: str, period: dt.datetime) -> tuple[Path, Path] | None:
+    """Where the file transport wrote a digest: its .eml and its HTML preview (None: not a file)."""
+    if settings.mail.transport != "file":
+        return None
+    base = outbox_folder(settings) / file_name(subscriber, period)
+    return base.with_name(base.name + ".eml"), base.with_name(base.name + ".html")
 
 
 def html_part(message: bytes) -> bytes | None:

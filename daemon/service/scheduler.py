@@ -26,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from paperdigest import clock, config
 from paperdigest.config import Settings
+from paperdigest.digest.job import Planned, queue_due
 from paperdigest.errors import (
     EXIT_BAD_INPUT,
     EXIT_OK,
@@ -36,7 +37,8 @@ from paperdigest.errors import (
     StoreError,
 )
 from paperdigest.ingest.job import poll_source, record_poll
-from paperdigest.mail import outbox
+from paperdigest.mail import outbox, transport_for
+from paperdigest.mail.files import written_files
 from paperdigest.model import PollResult
 from paperdigest.service.health import next_digests, poll_interval
 from paperdigest.service.lock import InstanceLock, lock_path
@@ -53,7 +55,7 @@ class CycleReport:
     polls: list[PollResult] = field(default_factory=list)
     source_errors: list[str] = field(default_factory=list)
     deliveries: list[outbox.Delivery] = field(default_factory=list)
-    planned: list[outbox.Planned] = field(default_factory=list)
+    planned: list[Planned] = field(default_factory=list)
     mail_error: str | None = None
 
     def lines(self, settings: Settings) -> list[str]:
@@ -76,7 +78,7 @@ class CycleReport:
         if self.mail_error:
             lines.append(f"mail: {self.mail_error}")
         for d in self.deliveries:
-            written = outbox.written_files(settings, d)
+            written = written_files(settings, d.subscriber, d.period) if d.outcome == "sent" else None
             if written is not None:
                 lines.append(f"wrote {written[0]} (HTML preview: {written[1]})")
         return lines
@@ -139,9 +141,9 @@ class Service:
     def send(self, report: CycleReport | None = None) -> None:
         now = clock.now()
         try:
-            planned = outbox.enqueue_due(self.engine, self.settings, now)
+            planned = queue_due(self.engine, self.settings, now)
             deliveries = outbox.deliver_due(
-                self.engine, self.settings, outbox.transport_for(self.settings), now, stop=self.stopping.is_set
+                self.engine, self.settings, transport_for(self.settings), now, stop=self.stopping.is_set
             )
         except (PaperdigestError, SQLAlchemyError) as exc:
             log.error("sending failed: %s", exc)
