@@ -606,7 +606,7 @@ def test_on_the_portable_path_the_mark_is_one_update_in_its_own_transaction(
     cli: Any, store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
 
-    monkeypatch.setattr(queries, "FAST_SQLITE", False)
+    monkeypatch.setattr(queries._sql, "FAST_SQLITE", False)
     windows = _sent_mark_statements(cli, store, tmp_path)
     assert len(windows) == 2
     for statements in windows:

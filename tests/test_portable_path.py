@@ -57,7 +57,7 @@ def test_the_portable_path_stores_what_the_fast_path_stores(
     cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fast = run_everything(cli, tmp_path, "fast", monkeypatch)
-    monkeypatch.setattr(queries, "FAST_SQLITE", False)
+    monkeypatch.setattr(queries._sql, "FAST_SQLITE", False)
     statements: list[str] = []
 
     def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:

@@ -1,0 +1,68 @@
+"""What `status` and the daemon remember of the sources: their state, and the dumps they refused."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import Connection, Row, insert, select, update
+
+from paperdigest.store.tables import (
+    rejection_table,
+    source_state_table,
+)
+
+
+def source_states(conn: Connection) -> dict[str, Row[Any]]:
+    return {row.name: row for row in conn.execute(select(source_state_table))}
+
+
+def source_state(conn: Connection, name: str) -> Row[Any] | None:
+    return conn.execute(select(source_state_table).where(source_state_table.c.name == name)).first()
+
+
+def save_source_state(conn: Connection, name: str, values: dict[str, Any], exists: bool) -> None:
+    """Update one source's state, or insert it the first time (the caller read it in this transaction)."""
+    c = source_state_table.c
+    if exists:
+        conn.execute(update(source_state_table).where(c.name == name).values(**values))
+    else:
+        conn.execute(insert(source_state_table).values(name=name, **values))
+
+
+def record_rejection(conn: Connection, values: dict[str, Any]) -> None:
+    """Store a rejected dump; the same file (source, file_key) rejected again updates its row."""
+    c = rejection_table.c
+    where = (c.source == values["source"], c.file_key == values["file_key"])
+    found = conn.execute(select(c.id).where(*where)).first()
+    if found is None:
+        conn.execute(insert(rejection_table).values(**values))
+    else:
+        conn.execute(update(rejection_table).where(c.id == found.id).values(**values, resolved_at=None))
+
+
+def rejection_known(conn: Connection, source: str, file_key: str) -> bool:
+    c = rejection_table.c
+    return conn.execute(select(c.id).where(c.source == source, c.file_key == file_key)).first() is not None
+
+
+def resolve_rejections(conn: Connection, source: str, as_of: dt.date, now: dt.datetime) -> None:
+    """A good dump from `source` captured on `as_of` settles the rejections it is newer than."""
+    c = rejection_table.c
+    conn.execute(
+        update(rejection_table)
+        .where(c.source == source, c.resolved_at.is_(None), c.as_of < as_of, c.rejected_at <= now)
+        .values(resolved_at=now)
+    )
+
+
+def open_rejections(conn: Connection, since: dt.datetime, limit: int = 20) -> list[Row[Any]]:
+    """Rejections since `since` that no newer good dump has settled, newest first."""
+    c = rejection_table.c
+    stmt = (
+        select(c.source, c.file, c.reason, c.rejected_at, c.as_of)
+        .where(c.resolved_at.is_(None), c.rejected_at >= since)
+        .order_by(c.rejected_at.desc(), c.id.desc())
+        .limit(limit)
+    )
+    return list(conn.execute(stmt))
