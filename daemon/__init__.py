@@ -1,16 +1,19 @@
 """paperdigest: research-paper listings in, digests out.
 
-The pipeline, one module (or package) per stage::
+The pipeline, one package (or module) per stage; docs/architecture.md has the map::
 
-    for dump in sources.read(paths):          # sources/: files, directories, URLs -> RawDump
-        listing = parse.parse_dump(dump)      # parse/: bytes -> Listing of Entry
-        changes = ingest.diff(listing, store) # ingest.py: pure diff against the stored papers
-        ingest.apply(changes)                 # one transaction per dump (store/)
-    papers = score(store.window(...))         # score.py: upvotes + topic keywords, explained
-    digest = select_and_render(papers)        # digest.py + templates/
-    mail.deliver(outbox(digest))              # mail/: outbox, SMTP or .eml files
+    fetched = source.fetch(validators)              # sources/: an inbox folder, a URL; fetching only
+    for dump in fetched:                            # ingest/job.py joins the stages:
+        listing = parse.parse_dump(dump)            #   parse/: bytes -> Listing of Entry
+        changes = ingest.diff(listing, known)       #   ingest/diff.py: pure, in model terms
+        ingest.apply(changes)                       #   ingest/write.py: one transaction per dump (store/)
+    for subscriber whose period is due:             # digest/job.py
+        digest  = digest.build(window)              #   digest/selection.py + score.py: ranked, explained
+        message = compose(render(digest))           #   digest/render.py (Jinja2) + mail/message.py
+        outbox.add(message)                         #   mail/outbox.py: a queue
+    outbox.deliver_due(transport)                   # exactly once: claim, send, mark (mail/)
 
-`cli.py` is a thin layer of commands over these functions.
+`service/` runs it on a schedule (APScheduler, systemd); `cli.py` is a thin layer of commands.
 """
 
 __version__ = "0.1.0"
