@@ -41,12 +41,14 @@ def parse_html(text: str, source: str) -> list[Entry]:
 
 
 # Python's html.parser (3.11) reads a construct it cannot close by searching the rest of the page
-# for its end, then stepping over one character and searching again: a page of unclosed "<a " or
-# "<!--" took time quadratic in its size (60 kB: 30 s). Such a '<' opens nothing that can close, so
-# it is escaped before parsing and read, in one step, as the text it is. Linear: each end is looked
-# up once, as the last one in the page.
+# for its end, then stepping over a few characters and searching again: a page of unclosed "<a " or
+# "<!--" took time quadratic in its size (60 kB: 34 s). Such a '<' opens nothing that can close, so
+# it is escaped before parsing and read, in one step, as text. Linear: each kind of end is looked up
+# once, as the last one in the page.
 _COMMENT_END = re.compile(r"--\s*>")  # html.parser's end of "<!--"
-_SECTION_END = re.compile(r"]\s*]\s*>")  # of "<![CDATA[" and the like (and so also of "<![if")
+# The end of "<![CDATA[" and the like. "<![if ...]>" ends at "]>": one with no "]]>" after it is
+# escaped too, and reads as text instead of a conditional comment (harmless here).
+_SECTION_END = re.compile(r"]\s*]\s*>")
 
 
 def _last_start(pattern: re.Pattern[str], text: str) -> int:
