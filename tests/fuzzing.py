@@ -3,7 +3,7 @@ watchdog for true hangs.
 
     python -m pytest -m fuzz                             # the short run (part of every run, ~30 s)
     PAPERDIGEST_FUZZ=long python -m pytest -m fuzz       # 10,000 examples per test, inputs 20x larger
-    PAPERDIGEST_FUZZ=long PAPERDIGEST_FUZZ_EXAMPLES=3000 python -m pytest -m fuzz -x   # about 20 min
+    PAPERDIGEST_FUZZ=long PAPERDIGEST_FUZZ_EXAMPLES=3000 python -m pytest -m fuzz -x   # 12-16 min here
 
 The short run keeps the suite's profile (in CI: derandomized, the same examples every run). The long
 run draws new examples every time and keeps what fails in .hypothesis/ (Hypothesis replays it first
