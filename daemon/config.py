@@ -8,6 +8,7 @@ read-only source, one demo subscriber of every topic, mail written as .eml files
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
@@ -186,7 +187,7 @@ class SubscriberSettings(_Model):
     def _timezone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file
             raise ValueError(f"unknown timezone {value!r} (use an IANA name such as 'Europe/Berlin')") from None
         return value
 
@@ -208,7 +209,7 @@ class Settings(_Model):
         for index, subscriber in enumerate(self.subscribers):
             for topic in subscriber.topics:
                 if topic not in self.topics:
-                    known = ", ".join(sorted(self.topics)) or "none defined"
+                    known = ", ".join(map(repr, sorted(self.topics))) or "none defined"
                     raise ValueError(f"subscribers[{index}].topics: unknown topic {topic!r} (known: {known})")
         emails = [s.email.lower() for s in self.subscribers]
         if len(set(emails)) != len(emails):
@@ -225,15 +226,23 @@ class Settings(_Model):
         raise ConfigError(f"unknown subscriber {email!r} (known: {', '.join(s.email for s in self.subscribers)})")
 
 
-def _key_path(loc: tuple[int | str, ...]) -> str:
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+# Quoted keys escape what would end the line: JSON's escapes (TOML's too) cover the C0 controls.
+_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+def key_path(loc: tuple[int | str, ...]) -> str:
+    """('subscribers', 2, 'cron') -> 'subscribers[2].cron'; a key that is not a bare TOML key is
+    quoted as in TOML (topics."a.b", ""), so that the path is one line and says which key."""
     path = ""
-    for part in loc:
+    for position, part in enumerate(loc):
         if isinstance(part, int):
             path += f"[{part}]"
-        elif part.startswith("function-") or part in {"literal", "str", "int", "float"}:
-            continue
+        elif part.startswith("function-") or (position == len(loc) - 1 and part in {"literal", "str", "int", "float"}):
+            continue  # pydantic's names for a validator or a union member, not the user's keys
         else:
-            path += f".{part}" if path else part
+            key = part if _BARE_KEY.fullmatch(part) else json.dumps(part, ensure_ascii=False).translate(_LINE_BREAKS)
+            path += f".{key}" if path else key
     return path
 
 
@@ -252,7 +261,7 @@ def validate(data: dict[str, Any], origin: str) -> Settings:
         return Settings.model_validate({**data, "origin": origin})
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = _key_path(tuple(first["loc"]))
+        where = key_path(tuple(first["loc"]))
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         prefix = f"{where}: " if where and not _message(first).startswith(where) else ""
         raise ConfigError(f"{origin}: {prefix}{_message(first)}{more}") from None
@@ -270,6 +279,10 @@ def load(path: Path) -> Settings:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}): save the config as UTF-8") from None
+    except RecursionError:  # tomllib reads nested arrays and tables by recursion
+        raise ConfigError(f"{path}: not valid TOML: nested too deeply") from None
+    except ValueError as exc:  # tomllib converts integers of any length: past 4,300 digits int() refuses
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     return validate(data, str(path))
 
 

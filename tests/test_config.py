@@ -87,6 +87,7 @@ def test_the_design_example_loads(tmp_path: Path) -> None:
         ),
         ({"subscribers": [{"email": "a@x.org", "cron": "61 7 * * *"}]}, "subscribers[0].cron:"),
         ({"subscribers": [{"email": "a@x.org", "timezone": "Mars/Olympus"}]}, "subscribers[0].timezone: unknown"),
+        ({"subscribers": [{"email": "a@x.org", "timezone": "x" * 300}]}, "subscribers[0].timezone: unknown"),
         ({"subscribers": [{"email": "not-an-address"}]}, "subscribers[0].email:"),
         ({"subscribers": [{"email": "a@x.org", "topics": ["nope"]}]}, "subscribers[0].topics: unknown topic 'nope'"),
         ({"subscribers": [{"email": "a@x.org", "max_papers": 0}]}, "subscribers[0].max_papers:"),

@@ -23,13 +23,10 @@ import json
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
-from hypothesis import strategies as st
 
 from paperdigest.errors import ParseError
 from paperdigest.ingest.identity import fold_space
@@ -430,129 +427,6 @@ def test_header_date_naming_no_real_day_is_refused(tmp_path: Path) -> None:
     assert parse_dump(files.read(path), dt.date(2025, 12, 30)).entries == parse_seed(SEED_000).entries
 
 
-# --- 5. property tests: render random listings in each layout, parse them back ------------------
-
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-# Lines the layouts cannot tell apart from structure, left out of the generated text: a line that
-# is exactly the meta separator "·" or an author count. A first title cannot look like a header line
-# or a bare date (it would be read as the header), nor start with "Subscribe" (the glued header).
-_AMBIGUOUS_LINE = re.compile(r"^(·|[•·*\-]?\s*\d+\s+authors?)$", re.I)
-_HEADER_LIKE = re.compile(
-    r"^(new|get trending papers in your email inbox( once a day)?!?|subscribe.*|daily papers|"
-    r"by ?ak and the research community|[a-z]{3}[a-z]*\.? \d{1,2}(, \d{4})?( \d+)?)$",
-    re.I,
-)
-
-_text_line = st.text(
-    alphabet=st.characters(exclude_categories=("Cc", "Cs", "Zl", "Zp"), include_characters="\t"),
-    min_size=1,
-    max_size=60,
-).filter(lambda s: bool(s.strip()) and not _AMBIGUOUS_LINE.match(s.strip()))
-_line = st.one_of(_text_line, st.sampled_from([*TRICKY_TITLES, "Dec 29 1", "Daily Papers", "  • 3 authors x"]))
-
-
-@dataclass(frozen=True)
-class GenMeta:
-    authors: int | None
-    org: str | None
-    published: dt.date
-    with_year: bool
-    upvotes: int | None
-
-    def render(self, org_slug: str) -> list[str]:
-        if self.authors is not None:
-            who = f"  • {self.authors} author{'' if self.authors == 1 else 's'}"
-        else:
-            who = f"{org_slug} {self.org}"
-        date = f"{_MONTHS[self.published.month - 1]} {self.published.day}"
-        if self.with_year:
-            date += f", {self.published.year}"
-        if self.upvotes is not None:
-            date += f" {self.upvotes}"
-        return [who, "·", date]
-
-
-@dataclass(frozen=True)
-class GenEntry:
-    title: str
-    abstract: str
-    meta: GenMeta | None
-
-
-@st.composite
-def _meta(draw: st.DrawFn, as_of: dt.date) -> GenMeta:
-    with_year = draw(st.booleans())
-    if with_year:
-        published = draw(st.dates(dt.date(1990, 1, 1), dt.date(2035, 12, 31)))
-    else:  # a date without a year is within the year before the capture
-        published = as_of - dt.timedelta(days=draw(st.integers(0, 364)))
-    if draw(st.booleans()):
-        authors, org = draw(st.integers(1, 500)), None
-    else:
-        authors, org = None, draw(_text_line)
-    return GenMeta(authors, org, published, with_year, draw(st.none() | st.integers(0, 100_000)))
-
-
-@st.composite
-def listings(draw: st.DrawFn) -> tuple[dt.date, list[GenEntry]]:
-    as_of = draw(st.dates(dt.date(2001, 1, 1), dt.date(2035, 12, 31)))
-    count = draw(st.integers(1, 8))
-    entries = [GenEntry(draw(_line), draw(_line), draw(st.none() | _meta(as_of))) for _ in range(count)]
-    assume(not _HEADER_LIKE.match(entries[0].title.strip()))
-    return as_of, entries
-
-
-def render(layout: str, entries: list[GenEntry], newline: str, glued: bool, org_slug: str) -> bytes:
-    if layout == "dense":
-        head = ["Get trending papers in your email inbox!"]
-        body: list[str] = []
-        for entry in entries:
-            body += [entry.title, entry.abstract]
-        if glued:
-            body[0] = "Subscribe" + body[0].strip()
-        else:
-            head.append("Subscribe")
-        return newline.join(head + body).encode("utf-8")
-    lines = [
-        "new",
-        "Get trending papers in your email inbox!",
-        "Subscribe",
-        "Daily Papers",
-        "byAK and the research community",
-        "Nov 3",
-    ]
-    for entry in entries:
-        lines += [entry.title, entry.abstract]
-        if layout == "full" and entry.meta is not None:
-            lines.append(newline.join(entry.meta.render(org_slug)))
-    return ((newline * 2).join(lines) + newline).encode("utf-8")
-
-
-@pytest.mark.parametrize("layout", ["full", "pairs", "dense"])
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-@given(
-    generated=listings(),
-    newline=st.sampled_from(["\n", "\r\n"]),
-    glued=st.booleans(),
-    org_slug=st.from_regex(r"[a-z][a-z0-9\-]{0,15}", fullmatch=True),
-)
-def test_rendered_listings_parse_back(
-    layout: str, generated: tuple[dt.date, list[GenEntry]], newline: str, glued: bool, org_slug: str
-) -> None:
-    as_of, entries = generated
-    listing = parse_bytes(render(layout, entries, newline, glued, org_slug), as_of)
-    with_meta = layout == "full"
-    # A listing in the full layout in which no entry happens to have a meta block is a pairs listing.
-    assert listing.layout == ("pairs" if with_meta and not any(g.meta for g in entries) else layout)
-    assert [e.position for e in listing.entries] == list(range(1, len(entries) + 1))
-    assert [e.title for e in listing.entries] == [fold_space(g.title) for g in entries]
-    assert [e.abstract for e in listing.entries] == [fold_space(g.abstract) for g in entries]
-
-    def expect(g: GenEntry) -> tuple[Any, ...]:
-        if not with_meta or g.meta is None:
-            return (None, None, None, None)
-        m = g.meta
-        return (m.authors, fold_space(m.org) if m.org else None, m.published, m.upvotes or 0)
-
-    got = [(e.authors, e.org, e.published, e.upvotes) for e in listing.entries]
-    assert got == [expect(g) for g in entries]
+# --- 5. property tests ---------------------------------------------------------------------------
+# Generated listings rendered in each layout and parsed back (every field, white space folded), and
+# the fuzzing of the text parser: tests/test_fuzz_parse.py, generators in tests/listing_gen.py.

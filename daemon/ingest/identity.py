@@ -7,7 +7,8 @@ import unicodedata
 
 # ASCII: letters lower-cased, digits kept, everything else (punctuation, symbols, controls) a space.
 _ASCII_FOLD = {i: (chr(i).lower() if chr(i).isalnum() else " ") for i in range(128)}
-_ARXIV = re.compile(r"^(?:arxiv:)?(\d{4}\.\d{4,5}|[a-z\-]+(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?$", re.I)
+# ASCII only: \d would take other scripts' digits ("٢٣٠٥.١٤٣١٤") for an arXiv id.
+_ARXIV = re.compile(r"^(?:arxiv:)?(\d{4}\.\d{4,5}|[a-z\-]+(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?$", re.I | re.ASCII)
 
 
 def fold_space(text: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from typing import Any
 
 from paperdigest.errors import ParseError
@@ -16,16 +17,27 @@ def parse_api_json(text: str, source: str) -> list[Entry]:
 
 
 MAX_COUNT = 2**31 - 1  # fits every store's INTEGER
+# JSON can escape half a surrogate pair (a lone "\ud800"), which is no character: it could be neither
+# printed nor stored. Such a code point becomes U+FFFD, as an undecodable byte does in a browser.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def text_field(value: str) -> str:
+    """A title, abstract or name as stored: white space folded, lone surrogates replaced."""
+    return fold_space(_LONE_SURROGATE.sub("\ufffd", value))
 
 
 def load_json(text: str, source: str, line: int | None = None) -> Any:
-    """json.loads with every failure as a ParseError: bad syntax, absurd nesting, giant numbers."""
+    """json.loads with every failure as a ParseError: bad syntax, absurd nesting, giant numbers.
+    `line`: where the JSON sits when it is a value inside the file (an HTML attribute)."""
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ParseError(
-            source, (line or 1) + exc.lineno - 1, f"invalid JSON: {exc.msg} (column {exc.colno})"
-        ) from None
+        if line is None:  # the whole file: its lines are the JSON's
+            raise ParseError(source, exc.lineno, f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+        # An unescaped attribute: its lines ("&#10;" is one) are not the file's, so name the attribute's.
+        where = f"line {exc.lineno}, column {exc.colno} of the value"
+        raise ParseError(source, line, f"invalid JSON: {exc.msg} ({where})") from None
     except RecursionError:
         raise ParseError(source, line, "invalid JSON: nested too deeply") from None
     except ValueError as exc:  # e.g. an integer of more than 4,300 digits
@@ -60,8 +72,8 @@ def _entry(item: Any, index: int, source: str) -> Entry:
     org = paper.get("organization") or item.get("organization")
     return Entry(
         position=index + 1,
-        title=fold_space(title),
-        abstract=fold_space(summary) if isinstance(summary, str) and summary.strip() else None,
+        title=text_field(title),
+        abstract=text_field(summary) if isinstance(summary, str) and summary.strip() else None,
         authors=len(authors) if isinstance(authors, list) else None,
         org=_org_name(org),
         published=_date(paper.get("publishedAt") or item.get("publishedAt"), source, where),
@@ -78,7 +90,7 @@ def _org_name(org: Any) -> str | None:
     for key in ("fullname", "name"):
         value = org.get(key)
         if isinstance(value, str) and value.strip():
-            return fold_space(value)
+            return text_field(value)
     return None
 
 

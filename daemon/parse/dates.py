@@ -11,8 +11,11 @@ MONTHS = {
 }
 
 _MONTH = r"(?P<month>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?"
-# "Mar 20", "Mar 20 2" (2 upvotes), "Sep 30, 2024", "Sep 30, 2024 2"
-DATE_LINE = re.compile(rf"^{_MONTH} (?P<day>\d{{1,2}})(?:, (?P<year>\d{{4}}))?(?: (?P<upvotes>\d{{1,9}}))?$", re.I)
+# "Mar 20", "Mar 20 2" (2 upvotes), "Sep 30, 2024", "Sep 30, 2024 2". ASCII only: with Unicode
+# case folding "ſep" (long s) would match "Sep", and \d would match other scripts' digits.
+DATE_LINE = re.compile(
+    rf"^{_MONTH} (?P<day>\d{{1,2}})(?:, (?P<year>\d{{4}}))?(?: (?P<upvotes>\d{{1,9}}))?$", re.I | re.ASCII
+)
 _FILE_DATE = re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)")
 
 
@@ -47,6 +50,10 @@ def date_from_filename(name: str) -> dt.date | None:
 
 
 def mtime_date(mtime: float | None) -> dt.date | None:
+    """The UTC day of a modification time; None when there is none, or it is no day of years 1-9999."""
     if mtime is None:
         return None
-    return dt.datetime.fromtimestamp(mtime, dt.UTC).date()
+    try:
+        return dt.datetime.fromtimestamp(mtime, dt.UTC).date()
+    except (OverflowError, OSError, ValueError):
+        return None

@@ -18,7 +18,10 @@ def parse_every(text: str) -> dt.timedelta:
     match = _EVERY.match(text)
     if not match or int(match[1]) == 0:
         raise ValueError(f"expected a duration such as '30s', '15m', '1h' or '1d', got {text!r}")
-    return dt.timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2]])
+    try:
+        return dt.timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2]])
+    except OverflowError:  # more than a timedelta holds (999,999,999 days)
+        raise ValueError(f"duration too long: {text!r}") from None
 
 
 @functools.lru_cache(maxsize=256)
