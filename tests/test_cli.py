@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import pty
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -228,3 +229,17 @@ def test_the_readme_lists_every_command_and_option() -> None:
         options = [opt for action in sub._actions for opt in action.option_strings if opt.startswith("--")]
         missing = [opt for opt in options if opt != "--help" and opt not in line]
         assert missing == [], f"{name}: the README leaves out {missing}"
+
+
+def test_the_readme_fault_table_names_tests_that_exist() -> None:
+    """Every row of the README's table of faults names the test that keeps it true."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Faults and bad input", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "`tests/" in line]
+    assert len(rows) >= 20
+    for row in rows:
+        reference = re.search(r"`(tests/[\w/]+\.py)::(test_\w+)`", row)
+        assert reference is not None, row
+        path, name = reference.groups()
+        source = (ROOT / path).read_text(encoding="utf-8")
+        assert re.search(rf"^def {name}\(", source, re.MULTILINE), f"{path}::{name} (named in the README) is gone"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,8 @@ from paperdigest.sources.directory import DirectorySource
 from paperdigest.sources.http import HttpSource
 from paperdigest.store import queries
 from paperdigest.store.engine import open_engine
-from tests.conftest import SEEDS, run_subprocess
+from tests.conftest import ROOT, SEEDS, run_subprocess
+from tests.privileges import without_root_override
 
 
 def test_a_full_disk_at_the_lock_is_one_line_not_a_traceback(tmp_path: Path) -> None:
@@ -178,3 +181,24 @@ def test_run_warns_about_a_world_readable_password_file(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.code == 0, result.err
     assert f"mail.password_file {secret} is world-readable" in result.err and "pw" not in result.err.split()
+
+
+def test_a_read_only_store_is_one_line_and_keeps_what_it_holds(tmp_path: Path) -> None:
+    store = tmp_path / "data" / "papers.db"
+    url = f"sqlite:///{store}"
+    assert run_subprocess("--db", url, "ingest", str(SEED), "--as-of", "2026-11-04").code == 0
+    before = store.read_bytes()
+    store.chmod(0o444)
+    store.parent.chmod(0o555)  # no journal or WAL files can be made either
+    try:
+        command = [sys.executable, "-m", "paperdigest", "--db", url, "ingest", str(SEEDS / "002_35bc1272005cc0d3.txt")]
+        result = subprocess.run(
+            without_root_override(command), cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+        )
+    finally:
+        store.parent.chmod(0o755)
+        store.chmod(0o644)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "readonly" in result.stderr.replace("-", "").replace(" ", "").lower()
+    assert store.read_bytes() == before

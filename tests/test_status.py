@@ -24,6 +24,7 @@ from paperdigest.sources.directory import DirectorySource
 from paperdigest.sources.files import Pending
 from paperdigest.store.engine import open_engine
 from tests.conftest import ROOT, SEED_AS_OF, SEEDS
+from tests.privileges import without_root_override
 from tests.smtp_server import Handler, SmtpServer
 
 SEED = SEEDS / "004_d0e4e6143df38525.txt"
@@ -173,16 +174,6 @@ def test_run_once_with_a_rejected_dump_and_a_failure_exits_1(cli: Any, tmp_path:
 
 
 # --- one unreadable file is that file's problem ----------------------------------------------------
-
-
-def without_root_override(command: list[str]) -> list[str]:
-    """Root reads a mode-000 file anyway: drop the capabilities that let it (CAP_DAC_OVERRIDE,
-    CAP_DAC_READ_SEARCH) for the command, so mode 000 means what it means for the service's user."""
-    if os.geteuid() != 0:
-        return command
-    setpriv = shutil.which("setpriv")
-    assert setpriv, "setpriv (util-linux) is needed to run this test as root"
-    return [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--", *command]
 
 
 def test_an_unreadable_file_does_not_stop_the_inbox_or_a_backfill(tmp_path: Path) -> None:
