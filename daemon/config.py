@@ -126,7 +126,7 @@ class DigestSettings(_Model):
     @classmethod
     def _folder(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_dir():
-            raise ValueError(f"{value} is not a directory")
+            raise ValueError(f"{_shown(value)} is not a directory")
         return value
 
 
@@ -323,12 +323,18 @@ def resolve(config_flag: str | None) -> Settings:
     return load(Path(raw)) if raw else embedded_default()
 
 
+def _shown(path: Path) -> str:
+    """A path for a one-line message: as it is, or quoted when it holds unprintable characters."""
+    text = str(path)
+    return text if text.isprintable() else repr(text)
+
+
 def _check_readable(path: Path) -> None:
     try:
         with path.open("rb"):
             pass
     except OSError as exc:
-        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+        raise ValueError(f"cannot read {_shown(path)}: {exc.strerror}") from None
 
 
 def sending_problems(settings: Settings) -> list[str]:

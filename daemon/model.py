@@ -61,6 +61,9 @@ _ENTRY_POSITIONAL = sum(1 for f in fields(Entry) if not f.kw_only)
 
 
 def _entry(values: tuple[Any, ...]) -> Entry:
+    """An Entry from its values in field order (how it crosses from the parsing worker)."""
+    if len(_ENTRY_FIELDS) == _ENTRY_POSITIONAL:  # no keyword-only fields: the quick way
+        return Entry(*values)
     keywords = dict(zip(_ENTRY_FIELDS[_ENTRY_POSITIONAL:], values[_ENTRY_POSITIONAL:], strict=True))
     return Entry(*values[:_ENTRY_POSITIONAL], **keywords)
 
@@ -157,6 +160,8 @@ _PAPER_POSITIONAL = sum(1 for f in fields(Paper) if not f.kw_only)
 
 def paper_from(values: Sequence[Any]) -> Paper:
     """A Paper from its values in PAPER_FIELDS order (a row of the store)."""
+    if len(PAPER_FIELDS) == _PAPER_POSITIONAL:
+        return Paper(*values)
     keywords = dict(zip(PAPER_FIELDS[_PAPER_POSITIONAL:], values[_PAPER_POSITIONAL:], strict=True))
     return Paper(*values[:_PAPER_POSITIONAL], **keywords)
 

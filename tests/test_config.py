@@ -264,3 +264,10 @@ def test_world_readable_secrets_are_warned_about(tmp_path: Path) -> None:
     path.chmod(0o600)
     secret.chmod(0o600)
     assert config.exposure_warnings(config.load(path)) == []
+
+
+def test_a_path_with_a_line_separator_is_named_on_one_line() -> None:
+    """Found by fuzzing: U+0085 in a path split the error over two lines."""
+    with pytest.raises(ConfigError) as info:
+        config.validate({"digest": {"templates": "\x85"}}, "c.toml")
+    assert len(str(info.value).splitlines()) == 1 and "digest.templates" in str(info.value)

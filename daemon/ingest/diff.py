@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, make_dataclass
+from operator import attrgetter
 from typing import Any, Literal
 
 from paperdigest.ingest.identity import title_key
-from paperdigest.model import LISTING_FIELDS, Entry, Listing, Paper
+from paperdigest.model import LISTING_FIELDS, PAPER_FIELDS, Entry, Listing, Paper, paper_from
 
 ChangeKind = Literal["new", "updated", "unchanged"]
 # Merge rules by field, derived from the model: a newer dump overwrites every listing field it
@@ -28,40 +29,40 @@ _OVERWRITE = tuple(name for name in LISTING_FIELDS if name != "arxiv_id")
 _FILL = tuple(name for name in _OVERWRITE if name != "title")
 
 
-@dataclass(slots=True)
-class _State:
-    """A paper while a dump is diffed (a mutable working copy): its listing fields by name."""
+# A paper while a dump is diffed (a mutable working copy): the Paper's fields, as attributes
+# (the diff reads and writes them by the hundred thousand), and its title key. Made from the
+# model's field list, so a field added to the model is merged here with no change.
+_State = make_dataclass(
+    "_State", [(name, Any) for name in PAPER_FIELDS] + [("title_key", str)], slots=True
+)
+_PAPER_VALUES = attrgetter(*PAPER_FIELDS)
+_LISTED_VALUES = attrgetter(*LISTING_FIELDS)
 
-    id: int | None
-    title_key: str
-    first_seen: dt.date
-    last_seen: dt.date
-    values: dict[str, Any]
 
-    @property
-    def arxiv_id(self) -> str | None:
-        found: str | None = self.values["arxiv_id"]
-        return found
-
-    def paper(self) -> Paper:
-        """The paper as stored once the change is applied (id 0: not stored yet)."""
-        return Paper(id=self.id or 0, first_seen=self.first_seen, last_seen=self.last_seen, **self.values)
+def _paper_of(state: Any) -> Paper:
+    """The paper as stored once the change is applied (id 0: not stored yet)."""
+    return paper_from(_PAPER_VALUES(state))
 
 
 @dataclass(frozen=True, slots=True)
 class Change:
     """What one dump does to one paper. `after` is the paper once applied (id 0 for a new one),
     `title_key` its identity key; `dirty` says whether the stored row must be written at all
-    (a field or last_seen moved)."""
+    (a field or last_seen moved). `values` holds the same as `after` as attributes of the
+    diff's working copy, which the store writes from without building a Paper for each row."""
 
     kind: ChangeKind
     paper_id: int | None
     position: int
     upvotes: int | None
     fields: tuple[str, ...]
-    after: Paper
+    values: Any
     title_key: str
     dirty: bool = True
+
+    @property
+    def after(self) -> Paper:
+        return _paper_of(self.values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,32 +73,31 @@ class Diff:
         return sum(1 for change in self.changes if change.kind == kind)
 
 
-def _state(paper: Paper, key: str) -> _State:
+def _state(paper: Paper, key: str) -> Any:
     """The working copy of a stored paper."""
-    values = {name: getattr(paper, name) for name in LISTING_FIELDS}
-    return _State(paper.id, key, paper.first_seen, paper.last_seen, values)
+    return _State(*_PAPER_VALUES(paper), key)
 
 
-def _new_state(entry: Entry, key: str, as_of: dt.date) -> _State:
-    """A paper first seen in this listing."""
-    return _State(None, key, as_of, as_of, {name: getattr(entry, name) for name in LISTING_FIELDS})
+def _new_state(entry: Entry, key: str, as_of: dt.date) -> Any:
+    """A paper first seen in this listing (id 0 until the store gives it one)."""
+    return _State(0, *_LISTED_VALUES(entry), as_of, as_of, key)
 
 
 class _Index:
     """Lookup of working states by arXiv id and by title key."""
 
     def __init__(self, papers: list[tuple[Paper, str]]) -> None:
-        self.by_arxiv: dict[str, _State] = {}
-        self.by_key: dict[str, list[_State]] = {}
+        self.by_arxiv: dict[str, Any] = {}
+        self.by_key: dict[str, list[Any]] = {}
         for paper, key in sorted(papers, key=lambda item: item[0].id):
             self.add(_state(paper, key))
 
-    def add(self, state: _State) -> None:
+    def add(self, state: Any) -> None:
         if state.arxiv_id:
             self.by_arxiv[state.arxiv_id] = state
         self.by_key.setdefault(state.title_key, []).append(state)
 
-    def refresh(self, state: _State, old_key: str) -> None:
+    def refresh(self, state: Any, old_key: str) -> None:
         """Re-register a state a merge changed: a new title key, or an arXiv id gained."""
         if state.title_key != old_key:
             self.by_key[old_key].remove(state)
@@ -105,7 +105,7 @@ class _Index:
         if state.arxiv_id:
             self.by_arxiv[state.arxiv_id] = state
 
-    def find(self, entry: Entry, key: str) -> _State | None:
+    def find(self, entry: Entry, key: str) -> Any | None:
         same_title = self.by_key.get(key, [])
         if entry.arxiv_id:
             found = self.by_arxiv.get(entry.arxiv_id)
@@ -133,7 +133,7 @@ def diff(listing: Listing, known: list[Paper] | list[tuple[Paper, str]], keys: l
         if state is None:
             state = _new_state(entry, key, as_of)
             index.add(state)
-            changes[id(state)] = Change("new", None, entry.position, entry.upvotes, (), state.paper(), key)
+            changes[id(state)] = Change("new", None, entry.position, entry.upvotes, (), state, key)
             continue
         earlier = changes.get(id(state))
         # A paper listed twice in one dump: the first listing wins, the later only fills gaps.
@@ -145,7 +145,7 @@ def diff(listing: Listing, known: list[Paper] | list[tuple[Paper, str]], keys: l
             kind: ChangeKind = "updated" if fields else "unchanged"
             dirty = bool(fields) or state.last_seen != old_last_seen
             changes[id(state)] = Change(
-                kind, state.id, entry.position, entry.upvotes, tuple(fields), state.paper(), state.title_key, dirty
+                kind, state.id, entry.position, entry.upvotes, tuple(fields), state, state.title_key, dirty
             )
         else:
             all_fields = tuple(dict.fromkeys(earlier.fields + tuple(fields)))
@@ -155,7 +155,7 @@ def diff(listing: Listing, known: list[Paper] | list[tuple[Paper, str]], keys: l
                 earlier,
                 kind=kind,
                 fields=all_fields,
-                after=state.paper(),
+                values=state,
                 title_key=state.title_key,
                 upvotes=upvotes,
                 dirty=earlier.dirty or bool(fields),
@@ -163,22 +163,21 @@ def diff(listing: Listing, known: list[Paper] | list[tuple[Paper, str]], keys: l
     return Diff(tuple(changes.values()))
 
 
-def _merge(state: _State, entry: Entry, as_of: dt.date, fill_only: bool) -> list[str]:
+def _merge(state: Any, entry: Entry, as_of: dt.date, fill_only: bool) -> list[str]:
     """Fold an entry into a paper's state; returns the names of the fields that changed."""
     changed: list[str] = []
-    values = state.values
-    if entry.arxiv_id and values["arxiv_id"] is None:
-        values["arxiv_id"] = entry.arxiv_id
+    if entry.arxiv_id and state.arxiv_id is None:
+        state.arxiv_id = entry.arxiv_id
         changed.append("arxiv_id")
     for name in _FILL if fill_only else _OVERWRITE:
         value = getattr(entry, name)
-        current = values[name]
+        current = getattr(state, name)
         if value is None or value == current or (fill_only and current is not None):
             continue
-        values[name] = value
+        setattr(state, name, value)
         changed.append(name)
     if "title" in changed:
-        state.title_key = title_key(values["title"])
+        state.title_key = title_key(state.title)
     if as_of < state.first_seen:
         state.first_seen = as_of
         changed.append("first_seen")

@@ -12,6 +12,7 @@ The sources never see the store or the parser; this module is the one place that
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from sqlalchemy import Engine
 from paperdigest.config import MAX_DUMP_BYTES, LimitsSettings
 from paperdigest.errors import BadInputError, EmptyListingError, PaperdigestError, SourceError
 from paperdigest.ingest.ahead import parsed_in_order
-from paperdigest.ingest.write import apply, reject
+from paperdigest.ingest.write import apply, reject, settle_rejections
 from paperdigest.model import DumpResult, Fetched, Found, Listing, PollResult, Rejected
 from paperdigest.parse import content_hash, parse_dump
 from paperdigest.sources import Source, files
@@ -93,7 +94,10 @@ def ingest(
     limits: LimitsSettings | None = None,
 ) -> list[DumpResult]:
     listings = parse_paths(paths, as_of, archive=not dry_run, engine=None if dry_run else engine, limits=limits)
-    return [apply(engine, listing, dry_run=dry_run, origin=origin) for origin, listing in listings]
+    results = [(origin, apply(engine, listing, dry_run=dry_run)) for origin, listing in listings]
+    for origin in dict.fromkeys(origin for origin, _ in results):
+        settle_rejections(engine, origin, [result for o, result in results if o == origin])
+    return [result for _, result in results]
 
 
 def backfill(
@@ -107,15 +111,23 @@ def backfill(
     `status`), never fatal. A file larger than `max_bytes` is refused unread."""
     ordered = files.order_by_capture(files.expand(paths), as_of)
     captured = {p.path: p.as_of for p in ordered}
+    # What is loaded by now lives as long as the process: frozen, no collection walks it again,
+    # and the parsing worker forked below does not copy its pages by touching their GC headers.
+    gc.freeze()
     if on_start is not None:
         on_start(len(ordered))
+    stored: dict[str, list[DumpResult]] = {}  # by origin: what settles earlier refusals, at the end
     for path, parsed in parsed_in_order([p.path for p in ordered], as_of, max_bytes):
         origin = files.origin_of(path)
         if isinstance(parsed, PaperdigestError):
             reject(engine, rejected_file(path, parsed, origin, captured[path], max_bytes))
             yield Failure(str(path), parsed)
             continue
-        yield apply(engine, parsed, backfill=True, origin=origin)
+        result = apply(engine, parsed, backfill=True)
+        stored.setdefault(origin, []).append(result)
+        yield result
+    for origin, results in stored.items():
+        settle_rejections(engine, origin, results)
 
 
 # --- the daemon's polls ----------------------------------------------------------------------------
@@ -133,6 +145,7 @@ def poll_source(engine: Engine, source: Source, now: dt.datetime) -> PollResult:
         _take(engine, source, fetched, found, result)
     for rejected in result.rejected:
         reject(engine, rejected)
+    settle_rejections(engine, source.name, result.ingested)
     return result
 
 
@@ -149,7 +162,7 @@ def _take(engine: Engine, source: Source, fetched: Fetched, found: Found, result
     except Exception as exc:
         _bad_dump(source, fetched, found, exc, result)
         return
-    outcome = apply(engine, listing, origin=source.name)  # a StoreError propagates: the file stays for later
+    outcome = apply(engine, listing)  # a StoreError propagates: the file stays for later
     result.ingested.append(outcome)
     if found.file is not None and source.changed_since_read(found):
         result.waiting.append(found.name)  # what was read is stored; the whole file comes again (a diff)

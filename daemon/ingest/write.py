@@ -22,7 +22,7 @@ from paperdigest import clock
 from paperdigest.errors import StoreError
 from paperdigest.ingest.diff import Diff, diff
 from paperdigest.ingest.identity import title_key
-from paperdigest.model import DumpResult, Listing, Paper, Rejected
+from paperdigest.model import DumpResult, Listing, Rejected
 from paperdigest.store import queries
 from paperdigest.store.engine import describe
 
@@ -62,10 +62,9 @@ def _duplicate(listing: Listing, row: Any) -> DumpResult:
 
 
 def apply(
-    engine: Engine, listing: Listing, *, backfill: bool = False, dry_run: bool = False, origin: str | None = None
+    engine: Engine, listing: Listing, *, backfill: bool = False, dry_run: bool = False
 ) -> DumpResult:
-    """Store one listing in one transaction: entirely or not at all. `origin` names its source
-    (a daemon source, or the dump's folder): the rejections of older dumps from there are settled."""
+    """Store one listing in one transaction: entirely or not at all."""
     try:
         if dry_run:
             with engine.connect() as conn, conn.begin():
@@ -78,9 +77,7 @@ def apply(
             if row is not None:
                 return _duplicate(listing, row)
             changes = _diff_against_store(conn, listing)
-            ingested_at = _write(conn, listing, changes, backfill)
-            if origin is not None:
-                queries.resolve_rejections(conn, origin, listing.as_of, ingested_at)
+            _write(conn, listing, changes, backfill)
             return _result(listing, changes)
     except SQLAlchemyError as exc:
         raise StoreError(f"{listing.source}: the store refused the dump, nothing was written: {describe(exc)}") from exc
@@ -114,13 +111,13 @@ def _write(conn: Any, listing: Listing, changes: Diff, backfill: bool) -> dt.dat
         },
     )
     first = {"first_dump_id": dump_id, "first_ingested_at": ingested_at, "first_backfill": backfill}
-    new_ids = iter(queries.insert_papers(conn, [(c.after, c.title_key) for c in new], first))
+    new_ids = iter(queries.insert_papers(conn, [(c.values, c.title_key) for c in new], first))
     # Write only the columns that moved: SQLite rewrites an index entry for every indexed
     # column named in SET, changed or not. Most known papers only gain upvotes or a sighting.
-    groups: dict[tuple[str, ...], list[tuple[Paper, str]]] = {}
+    groups: dict[tuple[str, ...], list[tuple[Any, str]]] = {}
     for change in changes.changes:
         if change.kind != "new" and change.dirty:
-            groups.setdefault(_columns_to_write(change.fields), []).append((change.after, change.title_key))
+            groups.setdefault(_columns_to_write(change.fields), []).append((change.values, change.title_key))
     for columns, papers in groups.items():
         queries.update_papers(conn, papers, columns)
     sightings = []
@@ -131,6 +128,19 @@ def _write(conn: Any, listing: Listing, changes: Diff, backfill: bool) -> dt.dat
         )
     queries.insert_sightings(conn, sightings)
     return ingested_at
+
+
+def settle_rejections(engine: Engine, origin: str, results: list[DumpResult]) -> None:
+    """Good dumps from `origin` were stored: the refusals of older dumps from there are settled
+    (once per command or poll, for the newest of them)."""
+    newest = max((r.as_of for r in results if not r.duplicate_dump and not r.dry_run), default=None)
+    if newest is None:
+        return
+    try:
+        with engine.connect().execution_options(write=True) as conn, conn.begin():
+            queries.resolve_rejections(conn, origin, newest, clock.now())
+    except SQLAlchemyError as exc:
+        log.error("cannot settle the refused dumps of %s: %s", origin, describe(exc))
 
 
 def reject(engine: Engine, rejected: Rejected) -> None:

@@ -92,12 +92,16 @@ def insert_dump(conn: Connection, values: dict[str, Any]) -> int:
     return int(conn.execute(insert(dump_table).returning(dump_table.c.id), values).scalar_one())
 
 
-def _paper_row(paper: Paper, key: str, columns: Sequence[str]) -> dict[str, Any]:
-    """The stored values of a paper: its fields and its title key."""
-    return {name: key if name == "title_key" else getattr(paper, name) for name in columns}
+def _paper_row(paper: Any, key: str, columns: Sequence[str]) -> dict[str, Any]:
+    """The stored values of a paper (a Paper, or anything with its attributes, such as the diff's
+    working copy): its fields and its title key."""
+    row = {name: getattr(paper, name) for name in columns if name != "title_key"}
+    if "title_key" in columns:
+        row["title_key"] = key
+    return row
 
 
-def insert_papers(conn: Connection, papers: list[tuple[Paper, str]], first: dict[str, Any]) -> list[int]:
+def insert_papers(conn: Connection, papers: list[tuple[Any, str]], first: dict[str, Any]) -> list[int]:
     """Insert new papers (with their title keys) in one batch; `first` records the dump that
     brought them in. Their ids come back in the order given (the papers' own ids are ignored)."""
     if not papers:
@@ -116,7 +120,7 @@ def insert_papers(conn: Connection, papers: list[tuple[Paper, str]], first: dict
 
 
 def update_papers(
-    conn: Connection, papers: list[tuple[Paper, str]], fields: tuple[str, ...] = WRITTEN_PAPER_COLUMNS
+    conn: Connection, papers: list[tuple[Any, str]], fields: tuple[str, ...] = WRITTEN_PAPER_COLUMNS
 ) -> None:
     """Write back `fields` of existing papers (with their title keys), one executemany."""
     if not papers:
