@@ -289,29 +289,28 @@ def test_papers_topic_lists_scores_and_reasons(cli: Any, store: Engine, tmp_path
     assert bad.code == 2 and "unknown topic" in bad.err
 
 
-def test_the_window_query_uses_the_ingest_time_index(store: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Scoring a digest reads the papers of its window through an index, not the whole store."""
-
-
+def test_the_window_query_uses_the_first_dump_index(store: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scoring a digest reads the papers of its window (a span of dumps in commit order) through
+    an index, not the whole store."""
     stmt = select(paper_table.c.id).where(
-        paper_table.c.first_ingested_at > NOW - dt.timedelta(days=1),
-        paper_table.c.first_ingested_at <= NOW,
+        paper_table.c.first_dump_id > 3,
+        paper_table.c.first_dump_id <= 5,
         paper_table.c.first_backfill.is_(False),
     )
     compiled = stmt.compile(store, compile_kwargs={"literal_binds": True})
     with store.connect() as conn:
         plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}"))
-    assert "ix_paper_first_ingested_at" in plan, plan
+    assert "ix_paper_first_dump_id" in plan, plan
     calls: list[int] = []
-    original = queries.papers_ingested_between
+    original = queries.papers_of_dumps
 
-    def spy(conn: Any, start: dt.datetime, end: dt.datetime) -> list[Paper]:
-        found = original(conn, start, end)
+    def spy(conn: Any, after: int, upto: int) -> list[Paper]:
+        found = original(conn, after, upto)
         calls.append(len(found))
         return found
 
     conf = settings()
-    monkeypatch.setattr(queries, "papers_ingested_between", spy)
+    monkeypatch.setattr(queries, "papers_of_dumps", spy)
     digest.build(store, conf, conf.subscribers[0], NOW + dt.timedelta(days=3))
     assert calls == [0]  # a later window holds none of the 348 stored papers, and none were read
 

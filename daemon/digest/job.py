@@ -2,11 +2,10 @@
 message, and hand the finished message to the outbox (which only stores, claims, delivers).
 
     settle what a stopped sender left accepted        # so new digests know those papers as sent
-    wait for ingests stamped before now               # a window ending now holds all of them
     for subscriber in settings.subscribers:
         period = latest fire of its cron at or before now (its timezone)
         if the outbox holds (subscriber, period): next # one digest per period
-        digest  = build(window since its last digest)  # selection.py
+        digest  = build(window since its last digest)  # selection.py: dumps in commit order
         message = compose(render(digest))              # render.py, mail/message.py
         outbox.add(row, message)                       # pending, or `empty` (recorded, not mailed)
 """
@@ -72,6 +71,8 @@ def compose(
         "period": period,
         "window_start": built.window_start,
         "window_end": built.window_end,
+        "window_start_dump": built.dumps[0],
+        "window_end_dump": built.dumps[1],
         "created_at": now,
         "status": "empty" if empty else "pending",
         "attempts": 0,
@@ -87,10 +88,9 @@ def queue_due(engine: Engine, settings: Settings, now: dt.datetime, dry_run: boo
     """Build every digest that is due and not in the outbox yet, and queue it there."""
     if not dry_run:
         outbox.record_accepted(engine, now)
-    _wait_for_ingests_before(engine)
     planned = []
     env = render.environment(settings.digest.templates)
-    windows: dict[tuple[dt.datetime, dt.datetime], list[Paper]] = {}  # subscribers on one cron share it
+    windows: dict[tuple[int, int], list[Paper]] = {}  # subscribers on one cron share their window
     hits = HitCache()  # and score the same papers against the same topics
     for subscriber in settings.subscribers:
         period = current_period(subscriber, now)
@@ -102,16 +102,3 @@ def queue_due(engine: Engine, settings: Settings, now: dt.datetime, dry_run: boo
         if dry_run or outbox.add(engine, row, message):  # False: another sender stored this period first
             planned.append(item)
     return planned
-
-
-def _wait_for_ingests_before(engine: Engine) -> None:
-    """Let every ingest stamped at or before `now` commit before a window ending at `now` is read.
-
-    An ingest stamps its papers after it takes SQLite's write lock, so taking and releasing
-    that lock once (after `now` was read) is a barrier: ingests stamped earlier are committed,
-    later ones are stamped after `now` and belong to the next window. (A server database has
-    no such lock; see the README's notes on PostgreSQL.)
-    """
-    if engine.dialect.name == "sqlite":
-        with engine.connect().execution_options(write=True) as conn, conn.begin():
-            pass

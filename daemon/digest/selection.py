@@ -9,11 +9,12 @@ rising       = already-sent papers whose upvotes grew sharply since they were se
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from paperdigest.config import DigestSettings, Settings, SubscriberSettings
 from paperdigest.model import Paper
@@ -47,6 +48,7 @@ class Digest:
     rising: tuple[Rising, ...]
     candidates: int  # papers in the window, before topics and thresholds
     matched: int  # of those, papers matching a topic and min_score, before the cap
+    dumps: tuple[int, int] = (0, 0)  # the window in commit order: dumps after the first, up to the second
 
     @property
     def papers(self) -> tuple[ScoredPaper, ...]:
@@ -63,9 +65,15 @@ class Digest:
 
 @dataclass(frozen=True, slots=True)
 class Window:
+    """A digest's window: its period, the times it covers (shown to the reader), and the same
+    span in commit order (`dumps`: the dumps after the first id, up to the second), which is
+    what selects its papers: no ingest that commits late, or on a host whose clock is behind,
+    falls between two windows."""
+
     period: dt.datetime
     start: dt.datetime
     end: dt.datetime
+    dumps: tuple[int, int] = (0, 0)
 
 
 def period_window(subscriber: SubscriberSettings, now: dt.datetime, last_end: dt.datetime | None) -> Window:
@@ -124,6 +132,7 @@ def select(
         tuple(rising[:RISING_LIMIT]),
         len(candidates),
         matched,
+        window.dumps,
     )
 
 
@@ -133,27 +142,40 @@ def build(
     subscriber: SubscriberSettings,
     now: dt.datetime,
     since: dt.date | None = None,
-    window_cache: dict[tuple[dt.datetime, dt.datetime], list[Paper]] | None = None,
+    window_cache: dict[tuple[int, int], list[Paper]] | None = None,
     hit_cache: HitCache | None = None,
 ) -> Digest:
     """Read the window from the store and select. `since` previews papers first seen on or after a date;
     `window_cache` lets a batch of subscribers with the same window read it once."""
     with engine.connect() as conn:
-        window = period_window(subscriber, now, queries.last_window_end(conn, subscriber.email))
+        last = queries.last_window(conn, subscriber.email)
+        window = period_window(subscriber, now, last[0] if last else None)
         if since is not None:
             zone = ZoneInfo(subscriber.timezone)
             window = Window(window.period, dt.datetime.combine(since, dt.time(), zone), now)
             candidates = queries.papers_first_seen_since(conn, since)
-        elif window_cache is not None and (window.start, window.end) in window_cache:
-            candidates = window_cache[(window.start, window.end)]
         else:
-            candidates = queries.papers_ingested_between(conn, window.start, window.end)
-            if window_cache is not None:
-                window_cache[(window.start, window.end)] = candidates
+            window = dataclasses.replace(window, dumps=_dumps(conn, window, last))
+            if window_cache is not None and window.dumps in window_cache:
+                candidates = window_cache[window.dumps]
+            else:
+                candidates = queries.papers_of_dumps(conn, *window.dumps)
+                if window_cache is not None:
+                    window_cache[window.dumps] = candidates
         sent = queries.sent_among(conn, subscriber.email, (p.id for p in candidates))
         gained = queries.sent_and_gained(conn, subscriber.email, settings.digest.rising_min_gain)
     sent.update((paper.id, then) for paper, then in gained)
     return select(settings, subscriber, window, candidates, sent, [paper for paper, _ in gained], hit_cache)
+
+
+def _dumps(conn: Connection, window: Window, last: tuple[dt.datetime, int | None] | None) -> tuple[int, int]:
+    """The window in commit order: from the last dump of the previous digest (the first digest:
+    the last dump ingested by the window's start) to the newest dump committed now."""
+    if last is not None and last[1] is not None and last[0] == window.start:
+        first = last[1]
+    else:
+        first = queries.newest_dump(conn, at=window.start)
+    return first, max(first, queries.newest_dump(conn))
 
 
 def empty_preview_hint(built: Digest, now: dt.datetime) -> str | None:

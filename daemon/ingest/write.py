@@ -15,7 +15,7 @@ import datetime as dt
 import logging
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from paperdigest import clock
@@ -73,6 +73,7 @@ def apply(
                     return dataclasses.replace(_duplicate(listing, row), dry_run=True)
                 return _result(listing, _diff_against_store(conn, listing), dry_run=True)
         with engine.connect().execution_options(write=True) as conn, conn.begin():
+            serialise_ingests(conn)
             row = queries.dump_by_hash(conn, listing.content_hash)
             if row is not None:
                 return _duplicate(listing, row)
@@ -128,6 +129,18 @@ def _write(conn: Any, listing: Listing, changes: Diff, backfill: bool) -> dt.dat
         )
     queries.insert_sightings(conn, sightings)
     return ingested_at
+
+
+INGEST_LOCK = 0x70646967  # "pdig": the PostgreSQL advisory lock held by each ingest's transaction
+
+
+def serialise_ingests(conn: Any) -> None:
+    """One ingest at a time, store-wide, until this transaction ends. SQLite has it already (the
+    write transaction begins IMMEDIATE); PostgreSQL takes an advisory transaction lock. So a dump
+    diffs against what every earlier one committed (no lost update), and dump ids grow in the
+    order dumps commit, which is what digest windows are bounded by."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": INGEST_LOCK})
 
 
 def settle_rejections(engine: Engine, origin: str, results: list[DumpResult]) -> None:

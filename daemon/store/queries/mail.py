@@ -105,14 +105,22 @@ def record_sent_upvotes(
         conn.execute(insert(sent_paper_table), rows)
 
 
-def last_window_end(conn: Connection, subscriber: str) -> dt.datetime | None:
-    """Where the window of the subscriber's latest digest ended (sent, pending, failed or empty)."""
-    if _fast(conn):
-        sql = "SELECT max(window_end) FROM outbox WHERE subscriber = ?"
-        found = conn.exec_driver_sql(sql, (subscriber.lower(),)).scalar_one_or_none()
-        return clock.as_utc(dt.datetime.fromisoformat(found)) if found is not None else None
-    stmt = select(func.max(outbox_table.c.window_end)).where(outbox_table.c.subscriber == subscriber.lower())
-    return clock.as_utc(conn.execute(stmt).scalar_one_or_none())
+def last_window(conn: Connection, subscriber: str) -> tuple[dt.datetime, int | None] | None:
+    """Where the window of the subscriber's latest digest (sent, pending, failed or empty) ended:
+    its time, and its last dump (None for a row made before windows were kept in commit order)."""
+    c = outbox_table.c
+    stmt = (
+        select(c.window_end, c.window_end_dump)
+        .where(c.subscriber == subscriber.lower())
+        .order_by(c.window_end.desc(), c.id.desc())
+        .limit(1)
+    )
+    row = conn.execute(stmt).first()
+    if row is None:
+        return None
+    end = clock.as_utc(row.window_end)
+    assert end is not None
+    return end, row.window_end_dump
 
 
 def outbox_exists(conn: Connection, subscriber: str, period: dt.datetime) -> bool:

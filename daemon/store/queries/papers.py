@@ -186,14 +186,23 @@ def last_dumps(conn: Connection, limit: int) -> list[Row[Any]]:
     return list(conn.execute(stmt))
 
 
-def papers_ingested_between(conn: Connection, start: dt.datetime, end: dt.datetime) -> list[Paper]:
-    """Papers a non-backfill ingest brought in during (start, end]: the digest window."""
+def papers_of_dumps(conn: Connection, after: int, upto: int) -> list[Paper]:
+    """Papers a non-backfill ingest first brought in by the dumps after `after`, up to and
+    including `upto` (dump ids, in commit order): the digest window."""
     stmt = select(*_PAPER_COLUMNS).where(
-        paper_table.c.first_ingested_at > start,
-        paper_table.c.first_ingested_at <= end,
+        paper_table.c.first_dump_id > after,
+        paper_table.c.first_dump_id <= upto,
         paper_table.c.first_backfill.is_(False),
     )
     return [_paper(row) for row in conn.execute(stmt)]
+
+
+def newest_dump(conn: Connection, at: dt.datetime | None = None) -> int:
+    """The id of the newest dump committed (ingested at or before `at`, when given); 0 for none."""
+    stmt = select(func.coalesce(func.max(dump_table.c.id), 0))
+    if at is not None:
+        stmt = stmt.where(dump_table.c.ingested_at <= at)
+    return int(conn.execute(stmt).scalar_one())
 
 
 def papers_first_seen_since(conn: Connection, since: dt.date) -> list[Paper]:
