@@ -40,3 +40,8 @@ def today() -> dt.date:
 def sleep(seconds: float) -> None:
     """Wait (the seam's other half: tests replace it to wait for nothing)."""
     time.sleep(seconds)
+
+
+def monotonic() -> float:
+    """Seconds on a clock that never goes back, for measuring waits (not a time of day)."""
+    return time.monotonic()

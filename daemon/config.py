@@ -133,8 +133,9 @@ class DigestSettings(_Model):
 class DaemonSettings(_Model):
     tick: str = "1m"  # how often the daemon looks for due digests and mail to retry
     misfire_grace: str = "10m"  # a job late by less than this still runs (once: jobs coalesce)
+    takeover: str = "30s"  # PostgreSQL: a standby leads within this of the leader's death
 
-    @field_validator("tick", "misfire_grace")
+    @field_validator("tick", "misfire_grace", "takeover")
     @classmethod
     def _duration(cls, value: str) -> str:
         parse_every(value)

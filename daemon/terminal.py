@@ -147,6 +147,12 @@ def status_lines(report: Mapping[str, Any]) -> list[str]:
         lines.append("rejected dumps (last 7 days, no newer good dump from their source since):")
         for r in report["rejected"]:
             lines.append(f"  {utc_minute(r['rejected_at'])}  {r['source']}: {r['file']}: {r['reason']}")
+    for r in report["replicas"]:
+        state = "alive" if r["alive"] else "gone"
+        lines.append(
+            f"replica {r['id'][:8]} on {r['host']} (pid {r['pid']}): {r['role']}, {state}, "
+            f"since {utc_minute(r['since'])}, last seen {utc_minute(r['last_seen'])}"
+        )
     for job in report["next_runs"]:
         lines.append(f"next {job['job']}: {utc_minute(job['at'])}")
     mail = report["mail"]

@@ -127,7 +127,9 @@ def status_report(settings: Settings, engine: Engine, store: str, now: dt.dateti
         states = queries.source_states(conn)
         failed_recently = queries.recent_failed_mail(conn, now - MAIL_LOOKBACK)
         rejections = queries.open_rejections(conn, now - REJECTION_LOOKBACK)
+        replicas = queries.replicas(conn)
     sources = [source_health(s, states.get(s.name), now) for s in settings.sources]
+    takeover = parse_every(settings.daemon.takeover)
     cannot_send = sending_problems(settings) if settings.subscribers else []
     mail_ok = mail_healthy(failed_recently, attention) and not cannot_send
     healthy = mail_ok and not rejections and all(s.healthy for s in sources)
@@ -160,6 +162,18 @@ def status_report(settings: Settings, engine: Engine, store: str, now: dt.dateti
                 "reason": r.reason,
             }
             for r in rejections
+        ],
+        "replicas": [
+            {
+                "id": r.id,
+                "host": r.host,
+                "pid": r.pid,
+                "role": r.role,
+                "since": iso(r.started_at),
+                "last_seen": iso(r.last_seen),
+                "alive": (as_utc(r.last_seen) or now) >= now - takeover,
+            }
+            for r in replicas
         ],
         "next_runs": [
             *({"job": f"source:{s.name}", "at": iso(s.next_poll)} for s in sources),

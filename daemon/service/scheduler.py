@@ -14,6 +14,7 @@ import datetime as dt
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
@@ -41,7 +42,8 @@ from paperdigest.mail import outbox, transport_for
 from paperdigest.mail.files import written_files
 from paperdigest.model import PollResult
 from paperdigest.service.health import next_digests, poll_interval
-from paperdigest.service.lock import InstanceLock, lock_path
+from paperdigest.service.leader import Leadership, Replica
+from paperdigest.service.lock import AlreadyRunning, InstanceLock, lock_path
 from paperdigest.service.notify import Notifier
 from paperdigest.service.schedule import cron_trigger, parse_every
 from paperdigest.sources import Source, make_source
@@ -110,6 +112,7 @@ class Service:
         self.reload_signalled = False
         self.last_ingest = "none yet"
         self.scheduler: BackgroundScheduler | None = None
+        self.replica = Replica(self.engine, "standby", parse_every(settings.daemon.takeover))
 
     # --- the work ------------------------------------------------------------------------
 
@@ -272,45 +275,109 @@ class Service:
             log.info("store upgraded from schema %s to %s", done.before or "(empty)", done.after)
 
     def serve(self) -> int:
-        with InstanceLock(lock_path(self.store_url)):
-            self._upgrade_store()
-            scheduler = BackgroundScheduler(
-                timezone=dt.UTC,
-                executors={
-                    "default": ThreadPoolExecutor(1),
-                    "ingest": ThreadPoolExecutor(1),
-                    "mail": ThreadPoolExecutor(1),
-                },
-            )
-            self.scheduler = scheduler
-            self._add_jobs(scheduler)
-            self._add_watchdog(scheduler)
-            scheduler.add_job(self._startup, id="startup", executor="ingest")
-            self._install_signals()
-            scheduler.start()
-            log.info(
-                "paperdigest started: %d sources, %d subscribers, store %s",
-                len(self.settings.sources),
-                len(self.settings.subscribers),
-                shown_url(self.store_url),
-            )
-            self.notifier.ready("started; catching up")
+        """The daemon. SQLite: one per store (a file lock). PostgreSQL: lead or stand by."""
+        if self.engine.dialect.name != "postgresql":
+            with InstanceLock(lock_path(self.store_url)):
+                self._upgrade_store()
+                self._install_signals()
+                self.notifier.ready("started; catching up")
+                self._lead(lambda: True)
+            return self._stopped()
+        self._install_signals()
+        leadership = Leadership(self.engine, self._takeover())
+        self.notifier.ready("started; trying the lead")
+        try:
             while not self.stop_signalled:
-                if self.reload_signalled:
-                    self.reload_signalled = False
-                    self.reload()
-                clock.sleep(0.2)
-            self.stopping.set()
-            log.info("stopping: finishing the job in flight")
-            self.notifier.stopping()
-            scheduler.shutdown(wait=True)
-            log.info("stopped")
-            return EXIT_OK
+                if leadership.try_lead():
+                    log.info("this replica (%s) leads the store", self.replica.id[:8])
+                    self._upgrade_store()
+                    self._lead(leadership.still_leading)
+                    leadership.release()
+                    if not self.stop_signalled:
+                        log.warning("lost the lead; standing by")
+                    continue
+                self._stand_by(leadership)
+        finally:
+            leadership.release()
+        return self._stopped()
+
+    def _stand_by(self, leadership: Leadership) -> None:
+        """Wait as a standby: beat, and try the lead again every `replica.every` seconds."""
+        self.replica.beat("standby")
+        self.notifier.status(f"standby: {leadership.holder()} leads")
+        deadline = clock.monotonic() + self.replica.every
+        while not self.stop_signalled and clock.monotonic() < deadline:
+            self._between_ticks()
+
+    def _lead(self, keep_leading: Callable[[], bool]) -> None:
+        """Schedule and run the jobs until asked to stop or `keep_leading()` says the lead is lost."""
+        scheduler = BackgroundScheduler(
+            timezone=dt.UTC,
+            executors={
+                "default": ThreadPoolExecutor(1),
+                "ingest": ThreadPoolExecutor(1),
+                "mail": ThreadPoolExecutor(1),
+            },
+        )
+        self.scheduler = scheduler
+        self.stopping.clear()
+        self._add_jobs(scheduler)
+        self._add_watchdog(scheduler)
+        scheduler.add_job(self._startup, id="startup", executor="ingest")
+        scheduler.start()
+        log.info(
+            "paperdigest started: %d sources, %d subscribers, store %s",
+            len(self.settings.sources),
+            len(self.settings.subscribers),
+            shown_url(self.store_url),
+        )
+        self.replica.beat("leader")
+        next_beat = clock.monotonic() + self.replica.every
+        while not self.stop_signalled:
+            self._between_ticks()
+            if clock.monotonic() >= next_beat:
+                if not keep_leading():
+                    break
+                self.replica.beat("leader")
+                next_beat = clock.monotonic() + self.replica.every
+        self.stopping.set()
+        log.info("stopping: finishing the job in flight")
+        scheduler.shutdown(wait=True)
+        self.scheduler = None
+
+    def _between_ticks(self) -> None:
+        if self.reload_signalled:
+            self.reload_signalled = False
+            self.reload()
+        clock.sleep(0.2)
+
+    def _stopped(self) -> int:
+        self.notifier.stopping()
+        self.replica.leave()
+        log.info("stopped")
+        return EXIT_OK
+
+    def _takeover(self) -> dt.timedelta:
+        return parse_every(self.settings.daemon.takeover)
 
     def once(self) -> CycleReport:
-        with InstanceLock(lock_path(self.store_url)):
+        """One cycle, as the leader: under the file lock on SQLite, the leader lock on PostgreSQL."""
+        if self.engine.dialect.name != "postgresql":
+            with InstanceLock(lock_path(self.store_url)):
+                self._upgrade_store()
+                return self.cycle()
+        leadership = Leadership(self.engine, self._takeover())
+        if not leadership.try_lead():
+            raise AlreadyRunning(
+                f"another paperdigest leads this store ({leadership.holder()}); not running a second cycle"
+            )
+        try:
             self._upgrade_store()
+            self.replica.beat("leader")
             return self.cycle()
+        finally:
+            leadership.release()
+            self.replica.leave()
 
     def _install_signals(self) -> None:
         def stop(signum: int, frame: FrameType | None) -> None:

@@ -166,6 +166,21 @@ class RejectionRow(SQLModel, table=True):
     resolved_at: dt.datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
 
 
+class ReplicaRow(SQLModel, table=True):
+    """A running paperdigest process on this store, as its heartbeat says: daemons (leader or
+    standby) and one-shot senders. A claim on an outbox row names the process's id; a process
+    whose heartbeat stopped is gone, and its claims can be taken over."""
+
+    __tablename__ = "replica"
+
+    id: str = Field(primary_key=True, max_length=64)
+    host: str
+    pid: int
+    role: str = Field(max_length=16)  # leader | standby | sender
+    started_at: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    last_seen: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
 dump_table = DumpRow.__table__  # type: ignore[attr-defined]
 paper_table = PaperRow.__table__  # type: ignore[attr-defined]
 sighting_table = SightingRow.__table__  # type: ignore[attr-defined]
@@ -174,4 +189,5 @@ source_state_table = SourceStateRow.__table__  # type: ignore[attr-defined]
 outbox_table = OutboxRow.__table__  # type: ignore[attr-defined]
 outbox_message_table = OutboxMessageRow.__table__  # type: ignore[attr-defined]
 rejection_table = RejectionRow.__table__  # type: ignore[attr-defined]
+replica_table = ReplicaRow.__table__  # type: ignore[attr-defined]
 metadata = SQLModel.metadata

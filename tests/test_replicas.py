@@ -1,0 +1,127 @@
+"""Replicas on one PostgreSQL store: one leads (a session advisory lock), the others stand by and
+take over within `[daemon] takeover` when the leader dies; `status` lists them all."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine
+
+from tests import pgserver
+from tests.conftest import ROOT, SEEDS
+from tests.smtp_server import Handler, SmtpServer
+from tests.test_daemon import Daemon, drop, wait_for
+
+SEED = SEEDS / "004_d0e4e6143df38525.txt"
+TAKEOVER = 3  # seconds
+
+
+@pytest.fixture(scope="module")
+def pg_server() -> Iterator[pgserver.PgServer]:
+    try:
+        with pgserver.server() as server:
+            yield server
+    except RuntimeError as exc:
+        pytest.skip(f"no PostgreSQL server: {exc} (apt-get install postgresql)")
+
+
+@pytest.fixture
+def pg_url(pg_server: pgserver.PgServer) -> str:
+    name = f"replicas_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(pg_server.url(), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    admin.dispose()
+    return pg_server.url(name)
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer(Handler()).start()
+    yield server
+    server.stop()
+
+
+def config(tmp_path: Path, port: int, inbox: Path) -> Path:
+    path = tmp_path / "c.toml"
+    path.write_text(
+        f'[[sources]]\nname = "inbox"\nkind = "directory"\npath = "{inbox}"\nevery = "1s"\n'
+        '[topics.agents]\nkeywords = ["agent", "GUI"]\n'
+        f'[mail]\nfrom = "Digest <digest@example.org>"\ntransport = "smtp"\nhost = "127.0.0.1"\nport = {port}\n'
+        'security = "none"\ntimeout = 5\n'
+        f'[daemon]\ntick = "1s"\nmisfire_grace = "30s"\ntakeover = "{TAKEOVER}s"\n'
+        '[[subscribers]]\nemail = "ada@example.org"\ntopics = ["agents"]\ncron = "* * * * *"\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def status(conf: Path, db: str) -> dict[str, Any]:
+    result = subprocess.run(
+        [sys.executable, "-m", "paperdigest", "--config", str(conf), "--db", db, "status", "--json"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    report: dict[str, Any] = json.loads(result.stdout)
+    return report
+
+
+def alive_roles(conf: Path, db: str) -> dict[str, str]:
+    """pid -> role of the replicas whose heartbeat is fresh."""
+    return {str(r["pid"]): r["role"] for r in status(conf, db)["replicas"] if r["alive"]}
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[Daemon]]:
+    started: list[Daemon] = []
+    yield started
+    for d in started:
+        d.kill()
+
+
+def test_one_leads_one_stands_by_and_takes_over_when_the_leader_dies(
+    tmp_path: Path, pg_url: str, smtp: SmtpServer, daemons: list[Daemon]
+) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    conf = config(tmp_path, smtp.port, inbox)
+    first = Daemon(conf, pg_url, None)
+    daemons.append(first)
+    wait_for(lambda: alive_roles(conf, pg_url) == {str(first.proc.pid): "leader"}, what="a leader")
+    second = Daemon(conf, pg_url, None)
+    daemons.append(second)
+    wait_for(
+        lambda: alive_roles(conf, pg_url) == {str(first.proc.pid): "leader", str(second.proc.pid): "standby"},
+        what="a standby beside the leader",
+    )
+    report = status(conf, pg_url)
+    assert {"id", "host", "pid", "role", "since", "last_seen", "alive"} <= set(report["replicas"][0])
+
+    # A second cycle cannot run beside the leader.
+    once = subprocess.run(
+        [sys.executable, "-m", "paperdigest", "--config", str(conf), "--db", pg_url, "run", "--once"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert once.returncode == 1 and "leads this store" in once.stderr
+
+    first.proc.send_signal(signal.SIGKILL)
+    first.proc.wait(10)
+    drop(inbox, SEED)  # arrives while nobody leads
+    wait_for(
+        lambda: alive_roles(conf, pg_url).get(str(second.proc.pid)) == "leader",
+        timeout=TAKEOVER * 3 + 10,
+        what="the standby to take over",
+    )
+    wait_for(lambda: smtp.handler.by_recipient().get("ada@example.org"), timeout=70, what="mail from the new leader")
+    messages = smtp.handler.by_recipient()["ada@example.org"]
+    ids = [item.message["Message-ID"] for item in messages]
+    assert len(ids) == len(set(ids)), "a digest was sent twice"
+    assert second.stop() == 0
+    assert [r for r in status(conf, pg_url)["replicas"] if r["pid"] == second.proc.pid] == []  # left cleanly
