@@ -293,8 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(
         "status",
         cmd_status,
-        "store counts, last ingests, source health, mail, next runs; "
-        "exits 1 when a source is failing or stale or mail is failing",
+        "store counts, last ingests, source health, rejected dumps, replicas, mail, next runs; exits 1 when "
+        "a source is failing, stale or empty, a dump was rejected lately, or mail is failing or cannot be sent",
     )
     p.add_argument("--last", type=_positive, default=5, metavar="N", help="how many recent dumps to show")
     p.add_argument("--json", action="store_true", help="one JSON object")

@@ -12,6 +12,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -96,6 +97,12 @@ def server() -> Iterator[PgServer]:
 
 
 def main() -> int:
+    """Start a server, print its URL, stop it (and remove its files) on Ctrl-C or SIGTERM."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
     with server() as pg:
         print(pg.url(), flush=True)
         try:

@@ -78,11 +78,11 @@ def test_a_dump_rejected_in_the_inbox_turns_status_unhealthy_until_a_newer_good_
     assert dt.datetime.fromisoformat(rejected["rejected_at"]).tzinfo is not None
     assert "health: UNHEALTHY" in text and "2026-11-20_bad.txt" in text and "binary" in text
 
-    # An older good dump does not settle it; a newer one does.
+    # An older good dump does not settle it; one captured that day or later, ingested after, does.
     settled(inbox / "2026-11-19_old.txt", SEED.read_bytes())
     assert cli("--config", config, "--db", db, "run", "--once").code == 0
     assert status(cli, "--config", config, "--db", db)[0] == 1
-    settled(inbox / "2026-11-21_new.txt", SEEDS.joinpath("002_35bc1272005cc0d3.txt").read_bytes())
+    settled(inbox / "2026-11-20_fixed.txt", SEEDS.joinpath("002_35bc1272005cc0d3.txt").read_bytes())  # same day
     assert cli("--config", config, "--db", db, "run", "--once").code == 0
     code, report, text = status(cli, "--config", config, "--db", db)
     assert code == 0 and report["rejected"] == [] and "health: ok" in text

@@ -66,8 +66,8 @@ class CycleReport:
         for poll in self.polls:
             fresh = [r for r in poll.ingested if not r.duplicate_dump]
             lines.append(
-                f"source {poll.source}: {len(fresh)} new dumps ({sum(r.entries for r in fresh)} entries, "
-                f"{sum(r.new for r in fresh)} new papers), {len(poll.ingested) - len(fresh)} already ingested"
+                f"source {poll.source}: {_count(len(fresh), 'new dump')} ({sum(r.entries for r in fresh)} entries, "
+                f"{_count(sum(r.new for r in fresh), 'new paper')}), {len(poll.ingested) - len(fresh)} already ingested"
                 + (f", {len(poll.rejected)} rejected" if poll.rejected else "")
                 + (f", {len(poll.waiting)} still being written" if poll.waiting else "")
             )
@@ -389,3 +389,8 @@ class Service:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGHUP, reload)
+
+
+def _count(number: int, noun: str) -> str:
+    """'1 new dump', '2 new dumps'."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"

@@ -47,11 +47,12 @@ def rejection_known(conn: Connection, source: str, file_key: str) -> bool:
 
 
 def resolve_rejections(conn: Connection, source: str, as_of: dt.date, now: dt.datetime) -> None:
-    """A good dump from `source` captured on `as_of` settles the rejections it is newer than."""
+    """A good dump from `source` captured on `as_of`, ingested after them, settles the rejections
+    of dumps captured that day or before."""
     c = rejection_table.c
     conn.execute(
         update(rejection_table)
-        .where(c.source == source, c.resolved_at.is_(None), c.as_of < as_of, c.rejected_at <= now)
+        .where(c.source == source, c.resolved_at.is_(None), c.as_of <= as_of, c.rejected_at <= now)
         .values(resolved_at=now)
     )
 
