@@ -96,6 +96,16 @@ def server() -> Iterator[PgServer]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def no_postgresql(why: str) -> None:
+    """Skip a PostgreSQL test, saying how to get a server, or fail it where it must run (CI)."""
+    import pytest  # noqa: PLC0415  (lazy on purpose: `python -m tests.pgserver` runs without pytest)
+
+    message = f"{why}: the PostgreSQL half of the tests needs `apt-get install postgresql` (server binaries)"
+    if os.environ.get("PAPERDIGEST_REQUIRE_PG") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def main() -> int:
     """Start a server, print its URL, stop it (and remove its files) on Ctrl-C or SIGTERM."""
 

@@ -20,6 +20,7 @@ from paperdigest.model import Entry, Listing
 from paperdigest.store import queries
 from paperdigest.store.engine import open_engine
 from tests import pgserver
+from tests.pgserver import no_postgresql
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Any, pg_server: pgserver.Pg
         url = f"sqlite:///{tmp_path / 'race.db'}"
     else:
         if pg_server is None:
-            pytest.skip("no PostgreSQL server (apt-get install postgresql)")
+            no_postgresql("no PostgreSQL server binaries")
         name = f"race_{uuid.uuid4().hex[:12]}"
         admin = create_engine(pg_server.url(), isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:

@@ -17,6 +17,7 @@ from sqlalchemy import create_engine
 
 from tests import pgserver
 from tests.conftest import ROOT, SEEDS
+from tests.pgserver import no_postgresql
 from tests.smtp_server import Handler, SmtpServer
 from tests.test_daemon import Daemon, drop, wait_for
 
@@ -30,7 +31,7 @@ def pg_server() -> Iterator[pgserver.PgServer]:
         with pgserver.server() as server:
             yield server
     except RuntimeError as exc:
-        pytest.skip(f"no PostgreSQL server: {exc} (apt-get install postgresql)")
+        no_postgresql(str(exc))
 
 
 @pytest.fixture
