@@ -15,7 +15,7 @@ from typing import Any, TextIO
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from paperdigest import __version__, clock, config, digest, score
+from paperdigest import __version__, clock, config, digest, score, subscribers
 from paperdigest.digest import job as digest_job
 from paperdigest.digest import render
 from paperdigest.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_RUNTIME, PaperdigestError, UsageError
@@ -121,12 +121,13 @@ def cmd_papers(args: argparse.Namespace) -> int:
 def cmd_digest(args: argparse.Namespace) -> int:
     conf = _config(args)
     engine = _engine(args, conf)
-    subscribers = [conf.subscriber(args.subscriber)] if args.subscriber else list(conf.subscribers)
-    if not subscribers:
-        raise UsageError("the config has no subscribers: nothing to render")
+    conf = subscribers.effective(engine, conf)
+    chosen = [conf.subscriber(args.subscriber)] if args.subscriber else list(conf.subscribers)
+    if not chosen:
+        raise UsageError("there are no subscribers (config or `subscribers add`): nothing to render")
     env = render.environment(conf.digest.templates)
     now = clock.now()
-    for subscriber in subscribers:
+    for subscriber in chosen:
         built = digest.build(engine, conf, subscriber, now, args.since)
         hint = digest.empty_preview_hint(built, now) if args.since is None else None
         if hint is not None:
@@ -140,7 +141,7 @@ def cmd_digest(args: argparse.Namespace) -> int:
                 target.write_text(body, encoding="utf-8")
                 print(f"{subscriber.email}: {len(built.papers)} papers -> {target}")
             else:
-                if len(subscribers) > 1 or len(formats) > 1:
+                if len(chosen) > 1 or len(formats) > 1:
                     print(f"===== {subscriber.email} ({fmt}) =====")
                 sys.stdout.write(body)
     return EXIT_OK
@@ -212,6 +213,40 @@ def cmd_db_current(args: argparse.Namespace) -> int:
         print(f"{revision} (the newest)")
     else:
         print(f"{revision} (this paperdigest needs {newest}: run `paperdigest db upgrade`)")
+    return EXIT_OK
+
+
+def cmd_subscribers_add(args: argparse.Namespace) -> int:
+    conf = _config(args)
+    topics = [t.strip() for t in args.topics.split(",") if t.strip()] if args.topics else []
+    values: dict[str, Any] = {"email": args.email, "topics": topics}
+    for key in ("name", "cron", "timezone", "format", "max_papers", "min_score"):
+        if getattr(args, key) is not None:
+            values[key] = getattr(args, key)
+    print(subscribers.add(_engine(args, conf), conf, values))
+    return EXIT_OK
+
+
+def cmd_subscribers_list(args: argparse.Namespace) -> int:
+    conf = _config(args)
+    listed = subscribers.subscriptions(_engine(args, conf), conf)
+    if args.json:
+        for subscription in listed:
+            _print_json(subscription.to_json(), sys.stdout)
+        return EXIT_OK
+    if not listed:
+        print("no subscribers (add them to the config, or with `paperdigest subscribers add`)")
+    for s in listed:
+        state = "subscribed" if s.subscribed else f"unsubscribed {clock.iso(s.unsubscribed_at)}"
+        topics = ", ".join(s.settings.topics) or "everything"
+        print(f"{s.settings.email}  [{s.origin}, {state}]  topics: {topics}; cron {s.settings.cron!r} "
+              f"{s.settings.timezone}; {s.settings.format}; at most {s.settings.max_papers}")
+    return EXIT_OK
+
+
+def cmd_subscribers_remove(args: argparse.Namespace) -> int:
+    conf = _config(args)
+    print(subscribers.remove(_engine(args, conf), conf, args.email))
     return EXIT_OK
 
 
@@ -299,7 +334,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--last", type=_positive, default=5, metavar="N", help="how many recent dumps to show")
     p.add_argument("--json", action="store_true", help="one JSON object")
 
-    p = command("db", _db_usage, "the store's schema: `db upgrade` applies migrations, `db current` shows the revision")
+    _add_subscribers_command(command("subscribers", _subscribers_usage, SUBSCRIBERS_HELP))
+    _add_db_command(command("db", _db_usage, DB_HELP))
+    return parser
+
+
+SUBSCRIBERS_HELP = "subscribers kept in the store, beside the config's: `subscribers add|list|remove`"
+DB_HELP = "the store's schema: `db upgrade` applies migrations, `db current` shows the revision"
+
+
+def _add_subscribers_command(p: argparse.ArgumentParser) -> None:
+    actions = p.add_subparsers(dest="subscribers_command", metavar="ACTION", required=True)
+    sub = actions.add_parser("add", help="add a subscriber (or change one, or subscribe an address again)")
+    sub.description = "add a subscriber to the store, checked like the config; the daemon picks it up by itself"
+    sub.set_defaults(func=cmd_subscribers_add)
+    sub.add_argument("email", metavar="EMAIL")
+    sub.add_argument("--topics", metavar="A,B", help="topics of the config, comma-separated (default: everything)")
+    sub.add_argument("--name", help="a display name")
+    sub.add_argument("--cron", help="when, in crontab(5) form (default '0 7 * * *')")
+    sub.add_argument("--timezone", help="an IANA name such as Europe/Berlin (default UTC)")
+    sub.add_argument("--format", choices=("html", "text", "both"), help="default both")
+    sub.add_argument("--max-papers", type=_positive, metavar="N", help="at most N papers (default 20)")
+    sub.add_argument("--min-score", type=float, metavar="X", help="at least this score (default 0)")
+    sub = actions.add_parser("list", help="every subscriber, where it comes from, and whether it is mailed")
+    sub.description = "every subscriber: the config's and the store's, subscribed or not"
+    sub.set_defaults(func=cmd_subscribers_list)
+    sub.add_argument("--json", action="store_true", help="one JSON object per subscriber")
+    sub = actions.add_parser("remove", help="remove a subscriber kept in the store")
+    sub.description = "remove a subscriber kept in the store (one the config names is removed there)"
+    sub.set_defaults(func=cmd_subscribers_remove)
+    sub.add_argument("email", metavar="EMAIL")
+
+
+def _add_db_command(p: argparse.ArgumentParser) -> None:
     db = p.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     sub = db.add_parser("upgrade", help="bring the store's schema up to date (idempotent)")
     sub.description = "bring the store's schema up to date; exit 0 when it already is"
@@ -307,7 +374,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = db.add_parser("current", help="show the store's schema revision")
     sub.description = "show the store's schema revision, and whether it is the newest"
     sub.set_defaults(func=cmd_db_current)
-    return parser
+
+
+def _subscribers_usage(args: argparse.Namespace) -> int:  # argparse requires an action: never reached
+    raise UsageError("subscribers: say `add`, `list` or `remove`")
 
 
 def _db_usage(args: argparse.Namespace) -> int:  # argparse requires an action: never reached

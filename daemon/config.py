@@ -261,11 +261,16 @@ def validate(data: dict[str, Any], origin: str) -> Settings:
     try:
         return Settings.model_validate({**data, "origin": origin})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = key_path(tuple(first["loc"]))
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        prefix = f"{where}: " if where and not _message(first).startswith(where) else ""
-        raise ConfigError(f"{origin}: {prefix}{_message(first)}{more}") from None
+        raise ConfigError(f"{origin}: {describe_validation_error(exc)}") from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """The first problem, as 'key.path: reason' (and how many more there are)."""
+    first = exc.errors()[0]
+    where = key_path(tuple(first["loc"]))
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    prefix = f"{where}: " if where and not _message(first).startswith(where) else ""
+    return f"{prefix}{_message(first)}{more}"
 
 
 def load(path: Path) -> Settings:

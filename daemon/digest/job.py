@@ -20,6 +20,7 @@ from typing import Any
 import jinja2
 from sqlalchemy import Engine
 
+from paperdigest import subscribers
 from paperdigest.config import Settings, SubscriberSettings
 from paperdigest.digest import render
 from paperdigest.digest.selection import Digest, build
@@ -88,6 +89,7 @@ def queue_due(engine: Engine, settings: Settings, now: dt.datetime, dry_run: boo
     """Build every digest that is due and not in the outbox yet, and queue it there."""
     if not dry_run:
         outbox.record_accepted(engine, now)
+    settings = subscribers.effective(engine, settings)  # the config's and the store's, still subscribed
     planned = []
     env = render.environment(settings.digest.templates)
     windows: dict[tuple[int, int], list[Paper]] = {}  # subscribers on one cron share their window

@@ -31,7 +31,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from paperdigest import clock
+from paperdigest import clock, subscribers
 from paperdigest.config import Settings
 from paperdigest.mail.claims import claim_is_dead, claim_token
 from paperdigest.mail.files import file_name
@@ -117,12 +117,18 @@ def deliver_due(
     rows = _due_rows(engine, now)
     if not rows:
         return results
+    gone = subscribers.unsubscribed(engine)  # unsubscribed since their digest was queued
     with transport, engine.connect().execution_options(write=True) as conn:
         for row in rows:
             if stop is not None and stop():
                 break
             with conn.begin():
                 if not queries.claim_outbox(conn, row.id, row.status, row.claimed_by, token, clock.now()):
+                    continue
+                if row.subscriber in gone:
+                    queries.finish_outbox(
+                        conn, row.id, token, {"status": "cancelled", "last_error": "unsubscribed", "claimed_by": None}
+                    )
                     continue
                 message = queries.outbox_message(conn, row.id)
             mark_accepted = queries.accepted_mark(conn, row.id, token, now, row.attempts + 1)

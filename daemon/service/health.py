@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from paperdigest import subscribers
 from paperdigest.clock import as_utc, iso
 from paperdigest.config import Settings, SourceSettings, sending_problems
 from paperdigest.service.schedule import cron_trigger, parse_every
@@ -111,7 +112,7 @@ def mail_healthy(failed_recently: int, attention: list[Any]) -> bool:
     return failed_recently == 0 and not retrying
 
 
-OUTBOX_STATUSES = ("pending", "sending", "accepted", "sent", "failed", "empty")
+OUTBOX_STATUSES = ("pending", "sending", "accepted", "sent", "failed", "empty", "cancelled")
 
 
 def status_report(settings: Settings, engine: Engine, store: str, now: dt.datetime, last: int) -> dict[str, Any]:
@@ -129,6 +130,7 @@ def status_report(settings: Settings, engine: Engine, store: str, now: dt.dateti
         rejections = queries.open_rejections(conn, now - REJECTION_LOOKBACK)
         replicas = queries.replicas(conn)
     sources = [source_health(s, states.get(s.name), now) for s in settings.sources]
+    settings = subscribers.effective(engine, settings)
     takeover = parse_every(settings.daemon.takeover)
     cannot_send = sending_problems(settings) if settings.subscribers else []
     mail_ok = mail_healthy(failed_recently, attention) and not cannot_send

@@ -25,7 +25,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from paperdigest import clock, config
+from paperdigest import clock, config, subscribers
 from paperdigest.config import Settings
 from paperdigest.digest.job import Planned, queue_due
 from paperdigest.errors import (
@@ -113,6 +113,7 @@ class Service:
         self.last_ingest = "none yet"
         self.scheduler: BackgroundScheduler | None = None
         self.replica = Replica(self.engine, "standby", parse_every(settings.daemon.takeover))
+        self.digest_jobs: set[tuple[str, str, str]] = set()
 
     # --- the work ------------------------------------------------------------------------
 
@@ -166,6 +167,7 @@ class Service:
         if report is not None:
             report.planned.extend(planned)
             report.deliveries.extend(deliveries)
+        self._refresh_digest_jobs()
         self._update_status()
 
     def cycle(self) -> CycleReport:
@@ -183,14 +185,46 @@ class Service:
         nxt = f"{upcoming[0][1]:%Y-%m-%d %H:%M}Z {upcoming[0][0]}" if upcoming else "none"
         self.notifier.status(f"last ingest: {self.last_ingest}; next digest: {nxt}")
 
-    def _add_jobs(self, scheduler: BackgroundScheduler) -> None:
-        grace = int(parse_every(self.settings.daemon.misfire_grace).total_seconds())
-        common: dict[str, Any] = {
+    def _add_digest_jobs(self, scheduler: BackgroundScheduler, common: dict[str, Any]) -> None:
+        """A job per subscriber, on its cron: the config's and the store's (`subscribers add`)."""
+        mailed = subscribers.effective(self.engine, self.settings).subscribers
+        self.digest_jobs = {(s.email.lower(), s.cron, s.timezone) for s in mailed}
+        for job in scheduler.get_jobs():
+            if job.id.startswith("digest:"):
+                job.remove()
+        for subscriber in mailed:
+            scheduler.add_job(
+                self.send,
+                cron_trigger(subscriber.cron, subscriber.timezone),
+                id=f"digest:{subscriber.email}",
+                executor="mail",
+                **common,
+            )
+
+    def _refresh_digest_jobs(self) -> None:
+        """Subscribers added or removed in the store since the jobs were made: make them again
+        (the tick sends what is due meanwhile, so nothing waits for a restart)."""
+        if self.scheduler is None:
+            return
+        try:
+            mailed = subscribers.effective(self.engine, self.settings).subscribers
+        except SQLAlchemyError as exc:
+            log.warning("cannot read the subscribers: %s", exc)
+            return
+        if {(s.email.lower(), s.cron, s.timezone) for s in mailed} != self.digest_jobs:
+            self._add_digest_jobs(self.scheduler, self._job_options())
+            log.info("subscribers changed in the store: %d digest jobs", len(self.digest_jobs))
+
+    def _job_options(self) -> dict[str, Any]:
+        return {
             "coalesce": True,
             "max_instances": 1,
-            "misfire_grace_time": grace,
+            "misfire_grace_time": int(parse_every(self.settings.daemon.misfire_grace).total_seconds()),
             "replace_existing": True,
         }
+
+    def _add_jobs(self, scheduler: BackgroundScheduler) -> None:
+        common = self._job_options()
         now = clock.now()
         for source in self.settings.sources:
             trigger: Any = (
@@ -201,14 +235,7 @@ class Service:
             scheduler.add_job(
                 self.poll, trigger, args=[source.name], id=f"source:{source.name}", executor="ingest", **common
             )
-        for subscriber in self.settings.subscribers:
-            scheduler.add_job(
-                self.send,
-                cron_trigger(subscriber.cron, subscriber.timezone),
-                id=f"digest:{subscriber.email}",
-                executor="mail",
-                **common,
-            )
+        self._add_digest_jobs(scheduler, common)
         tick = parse_every(self.settings.daemon.tick)
         scheduler.add_job(
             self.send,

@@ -181,6 +181,19 @@ class ReplicaRow(SQLModel, table=True):
     last_seen: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
+class SubscriberRow(SQLModel, table=True):
+    """A subscriber kept in the store: added with `paperdigest subscribers add` (`settings`, the
+    subscriber's keys as JSON), or an address of the config's that unsubscribed (`settings` null).
+    `unsubscribed_at` set: never mailed again until added again."""
+
+    __tablename__ = "subscriber"
+
+    email: str = Field(primary_key=True, max_length=320)
+    settings: str | None = None
+    added_at: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    unsubscribed_at: dt.datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+
+
 dump_table = DumpRow.__table__  # type: ignore[attr-defined]
 paper_table = PaperRow.__table__  # type: ignore[attr-defined]
 sighting_table = SightingRow.__table__  # type: ignore[attr-defined]
@@ -190,4 +203,5 @@ outbox_table = OutboxRow.__table__  # type: ignore[attr-defined]
 outbox_message_table = OutboxMessageRow.__table__  # type: ignore[attr-defined]
 rejection_table = RejectionRow.__table__  # type: ignore[attr-defined]
 replica_table = ReplicaRow.__table__  # type: ignore[attr-defined]
+subscriber_table = SubscriberRow.__table__  # type: ignore[attr-defined]
 metadata = SQLModel.metadata

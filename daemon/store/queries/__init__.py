@@ -46,6 +46,7 @@ from paperdigest.store.queries.papers import (
     update_papers,
 )
 from paperdigest.store.queries.replicas import beat, forget_replica, forget_replicas_before, live_replicas, replicas
+from paperdigest.store.queries.subscribers import delete_subscriber, save_subscriber, stored_subscribers
 
 __all__ = [
     "WRITTEN_PAPER_COLUMNS",
@@ -54,6 +55,7 @@ __all__ = [
     "beat",
     "claim_outbox",
     "counts",
+    "delete_subscriber",
     "dump_by_hash",
     "finish_accepted",
     "finish_outbox",
@@ -84,10 +86,12 @@ __all__ = [
     "replicas",
     "resolve_rejections",
     "save_source_state",
+    "save_subscriber",
     "sent_among",
     "sent_and_gained",
     "source_state",
     "source_states",
+    "stored_subscribers",
     "top_papers",
     "update_papers",
 ]

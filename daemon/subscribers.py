@@ -1,0 +1,127 @@
+"""Who gets digests: the config's [[subscribers]], and the subscribers kept in the store
+(`paperdigest subscribers add`). The config wins for the addresses it names. An address that
+unsubscribed (one-click, from the mail) gets nothing, wherever it is listed, until it is added
+again with `subscribers add`.
+
+    effective(engine, settings) -> settings whose `subscribers` are the ones to mail now
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import ValidationError
+from sqlalchemy import Engine
+
+from paperdigest import clock
+from paperdigest.config import Settings, SubscriberSettings, describe_validation_error
+from paperdigest.errors import UsageError
+from paperdigest.store import queries
+
+Origin = Literal["config", "store"]
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """A subscriber as `subscribers list` shows it: where it comes from and whether it is mailed."""
+
+    settings: SubscriberSettings
+    origin: Origin
+    unsubscribed_at: dt.datetime | None
+
+    @property
+    def subscribed(self) -> bool:
+        return self.unsubscribed_at is None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.settings.model_dump(),
+            "origin": self.origin,
+            "subscribed": self.subscribed,
+            "unsubscribed_at": clock.iso(self.unsubscribed_at),
+        }
+
+
+def subscriptions(engine: Engine, settings: Settings) -> list[Subscription]:
+    """Every subscriber, the config's first (in its order), then the store's (by address)."""
+    with engine.connect() as conn:
+        rows = {row.email: row for row in queries.stored_subscribers(conn)}
+    listed = []
+    for subscriber in settings.subscribers:
+        row = rows.get(subscriber.email.lower())
+        listed.append(Subscription(subscriber, "config", clock.as_utc(row.unsubscribed_at) if row else None))
+    named = {s.email.lower() for s in settings.subscribers}
+    for email, row in rows.items():
+        if email in named or row.settings is None:
+            continue
+        stored = _stored_settings(settings, row.settings)
+        if stored is not None:
+            listed.append(Subscription(stored, "store", clock.as_utc(row.unsubscribed_at)))
+    return listed
+
+
+def effective(engine: Engine, settings: Settings) -> Settings:
+    """The settings with the subscribers to mail now: config and store, unsubscribed ones left out."""
+    mailed = [s.settings for s in subscriptions(engine, settings) if s.subscribed]
+    return settings.model_copy(update={"subscribers": mailed})
+
+
+def _stored_settings(settings: Settings, stored: str) -> SubscriberSettings | None:
+    """A stored subscriber, checked again against today's config (a topic may have gone)."""
+    try:
+        subscriber = SubscriberSettings.model_validate(json.loads(stored))
+    except (ValueError, ValidationError):
+        return None
+    if any(topic not in settings.topics for topic in subscriber.topics):
+        return None
+    return subscriber
+
+
+def add(engine: Engine, settings: Settings, values: dict[str, Any]) -> str:
+    """Add a subscriber to the store (or change one, or subscribe an unsubscribed address again).
+    Checked like the config; returns what was done, for the command to print."""
+    try:
+        subscriber = SubscriberSettings.model_validate(values)
+    except ValidationError as exc:
+        raise UsageError(f"subscribers add: {describe_validation_error(exc)}") from None
+    unknown = [topic for topic in subscriber.topics if topic not in settings.topics]
+    if unknown:
+        known = ", ".join(sorted(settings.topics)) or "none defined"
+        raise UsageError(f"subscribers add: --topics: unknown topic {unknown[0]!r} (known: {known})")
+    email = subscriber.email.lower()
+    in_config = any(s.email.lower() == email for s in settings.subscribers)
+    stored = None if in_config else json.dumps(subscriber.model_dump(), sort_keys=True)
+    with engine.connect().execution_options(write=True) as conn, conn.begin():
+        queries.save_subscriber(conn, email, {"settings": stored, "added_at": clock.now(), "unsubscribed_at": None})
+    if in_config:
+        return f"{email} is in the config ({settings.origin}), whose settings it keeps; it is subscribed"
+    return f"{email} added to the store"
+
+
+def remove(engine: Engine, settings: Settings, email: str) -> str:
+    """Remove a subscriber kept in the store. One the config names is the config's to remove."""
+    if any(s.email.lower() == email.lower() for s in settings.subscribers):
+        raise UsageError(f"subscribers remove: {email} is in the config ({settings.origin}): remove it there")
+    with engine.connect().execution_options(write=True) as conn, conn.begin():
+        if not queries.delete_subscriber(conn, email):
+            raise UsageError(f"subscribers remove: no subscriber {email} in the store")
+    return f"{email.lower()} removed"
+
+
+def unsubscribe(engine: Engine, email: str) -> None:
+    """Never mail `email` again, wherever it is listed, until it is added again."""
+    now = clock.now()
+    with engine.connect().execution_options(write=True) as conn, conn.begin():
+        rows = {row.email: row for row in queries.stored_subscribers(conn)}
+        row = rows.get(email.lower())
+        values = {"unsubscribed_at": now} if row is not None else {"added_at": now, "unsubscribed_at": now}
+        queries.save_subscriber(conn, email, values)
+
+
+def unsubscribed(engine: Engine) -> set[str]:
+    """The addresses that unsubscribed (lower-cased)."""
+    with engine.connect() as conn:
+        return {row.email for row in queries.stored_subscribers(conn) if row.unsubscribed_at is not None}
