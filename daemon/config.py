@@ -12,6 +12,7 @@ import json
 import os
 import re
 import tomllib
+import urllib.parse
 from email.utils import getaddresses
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -193,6 +194,30 @@ class SubscriberSettings(_Model):
         return value
 
 
+class WebSettings(_Model):
+    """The web side (`paperdigest web`): one-click unsubscribe, the archive, feeds."""
+
+    base_url: str  # the public URL the mail links to, e.g. https://digest.example.org
+    listen: str = "127.0.0.1:8080"
+    secret_file: FilePath | None = None  # signs the links; or PAPERDIGEST_WEB_SECRET, else made in the state dir
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        parts = urllib.parse.urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError(f"expected an http(s) URL such as 'https://digest.example.org', got {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"expected HOST:PORT such as '127.0.0.1:8080', got {value!r}")
+        return value
+
+
 class Settings(_Model):
     store: StoreSettings = StoreSettings()
     sources: list[SourceSettings] = []
@@ -203,6 +228,7 @@ class Settings(_Model):
     daemon: DaemonSettings = DaemonSettings()
     limits: LimitsSettings = LimitsSettings()
     subscribers: list[SubscriberSettings] = []
+    web: WebSettings | None = None
     origin: Annotated[str, Field(exclude=True)] = "embedded default"
 
     @model_validator(mode="after")

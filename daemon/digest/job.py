@@ -25,10 +25,11 @@ from paperdigest.config import Settings, SubscriberSettings
 from paperdigest.digest import render
 from paperdigest.digest.selection import Digest, build
 from paperdigest.mail import outbox
-from paperdigest.mail.message import build_message, message_id
+from paperdigest.mail.message import build_message, message_id, split_from
 from paperdigest.model import Paper
 from paperdigest.score import HitCache
 from paperdigest.service.schedule import cron_trigger, latest_fire
+from paperdigest.web.links import LinkMaker, link_maker
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,12 +48,24 @@ def current_period(subscriber: SubscriberSettings, now: dt.datetime) -> dt.datet
 
 
 def compose(
-    settings: Settings, built: Digest, period: dt.datetime, now: dt.datetime, env: jinja2.Environment
+    settings: Settings,
+    built: Digest,
+    period: dt.datetime,
+    now: dt.datetime,
+    env: jinja2.Environment,
+    links: LinkMaker | None = None,
 ) -> tuple[dict[str, Any], bytes]:
-    """A digest as the outbox keeps it: its row (status, window, Message-ID, papers) and message."""
+    """A digest as the outbox keeps it: its row (status, window, Message-ID, papers) and message,
+    with its links when `links` (the `[web]` side) is given."""
     subscriber = built.subscriber
+    mail_links = links.for_digest(subscriber.email, period) if links is not None else None
     text, html = render.render_both(
-        built, env, text=subscriber.format in ("text", "both"), html=subscriber.format in ("html", "both")
+        built,
+        env,
+        text=subscriber.format in ("text", "both"),
+        html=subscriber.format in ("html", "both"),
+        links=mail_links,
+        unsubscribe_by_mail=split_from(settings.mail.from_)[1],
     )
     subject = render.subject(built)
     msg_id = message_id(subscriber.email, period, settings.mail.from_)
@@ -65,6 +78,7 @@ def compose(
         html=html,
         msg_id=msg_id,
         date=now,
+        unsubscribe_url=mail_links.unsubscribe if mail_links is not None else None,
     )
     empty = built.empty and not settings.digest.send_empty
     row = {
@@ -92,6 +106,7 @@ def queue_due(engine: Engine, settings: Settings, now: dt.datetime, dry_run: boo
     settings = subscribers.effective(engine, settings)  # the config's and the store's, still subscribed
     planned = []
     env = render.environment(settings.digest.templates)
+    links = link_maker(settings)
     windows: dict[tuple[int, int], list[Paper]] = {}  # subscribers on one cron share their window
     hits = HitCache()  # and score the same papers against the same topics
     for subscriber in settings.subscribers:
@@ -99,7 +114,7 @@ def queue_due(engine: Engine, settings: Settings, now: dt.datetime, dry_run: boo
         if period is None or outbox.holds(engine, subscriber.email, period):
             continue
         built = build(engine, settings, subscriber, now, window_cache=windows, hit_cache=hits)
-        row, message = compose(settings, built, period, now, env)
+        row, message = compose(settings, built, period, now, env, links)
         item = Planned(subscriber.email, period, len(built.papers), row["subject"], row["status"])
         if dry_run or outbox.add(engine, row, message):  # False: another sender stored this period first
             planned.append(item)

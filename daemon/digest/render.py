@@ -19,6 +19,7 @@ from paperdigest.digest import Digest
 from paperdigest.errors import ConfigError
 from paperdigest.model import Paper
 from paperdigest.score import ScoredPaper
+from paperdigest.web.links import MailLinks
 
 EXCERPT_CHARS = 280
 TEXT_WIDTH = 72
@@ -143,7 +144,9 @@ def environment(template_dir: Path | None = None) -> jinja2.Environment:
     return env
 
 
-def _context(digest: Digest) -> dict[str, object]:
+def _context(
+    digest: Digest, links: MailLinks | None = None, unsubscribe_by_mail: str | None = None
+) -> dict[str, object]:
     sections = [{"topic": section.topic, "papers": [_view(p) for p in section.papers]} for section in digest.sections]
     rising = [
         {
@@ -166,15 +169,23 @@ def _context(digest: Digest) -> dict[str, object]:
         "sections": sections,
         "rising": rising,
         "empty": digest.empty,
+        "links": links,  # with [web]: view in the browser, feed, archive, unsubscribe
+        "unsubscribe_by_mail": unsubscribe_by_mail,  # without: the address to write to
     }
 
 
 def render_both(
-    digest: Digest, env: jinja2.Environment | None = None, text: bool = True, html: bool = True
+    digest: Digest,
+    env: jinja2.Environment | None = None,
+    text: bool = True,
+    html: bool = True,
+    links: MailLinks | None = None,
+    unsubscribe_by_mail: str | None = None,
 ) -> tuple[str | None, str | None]:
-    """Text and/or HTML from one context (the papers' views are built once)."""
+    """Text and/or HTML from one context (the papers' views are built once). A mailed digest
+    gets its links (`[web]`), or the address to write to to unsubscribe."""
     env = env or environment()
-    context = _context(digest)
+    context = _context(digest, links, unsubscribe_by_mail)
     text_body = env.get_template("digest.txt.j2").render(context) if text else None
     html_body = str(_INLINER.inline(env.get_template("digest.html.j2").render(context))) if html else None
     return text_body, html_body

@@ -45,6 +45,7 @@ def build_message(
     html: str | None,
     msg_id: str,
     date: dt.datetime,
+    unsubscribe_url: str | None = None,
 ) -> bytes:
     """A message with text/plain first and text/html last when both are given.
 
@@ -64,7 +65,7 @@ def build_message(
         _fold("Date", format_datetime(date)),
         _fold("Message-ID", clean_header(msg_id)),
         _fold("List-Id", f"Paper Digest <digest.{domain}>"),
-        _fold("List-Unsubscribe", f"<mailto:{from_addr}?subject=unsubscribe%20{parseaddr(to_email)[1]}>"),
+        *_unsubscribe_headers(from_addr, parseaddr(to_email)[1], unsubscribe_url),
         b"Auto-Submitted: auto-generated\r\n",
         b"MIME-Version: 1.0\r\n",
     ]
@@ -81,6 +82,17 @@ def build_message(
 
 
 _PLAIN = re.compile(r"[\x20-\x7e]*")
+
+
+def _unsubscribe_headers(from_addr: str, to_addr: str, url: str | None) -> list[bytes]:
+    """List-Unsubscribe: the one-click URL (RFC 8058) when there is one, and the mailto always."""
+    mailto = f"<mailto:{from_addr}?subject=unsubscribe%20{to_addr}>"
+    if url is None:
+        return [_fold("List-Unsubscribe", mailto)]
+    return [
+        _fold("List-Unsubscribe", f"<{clean_header(url)}>, {mailto}"),
+        b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
+    ]
 
 
 def _fold(name: str, value: str) -> bytes:
