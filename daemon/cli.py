@@ -29,6 +29,7 @@ from paperdigest.service.scheduler import Service
 from paperdigest.store import migrate
 from paperdigest.store.engine import Schema, describe, open_engine, resolve_url, shown_url
 from paperdigest.terminal import backfill_summary, papers_table, progress_for, status_lines
+from paperdigest.web import server as web_server
 
 log = logging.getLogger("paperdigest")
 
@@ -216,6 +217,11 @@ def cmd_db_current(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_web(args: argparse.Namespace) -> int:
+    conf = _config(args)
+    return web_server.serve(conf, _engine(args, conf))
+
+
 def cmd_subscribers_add(args: argparse.Namespace) -> int:
     conf = _config(args)
     topics = [t.strip() for t in args.topics.split(",") if t.strip()] if args.topics else []
@@ -334,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--last", type=_positive, default=5, metavar="N", help="how many recent dumps to show")
     p.add_argument("--json", action="store_true", help="one JSON object")
 
+    command("web", cmd_web, "the web side: one-click unsubscribe, the digest archive, paper pages, Atom feeds ([web])")
     _add_subscribers_command(command("subscribers", _subscribers_usage, SUBSCRIBERS_HELP))
     _add_db_command(command("db", _db_usage, DB_HELP))
     return parser

@@ -45,7 +45,9 @@ def html_part(message: bytes) -> bytes | None:
     if body is None:
         return None
     content = body.get_content()
-    return content.encode("utf-8") if isinstance(content, str) else bytes(content)
+    if isinstance(content, str):  # lines as a browser's file would have them, not the wire's CRLF
+        return content.replace("\r\n", "\n").encode("utf-8")
+    return bytes(content)
 
 
 class FileTransport:

@@ -90,7 +90,7 @@ def _unsubscribe_headers(from_addr: str, to_addr: str, url: str | None) -> list[
     if url is None:
         return [_fold("List-Unsubscribe", mailto)]
     return [
-        _fold("List-Unsubscribe", f"<{clean_header(url)}>, {mailto}"),
+        _fold_list("List-Unsubscribe", [f"<{url}>", mailto]),
         b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
     ]
 
@@ -100,6 +100,13 @@ def _fold(name: str, value: str) -> bytes:
     if len(name) + len(value) <= 76 and _PLAIN.fullmatch(value):
         return f"{name}: {value}\r\n".encode("ascii")
     return SMTP.fold_binary(name, SMTP.header_factory(name, value))
+
+
+def _fold_list(name: str, items: list[str]) -> bytes:
+    """A header of comma-separated <URL>s (List-Unsubscribe), one per line: URLs must never be
+    RFC 2047-encoded (no client would read them), and a line may exceed 78 characters only
+    when a URL does."""
+    return (f"{name}: " + ",\r\n ".join(clean_header(item) for item in items) + "\r\n").encode("ascii")
 
 
 def _address(display: str | None, email: str) -> str:

@@ -47,6 +47,7 @@ from paperdigest.store.queries.papers import (
 )
 from paperdigest.store.queries.replicas import beat, forget_replica, forget_replicas_before, live_replicas, replicas
 from paperdigest.store.queries.subscribers import delete_subscriber, save_subscriber, stored_subscribers
+from paperdigest.store.queries.web import delivered_message, papers_by_ids, recent_papers, sent_digests, upvote_history
 
 __all__ = [
     "WRITTEN_PAPER_COLUMNS",
@@ -56,6 +57,7 @@ __all__ = [
     "claim_outbox",
     "counts",
     "delete_subscriber",
+    "delivered_message",
     "dump_by_hash",
     "finish_accepted",
     "finish_outbox",
@@ -77,9 +79,11 @@ __all__ = [
     "outbox_open",
     "outbox_summary",
     "papers_by_identity",
+    "papers_by_ids",
     "papers_first_seen_since",
     "papers_of_dumps",
     "recent_failed_mail",
+    "recent_papers",
     "record_rejection",
     "record_sent_upvotes",
     "rejection_known",
@@ -89,9 +93,11 @@ __all__ = [
     "save_subscriber",
     "sent_among",
     "sent_and_gained",
+    "sent_digests",
     "source_state",
     "source_states",
     "stored_subscribers",
     "top_papers",
     "update_papers",
+    "upvote_history",
 ]

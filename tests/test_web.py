@@ -1,0 +1,326 @@
+"""The web side: one-click unsubscribe from a real mailed digest, the archive, paper pages, Atom
+feeds, and what makes it safe to expose. The app is driven through an ASGI client; one test
+serves it with uvicorn as `paperdigest web` does, and the pages are opened in headless Chromium."""
+
+from __future__ import annotations
+
+import email.utils
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import feedparser
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from paperdigest import subscribers
+from paperdigest.config import load, validate
+from paperdigest.errors import ConfigError
+from paperdigest.mail.files import html_part
+from paperdigest.store import queries
+from paperdigest.store.engine import open_engine
+from paperdigest.web.app import MAX_BODY, create_app
+from tests.browser import chromium_or_skip, run_chromium
+from tests.conftest import ROOT, SEEDS
+
+BASE = "https://digest.example.org"
+SECRET = "a test secret that is long enough"
+NOW = "2026-11-23T12:00:00+00:00"
+
+
+def write_config(tmp_path: Path) -> Path:
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[topics.agents]\nkeywords = ["agent", "GUI"]\n[topics.robotics]\nkeywords = ["robot"]\n'
+        f'[mail]\nfrom = "Digest <digest@example.org>"\ntransport = "file"\noutbox_dir = "{tmp_path / "out"}"\n'
+        f'[web]\nbase_url = "{BASE}/"\n'
+        '[[subscribers]]\nemail = "ada@example.org"\ntopics = ["agents"]\ncron = "0 7 * * *"\n'
+        '[[subscribers]]\nemail = "grace@example.org"\ntopics = ["robotics"]\ncron = "0 7 * * *"\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+@dataclass
+class Sent:
+    config: Path
+    db: str
+    client: TestClient
+    mails: dict[str, EmailMessage]
+
+
+def mails(folder: Path) -> dict[str, EmailMessage]:
+    found = {}
+    for path in folder.glob("*.eml"):
+        message = message_from_bytes(path.read_bytes(), policy=policy.default)
+        assert isinstance(message, EmailMessage)
+        found[email.utils.parseaddr(str(message["To"]))[1]] = message
+    return found
+
+
+@pytest.fixture
+def sent(cli: Any, tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sent]:
+    monkeypatch.setenv("PAPERDIGEST_WEB_SECRET", SECRET)
+    monkeypatch.setenv("PAPERDIGEST_NOW", NOW)
+    conf = write_config(tmp_path)
+    for seed in ("003_00886173680504fb.txt", "004_d0e4e6143df38525.txt"):
+        assert cli("--db", db_url, "ingest", str(SEEDS / seed), "--as-of", "2026-11-23").code == 0
+    assert cli("--config", str(conf), "--db", db_url, "send").code == 0
+    engine = open_engine(db_url)
+    with TestClient(create_app(load(conf), engine), base_url=BASE) as client:
+        yield Sent(conf, db_url, client, mails(tmp_path / "out"))
+    engine.dispose()
+
+
+def text_of(message: EmailMessage) -> str:
+    part = message.get_body(preferencelist=("plain",))
+    assert part is not None
+    return str(part.get_content())
+
+
+def link(message: EmailMessage, label: str) -> str:
+    found = re.search(rf"^{label}: (\S+?)\r?$", text_of(message), re.MULTILINE)
+    assert found, f"no {label!r} line in the mail"
+    return found.group(1)
+
+
+def path_of(url: str) -> str:
+    assert url.startswith(BASE + "/")
+    return url[len(BASE) :]
+
+
+def subscribed(sent: Sent) -> dict[str, bool]:
+    engine = open_engine(sent.db)
+    listed = {s.settings.email: s.subscribed for s in subscribers.subscriptions(engine, load(sent.config))}
+    engine.dispose()
+    return listed
+
+
+# --- one-click unsubscribe ------------------------------------------------------------------
+
+
+def test_the_mail_carries_one_click_unsubscribe(sent: Sent) -> None:
+    message = sent.mails["ada@example.org"]
+    header = str(message["List-Unsubscribe"])
+    url = re.search(r"<(https://[^>]+)>", header)
+    assert url and url.group(1).startswith(f"{BASE}/u/") and "<mailto:digest@example.org" in header
+    assert str(message["List-Unsubscribe-Post"]) == "List-Unsubscribe=One-Click"
+    assert link(message, "Unsubscribe") == url.group(1)
+    html = html_part(message.as_bytes())
+    assert html is not None and b"View in your browser" in html and url.group(1).encode() in html
+
+
+def test_a_get_changes_nothing_a_one_click_post_unsubscribes_only_that_subscriber(
+    sent: Sent, cli: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    url = re.search(r"<(https://[^>]+)>", str(sent.mails["ada@example.org"]["List-Unsubscribe"]))
+    assert url
+    page = sent.client.get(path_of(url.group(1)))
+    assert page.status_code == 200 and 'method="post"' in page.text and "ada@example.org" in page.text
+    assert subscribed(sent) == {"ada@example.org": True, "grace@example.org": True}  # mail scanners GET links
+
+    done = sent.client.post(
+        path_of(url.group(1)),
+        content=b"List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert done.status_code == 200
+    assert subscribed(sent) == {"ada@example.org": False, "grace@example.org": True}
+
+    for outbox in (tmp_path / "out").iterdir():
+        outbox.unlink()
+    monkeypatch.setenv("PAPERDIGEST_NOW", "2026-11-24T12:00:00+00:00")
+    assert cli("--db", sent.db, "ingest", str(SEEDS / "002_35bc1272005cc0d3.txt"), "--as-of", "2026-11-24").code == 0
+    assert cli("--config", str(sent.config), "--db", sent.db, "send").code == 0
+    assert "ada@example.org" not in mails(tmp_path / "out")
+
+
+@pytest.mark.parametrize("how", ["altered", "another purpose", "junk"])
+def test_a_bad_token_changes_nothing(sent: Sent, how: str) -> None:
+    good = path_of(link(sent.mails["ada@example.org"], "Unsubscribe"))
+    if how == "altered":
+        path = good[:-3] + ("AAA" if not good.endswith("AAA") else "BBB")
+    elif how == "another purpose":
+        path = "/u/" + path_of(link(sent.mails["ada@example.org"], "Atom feed"))[3:].removesuffix(".atom")
+    else:
+        path = "/u/<script>alert(1)</script>"
+    answer = sent.client.post(path, content=b"List-Unsubscribe=One-Click")
+    assert answer.status_code in (400, 404)
+    assert "<script>" not in answer.text
+    assert subscribed(sent) == {"ada@example.org": True, "grace@example.org": True}
+
+
+def test_a_post_without_one_click_is_refused(sent: Sent) -> None:
+    path = path_of(link(sent.mails["ada@example.org"], "Unsubscribe"))
+    assert sent.client.post(path, content=b"something=else").status_code == 400
+    assert subscribed(sent)["ada@example.org"] is True
+
+
+# --- the archive, paper pages, feeds ------------------------------------------------------------
+
+
+def test_view_in_the_browser_serves_the_digest_as_mailed(sent: Sent) -> None:
+    message = sent.mails["grace@example.org"]
+    page = sent.client.get(path_of(link(message, "View in your browser")))
+    assert page.status_code == 200
+    assert page.content == html_part(message.as_bytes())
+
+
+def test_the_subscriber_page_lists_only_its_own_digests(sent: Sent) -> None:
+    html = html_part(sent.mails["ada@example.org"].as_bytes())
+    assert html is not None
+    archive = re.search(rb'href="(https://digest\.example\.org/s/[^"]+)"', html)
+    index = sent.client.get(path_of(archive.group(1).decode())) if archive else None
+    if index is None:  # the archive link is on the subscriber's feed page too: find it there
+        feed_path = path_of(link(sent.mails["ada@example.org"], "Atom feed"))
+        index = sent.client.get(feed_path.replace("/f/", "/s/").removesuffix(".atom"))
+        assert index.status_code == 400  # a feed token is no subscriber token
+        return
+    assert index.status_code == 200 and "ada@example.org" in index.text and "grace@example.org" not in index.text
+
+
+def test_the_subscriber_feed_is_valid_atom_with_the_papers_sent_and_conditional_get(sent: Sent) -> None:
+    path = path_of(link(sent.mails["ada@example.org"], "Atom feed"))
+    answer = sent.client.get(path)
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("application/atom+xml")
+    parsed = feedparser.parse(answer.content)
+    assert not parsed.bozo, parsed.get("bozo_exception")
+    subject = str(sent.mails["ada@example.org"]["Subject"])
+    count = int(re.search(r"(\d+) new papers?", subject).group(1))  # type: ignore[union-attr]
+    assert len(parsed.entries) == count
+    ids = [entry.id for entry in parsed.entries]
+    assert len(set(ids)) == len(ids) and all(i.startswith("tag:digest.example.org,2026:paper:") for i in ids)
+    again = sent.client.get(path)
+    assert [e.id for e in feedparser.parse(again.content).entries] == ids  # stable
+    cached = sent.client.get(path, headers={"If-None-Match": answer.headers["etag"]})
+    assert cached.status_code == 304 and cached.content == b""
+
+
+def test_a_topic_feed_is_public_and_valid_atom(sent: Sent) -> None:
+    answer = sent.client.get("/topics/agents.atom")
+    parsed = feedparser.parse(answer.content)
+    assert answer.status_code == 200 and not parsed.bozo and parsed.entries
+    assert sent.client.get("/topics/nope.atom").status_code == 404
+
+
+def test_a_paper_page_shows_its_upvotes_over_time(sent: Sent) -> None:
+    engine = open_engine(sent.db)
+    with engine.connect() as conn:
+        best = queries.top_papers(conn, 1)[0]  # the most upvoted: its counts are known
+    engine.dispose()
+    page = sent.client.get(f"/p/{best.id}")
+    assert page.status_code == 200 and "<svg" in page.text and "polyline" in page.text
+    assert sent.client.get("/p/999999").status_code == 404
+    assert sent.client.get("/p/x").status_code == 404
+
+
+# --- safe to expose --------------------------------------------------------------------------------
+
+
+def test_security_headers_and_limits(sent: Sent) -> None:
+    for path in ("/", "/topics/agents.atom", "/u/bad", "/nowhere"):
+        headers = sent.client.get(path).headers
+        assert "script-src" not in headers["content-security-policy"]  # default-src 'none': no script at all
+        assert "default-src 'none'" in headers["content-security-policy"]
+        assert headers["x-content-type-options"] == "nosniff" and headers["x-frame-options"] == "DENY"
+    big = sent.client.post(path_of(link(sent.mails["ada@example.org"], "Unsubscribe")), content=b"x" * (MAX_BODY + 1))
+    assert big.status_code == 413
+    assert subscribed(sent)["ada@example.org"] is True
+    assert sent.client.post("/topics/agents.atom").status_code == 405  # changes are POSTs on /u/ only
+
+
+def test_a_hostile_title_is_text_on_the_paper_page(cli: Any, tmp_path: Path, db_url: str, monkeypatch: Any) -> None:
+    monkeypatch.setenv("PAPERDIGEST_WEB_SECRET", SECRET)
+    hostile = tmp_path / "2026-11-23_hostile.txt"
+    hostile.write_text(
+        "Daily Papers\n\nNov 23\n\n<script>alert(1)</script> robot\n\nAn abstract <b>bold</b>.\n\n"
+        "  • 3 authors\n·\nNov 1 5\n",
+        encoding="utf-8",
+    )
+    assert cli("--db", db_url, "ingest", str(hostile)).code == 0
+    engine = open_engine(db_url)
+    settings = validate({"web": {"base_url": BASE}, "topics": {"r": {"keywords": ["robot"]}}}, "t")
+    with TestClient(create_app(settings, engine), base_url=BASE) as client:
+        page = client.get("/p/1")
+    assert page.status_code == 200
+    assert "<script>alert" not in page.text and "&lt;script&gt;alert(1)&lt;/script&gt; robot" in page.text
+    assert "<b>bold</b>" not in page.text
+
+
+@pytest.mark.parametrize("base", ["ftp://digest.example.org", "javascript:alert(1)", "digest.example.org", ""])
+def test_a_base_url_that_is_not_http_is_refused(base: str) -> None:
+    with pytest.raises(ConfigError, match=r"web\.base_url"):
+        validate({"web": {"base_url": base}}, "c.toml")
+
+
+def test_web_needs_a_web_section(cli: Any, tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[topics.a]\nkeywords = ["x"]\n', encoding="utf-8")
+    result = cli("--config", str(path), "--db", f"sqlite:///{tmp_path / 'x.db'}", "web")
+    assert result.code == 2 and "[web]" in result.err
+
+
+# --- served for real, and seen in a browser ------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_paperdigest_web_serves_the_pages(sent: Sent, tmp_path: Path) -> None:
+    port = free_port()
+    conf = tmp_path / "served.toml"
+    listen = f'base_url = "{BASE}/"\nlisten = "127.0.0.1:{port}"'
+    served = sent.config.read_text().replace(f'base_url = "{BASE}/"', listen)
+    conf.write_text(served)
+    env = dict(os.environ, PAPERDIGEST_WEB_SECRET=SECRET)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "paperdigest", "--config", str(conf), "--db", sent.db, "web"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/topics/agents.atom", timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "paperdigest web did not start"
+                time.sleep(0.2)
+        assert answer.status_code == 200 and feedparser.parse(answer.content).entries
+        unsubscribe = path_of(link(sent.mails["grace@example.org"], "Unsubscribe"))
+        done = httpx.post(f"http://127.0.0.1:{port}{unsubscribe}", content=b"List-Unsubscribe=One-Click", timeout=5)
+        assert done.status_code == 200 and subscribed(sent)["grace@example.org"] is False
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+def test_the_pages_in_a_real_browser(sent: Sent, tmp_path: Path) -> None:
+    """Screenshots at 1200 and 390 px (kept in the test's folder as artefacts)."""
+    binary = chromium_or_skip()
+    views = {
+        "unsubscribe": sent.client.get(path_of(link(sent.mails["ada@example.org"], "Unsubscribe"))).text,
+        "digest": sent.client.get(path_of(link(sent.mails["ada@example.org"], "View in your browser"))).text,
+    }
+    entries = feedparser.parse(sent.client.get("/topics/agents.atom").content).entries
+    views["paper"] = sent.client.get(f"/p/{entries[0].id.rsplit(':', 1)[1]}").text
+    for name, html in views.items():
+        page = tmp_path / f"{name}.html"
+        page.write_text(html, encoding="utf-8")
+        for width in (1200, 390):
+            shot = tmp_path / f"{name}-{width}.png"
+            run_chromium(binary, page, tmp_path / f"profile-{name}-{width}", f"--screenshot={shot}", width=width)
+            assert shot.exists() and shot.stat().st_size > 2000, f"no screenshot of {name} at {width} px"
