@@ -245,8 +245,10 @@ def cmd_subscribers_list(args: argparse.Namespace) -> int:
     for s in listed:
         state = "subscribed" if s.subscribed else f"unsubscribed {clock.iso(s.unsubscribed_at)}"
         topics = ", ".join(s.settings.topics) or "everything"
-        print(f"{s.settings.email}  [{s.origin}, {state}]  topics: {topics}; cron {s.settings.cron!r} "
-              f"{s.settings.timezone}; {s.settings.format}; at most {s.settings.max_papers}")
+        print(
+            f"{s.settings.email}  [{s.origin}, {state}]  topics: {topics}; cron {s.settings.cron!r} "
+            f"{s.settings.timezone}; {s.settings.format}; at most {s.settings.max_papers}"
+        )
     return EXIT_OK
 
 

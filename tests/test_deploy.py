@@ -21,6 +21,8 @@ from paperdigest import config
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 UNIT = DEPLOY / "paperdigest.service"
+WEB_UNIT = DEPLOY / "paperdigest-web.service"
+UNITS = pytest.mark.parametrize("unit_file", [UNIT, WEB_UNIT], ids=lambda path: path.name)
 EXAMPLE = DEPLOY / "config.example.toml"
 UNIT_NAME = UNIT.name
 INSTALLED_EXEC = "/opt/paperdigest/venv/bin/paperdigest"
@@ -62,18 +64,18 @@ def paperdigest_executable() -> str:
     return found
 
 
-def local_copy(tmp_path: Path, text: str | None = None) -> Path:
+def local_copy(tmp_path: Path, text: str | None = None, unit_file: Path = UNIT) -> Path:
     """The unit with ExecStart pointed at the paperdigest installed here (the /opt venv does not
     exist on a test machine, and verify rightly refuses a missing executable). Nothing else changes."""
-    text = UNIT.read_text(encoding="utf-8") if text is None else text
+    text = unit_file.read_text(encoding="utf-8") if text is None else text
     prefix = f"ExecStart={INSTALLED_EXEC} "
     lines = text.splitlines(keepends=True)
     starts = [i for i, line in enumerate(lines) if line.startswith(prefix)]
-    assert len(starts) == 1, f"expected exactly one line starting with {prefix!r} in {UNIT}"
+    assert len(starts) == 1, f"expected exactly one line starting with {prefix!r} in {unit_file}"
     lines[starts[0]] = lines[starts[0]].replace(INSTALLED_EXEC, paperdigest_executable(), 1)
     folder = tmp_path / "units"
     folder.mkdir()
-    copy = folder / UNIT_NAME
+    copy = folder / unit_file.name
     copy.write_text("".join(lines), encoding="utf-8")
     return copy
 
@@ -90,8 +92,9 @@ def verify_complaints(unit: Path) -> tuple[int, list[str], str]:
 # --- the unit ------------------------------------------------------------------------------
 
 
-def test_unit_verifies_cleanly(tmp_path: Path) -> None:
-    code, complaints, output = verify_complaints(local_copy(tmp_path))
+@UNITS
+def test_unit_verifies_cleanly(tmp_path: Path, unit_file: Path) -> None:
+    code, complaints, output = verify_complaints(local_copy(tmp_path, unit_file=unit_file))
     assert code == 0, f"systemd-analyze verify failed ({code}):\n{output}"
     assert complaints == [], "systemd-analyze verify complains about the unit:\n" + "\n".join(complaints)
 
@@ -104,11 +107,12 @@ def test_verify_check_catches_bad_directives(tmp_path: Path) -> None:
     assert any("bogus" in line for line in complaints), output
 
 
-def test_unit_exposure_is_at_most_2() -> None:
-    proc = run_analyze("security", "--offline=true", "--no-pager", str(UNIT))
+@UNITS
+def test_unit_exposure_is_at_most_2(unit_file: Path) -> None:
+    proc = run_analyze("security", "--offline=true", "--no-pager", str(unit_file))
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"systemd-analyze security failed ({proc.returncode}):\n{output}"
-    match = re.search(rf"Overall exposure level for {re.escape(UNIT_NAME)}: (\d+(?:\.\d+)?)", output)
+    match = re.search(rf"Overall exposure level for {re.escape(unit_file.name)}: (\d+(?:\.\d+)?)", output)
     assert match, f"no 'Overall exposure level' line in:\n{output}"
     exposure = float(match[1])
     assert exposure <= MAX_EXPOSURE, f"exposure {exposure} > {MAX_EXPOSURE}:\n{output}"
@@ -137,6 +141,24 @@ def test_unit_contract() -> None:
     assert "PYTHONUNBUFFERED=1" in " ".join(unit["Environment"])
     assert one("RestrictAddressFamilies").split() == ["AF_UNIX", "AF_INET", "AF_INET6"]
     assert "ExecStartPre" not in unit, "systemd 252 hides credentials from all but the first command"
+
+
+def test_web_unit_contract() -> None:
+    """The web side runs as the daemon's user on the daemon's state (the store, and the secret the
+    daemon signs mailed links with), serves `paperdigest web`, and the daemon does not need it."""
+    daemon, web = directives(UNIT), directives(WEB_UNIT)
+    assert web["ExecStart"] == [f"{INSTALLED_EXEC} --config /etc/paperdigest/config.toml web"]
+    assert web["Type"] == ["exec"]  # uvicorn does not speak sd_notify
+    for shared in ("DynamicUser", "User", "Group", "UMask", "ConfigurationDirectory", "WorkingDirectory"):
+        assert web[shared] == daemon[shared], shared
+    assert web["StateDirectory"][0].split()[0] == daemon["StateDirectory"][0].split()[0]
+    assert "LoadCredential" not in web, "the web side needs no SMTP password"
+    needs = [value for key in ("Wants", "Requires", "BindsTo") for value in daemon.get(key, [])]
+    assert not any("paperdigest-web" in value for value in needs)
+    # The same sandbox, line for line: the web side is no less hardened than the daemon.
+    sandbox = [key for key in daemon if key.startswith(("Protect", "Private", "Restrict", "SystemCall", "Lock"))]
+    for key in [*sandbox, "NoNewPrivileges", "CapabilityBoundingSet", "MemoryDenyWriteExecute", "ProcSubset"]:
+        assert web.get(key) == daemon[key], key
 
 
 # --- the example config ----------------------------------------------------------------------

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 from email import message_from_bytes, policy
+from email.header import decode_header, make_header
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.header import decode_header, make_header
 from email.utils import format_datetime, parseaddr
 
 from hypothesis import example, given

@@ -94,6 +94,13 @@ def link(message: EmailMessage, label: str) -> str:
     return found.group(1)
 
 
+def html_link(message: EmailMessage, label: str) -> str:
+    html = html_part(message.as_bytes())
+    found = re.search(rf'<a href="([^"]+)"[^>]*>{label}</a>', (html or b"").decode("utf-8"))
+    assert found, f"no {label!r} link in the mail's HTML"
+    return found.group(1)
+
+
 def path_of(url: str) -> str:
     assert url.startswith(BASE + "/")
     return url[len(BASE) :]
@@ -177,16 +184,16 @@ def test_view_in_the_browser_serves_the_digest_as_mailed(sent: Sent) -> None:
 
 
 def test_the_subscriber_page_lists_only_its_own_digests(sent: Sent) -> None:
-    html = html_part(sent.mails["ada@example.org"].as_bytes())
-    assert html is not None
-    archive = re.search(rb'href="(https://digest\.example\.org/s/[^"]+)"', html)
-    index = sent.client.get(path_of(archive.group(1).decode())) if archive else None
-    if index is None:  # the archive link is on the subscriber's feed page too: find it there
-        feed_path = path_of(link(sent.mails["ada@example.org"], "Atom feed"))
-        index = sent.client.get(feed_path.replace("/f/", "/s/").removesuffix(".atom"))
-        assert index.status_code == 400  # a feed token is no subscriber token
-        return
+    archive = html_link(sent.mails["ada@example.org"], "Past digests")
+    index = sent.client.get(path_of(archive))
     assert index.status_code == 200 and "ada@example.org" in index.text and "grace@example.org" not in index.text
+    view = link(sent.mails["ada@example.org"], "View in your browser")
+    assert view in index.text  # the digest just mailed is listed
+    grace = path_of(html_link(sent.mails["grace@example.org"], "Past digests"))
+    assert grace != path_of(archive) and view not in sent.client.get(grace).text
+    feed = path_of(link(sent.mails["ada@example.org"], "Atom feed"))
+    as_subscriber = feed.replace("/f/", "/s/").removesuffix(".atom")
+    assert sent.client.get(as_subscriber).status_code == 400  # a feed token is no subscriber token
 
 
 def test_the_subscriber_feed_is_valid_atom_with_the_papers_sent_and_conditional_get(sent: Sent) -> None:
