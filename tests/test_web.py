@@ -316,18 +316,22 @@ def test_paperdigest_web_serves_the_pages(sent: Sent, tmp_path: Path) -> None:
 
 
 def test_the_pages_in_a_real_browser(sent: Sent, tmp_path: Path) -> None:
-    """Screenshots at 1200 and 390 px (kept in the test's folder as artefacts)."""
+    """Screenshots at 1200 and 390 px, kept as artefacts in $PAPERDIGEST_ARTIFACTS/web (or the
+    test's folder)."""
     binary = chromium_or_skip()
+    folder = Path(os.environ.get("PAPERDIGEST_ARTIFACTS") or tmp_path) / "web"
+    folder.mkdir(parents=True, exist_ok=True)
     views = {
+        "past-digests": sent.client.get(path_of(html_link(sent.mails["ada@example.org"], "Past digests"))).text,
         "unsubscribe": sent.client.get(path_of(link(sent.mails["ada@example.org"], "Unsubscribe"))).text,
         "digest": sent.client.get(path_of(link(sent.mails["ada@example.org"], "View in your browser"))).text,
     }
     entries = feedparser.parse(sent.client.get("/topics/agents.atom").content).entries
     views["paper"] = sent.client.get(f"/p/{entries[0].id.rsplit(':', 1)[1]}").text
     for name, html in views.items():
-        page = tmp_path / f"{name}.html"
+        page = folder / f"{name}.html"
         page.write_text(html, encoding="utf-8")
         for width in (1200, 390):
-            shot = tmp_path / f"{name}-{width}.png"
+            shot = folder / f"{name}-{width}.png"
             run_chromium(binary, page, tmp_path / f"profile-{name}-{width}", f"--screenshot={shot}", width=width)
             assert shot.exists() and shot.stat().st_size > 2000, f"no screenshot of {name} at {width} px"
