@@ -6,8 +6,9 @@ import binascii
 import datetime as dt
 import hashlib
 import re
+from email.header import Header
 from email.policy import SMTP
-from email.utils import format_datetime, formataddr, getaddresses, parseaddr
+from email.utils import format_datetime, getaddresses, parseaddr
 
 from paperdigest.errors import ConfigError
 
@@ -49,8 +50,8 @@ def build_message(
 ) -> bytes:
     """A message with text/plain first and text/html last when both are given.
 
-    Headers that carry people's text go through the email package's SMTP policy (RFC 2047
-    encoding and folding) unless they are short printable ASCII already. The bodies are UTF-8, quoted-printable by the C
+    The Subject goes through the email package's SMTP policy (RFC 2047 encoding and folding)
+    unless it is short printable ASCII already; addresses are written by _address. The bodies are UTF-8, quoted-printable by the C
     encoder, and the MIME frame is written here: the email package's content manager and
     generator cost several times more than everything else in a digest, for the same bytes.
     """
@@ -59,8 +60,8 @@ def build_message(
     from_name, from_addr = split_from(from_header)
     domain = from_addr.rsplit("@", 1)[1]
     head = [
-        _fold("From", _address(from_name, from_addr)),
-        _fold("To", _address(to_name, to_email)),
+        _address("From", from_name, from_addr),
+        _address("To", to_name, to_email),
         _fold("Subject", clean_header(subject)),
         _fold("Date", format_datetime(date)),
         _fold("Message-ID", clean_header(msg_id)),
@@ -82,6 +83,7 @@ def build_message(
 
 
 _PLAIN = re.compile(r"[\x20-\x7e]*")
+_PHRASE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")  # atoms, one space apart
 
 
 def _unsubscribe_headers(from_addr: str, to_addr: str, url: str | None) -> list[bytes]:
@@ -109,10 +111,25 @@ def _fold_list(name: str, items: list[str]) -> bytes:
     return (f"{name}: " + ",\r\n ".join(clean_header(item) for item in items) + "\r\n").encode("ascii")
 
 
-def _address(display: str | None, email: str) -> str:
-    """'Name <addr>': formataddr quotes and RFC 2047-encodes the name in microseconds, where
-    the policy's address parser takes a fifth of a millisecond; _fold folds what is too long."""
-    return formataddr((clean_header(display or ""), email), charset="utf-8")
+def _address(field: str, display: str | None, email: str) -> bytes:
+    """'Field: Name <addr>' folded. A printable ASCII name that fits is written as is when
+    it is atoms one space apart and quoted otherwise; any other (non-ASCII, long, or holding
+    "=?" that a reader might decode) is RFC 2047-encoded whole, in as many encoded words as its
+    length needs. The policy's own address folder is not used: it re-emits an encoded name
+    partly as bare atoms, where a ")" ends the name for every parser ("0) <NBSP>...")."""
+    name = clean_header(display or "")
+    if not name:
+        return _fold(field, email)
+    if _PHRASE.fullmatch(name):
+        plain = f"{name} <{email}>"
+    else:  # quoted, so that no reader folds its white space or reads its specials
+        plain = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + f'" <{email}>'
+    if "=?" not in name and _PLAIN.fullmatch(plain) and len(field) + 2 + len(plain) <= 78:
+        return f"{field}: {plain}\r\n".encode("ascii")
+    words = Header(name, "utf-8", header_name=field).encode(linesep="\r\n")
+    last_line = len(words) - words.rfind("\n") - 1 if "\n" in words else len(field) + 2 + len(words)
+    space = " " if last_line + 3 + len(email) <= 78 else "\r\n "
+    return f"{field}: {words}{space}<{email}>\r\n".encode("ascii")
 
 
 def _part(subtype: str, body: str) -> bytes:
