@@ -56,7 +56,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--pairs", type=int, help="ours/floor pairs per figure (default 5; --quick 3; fewer than 3 is no figure)")
     add("--engine", choices=("sqlite", "postgresql", "both"),
         help="default: both when a PostgreSQL server can be started here, else sqlite")
-    add("--cores", default="1,2", help="core counts to pin the processes to, e.g. 1 or 1,2 (default 1,2)")
+    add("--cores", help="core counts to pin the processes to, e.g. 1 or 1,2 (default 1,2; 1 on a one-core machine)")
     add("--parts", default=",".join(PARTS), help=f"what to measure, of {','.join(PARTS)} (default all)")
     add("--dumps", type=int, help="ingest: dumps (default 2000; --quick 200)")
     add("--entries", type=int, default=200, help="ingest: entries per dump (default 200)")
@@ -82,11 +82,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     if unknown := set(args.parts) - set(PARTS):
         parser.error(f"--parts: unknown {sorted(unknown)}; choose from {','.join(PARTS)}")
+    usable = sorted(os.sched_getaffinity(0))
     try:
-        args.cores = sorted({int(c) for c in args.cores.split(",")})
+        args.cores = sorted({int(c) for c in (args.cores or ("1,2" if len(usable) > 1 else "1")).split(",")})
     except ValueError:
         parser.error("--cores: a list of whole numbers, e.g. 1,2")
-    usable = sorted(os.sched_getaffinity(0))
     if not args.cores or min(args.cores) < 1 or max(args.cores) > len(usable):
         parser.error(f"--cores: between 1 and {len(usable)} (the cores this process may use)")
     if min(args.pairs, args.dumps, args.entries, args.papers, args.subscribers) < 1:
