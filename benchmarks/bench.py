@@ -24,6 +24,7 @@ import platform
 import pstats
 import shutil
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
@@ -177,6 +178,20 @@ def warm_up(env: dict[str, str], log_file: Path) -> None:
     pairs.run([*bench_mail.paperdigest_command(), "--version"], cpus=None, env=env, log=log_file)
 
 
+def startup(env: dict[str, str], workdir: Path, cpus: set[int], repeats: int = 5) -> dict[str, Any]:
+    """What starting alone costs, on one core: the interpreter, and our program's imports
+    (`paperdigest --version` imports the whole command line before it prints). Medians."""
+    commands = {"python -c pass": [sys.executable, "-c", "pass"],
+                "paperdigest --version": [*bench_mail.paperdigest_command(), "--version"]}
+    found: dict[str, Any] = {}
+    for name, command in commands.items():
+        runs = [pairs.run(command, cpus=cpus, env=env, log=workdir / "startup.log") for _ in range(repeats)]
+        found[name] = {"wall_s": round(statistics.median(r.wall_s for r in runs), 3),
+                       "cpu_s": round(statistics.median(r.cpu_s for r in runs), 3),
+                       "peak_rss_mb": round(statistics.median(r.peak_rss_mb for r in runs), 1)}
+    return found
+
+
 def measure_pairs(part: str, pair: Any, engine: stores.Engine, cores: int, cpus: set[int], count: int,
                   servers: list[int]) -> dict[str, Any]:
     """`count` pairs of one figure; the servers pinned to the same cores as the processes."""
@@ -302,6 +317,10 @@ def render_text(report: dict[str, Any]) -> str:
         f"command   {report['command']}",
     ]
     lines += [f"note      {n}" for n in report["notes"]]
+    if "startup" in report:
+        lines.append("start-up  " + ", ".join(f"`{name}` {x['wall_s']:.2f} s wall, {x['cpu_s']:.2f} s CPU, "
+                                              f"{x['peak_rss_mb']:.0f} MB" for name, x in report["startup"].items())
+                     + " (medians of 5, one core)")
     if "ingest" in report:
         p, d = report["ingest"]["params"], report["ingest"]["data"]
         lines += ["", f"ingest: `paperdigest --db URL backfill DIR --json` against benchmarks/floor.py; "
@@ -371,8 +390,8 @@ def profile_text(part: str, stats_file: Path, wall: float, top: int) -> str:
     raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
     total = sum(entry[2] for entry in raw.values())
     main = sum(entry[3] for (file, _, name), entry in raw.items() if file.endswith("cli.py") and name == "main")
-    out.write(f"wall {wall:.2f} s under the profiler; profiled CPU {total:.2f} s; before `main` "
-              f"(interpreter start-up not included, imports) {total - main:.2f} s\n")
+    out.write(f"wall {wall:.2f} s under the profiler (which slows Python code down); profiled {total:.2f} s, of "
+              f"which outside `main` (imports, module set-up) {total - main:.2f} s\n")
     for label, suffix, function in PHASES[part]:
         cumulative = sum(entry[3] for (file, _, name), entry in raw.items()
                          if file.endswith(suffix) and name == function)
@@ -440,6 +459,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
             if args.profile:
                 print(run_profiles(args, workdir, data_dir, engines, sink))
                 return 0
+            report["startup"] = startup(bench_mail.isolated_env(workdir), workdir, min(core_sets(args.cores).values(),
+                                                                                       key=len))
             if "ingest" in args.parts:
                 run_ingest(args, workdir, data_dir, engines, report)
             if "mail" in args.parts and sink is not None:
