@@ -1,54 +1,48 @@
-"""Mail benchmark: our enqueue + deliver of N digests against a plain-smtplib floor, same SMTP sink.
+"""The mail benchmark's parts: a store where 1,000 personalised digests are due, our `send` against
+a floor that sends the same rendered messages with plain smtplib, both to Postfix's smtp-sink.
 
-    python benchmarks/bench_mail.py [--quick] [--subscribers N] [--repeats N] [--json]
-    python benchmarks/bench_mail.py --quick --profile      # cProfile of our run instead
+    ours:  paperdigest --config bench.toml --db URL send      (PAPERDIGEST_NOW pinned: the digests are due)
+    floor: python benchmarks/floor_mail.py --port P messages  (our run's messages, read back from its outbox)
 
-A store holds the five seeds, ingested the day before the period; N subscribers with their
-own topics all get the 07:00 UTC digest. Ours is `enqueue_due` + `deliver_due` over SMTP to an
-aiosmtpd sink in another process; the floor sends the same rendered bytes with `smtplib` over
-one connection to the same sink. Timing runs never assert anything: the report says PASS or
-FAIL against the target and the exit status is 0 either way (1 only when a check of what the
-sink received fails). See benchmarks/README.md.
+benchmarks/bench.py runs them in interleaved pairs; see benchmarks/README.md. The store, the
+subscribers and their config are also what benchmarks/kill_loop.py uses, as is the aiosmtpd sink
+kept here (`Sink`, for its --sink aiosmtpd).
 """
 
 from __future__ import annotations
 
-import argparse
-import cProfile
 import datetime as dt
-import io
 import json
 import multiprocessing as mp
 import os
 import platform
-import pstats
 import random
 import re
-import smtplib
 import socket
 import sqlite3
+import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from importlib.metadata import version
 from multiprocessing.connection import Connection
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from paperdigest.config import Settings, validate
-from paperdigest.digest.job import queue_due as enqueue_due
+import pairs
+import stores
+from smtp_sink import SmtpSink
+
 from paperdigest.ingest import apply
-from paperdigest.mail import transport_for
-from paperdigest.mail.outbox import deliver_due
-from paperdigest.mail.transport import Transport
 from paperdigest.model import RawDump
 from paperdigest.parse import parse_dump
 from paperdigest.store.engine import open_engine
 
+HERE = Path(__file__).resolve().parent
+FLOOR = HERE / "floor_mail.py"
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
 # Capture dates of the seeds, as in tests/conftest.py (SEED_AS_OF).
@@ -87,7 +81,8 @@ MIN_SCORES = (0.0, 0.0, 0.0, 2.0)
 NAMES = ("Ada Lovelace", "Grace Hopper", "Zoë Ünal", "José Núñez", "Alan Turing", None, "Björk Guðmundsdóttir")
 
 
-# ---------------------------------------------------------------------------------------- the sink
+
+# ---------------------------------------------------------------------------------------- the aiosmtpd sink (kill_loop)
 
 
 _MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(<[^>\r\n]*>)", re.IGNORECASE | re.MULTILINE)
@@ -217,25 +212,30 @@ class Sink:
 # ---------------------------------------------------------------------------------------- store and config
 
 
-def build_store(path: Path) -> int:
-    """The five seeds ingested with the clock at INGESTED_AT (so they fall in the Nov 23 period)."""
+def build_store_at(url: str) -> int:
+    """The five seeds ingested into the store at `url` with the clock at INGESTED_AT (so they
+    fall in the Nov 23 period); returns how many papers it holds."""
     previous = os.environ.get("PAPERDIGEST_NOW")
     os.environ["PAPERDIGEST_NOW"] = INGESTED_AT
     try:
-        engine = open_engine(f"sqlite:///{path}")
+        engine = open_engine(url)
         for name, as_of in SEED_AS_OF.items():
             seed = SEEDS / name
             apply(engine, parse_dump(RawDump(str(seed), seed.read_bytes()), dt.date.fromisoformat(as_of)))
+        with engine.connect() as conn:
+            papers = int(conn.exec_driver_sql("SELECT count(*) FROM paper").scalar_one())
         engine.dispose()
     finally:
         if previous is None:
             os.environ.pop("PAPERDIGEST_NOW", None)
         else:
             os.environ["PAPERDIGEST_NOW"] = previous
-    with sqlite3.connect(path) as conn:
-        papers = int(conn.execute("SELECT count(*) FROM paper").fetchone()[0])
-    conn.close()
     return papers
+
+
+def build_store(path: Path) -> int:
+    """build_store_at for a SQLite file."""
+    return build_store_at(f"sqlite:///{path}")
 
 
 def copy_store(source: Path, target: Path) -> None:
@@ -286,114 +286,170 @@ def config_data(count: int, port: int, seed: int) -> dict[str, Any]:
     }
 
 
-def make_settings(count: int, port: int, seed: int) -> Settings:
-    return validate(config_data(count, port, seed), "bench")
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # JSON's escapes are TOML's basic-string escapes
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
+    raise TypeError(f"no TOML for {value!r}")
 
 
-# ---------------------------------------------------------------------------------------- the two runs
+def config_toml(data: dict[str, Any]) -> str:
+    """bench_mail's config (tables of scalars and lists, an array of subscriber tables) as TOML."""
+    lines: list[str] = []
+    for name, topic in data["topics"].items():
+        lines.append(f"[topics.{toml_value(name)}]")
+        lines += [f"{key} = {toml_value(value)}" for key, value in topic.items()]
+    lines.append("[mail]")
+    lines += [f"{key} = {toml_value(value)}" for key, value in data["mail"].items()]
+    for subscriber in data["subscribers"]:
+        lines.append("[[subscribers]]")
+        lines += [f"{key} = {toml_value(value)}" for key, value in subscriber.items()]
+    return "\n".join(lines) + "\n"
 
 
-class TimedTransport:
-    """Wraps our transport and adds up the time spent inside send() (the SMTP exchange)."""
+def isolated_env(workdir: Path) -> dict[str, str]:
+    """The environment of the measured processes: nothing of the user's (no config, store or SMTP
+    password), state under the benchmark's folder."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PAPERDIGEST_CONFIG", "PAPERDIGEST_DB", "PAPERDIGEST_SMTP_PASSWORD", "PAPERDIGEST_NOW")}
+    env["STATE_DIRECTORY"] = str(workdir / "state")
+    return env
 
-    def __init__(self, inner: Transport) -> None:
-        self.inner = inner
-        self.seconds = 0.0
-        self.calls = 0
 
-    def __enter__(self) -> TimedTransport:
-        self.inner.__enter__()
-        return self
+def _isolate(workdir: Path) -> None:
+    """isolated_env for this process (benchmarks/kill_loop.py)."""
+    for name in ("PAPERDIGEST_CONFIG", "PAPERDIGEST_DB", "PAPERDIGEST_SMTP_PASSWORD", "PAPERDIGEST_NOW"):
+        os.environ.pop(name, None)
+    os.environ["STATE_DIRECTORY"] = str(workdir / "state")
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        start = time.perf_counter()
-        self.inner.__exit__(exc_type, exc, tb)
-        self.seconds += time.perf_counter() - start
 
-    def send(self, *, sender: str, recipient: str, message: bytes, name: str) -> None:
-        start = time.perf_counter()
-        try:
-            self.inner.send(sender=sender, recipient=recipient, message=message, name=name)
-        finally:
-            self.seconds += time.perf_counter() - start
-            self.calls += 1
+def progress(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------- the pairs
 
 
 @dataclass(frozen=True, slots=True)
-class OursResult:
-    enqueue_seconds: float
-    deliver_seconds: float
-    smtp_seconds: float  # of deliver: inside transport.send (and the QUIT)
-    cpu_seconds: float  # CPU time of this process over enqueue + deliver
-    planned: int
-    pending: int
-    empty: int
-    sent: int
-    papers_sent: int
-
-    @property
-    def seconds(self) -> float:
-        return self.enqueue_seconds + self.deliver_seconds
+class MailSetup:
+    workdir: Path
+    subscribers: int
+    sink: SmtpSink
+    config: Path
+    env: dict[str, str]  # ours: the clock pinned at SEND_AT
+    papers: dict[str, int]  # engine name -> papers in its prepared store
 
 
-def run_ours(db: Path, settings: Settings, profile: cProfile.Profile | None = None) -> OursResult:
-    engine = open_engine(f"sqlite:///{db}")  # schema check and pragmas outside the timing
-    try:
-        if profile is not None:
-            profile.enable()
-        cpu = time.process_time()
-        start = time.perf_counter()
-        planned = enqueue_due(engine, settings, SEND_AT)
-        enqueued = time.perf_counter()
-        transport = TimedTransport(transport_for(settings))
-        deliveries = deliver_due(engine, settings, transport, SEND_AT)
-        done = time.perf_counter()
-        cpu = time.process_time() - cpu
-        if profile is not None:
-            profile.disable()
-    finally:
-        engine.dispose()
-    return OursResult(
-        enqueue_seconds=enqueued - start,
-        deliver_seconds=done - enqueued,
-        smtp_seconds=transport.seconds,
-        cpu_seconds=cpu,
-        planned=len(planned),
-        pending=sum(1 for p in planned if p.status == "pending"),
-        empty=sum(1 for p in planned if p.status == "empty"),
-        sent=sum(1 for d in deliveries if d.outcome == "sent"),
-        papers_sent=sum(p.papers for p in planned if p.status == "pending"),
+def prepare(workdir: Path, count: int, seed: int, sink: SmtpSink) -> MailSetup:
+    config = workdir / "mail.toml"
+    config.write_text(config_toml(config_data(count, sink.port, seed)), "utf-8")
+    env = isolated_env(workdir) | {"PAPERDIGEST_NOW": SEND_AT.isoformat()}
+    return MailSetup(workdir, count, sink, config, env, {})
+
+
+def prepared_store(setup: MailSetup, engine: stores.Engine) -> str:
+    """The engine's store with the seeds ingested and nothing queued: each pair copies it."""
+    url = engine.fresh("mail_base")
+    setup.papers[engine.name] = build_store_at(url)
+    return url
+
+
+def outbox_messages(engine: stores.Engine, url: str) -> list[tuple[str, bytes]]:
+    """(recipient, message) of every digest our run sent, as stored in its outbox."""
+    rows = engine.rows(url, "SELECT o.subscriber, m.message FROM outbox o JOIN outbox_message m"
+                            " ON m.outbox_id = o.id WHERE o.status = 'sent' ORDER BY o.id")
+    return [(str(recipient), bytes(message)) for recipient, message in rows]
+
+
+def write_messages(path: Path, messages: list[tuple[str, bytes]]) -> int:
+    """The floor's input: per message a line with the recipient, a line with the length, the bytes."""
+    with path.open("wb") as out:
+        for recipient, message in messages:
+            out.write(f"{recipient}\n{len(message)}\n".encode())
+            out.write(message)
+    return path.stat().st_size
+
+
+def _sink_took(sink: SmtpSink, before: int, expected: int, timeout: float = 10.0) -> int:
+    """How many messages the sink took since `before` (its counter line lags the client's exit)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        took = sink.messages() - before
+        if took >= expected or time.monotonic() > deadline:
+            return took
+        time.sleep(0.01)
+
+
+def ours_command(setup: MailSetup, url: str) -> list[str]:
+    return [*paperdigest_command(), "--config", str(setup.config), "--db", url, "send"]
+
+
+def paperdigest_command() -> list[str]:
+    """The `paperdigest` script installed beside this interpreter, as a user runs it."""
+    script = Path(sys.executable).parent / "paperdigest"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "paperdigest"]
+
+
+def pair(
+    setup: MailSetup, engine: stores.Engine, base: str, cpus: set[int] | None, index: int
+) -> tuple[pairs.Run, pairs.Run, list[str], dict[str, Any]]:
+    """Ours on a fresh copy of the prepared store, then the floor sending the messages it stored."""
+    n = setup.subscribers
+    problems: list[str] = []
+    url = engine.copy(base, f"mail_run{index}")
+    servers = [setup.sink.pid, *engine.server_pids()]
+    log = setup.workdir / "ours.log"
+    before = setup.sink.messages()
+    ours = pairs.run(ours_command(setup, url), cpus=cpus, env=setup.env, log=log, servers=servers)
+    took = _sink_took(setup.sink, before, n)
+    sent_lines = sum(1 for line in log.read_text("utf-8", "replace").splitlines() if line.startswith("sent "))
+    messages = outbox_messages(engine, url)
+    statuses = dict(Counter(status for (status,) in engine.rows(url, "SELECT status FROM outbox")))
+    engine.drop(url)
+    _expect(problems, "ours: `sent` lines", sent_lines, n)
+    _expect(problems, "ours: outbox rows by status", statuses, {"sent": n})
+    _expect(problems, "ours: messages the sink took", took, n)
+    _expect(problems, "ours: distinct recipients", len({r for r, _ in messages}), n)
+    file = setup.workdir / "messages.bin"
+    size = write_messages(file, messages)
+    floor_log = setup.workdir / "floor.log"
+    before = setup.sink.messages()
+    floor = pairs.run([sys.executable, str(FLOOR), "--port", str(setup.sink.port), "--sender", SENDER, str(file)],
+                      cpus=cpus, env=isolated_env(setup.workdir), log=floor_log, servers=[setup.sink.pid])
+    took = _sink_took(setup.sink, before, n)
+    reported = json.loads(floor_log.read_text("utf-8").strip().splitlines()[-1])
+    _expect(problems, "floor: messages sent", reported.get("sent"), n)
+    _expect(problems, "floor: messages the sink took", took, n)
+    info = {"message_bytes_mean": round(size / max(len(messages), 1)), "messages": len(messages)}
+    return ours, floor, [f"pair {index + 1}: {p}" for p in problems], info
+
+
+def _expect(problems: list[str], what: str, got: object, want: object) -> None:
+    if got != want:
+        problems.append(f"{what}: got {got}, want {want}")
+
+
+def checkout_of_paperdigest() -> dict[str, str]:
+    """Which code the children run: where paperdigest is imported from, and its git commit."""
+    import paperdigest  # noqa: PLC0415  (lazy on purpose: only when the report names the code it ran)
+
+    folder = Path(paperdigest.__file__).resolve().parent
+    found = subprocess.run(
+        ["git", "-C", str(folder), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
     )
-
-
-def sent_messages(db: Path) -> list[tuple[str, bytes]]:
-    """The rendered messages of our run, as stored in the outbox (recipient, bytes)."""
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute(
-            "SELECT o.subscriber, m.message FROM outbox o JOIN outbox_message m ON m.outbox_id = o.id"
-            " WHERE o.status = 'sent' ORDER BY o.id"
-        ).fetchall()
-    conn.close()
-    return [(str(r[0]), bytes(r[1])) for r in rows]
-
-
-def run_floor(port: int, messages: list[tuple[str, bytes]]) -> tuple[float, float]:
-    """The same bytes over ONE plain smtplib connection: connect, EHLO, sendmail each, QUIT.
-
-    Returns (wall seconds, CPU seconds of this process)."""
-    cpu = time.process_time()
-    start = time.perf_counter()
-    client = smtplib.SMTP("127.0.0.1", port, timeout=60)
-    client.ehlo()
-    for recipient, message in messages:
-        client.sendmail(SENDER, [recipient], message)
-    client.quit()
-    return time.perf_counter() - start, time.process_time() - cpu
-
-
-# ---------------------------------------------------------------------------------------- report
+    dirty = subprocess.run(
+        ["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=no", "--", "."],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    commit = found.stdout.strip() or "unknown"
+    return {"package": str(folder), "commit": commit + ("+changes" if dirty.stdout.strip() else "")}
 
 
 def machine() -> dict[str, Any]:
@@ -420,205 +476,3 @@ def machine() -> dict[str, Any]:
     }
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="100 subscribers instead of 1,000 (well under a minute)")
-    parser.add_argument("--subscribers", type=int, help="subscribers N (default 1000; --quick 100)")
-    parser.add_argument("--repeats", type=int, help="runs on fresh copies of the store; best is reported (default 3)")
-    parser.add_argument("--seed", type=int, default=7, help="seed of the subscribers' topic choices (default 7)")
-    parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
-    parser.add_argument("--profile", action="store_true", help="cProfile our run (one repeat) instead of the report")
-    parser.add_argument("--top", type=int, default=30, help="lines of --profile output per ordering (default 30)")
-    args = parser.parse_args(argv)
-    if args.subscribers is None:
-        args.subscribers = 100 if args.quick else 1000
-    if args.repeats is None:
-        args.repeats = 3
-    if args.subscribers < 1 or args.repeats < 1:
-        parser.error("--subscribers and --repeats must be at least 1")
-    return args
-
-
-def progress(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
-def _isolate(workdir: Path) -> None:
-    """Nothing of the user's: no config, store or SMTP password from the environment."""
-    for name in ("PAPERDIGEST_CONFIG", "PAPERDIGEST_DB", "PAPERDIGEST_SMTP_PASSWORD", "PAPERDIGEST_NOW"):
-        os.environ.pop(name, None)
-    os.environ["STATE_DIRECTORY"] = str(workdir / "state")
-
-
-def check(problems: list[str], what: str, got: object, want: object) -> None:
-    if got != want:
-        problems.append(f"{what}: got {got}, want {want}")
-
-
-def benchmark(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    n = args.subscribers
-    base = workdir / "base.db"
-    progress(f"bench_mail: ingesting the seeds into {base}")
-    papers = build_store(base)
-    problems: list[str] = []
-    runs: list[dict[str, Any]] = []
-    with Sink() as sink:
-        progress(f"bench_mail: sink (aiosmtpd {version('aiosmtpd')}) on 127.0.0.1:{sink.port}, pid {sink.process.pid}")
-        settings = make_settings(n, sink.port, args.seed)
-        if args.profile:
-            db = workdir / "profile.db"
-            copy_store(base, db)
-            profiler = cProfile.Profile()
-            ours = run_ours(db, settings, profiler)
-            sink.take()
-            return {"profile": profiler, "ours": ours}
-        for repeat in range(1, args.repeats + 1):
-            db = workdir / f"run{repeat}.db"
-            copy_store(base, db)
-            sink.take()
-            ours = run_ours(db, settings)
-            got = sink.take()
-            messages = sent_messages(db)
-            floor_seconds, floor_cpu = run_floor(sink.port, messages)
-            floor_got = sink.take()
-            where = f"run {repeat}"
-            check(problems, f"{where}: our digests queued (pending)", ours.pending, n)
-            check(problems, f"{where}: our deliveries marked sent", ours.sent, n)
-            check(problems, f"{where}: sink messages from ours", got["messages"], n)
-            check(problems, f"{where}: sink distinct recipients from ours", got["recipients"], n)
-            check(problems, f"{where}: sink messages from the floor", floor_got["messages"], n)
-            check(problems, f"{where}: octets floor vs ours", floor_got["octets"], got["octets"])
-            runs.append(
-                {
-                    "ours": asdict(ours) | {"seconds": ours.seconds},
-                    "floor_seconds": floor_seconds,
-                    "floor_cpu_seconds": floor_cpu,
-                    "sink_ours": got,
-                    "sink_floor": floor_got,
-                    "message_bytes_mean": sum(len(m) for _, m in messages) / max(len(messages), 1),
-                }
-            )
-            progress(
-                f"bench_mail: run {repeat}/{args.repeats}: ours {ours.seconds:.2f} s "
-                f"(enqueue {ours.enqueue_seconds:.2f} + deliver {ours.deliver_seconds:.2f}), "
-                f"floor {floor_seconds:.2f} s"
-            )
-            db.unlink()
-    ours_run = min(runs, key=lambda r: r["ours"]["seconds"])
-    floor_run = min(runs, key=lambda r: r["floor_seconds"])
-    best_ours, best_floor = ours_run["ours"], floor_run["floor_seconds"]
-    ratio = best_ours["seconds"] / best_floor
-    return {
-        "benchmark": "mail",
-        "quick": args.quick,
-        "machine": machine(),
-        "parameters": {
-            "subscribers": n,
-            "repeats": args.repeats,
-            "seed": args.seed,
-            "papers_in_store": papers,
-            "topics": len(TOPICS),
-            "topics_per_subscriber": "4-6",
-            "max_papers": list(MAX_PAPERS),
-            "format": "both",
-            "period": "2026-11-23T07:00Z (cron 0 7 * * * UTC)",
-            "smtp": "127.0.0.1, security none, aiosmtpd sink in its own process",
-        },
-        "ours": {
-            "seconds": best_ours["seconds"],
-            "messages_per_second": n / best_ours["seconds"],
-            "enqueue_seconds": best_ours["enqueue_seconds"],
-            "deliver_seconds": best_ours["deliver_seconds"],
-            "deliver_smtp_seconds": best_ours["smtp_seconds"],
-            "deliver_bookkeeping_seconds": best_ours["deliver_seconds"] - best_ours["smtp_seconds"],
-            "ms_per_message": {
-                "enqueue": 1000 * best_ours["enqueue_seconds"] / n,
-                "deliver": 1000 * best_ours["deliver_seconds"] / n,
-                "deliver_smtp": 1000 * best_ours["smtp_seconds"] / n,
-            },
-            "papers_sent": best_ours["papers_sent"],
-            "cpu_seconds": best_ours["cpu_seconds"],
-            "sink_cpu_seconds": ours_run["sink_ours"]["cpu_seconds"],
-        },
-        "floor": {
-            "seconds": best_floor,
-            "messages_per_second": n / best_floor,
-            "ms_per_message": 1000 * best_floor / n,
-            "cpu_seconds": floor_run["floor_cpu_seconds"],
-            "sink_cpu_seconds": floor_run["sink_floor"]["cpu_seconds"],
-        },
-        "message_bytes_mean": runs[0]["message_bytes_mean"],
-        "ratio": ratio,
-        "target_ratio": TARGET_RATIO,
-        "verdict": "PASS" if ratio <= TARGET_RATIO else "FAIL",
-        "checks": problems or "ok",
-        "runs": runs,
-    }
-
-
-def text_report(report: dict[str, Any]) -> str:
-    m, p, ours, fl = report["machine"], report["parameters"], report["ours"], report["floor"]
-    per = ours["ms_per_message"]
-    checks = report["checks"]
-    checked = "ok: every subscriber got exactly one message, the floor sent the same bytes"
-    share = 100 * ours["enqueue_seconds"] / ours["seconds"]
-    lines = [
-        f"machine     {m['platform']}; {m['cpu']}; {m['cpus']} CPUs ({m['usable_cpus']} usable), "
-        f"load {m['load_average']}",
-        f"            Python {m['python']}, SQLite {m['sqlite']}, SQLAlchemy {m['sqlalchemy']}, Jinja2 {m['jinja2']}, "
-        f"css-inline {m['css_inline']}, aiosmtpd {m['aiosmtpd']}",
-        f"parameters  {p['subscribers']} subscribers{' (--quick)' if report['quick'] else ''}, "
-        f"{p['topics_per_subscriber']} of {p['topics']} topics each, max_papers {p['max_papers']}, "
-        f"format {p['format']}; {p['papers_in_store']} papers in the window; best of {p['repeats']} run(s)",
-        f"            {ours['papers_sent']} papers in all digests, {report['message_bytes_mean'] / 1024:.1f} KiB "
-        "per message on average",
-        f"ours        {ours['seconds']:.3f} s  {ours['messages_per_second']:8.1f} messages/s  "
-        "(enqueue_due + deliver_due, SMTP to the sink)",
-        f"  enqueue   {ours['enqueue_seconds']:.3f} s  {per['enqueue']:.2f} ms/message  ({share:.0f}%: window query, "
-        "select, render text+HTML, build message, store in outbox)",
-        f"  deliver   {ours['deliver_seconds']:.3f} s  {per['deliver']:.2f} ms/message  (of which SMTP "
-        f"{ours['deliver_smtp_seconds']:.3f} s, claim/mark sent/record papers "
-        f"{ours['deliver_bookkeeping_seconds']:.3f} s)",
-        f"floor       {fl['seconds']:.3f} s  {fl['messages_per_second']:8.1f} messages/s  "
-        "(same bytes, one smtplib connection, sendmail each)",
-        f"cpu         ours {ours['cpu_seconds']:.3f} s (sink {ours['sink_cpu_seconds']:.3f} s); "
-        f"floor client {fl['cpu_seconds']:.3f} s (sink {fl['sink_cpu_seconds']:.3f} s)",
-        f"ratio       ours/floor = {report['ratio']:.2f}x  (target <= {report['target_ratio']:.0f}x)  "
-        f"{report['verdict']}",
-        f"checks      {checked if checks == 'ok' else 'FAILED: ' + '; '.join(checks)}",
-    ]
-    return "\n".join(lines)
-
-
-def profile_report(result: dict[str, Any], top: int) -> str:
-    out = io.StringIO()
-    ours: OursResult = result["ours"]
-    out.write(
-        f"ours under cProfile: {ours.seconds:.3f} s (enqueue {ours.enqueue_seconds:.3f}, "
-        f"deliver {ours.deliver_seconds:.3f}, SMTP {ours.smtp_seconds:.3f}), {ours.sent} sent; "
-        "timings are inflated by the profiler\n"
-    )
-    for order in ("cumulative", "tottime"):
-        out.write(f"\n--- by {order} ---\n")
-        pstats.Stats(result["profile"], stream=out).sort_stats(order).print_stats(top)
-    return out.getvalue()
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="bench-mail-") as tmp:
-        workdir = Path(tmp)
-        _isolate(workdir)
-        result = benchmark(args, workdir)
-    if args.profile:
-        print(profile_report(result, args.top))
-        return 0
-    if args.json:
-        print(json.dumps(result, indent=None, sort_keys=False))
-    else:
-        print(text_report(result))
-    return 0 if result["checks"] == "ok" else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -23,7 +23,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -36,11 +35,11 @@ from typing import Any, Protocol
 
 import bench_mail
 import kill_probe
+import smtp_sink
 
 HERE = Path(__file__).resolve().parent
 SEND_AT = bench_mail.SEND_AT.isoformat()
 COMMANDS = {"send": ["send"], "run --once": ["run", "--once"]}
-SMTP_SINK = "/usr/sbin/smtp-sink"
 CALIBRATION_RUNS = 3  # the shortest batch of three sets the range of the kill times
 
 # Where a kill landed, inside a batch. A repeat is expected exactly for the first two.
@@ -66,12 +65,6 @@ class Sink(Protocol):
     def stop(self) -> None: ...
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class SmtpSinkServer:
     """Postfix's smtp-sink (C, event-driven), dumping each message to its own file. The dumps go to
     a tmpfs when there is one, so that storing a message costs the server as little as it can."""
@@ -79,21 +72,9 @@ class SmtpSinkServer:
     def __init__(self, binary: str, dump_root: Path) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="kill-loop-sink-", dir=dump_root))
         self.dir.chmod(0o777)  # started as root, smtp-sink runs as nobody
-        self.port = free_port()
-        command = [binary, *(["-u", "nobody"] if os.geteuid() == 0 else [])]
-        command += ["-d", f"{self.dir}/m.", f"127.0.0.1:{self.port}", "64"]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    err = self.process.stderr.read().decode() if self.process.stderr else ""
-                    raise RuntimeError(f"smtp-sink did not start: {err.strip()}") from None
-                time.sleep(0.02)
-        self.version = _postfix_version()
+        self.sink = smtp_sink.SmtpSink(binary, dump_dir=self.dir)
+        self.port = self.sink.port
+        self.version = self.sink.version
 
     def count(self) -> int:
         return len(os.listdir(self.dir))
@@ -116,8 +97,7 @@ class SmtpSinkServer:
         return dict(ids), partial
 
     def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
+        self.sink.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -125,14 +105,6 @@ def _ends_alike(dump: bytes, message: bytes) -> bool:
     """The dump holds the whole message: its last line (smtp-sink may store LF for CRLF)."""
     last = message.rstrip().rsplit(b"\n", 1)[-1].strip()
     return dump.rstrip().endswith(last)
-
-
-def _postfix_version() -> str:
-    try:
-        found = subprocess.run(["postconf", "-d", "mail_version"], capture_output=True, text=True, check=False)
-    except OSError:
-        return "unknown"
-    return found.stdout.strip().partition("=")[2].strip() or "unknown"
 
 
 class AiosmtpdSink:
@@ -350,50 +322,6 @@ def one_kill(setup: Setup, command: str, batch_seconds: float, rng: random.Rando
 # ---------------------------------------------------------------------------------------- setup
 
 
-def toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)  # JSON's escapes are TOML's basic-string escapes
-    if isinstance(value, list):
-        return "[" + ", ".join(toml_value(item) for item in value) + "]"
-    raise TypeError(f"no TOML for {value!r}")
-
-
-def config_toml(data: dict[str, Any]) -> str:
-    """bench_mail's config (tables of scalars and lists, an array of subscriber tables) as TOML."""
-    lines: list[str] = []
-    for name, topic in data["topics"].items():
-        lines.append(f"[topics.{toml_value(name)}]")
-        lines += [f"{key} = {toml_value(value)}" for key, value in topic.items()]
-    lines.append("[mail]")
-    lines += [f"{key} = {toml_value(value)}" for key, value in data["mail"].items()]
-    for subscriber in data["subscribers"]:
-        lines.append("[[subscribers]]")
-        lines += [f"{key} = {toml_value(value)}" for key, value in subscriber.items()]
-    return "\n".join(lines) + "\n"
-
-
-def checkout_of_paperdigest() -> dict[str, str]:
-    """Which code the children run: where paperdigest is imported from, and its git commit."""
-    import paperdigest  # noqa: PLC0415  (lazy on purpose: only when the report names the code it ran)
-
-    folder = Path(paperdigest.__file__).resolve().parent
-    found = subprocess.run(
-        ["git", "-C", str(folder), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    )
-    dirty = subprocess.run(
-        ["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=no", "--", "."],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    commit = found.stdout.strip() or "unknown"
-    return {"package": str(folder), "commit": commit + ("+changes" if dirty.stdout.strip() else "")}
-
-
 def summarise(command: str, kills: list[Kill], batch_seconds: float, subscribers: int) -> dict[str, Any]:
     in_batch = [k for k in kills if k.landed == "in the batch"]
     repeats = sum(k.repeats for k in kills)
@@ -427,7 +355,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--subscribers", type=int, help="digests per batch (default 200; --quick 100)")
     parser.add_argument("--quick", action="store_true", help="20 + 10 kills of 100-digest batches")
     parser.add_argument("--sink", choices=("smtp-sink", "aiosmtpd"), help="default: smtp-sink when installed")
-    parser.add_argument("--smtp-sink", default=shutil.which("smtp-sink") or SMTP_SINK, help="the smtp-sink binary")
+    parser.add_argument("--smtp-sink", default=smtp_sink.binary() or smtp_sink.SMTP_SINK, help="the smtp-sink binary")
     parser.add_argument("--dump-dir", type=Path, help="where smtp-sink writes (default /dev/shm if writable)")
     parser.add_argument("--no-probe", action="store_true", help="run `python -m paperdigest` unprobed: no places")
     parser.add_argument("--seed", type=int, default=1, help="seed of the kill times (default 1)")
@@ -455,7 +383,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     probe = None if args.no_probe else Probe(workdir / "probe.page")
     try:
         config = workdir / "config.toml"
-        config.write_text(config_toml(bench_mail.config_data(args.subscribers, sink.port, args.seed)), "utf-8")
+        data = bench_mail.config_data(args.subscribers, sink.port, args.seed)
+        config.write_text(bench_mail.config_toml(data), "utf-8")
         env = dict(os.environ, PAPERDIGEST_CONFIG=str(config), PAPERDIGEST_NOW=SEND_AT)
         setup = Setup(base, workdir, config, env, sink, probe, args.subscribers)
         rng = random.Random(args.seed)
@@ -483,7 +412,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     return {
         "benchmark": "kill_loop",
         "machine": bench_mail.machine(),
-        "code": checkout_of_paperdigest(),
+        "code": bench_mail.checkout_of_paperdigest(),
         "parameters": {
             "subscribers": args.subscribers,
             "sink": sink.version,
