@@ -51,9 +51,10 @@ def build_message(
     """A message with text/plain first and text/html last when both are given.
 
     The Subject goes through the email package's SMTP policy (RFC 2047 encoding and folding)
-    unless it is short printable ASCII already; addresses are written by _address. The bodies are UTF-8, quoted-printable by the C
-    encoder, and the MIME frame is written here: the email package's content manager and
-    generator cost several times more than everything else in a digest, for the same bytes.
+    unless it is short printable ASCII already; addresses are written by _address. The bodies
+    are UTF-8, quoted-printable by the C encoder, and the MIME frame is written here: the email
+    package's content manager and generator cost several times more than everything else in a
+    digest, for the same bytes.
     """
     if text is None and html is None:
         raise ValueError("a message needs a text or an HTML body")
