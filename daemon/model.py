@@ -24,6 +24,16 @@ class Listed:
     published: dt.date | None
     upvotes: int | None
     arxiv_id: str | None
+    # What the daily-papers API adds (issue 12); a text dump leaves them None (unknown).
+    author_names: tuple[str, ...] | None = field(default=None, kw_only=True)  # in the paper's order
+    ai_summary: str | None = field(default=None, kw_only=True)
+    ai_keywords: tuple[str, ...] | None = field(default=None, kw_only=True)
+    github_repo: str | None = field(default=None, kw_only=True)  # an http(s) URL
+    github_stars: int | None = field(default=None, kw_only=True)
+    project_page: str | None = field(default=None, kw_only=True)  # an http(s) URL
+    comments: int | None = field(default=None, kw_only=True)
+    thumbnail: str | None = field(default=None, kw_only=True)  # an http(s) URL
+    withdrawn_at: dt.date | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -51,21 +61,41 @@ class Entry(Listed, _Position):
         return (_entry, (tuple(getattr(self, name) for name in _ENTRY_FIELDS),))
 
     def to_json(self) -> dict[str, Any]:
-        """The `parse` line: the position, then what the listing says of the paper."""
-        return {"position": self.position, **{name: json_value(getattr(self, name)) for name in LISTING_FIELDS}}
+        """The `parse` line: the position, then what the listing says of the paper in the fields
+        of the contract (DESIGN.md), which every layout can carry."""
+        return {"position": self.position, **{name: json_value(getattr(self, name)) for name in PARSE_FIELDS}}
 
 
 LISTING_FIELDS = tuple(f.name for f in fields(Listed))
+# The `parse` line keeps the contract's shape; the fields only the API gives (keyword-only, added
+# later) are shown by `papers --json` once stored.
+PARSE_FIELDS = tuple(f.name for f in fields(Listed) if not f.kw_only)
 _ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
-_ENTRY_POSITIONAL = sum(1 for f in fields(Entry) if not f.kw_only)
+
+
+def _builder(cls: Any) -> Any:
+    """A function making `cls` from its values in field order. Keyword-only fields sit in the middle
+    of that order (a subclass's own fields, such as Paper's first_seen, come after the Listed ones),
+    so the values are split by index, not by a count from the front."""
+    every = fields(cls)
+    positional = [i for i, f in enumerate(every) if not f.kw_only]
+    keywords = [(f.name, i) for i, f in enumerate(every) if f.kw_only]
+    if not keywords:
+        return lambda values: cls(*values)
+
+    def build(values: Sequence[Any]) -> Any:
+        return cls(*[values[i] for i in positional], **{name: values[i] for name, i in keywords})
+
+    return build
+
+
+_make_entry = _builder(Entry)
 
 
 def _entry(values: tuple[Any, ...]) -> Entry:
     """An Entry from its values in field order (how it crosses from the parsing worker)."""
-    if len(_ENTRY_FIELDS) == _ENTRY_POSITIONAL:  # no keyword-only fields: the quick way
-        return Entry(*values)
-    keywords = dict(zip(_ENTRY_FIELDS[_ENTRY_POSITIONAL:], values[_ENTRY_POSITIONAL:], strict=True))
-    return Entry(*values[:_ENTRY_POSITIONAL], **keywords)
+    entry: Entry = _make_entry(values)
+    return entry
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,18 +185,20 @@ class Paper(Listed, _Identity):
 
 
 PAPER_FIELDS = tuple(f.name for f in fields(Paper))
-_PAPER_POSITIONAL = sum(1 for f in fields(Paper) if not f.kw_only)
+_make_paper = _builder(Paper)
 
 
 def paper_from(values: Sequence[Any]) -> Paper:
     """A Paper from its values in PAPER_FIELDS order (a row of the store)."""
-    if len(PAPER_FIELDS) == _PAPER_POSITIONAL:
-        return Paper(*values)
-    keywords = dict(zip(PAPER_FIELDS[_PAPER_POSITIONAL:], values[_PAPER_POSITIONAL:], strict=True))
-    return Paper(*values[:_PAPER_POSITIONAL], **keywords)
+    paper: Paper = _make_paper(values)
+    return paper
 
 
-PAPERS_JSON_FIELDS = tuple(name for name in PAPER_FIELDS if name not in ("id", "abstract", "last_seen"))
+# `papers --json`: what the listings said (not the long texts' source, the abstract, nor the
+# thumbnail's address, which is for pictures), and when the paper was first seen.
+PAPERS_JSON_FIELDS = tuple(
+    name for name in PAPER_FIELDS if name not in ("id", "abstract", "last_seen", "thumbnail")
+)
 
 
 def json_value(value: Any) -> Any:
