@@ -79,6 +79,12 @@ class ScoringSettings(_Model):
     upvotes: Annotated[float, Field(ge=0)] = 1.0
     title: Annotated[float, Field(ge=0)] = 3.0
     abstract: Annotated[float, Field(ge=0)] = 1.0
+    ai_keywords: Annotated[float, Field(ge=0)] | None = None  # default: the abstract's weight
+
+    @property
+    def ai_keywords_weight(self) -> float:
+        """A hit among the paper's AI keywords weighs this (unset: like a hit in the abstract)."""
+        return self.abstract if self.ai_keywords is None else self.ai_keywords
 
 
 class TopicSettings(_Model):
