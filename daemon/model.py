@@ -229,17 +229,45 @@ class Found:
     file: Path | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class SourceMemory:
+    """What the store remembers of a source's last polls, handed to its next fetch: the HTTP
+    validators of the last response, and for a source fetched by day (huggingface) the last day it
+    holds complete (fetched after the day had ended)."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+    complete_through: dt.date | None = None
+
+    @property
+    def validators(self) -> dict[str, str | None]:
+        return {"etag": self.etag, "last_modified": self.last_modified}
+
+
+@dataclass(frozen=True, slots=True)
+class Day:
+    """A source fetched by day: what one day's listing held (`items`: None when the server said it
+    had not changed since the last fetch, a 304)."""
+
+    day: dt.date
+    items: int | None
+
+
 @dataclass
 class Fetched:
     """What one poll of a source found: dumps, files still being written, HTTP validators.
     `skip_known`: the files stay put, so dumps ingested or refused before are skipped unparsed;
-    `failing_when_bad`: a dump that does not parse is the source's failure, not a refusal."""
+    `failing_when_bad`: a dump that does not parse is the source's failure, not a refusal.
+    A source fetched by day also says which `days` it asked for (oldest first; the last is today)
+    and through which day it now holds every listing complete."""
 
     found: list[Found] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)
     validators: dict[str, str | None] = field(default_factory=dict)
     skip_known: bool = False
     failing_when_bad: bool = False
+    days: list[Day] = field(default_factory=list)
+    complete_through: dt.date | None = None
 
 
 @dataclass
@@ -252,6 +280,8 @@ class PollResult:
     waiting: list[str] = field(default_factory=list)  # still being written
     validators: dict[str, str | None] = field(default_factory=dict)  # HTTP: etag, last_modified
     empty: bool = False  # the source answered with a listing of zero entries
+    days: list[Day] = field(default_factory=list)  # a source fetched by day: the days it asked for
+    complete_through: dt.date | None = None  # ... and the last one it now holds complete
 
     @property
     def entries(self) -> int:

@@ -41,7 +41,7 @@ from paperdigest.ingest.job import poll_source, record_poll
 from paperdigest.mail import outbox, transport_for
 from paperdigest.mail.files import written_files
 from paperdigest.model import PollResult
-from paperdigest.service.health import next_digests, poll_interval
+from paperdigest.service.health import empty_day, empty_is_expected, next_digests, poll_interval
 from paperdigest.service.leader import Leadership, Replica
 from paperdigest.service.lock import AlreadyRunning, InstanceLock, lock_path
 from paperdigest.service.notify import Notifier
@@ -137,9 +137,23 @@ class Service:
             self.last_ingest = f"{now:%Y-%m-%d %H:%M}Z {name}: {result.new} new"
         if result.empty:
             log.warning("source %s yielded zero entries", name)
+        self._log_days(name, result, now)
         if report is not None:
             report.polls.append(result)
         self._update_status()
+
+    def _log_days(self, name: str, result: PollResult, now: dt.datetime) -> None:
+        """A source fetched by day: a day without papers is news only on a weekday past its hour."""
+        settings = next((s for s in self.settings.sources if s.name == name), None)
+        if settings is None:
+            return
+        for day in result.days:
+            warning = empty_day(settings, day.day, day.items, now)
+            if warning is not None:
+                log.warning("source %s: %s", name, warning)
+            elif day.items == 0:
+                expected = "as expected on a weekend or holiday" if empty_is_expected(settings, day.day) else "yet"
+                log.info("source %s: %s: no papers %s", name, day.day, expected)
 
     def send(self, report: CycleReport | None = None) -> None:
         now = clock.now()

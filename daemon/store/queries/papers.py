@@ -188,6 +188,13 @@ def counts(conn: Connection) -> dict[str, int]:
     }
 
 
+def dumps_between(conn: Connection, first: dt.date, last: dt.date) -> list[tuple[str, dt.date]]:
+    """(source, capture date) of every dump captured from `first` to `last`."""
+    c = dump_table.c
+    stmt = select(c.source, c.as_of).where(c.as_of >= first, c.as_of <= last)
+    return [(row.source, row.as_of) for row in conn.execute(stmt)]
+
+
 def last_dumps(conn: Connection, limit: int) -> list[Row[Any]]:
     stmt = select(dump_table).order_by(dump_table.c.ingested_at.desc(), dump_table.c.id.desc()).limit(limit)
     return list(conn.execute(stmt))
