@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from paperdigest.digest.views import byline
 from paperdigest.ingest.job import DayOutcome, Failure
 from paperdigest.model import DumpResult
 from paperdigest.score import ScoredPaper
@@ -119,9 +120,9 @@ def papers_table(out: TextIO, ranked: list[ScoredPaper], scores: bool) -> None:
         table.add_column("why")
     for rank, scored in enumerate(ranked, 1):
         paper = scored.paper
-        by = paper.org or (f"{paper.authors} authors" if paper.authors is not None else "")
         cells = [str(rank), "?" if paper.upvotes is None else str(paper.upvotes), paper.first_seen.isoformat()]
-        cells += [paper.title, by]
+        withdrawn = f" [WITHDRAWN {paper.withdrawn_at}]" if paper.withdrawn_at else ""
+        cells += [paper.title + withdrawn, byline(paper)]
         if scores:
             cells += [f"{scored.score:.1f}", scored.why()]
         table.add_row(*cells)

@@ -195,3 +195,17 @@ def test_papers_json_shows_them(cli: Any, tmp_path: Path) -> None:
     )
     assert qlora["project_page"] is None and qlora["withdrawn_at"] is None
     assert "thumbnail" not in qlora and "abstract" not in qlora
+
+
+def test_papers_marks_a_withdrawn_paper(cli: Any, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'p.db'}"
+    withdrawn = item(QLORA)
+    withdrawn["paper"]["withdrawnAt"] = "2023-06-02T09:12:00.000Z"
+    path = tmp_path / "2023-06-03_api.json"
+    path.write_text(json.dumps([withdrawn, item("2305.07759")]), encoding="utf-8")
+    assert cli("--db", db, "ingest", str(path)).code == 0
+    lines = {line["arxiv_id"]: line for line in cli("--db", db, "papers", "--json").json_lines()}
+    assert lines[QLORA]["withdrawn_at"] == "2023-06-02" and lines["2305.07759"]["withdrawn_at"] is None
+    table = cli("--db", db, "papers").out
+    assert table.count("[WITHDRAWN") == 1 and "2023-06-02]" in table  # the cell may wrap between them
+    assert "Tim Dettmers, Artidoro" in table  # the authors' names, where the listing gave them
