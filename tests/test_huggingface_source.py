@@ -161,6 +161,17 @@ def test_a_poll_ingests_today_as_a_dump_captured_that_day(
     assert row.complete_through == D(2023, 5, 15) and row.last_entries == 21
 
 
+def test_the_archive_replays_each_day_as_captured_that_day(
+    engine: Engine, source: HuggingFaceSource, tmp_path: Path, cli: Any
+) -> None:
+    poll(engine, source, at(D(2023, 5, 10), 9))
+    poll(engine, source, at(D(2023, 5, 12), 9))  # the 10th again (now complete), the 11th, the 12th
+    replay = cli("--db", f"sqlite:///{tmp_path / 'replay.db'}", "backfill", str(tmp_path / "archive"), "--json")
+    assert replay.code == 0, replay.err
+    assert [line["as_of"] for line in replay.json_lines()] == ["2023-05-10", "2023-05-11", "2023-05-12"]
+    assert [line["entries"] for line in replay.json_lines()] == [len(BY_DAY[D(2023, 5, n)]) for n in (10, 11, 12)]
+
+
 def test_a_day_is_paged_through_p_and_limit(
     engine: Engine, source: HuggingFaceSource, server: DailyPapersServer
 ) -> None:
