@@ -282,7 +282,9 @@ def test_an_empty_weekday_past_its_hour_is_a_warning(
     assert health_at(engine, later, at(monday, 16)).state == "ok"
 
 
-def test_status_shows_the_empty_weekday(cli: Any, server: DailyPapersServer, tmp_path: Path, monkeypatch: Any) -> None:
+def test_status_shows_the_empty_weekday(
+    cli: Any, server: DailyPapersServer, tmp_path: Path, monkeypatch: Any, fake_clock: FakeClock
+) -> None:
     conf = tmp_path / "c.toml"
     conf.write_text(f'[[sources]]\nname = "hf"\nkind = "huggingface"\nurl = "{server.site}"\n', encoding="utf-8")
     db = f"sqlite:///{tmp_path / 's.db'}"
@@ -359,6 +361,7 @@ def test_backfill_is_resumable_and_refresh_fetches_again(
     server.canned.appendleft(Canned(200, json.dumps(BY_DAY[D(2023, 5, 5)]).encode()))
     broken = cli(*args, "--from", "2023-05-05", "--to", "2023-05-12")
     assert broken.code == 1 and "HTTP 500" in broken.err and "after 4 tries" in broken.err
+    assert {2.0, 4.0} <= set(fake_clock.sleeps)  # the retries' backoff went through the clock seam
     assert [line["as_of"] for line in broken.json_lines()] == ["2023-05-05", "2023-05-06"]
     server.requests.clear()
     resumed = cli(*args, "--from", "2023-05-05", "--to", "2023-05-12")

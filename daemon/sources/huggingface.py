@@ -82,6 +82,7 @@ class HuggingFaceSource:
     @classmethod
     def configured(cls, settings: SourceSettings, limits: LimitsSettings) -> HuggingFaceSource:
         http = HttpSource.configured(settings.name, settings.api_url, limits)
+        http.sleep = _wait  # its waits between retries too go through the clock seam
         return cls(settings.name, http, page_size=settings.page_size or DEFAULT_PAGE_SIZE)
 
     @property
@@ -154,6 +155,10 @@ class HuggingFaceSource:
 
     def changed_since_read(self, found: Found) -> bool:
         return False  # a fetched listing is archived once and never changes
+
+
+def _wait(seconds: float) -> None:
+    clock.sleep(seconds)
 
 
 def _conditional(validators: dict[str, str | None] | None) -> dict[str, str]:
