@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +58,11 @@ class Entry(Listed, _Position):
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # Entries cross from the backfill's parsing worker by the hundred: a plain tuple of
-        # values pickles in a third of the time of the dataclass default (which calls fields()).
-        return (_entry, (tuple(getattr(self, name) for name in _ENTRY_FIELDS),))
+        # values pickles in a third of the time of the dataclass default (which calls fields());
+        # an entry that knows none of the keyword-only fields (any text dump's) sends the rest.
+        if _ENTRY_KEYWORDS(self) == _NO_KEYWORDS:
+            return (_short_entry, (_ENTRY_POSITIONAL(self),))
+        return (_entry, (_ENTRY_VALUES(self),))
 
     def to_json(self) -> dict[str, Any]:
         """The `parse` line: the position, then what the listing says of the paper in the fields
@@ -76,26 +80,32 @@ _ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
 def _builder(cls: Any) -> Any:
     """A function making `cls` from its values in field order. Keyword-only fields sit in the middle
     of that order (a subclass's own fields, such as Paper's first_seen, come after the Listed ones),
-    so the values are split by index, not by a count from the front."""
+    so each value is passed by its index. Generated once (as dataclasses generates __init__): rows
+    of the store and entries from the parsing worker become objects by the hundred thousand."""
     every = fields(cls)
-    positional = [i for i, f in enumerate(every) if not f.kw_only]
-    keywords = [(f.name, i) for i, f in enumerate(every) if f.kw_only]
-    if not keywords:
-        return lambda values: cls(*values)
-
-    def build(values: Sequence[Any]) -> Any:
-        return cls(*[values[i] for i in positional], **{name: values[i] for name, i in keywords})
-
-    return build
+    positional = [f"values[{i}]" for i, f in enumerate(every) if not f.kw_only]
+    keywords = [f"{f.name}=values[{i}]" for i, f in enumerate(every) if f.kw_only]
+    namespace: dict[str, Any] = {"cls": cls}
+    exec(f"def build(values):\n    return cls({', '.join(positional + keywords)})\n", namespace)
+    return namespace["build"]
 
 
 _make_entry = _builder(Entry)
+_ENTRY_VALUES = attrgetter(*_ENTRY_FIELDS)
+_ENTRY_POSITIONAL = attrgetter(*(f.name for f in fields(Entry) if not f.kw_only))
+_ENTRY_KEYWORDS = attrgetter(*(f.name for f in fields(Entry) if f.kw_only))
+_NO_KEYWORDS = (None,) * sum(1 for f in fields(Entry) if f.kw_only)
 
 
 def _entry(values: tuple[Any, ...]) -> Entry:
     """An Entry from its values in field order (how it crosses from the parsing worker)."""
     entry: Entry = _make_entry(values)
     return entry
+
+
+def _short_entry(values: tuple[Any, ...]) -> Entry:
+    """An Entry from its positional fields' values, the keyword-only ones unknown."""
+    return Entry(*values)
 
 
 @dataclass(frozen=True, slots=True)
