@@ -21,7 +21,7 @@ from urllib.parse import quote, quote_plus
 from markupsafe import Markup, escape
 
 from paperdigest.model import Paper
-from paperdigest.score import ScoredPaper, folded
+from paperdigest.score import ScoredPaper, folded, matches
 
 EXCERPT_CHARS = 300  # an abstract is cut at the last sentence end within this, when it is longer
 AUTHORS_SHOWN = 3
@@ -157,6 +157,10 @@ def _paper_view(paper: Paper) -> PaperView:
 def marked(text: str, keywords: tuple[str, ...]) -> Markup:
     """`text` escaped, each run of words that a keyword matches (as score.py matches: whole words,
     case and plural folded) inside <mark>."""
+    haystack = folded(text)
+    keywords = tuple(k for k in keywords if matches(k, haystack))  # most summaries match few, or none
+    if not keywords:
+        return escape(text)
     words = [(m.start(), m.end(), folded(m.group()).strip()) for m in _WORD.finditer(text)]
     spans: list[tuple[int, int]] = []
     for keyword in keywords:
