@@ -2,7 +2,7 @@
 
 The pipeline, one package (or module) per stage; docs/architecture.md has the map::
 
-    fetched = source.fetch(validators)              # sources/: an inbox folder, a URL; fetching only
+    fetched = source.fetch(memory)                  # sources/: an inbox, a URL, the API by day; fetching only
     for dump in fetched:                            # ingest/job.py joins the stages:
         listing = parse.parse_dump(dump)            #   parse/: bytes -> Listing of Entry
         changes = ingest.diff(listing, known)       #   ingest/diff.py: pure, in model terms

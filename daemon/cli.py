@@ -85,6 +85,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
+    if args.source is not None or args.first is not None or args.last is not None or args.refresh:
+        return _backfill_source(args)
+    if not args.paths:
+        raise UsageError("backfill: name dumps (PATH...), or a source's days (--source NAME --from DATE --to DATE)")
     conf = _config(args)
     engine = _engine(args, conf)
     started = time.monotonic()
@@ -105,6 +109,39 @@ def cmd_backfill(args: argparse.Namespace) -> int:
                 _print_json(outcome.to_json(), sys.stdout)
     if not args.json:
         backfill_summary(sys.stdout, results, failures, time.monotonic() - started)
+    return EXIT_BAD_INPUT if failures else EXIT_OK
+
+
+def _backfill_source(args: argparse.Namespace) -> int:
+    """`backfill --source NAME --from DATE --to DATE`: every day fetched through the source."""
+    if args.paths or args.as_of:
+        raise UsageError("backfill: give dumps (PATH...) or --source with --from and --to, not both")
+    if args.source is None or args.first is None or args.last is None:
+        raise UsageError("backfill --source NAME --from DATE --to DATE: all three are needed")
+    conf = _config(args)
+    engine = _engine(args, conf)
+    started = time.monotonic()
+    results: list[DumpResult] = []
+    failures: list[jobs.Failure] = []
+    days: list[jobs.DayOutcome] = []
+    try:
+        with progress_for(sys.stderr, enabled=not args.json, label="days") as progress:
+            for outcome in jobs.backfill_source(
+                engine, conf, args.source, args.first, args.last, refresh=args.refresh, on_start=progress.start
+            ):
+                progress.advance()
+                if isinstance(outcome, jobs.DayOutcome):
+                    days.append(outcome)
+                elif isinstance(outcome, jobs.Failure):
+                    failures.append(outcome)
+                    progress.print_error(f"paperdigest: rejected: {outcome.error}")
+                else:
+                    results.append(outcome)
+                    if args.json:
+                        _print_json(outcome.to_json(), sys.stdout)
+    finally:
+        if not args.json:
+            backfill_summary(sys.stdout, results, failures, time.monotonic() - started, days)
     return EXIT_BAD_INPUT if failures else EXIT_OK
 
 
@@ -298,11 +335,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(
         "backfill",
         cmd_backfill,
-        "ingest many dumps as history, oldest capture first; bad dumps are reported and skipped (exit 2 at the end)",
+        "ingest many dumps as history, oldest capture first; bad dumps are reported and skipped (exit 2 at the "
+        "end). Or fetch history through a huggingface source, day by day: "
+        "`backfill --source hf --from 2025-01-01 --to 2025-12-31` (days already ingested are skipped)",
     )
-    p.add_argument("paths", nargs="+", metavar="PATH", help="dump files, directories or globs")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="dump files, directories or globs")
     p.add_argument("--as-of", type=_date, metavar="DATE", help="capture date for every dump (rarely wanted)")
     p.add_argument("--json", action="store_true", help="one JSON object per dump, no table")
+    p.add_argument("--source", metavar="NAME", help="a huggingface source of the config: fetch its days instead")
+    p.add_argument("--from", dest="first", type=_date, metavar="DATE", help="with --source: the first day")
+    p.add_argument("--to", dest="last", type=_date, metavar="DATE", help="with --source: the last day (UTC)")
+    p.add_argument(
+        "--refresh", action="store_true", help="with --source: fetch days already ingested again (newer upvotes)"
+    )
 
     p = command("papers", cmd_papers, "list the top papers by upvotes")
     p.add_argument("--top", type=_positive, default=20, metavar="N", help="how many (default 20)")

@@ -8,6 +8,7 @@ read-only source, one demo subscriber of every topic, mail written as .eml files
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -41,15 +42,65 @@ class StoreSettings(_Model):
     url: str | None = None
 
 
+HUGGINGFACE_URL = "https://huggingface.co/api/daily_papers"
+DAILY_PAPERS_PATH = "/api/daily_papers"
+_HOUR_MINUTE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+_HOLIDAY = re.compile(r"^(\d{4}-)?\d{2}-\d{2}$")
+_HUGGINGFACE_ONLY = ("empty_after", "holidays", "page_size")
+
+
 class SourceSettings(_Model):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
-    kind: Literal["directory", "url"]
+    kind: Literal["directory", "url", "huggingface"]
     path: FilePath | None = None
-    url: str | None = None
+    url: str | None = None  # huggingface: the API (default HUGGINGFACE_URL); a site's root will do
     every: str | None = None
     cron: str | None = None
     move: bool = True
-    stale_after: str | None = None  # default: 2d for url sources, never for directories
+    stale_after: str | None = None  # default: 2d for url sources, 4d for huggingface, never for directories
+    # huggingface only: a weekday whose listing is still empty at this time (UTC) is a warning in
+    # `status` (default 14:00); days that are empty as weekends are ("MM-DD" every year, or a
+    # "YYYY-MM-DD"); items per request (the API's `limit`).
+    empty_after: str | None = None
+    holidays: list[str] | None = None
+    page_size: Annotated[int, Field(ge=1, le=100)] | None = None
+
+    @field_validator("empty_after")
+    @classmethod
+    def _hour_minute(cls, value: str | None) -> str | None:
+        if value is not None and not _HOUR_MINUTE.match(value):
+            raise ValueError(f"expected a time of day as HH:MM (UTC), got {value!r}")
+        return value
+
+    @field_validator("holidays")
+    @classmethod
+    def _holidays(cls, value: list[str] | None) -> list[str] | None:
+        for day in value or []:
+            try:
+                if not _HOLIDAY.match(day):
+                    raise ValueError
+                dt.date.fromisoformat(day if len(day) == 10 else f"2000-{day}")  # 2000: Feb 29 exists
+            except ValueError:
+                raise ValueError(f"expected days as MM-DD (every year) or YYYY-MM-DD, got {day!r}") from None
+        return value
+
+    @property
+    def api_url(self) -> str:
+        """The daily-papers API of a huggingface source: `url`, its path added when it names only a site."""
+        if not self.url:
+            return HUGGINGFACE_URL
+        parts = urllib.parse.urlsplit(self.url)
+        if parts.path in ("", "/"):
+            return urllib.parse.urlunsplit(parts._replace(path=DAILY_PAPERS_PATH))
+        return self.url
+
+    @property
+    def empty_after_time(self) -> dt.time:
+        hour, minute = (self.empty_after or "14:00").split(":")
+        return dt.time(int(hour), int(minute), tzinfo=dt.UTC)
+
+    def is_holiday(self, day: dt.date) -> bool:
+        return any(h in (day.isoformat(), day.isoformat()[5:]) for h in self.holidays or [])
 
     @field_validator("every", "stale_after")
     @classmethod
@@ -71,6 +122,12 @@ class SourceSettings(_Model):
             raise ValueError("a directory source needs 'path'")
         if self.kind == "url" and not (self.url or "").startswith(("http://", "https://")):
             raise ValueError("a url source needs 'url' starting with http:// or https://")
+        if self.kind == "huggingface" and self.url is not None and not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"a huggingface source's 'url' must start with http:// or https:// ({HUGGINGFACE_URL})")
+        if self.kind != "huggingface":
+            given = [key for key in _HUGGINGFACE_ONLY if getattr(self, key) is not None]
+            if given:
+                raise ValueError(f"'{given[0]}' is only for huggingface sources")
         if self.every and self.cron:
             raise ValueError("give 'every' or 'cron', not both")
         return self
@@ -80,6 +137,12 @@ class ScoringSettings(_Model):
     upvotes: Annotated[float, Field(ge=0)] = 1.0
     title: Annotated[float, Field(ge=0)] = 3.0
     abstract: Annotated[float, Field(ge=0)] = 1.0
+    ai_keywords: Annotated[float, Field(ge=0)] | None = None  # default: the abstract's weight
+
+    @property
+    def ai_keywords_weight(self) -> float:
+        """A hit among the paper's AI keywords weighs this (unset: like a hit in the abstract)."""
+        return self.abstract if self.ai_keywords is None else self.ai_keywords
 
 
 class TopicSettings(_Model):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,16 @@ class Listed:
     published: dt.date | None
     upvotes: int | None
     arxiv_id: str | None
+    # What the daily-papers API adds (issue 12); a text dump leaves them None (unknown).
+    author_names: tuple[str, ...] | None = field(default=None, kw_only=True)  # in the paper's order
+    ai_summary: str | None = field(default=None, kw_only=True)
+    ai_keywords: tuple[str, ...] | None = field(default=None, kw_only=True)
+    github_repo: str | None = field(default=None, kw_only=True)  # an http(s) URL
+    github_stars: int | None = field(default=None, kw_only=True)
+    project_page: str | None = field(default=None, kw_only=True)  # an http(s) URL
+    comments: int | None = field(default=None, kw_only=True)
+    thumbnail: str | None = field(default=None, kw_only=True)  # an http(s) URL
+    withdrawn_at: dt.date | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -47,25 +58,54 @@ class Entry(Listed, _Position):
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # Entries cross from the backfill's parsing worker by the hundred: a plain tuple of
-        # values pickles in a third of the time of the dataclass default (which calls fields()).
-        return (_entry, (tuple(getattr(self, name) for name in _ENTRY_FIELDS),))
+        # values pickles in a third of the time of the dataclass default (which calls fields());
+        # an entry that knows none of the keyword-only fields (any text dump's) sends the rest.
+        if _ENTRY_KEYWORDS(self) == _NO_KEYWORDS:
+            return (_short_entry, (_ENTRY_POSITIONAL(self),))
+        return (_entry, (_ENTRY_VALUES(self),))
 
     def to_json(self) -> dict[str, Any]:
-        """The `parse` line: the position, then what the listing says of the paper."""
-        return {"position": self.position, **{name: json_value(getattr(self, name)) for name in LISTING_FIELDS}}
+        """The `parse` line: the position, then what the listing says of the paper in the fields
+        of the contract (DESIGN.md), which every layout can carry."""
+        return {"position": self.position, **{name: json_value(getattr(self, name)) for name in PARSE_FIELDS}}
 
 
 LISTING_FIELDS = tuple(f.name for f in fields(Listed))
+# The `parse` line keeps the contract's shape; the fields only the API gives (keyword-only, added
+# later) are shown by `papers --json` once stored.
+PARSE_FIELDS = tuple(f.name for f in fields(Listed) if not f.kw_only)
 _ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
-_ENTRY_POSITIONAL = sum(1 for f in fields(Entry) if not f.kw_only)
+
+
+def _builder(cls: Any) -> Any:
+    """A function making `cls` from its values in field order. Keyword-only fields sit in the middle
+    of that order (a subclass's own fields, such as Paper's first_seen, come after the Listed ones),
+    so each value is passed by its index. Generated once (as dataclasses generates __init__): rows
+    of the store and entries from the parsing worker become objects by the hundred thousand."""
+    every = fields(cls)
+    positional = [f"values[{i}]" for i, f in enumerate(every) if not f.kw_only]
+    keywords = [f"{f.name}=values[{i}]" for i, f in enumerate(every) if f.kw_only]
+    namespace: dict[str, Any] = {"cls": cls}
+    exec(f"def build(values):\n    return cls({', '.join(positional + keywords)})\n", namespace)
+    return namespace["build"]
+
+
+_make_entry = _builder(Entry)
+_ENTRY_VALUES = attrgetter(*_ENTRY_FIELDS)
+_ENTRY_POSITIONAL = attrgetter(*(f.name for f in fields(Entry) if not f.kw_only))
+_ENTRY_KEYWORDS = attrgetter(*(f.name for f in fields(Entry) if f.kw_only))
+_NO_KEYWORDS = (None,) * sum(1 for f in fields(Entry) if f.kw_only)
 
 
 def _entry(values: tuple[Any, ...]) -> Entry:
     """An Entry from its values in field order (how it crosses from the parsing worker)."""
-    if len(_ENTRY_FIELDS) == _ENTRY_POSITIONAL:  # no keyword-only fields: the quick way
-        return Entry(*values)
-    keywords = dict(zip(_ENTRY_FIELDS[_ENTRY_POSITIONAL:], values[_ENTRY_POSITIONAL:], strict=True))
-    return Entry(*values[:_ENTRY_POSITIONAL], **keywords)
+    entry: Entry = _make_entry(values)
+    return entry
+
+
+def _short_entry(values: tuple[Any, ...]) -> Entry:
+    """An Entry from its positional fields' values, the keyword-only ones unknown."""
+    return Entry(*values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,18 +195,20 @@ class Paper(Listed, _Identity):
 
 
 PAPER_FIELDS = tuple(f.name for f in fields(Paper))
-_PAPER_POSITIONAL = sum(1 for f in fields(Paper) if not f.kw_only)
+_make_paper = _builder(Paper)
 
 
 def paper_from(values: Sequence[Any]) -> Paper:
     """A Paper from its values in PAPER_FIELDS order (a row of the store)."""
-    if len(PAPER_FIELDS) == _PAPER_POSITIONAL:
-        return Paper(*values)
-    keywords = dict(zip(PAPER_FIELDS[_PAPER_POSITIONAL:], values[_PAPER_POSITIONAL:], strict=True))
-    return Paper(*values[:_PAPER_POSITIONAL], **keywords)
+    paper: Paper = _make_paper(values)
+    return paper
 
 
-PAPERS_JSON_FIELDS = tuple(name for name in PAPER_FIELDS if name not in ("id", "abstract", "last_seen"))
+# `papers --json`: what the listings said (not the long texts' source, the abstract, nor the
+# thumbnail's address, which is for pictures), and when the paper was first seen.
+PAPERS_JSON_FIELDS = tuple(
+    name for name in PAPER_FIELDS if name not in ("id", "abstract", "last_seen", "thumbnail")
+)
 
 
 def json_value(value: Any) -> Any:
@@ -197,17 +239,45 @@ class Found:
     file: Path | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class SourceMemory:
+    """What the store remembers of a source's last polls, handed to its next fetch: the HTTP
+    validators of the last response, and for a source fetched by day (huggingface) the last day it
+    holds complete (fetched after the day had ended)."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+    complete_through: dt.date | None = None
+
+    @property
+    def validators(self) -> dict[str, str | None]:
+        return {"etag": self.etag, "last_modified": self.last_modified}
+
+
+@dataclass(frozen=True, slots=True)
+class Day:
+    """A source fetched by day: what one day's listing held (`items`: None when the server said it
+    had not changed since the last fetch, a 304)."""
+
+    day: dt.date
+    items: int | None
+
+
 @dataclass
 class Fetched:
     """What one poll of a source found: dumps, files still being written, HTTP validators.
     `skip_known`: the files stay put, so dumps ingested or refused before are skipped unparsed;
-    `failing_when_bad`: a dump that does not parse is the source's failure, not a refusal."""
+    `failing_when_bad`: a dump that does not parse is the source's failure, not a refusal.
+    A source fetched by day also says which `days` it asked for (oldest first; the last is today)
+    and through which day it now holds every listing complete."""
 
     found: list[Found] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)
     validators: dict[str, str | None] = field(default_factory=dict)
     skip_known: bool = False
     failing_when_bad: bool = False
+    days: list[Day] = field(default_factory=list)
+    complete_through: dt.date | None = None
 
 
 @dataclass
@@ -220,6 +290,8 @@ class PollResult:
     waiting: list[str] = field(default_factory=list)  # still being written
     validators: dict[str, str | None] = field(default_factory=dict)  # HTTP: etag, last_modified
     empty: bool = False  # the source answered with a listing of zero entries
+    days: list[Day] = field(default_factory=list)  # a source fetched by day: the days it asked for
+    complete_through: dt.date | None = None  # ... and the last one it now holds complete
 
     @property
     def entries(self) -> int:

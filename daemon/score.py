@@ -1,9 +1,10 @@
-"""Scores with explanations: weight x log2(1 + upvotes) plus keyword hits, title above abstract.
+"""Scores with explanations: weight x log2(1 + upvotes) plus keyword hits, title above abstract,
+and the AI keywords the daily-papers API gives (like the abstract, unless weighed otherwise).
 
 Keywords and phrases match case-insensitively on whole words with simple plural folding:
-"agent" matches "agents" and "multi-agent", never "reagent". A topic's excludes drop a
-paper from that topic. Pure functions: papers and settings in, ScoredPaper out; ranked_papers
-alone reads the store, for the `papers` command.
+"agent" matches "agents" and "multi-agent", never "reagent"; a phrase matches within one AI
+keyword, never across two. A topic's excludes drop a paper from that topic. Pure functions:
+papers and settings in, ScoredPaper out; ranked_papers alone reads the store, for `papers`.
 """
 
 from __future__ import annotations
@@ -49,10 +50,19 @@ def matches(keyword: str, text_folded: str) -> bool:
     return needle.strip() != "" and needle in text_folded
 
 
+def folded_keywords(keywords: tuple[str, ...] | None) -> str:
+    """A paper's AI keywords folded for matching, each apart: "|" is no word, so no phrase spans two."""
+    return "|".join(folded(keyword) for keyword in keywords) if keywords else ""
+
+
+WHERE = ("title", "abstract", "ai_keywords")  # where a keyword can hit, in the order `why` names them
+_WHERE_SHOWN = {"title": "title", "abstract": "abstract", "ai_keywords": "AI keywords"}
+
+
 @dataclass(frozen=True, slots=True)
 class Hit:
     keyword: str
-    where: str  # "title" | "abstract"
+    where: str  # "title" | "abstract" | "ai_keywords"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +76,12 @@ class ScoredPaper:
     topics: tuple[str, ...]  # every topic it matches
 
     def why(self) -> str:
-        """'title: agent, GUI; abstract: web agent; 12 upvotes; score 9.7'"""
+        """'title: agent, GUI; abstract: web agent; AI keywords: agent; 12 upvotes; score 9.7'"""
         parts = []
-        for where in ("title", "abstract"):
+        for where in WHERE:
             words = [h.keyword for h in self.hits if h.where == where]
             if words:
-                parts.append(f"{where}: {', '.join(words)}")
+                parts.append(f"{_WHERE_SHOWN[where]}: {', '.join(words)}")
         upvotes = self.paper.upvotes
         parts.append("upvotes unknown" if upvotes is None else f"{upvotes} upvote{'s' if upvotes != 1 else ''}")
         parts.append(f"score {self.score:.1f}")
@@ -94,25 +104,32 @@ class ScoredPaper:
 
 
 def _keyword_points(hits: tuple[Hit, ...], weights: ScoringSettings) -> float:
-    return sum(weights.title if h.where == "title" else weights.abstract for h in hits)
+    by_where = {"title": weights.title, "abstract": weights.abstract, "ai_keywords": weights.ai_keywords_weight}
+    return sum(by_where[h.where] for h in hits)
 
 
 def upvote_points(upvotes: int | None, weights: ScoringSettings) -> float:
     return weights.upvotes * math.log2(1 + (upvotes or 0))
 
 
-def _topic_hits(topic: TopicSettings, title: str, abstract: str) -> tuple[Hit, ...] | None:
+def _topic_hits(topic: TopicSettings, paper: Paper) -> tuple[Hit, ...] | None:
     """The keyword hits of one topic, or None when it does not match or an exclude hits."""
-    return _hits(tuple(topic.keywords), tuple(topic.exclude), title, abstract)
+    texts = (folded(paper.title), folded(paper.abstract or ""), folded_keywords(paper.ai_keywords))
+    return _hits(tuple(topic.keywords), tuple(topic.exclude), *texts)
 
 
 @lru_cache(maxsize=65536)
-def _hits(keywords: tuple[str, ...], exclude: tuple[str, ...], title: str, abstract: str) -> tuple[Hit, ...] | None:
-    """Cached: many subscribers share topics, and every one of them scores the same papers."""
-    if any(matches(word, title) or matches(word, abstract) for word in exclude):
+def _hits(
+    keywords: tuple[str, ...], exclude: tuple[str, ...], title: str, abstract: str, ai_keywords: str
+) -> tuple[Hit, ...] | None:
+    """Cached: many subscribers share topics, and every one of them scores the same papers. The
+    texts are folded (see `folded`); an exclude found anywhere, AI keywords included, drops it."""
+    texts = (title, abstract, ai_keywords)
+    if any(matches(word, text) for word in exclude for text in texts):
         return None
-    hits = [Hit(word, "title") for word in keywords if matches(word, title)]
-    hits += [Hit(word, "abstract") for word in keywords if matches(word, abstract)]
+    hits = [
+        Hit(word, where) for where, text in zip(WHERE, texts, strict=True) for word in keywords if matches(word, text)
+    ]
     return tuple(hits) or None
 
 
@@ -132,7 +149,7 @@ class HitCache:
         for paper in papers:
             if paper.id not in examined:
                 examined.add(paper.id)
-                hits = _topic_hits(topic, folded(paper.title), folded(paper.abstract or ""))
+                hits = _topic_hits(topic, paper)
                 if hits is not None:
                     matched[paper.id] = hits
         return matched
@@ -155,7 +172,7 @@ def score_paper(paper: Paper, topics: Mapping[str, TopicSettings], weights: Scor
     best: tuple[float, str, tuple[Hit, ...]] | None = None
     matched = []
     for name, topic in topics.items():
-        hits = _topic_hits(topic, folded(paper.title), folded(paper.abstract or ""))
+        hits = _topic_hits(topic, paper)
         if hits is None:
             continue
         matched.append(name)

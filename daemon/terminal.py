@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from paperdigest.ingest.job import Failure
+from paperdigest.digest.views import byline
+from paperdigest.ingest.job import DayOutcome, Failure
 from paperdigest.model import DumpResult
 from paperdigest.score import ScoredPaper
 
@@ -19,7 +20,7 @@ from paperdigest.score import ScoredPaper
 class ProgressView:
     """A progress bar when `stream` is a terminal; otherwise it only prints errors."""
 
-    def __init__(self, stream: TextIO, enabled: bool) -> None:
+    def __init__(self, stream: TextIO, enabled: bool, label: str = "") -> None:
         self.console = Console(file=stream)
         self.stream = stream
         self.progress: Progress | None = None
@@ -28,6 +29,7 @@ class ProgressView:
                 TextColumn("backfill"),
                 BarColumn(),
                 MofNCompleteColumn(),
+                TextColumn(label),  # what is counted: dumps (nothing said), or days
                 TimeRemainingColumn(),
                 console=self.console,
                 transient=True,
@@ -60,15 +62,22 @@ class ProgressView:
 
 
 @contextlib.contextmanager
-def progress_for(stream: TextIO, enabled: bool) -> Iterator[ProgressView]:
-    view = ProgressView(stream, enabled)
+def progress_for(stream: TextIO, enabled: bool, label: str = "") -> Iterator[ProgressView]:
+    view = ProgressView(stream, enabled, label)
     try:
         yield view
     finally:
         view.stop()
 
 
-def backfill_summary(out: TextIO, results: list[DumpResult], failures: list[Failure], seconds: float) -> None:
+def backfill_summary(
+    out: TextIO,
+    results: list[DumpResult],
+    failures: list[Failure],
+    seconds: float,
+    days: list[DayOutcome] | None = None,
+) -> None:
+    """The table after a backfill; by source, also how many days were skipped or had no papers."""
     entries = sum(r.entries for r in results)
     table = Table(title="backfill summary", show_header=True)
     for column in ("dumps", "duplicates", "rejected", "entries", "new", "updated", "unchanged", "entries/s"):
@@ -87,6 +96,15 @@ def backfill_summary(out: TextIO, results: list[DumpResult], failures: list[Fail
     console.print(table)
     if failures:  # each was reported on stderr as it happened: not again here
         console.print(f"{len(failures)} rejected (see above); `paperdigest status` lists them", markup=False)
+    if days is not None:
+        skipped = sum(1 for d in days if d.what == "skipped")
+        empty = [d.day for d in days if d.what == "empty"]
+        weekends = sum(1 for day in empty if day.weekday() >= 5)
+        console.print(
+            f"days: {len(results) + len(failures)} with papers, {skipped} skipped (ingested before), "
+            f"{len(empty)} without papers ({weekends} on a weekend)",
+            markup=False,
+        )
 
 
 def papers_table(out: TextIO, ranked: list[ScoredPaper], scores: bool) -> None:
@@ -102,9 +120,9 @@ def papers_table(out: TextIO, ranked: list[ScoredPaper], scores: bool) -> None:
         table.add_column("why")
     for rank, scored in enumerate(ranked, 1):
         paper = scored.paper
-        by = paper.org or (f"{paper.authors} authors" if paper.authors is not None else "")
         cells = [str(rank), "?" if paper.upvotes is None else str(paper.upvotes), paper.first_seen.isoformat()]
-        cells += [paper.title, by]
+        withdrawn = f" [WITHDRAWN {paper.withdrawn_at}]" if paper.withdrawn_at else ""
+        cells += [paper.title + withdrawn, byline(paper)]
         if scores:
             cells += [f"{scored.score:.1f}", scored.why()]
         table.add_row(*cells)
@@ -142,6 +160,8 @@ def status_lines(report: Mapping[str, Any]) -> list[str]:
             line += f", last success {utc_minute(source['last_success'])}"
         if source["state"] == "failing":
             line += f", error: {source['last_error']}"
+        elif source.get("detail"):
+            line += f": {source['detail']}"
         lines.append(line)
     if report["rejected"]:
         lines.append("rejected dumps (last 7 days, no newer good dump from their source since):")

@@ -313,6 +313,13 @@ class JsonStyle:
     has_upvotes: bool
     org_on_item: bool  # the organization on the item rather than on the paper
     offset: str  # the time zone of publishedAt
+    code: int = 0  # githubRepo: 0 absent, 1 null, 2 an https URL with stars, 3 a URL that is no web link
+    withdrawn: bool = False  # paper.withdrawnAt set
+    ai_summary: bool = False
+
+
+# githubRepo values a digest must never link to: kept out by the parser.
+NOT_WEB_URLS = ("javascript:alert(1)", "/relative/path", "https://", "ftp://example.org/x", "https://a b.org/")
 
 
 @st.composite
@@ -326,6 +333,9 @@ def json_styles(draw: st.DrawFn, count: int) -> list[JsonStyle]:
         has_upvotes=st.integers(0, 5).map(bool),
         org_on_item=st.booleans(),
         offset=st.sampled_from(["Z", "+00:00", "-07:00", "+14:00", ".000Z", ".123456+05:30"]),
+        code=st.integers(0, 3),
+        withdrawn=st.integers(0, 4).map(lambda n: n == 0),
+        ai_summary=st.booleans(),
     )
     return [draw(style) for _ in range(count)]
 
@@ -349,6 +359,17 @@ def api_item(paper: Paper, style: JsonStyle) -> dict[str, Any]:
         body["publishedAt"] = f"{paper.published.isoformat()}T17:50:33{style.offset}"
     if style.has_upvotes and paper.upvotes is not None:
         body["upvotes"] = paper.upvotes
+    if style.code == 0:
+        del body["githubRepo"]
+    elif style.code == 2:
+        body["githubRepo"] = f"https://github.com/example/repo-{paper.authors}"
+        body["githubStars"] = paper.authors * 1000
+    elif style.code == 3:
+        body["githubRepo"] = NOT_WEB_URLS[paper.authors % len(NOT_WEB_URLS)]
+    if style.withdrawn:
+        body["withdrawnAt"] = f"{paper.published.isoformat()}T08:00:00{style.offset}"
+    if style.ai_summary:
+        body["ai_summary"] = _wrapped(paper.abstract, style.wrap)
     item: dict[str, Any] = {"paper": body, "numComments": paper.authors % 7, "submittedBy": {"name": "akhaliq"}}
     if paper.org is not None:
         org = {"name": paper.org.slug, "fullname": paper.org.name}
@@ -373,6 +394,13 @@ def expected_api(listing: GenListing, styles: list[JsonStyle]) -> list[Entry]:
                 published=paper.published if style.has_date else None,
                 upvotes=upvotes if upvotes is None or upvotes <= MAX_COUNT_JSON else None,
                 arxiv_id=paper.arxiv_id,
+                author_names=tuple(f"Author {i}" for i in range(paper.authors % 41)) or None,
+                ai_summary=fold_space(paper.abstract) or None if style.ai_summary else None,
+                ai_keywords=tuple(k for k in ("agents", fold_space(paper.abstract[:10])) if k),
+                github_repo=f"https://github.com/example/repo-{paper.authors}" if style.code == 2 else None,
+                github_stars=paper.authors * 1000 if style.code == 2 else None,
+                comments=paper.authors % 7,
+                withdrawn_at=paper.published if style.withdrawn else None,
             )
         )
     return entries

@@ -21,6 +21,11 @@ from tests.conftest import ROOT, SEED_AS_OF, SEEDS, run_subprocess
 
 INGEST_KEYS = {"source", "as_of", "entries", "new", "updated", "unchanged", "duplicate_dump"}
 PAPER_KEYS = {"title", "arxiv_id", "upvotes", "published", "first_seen", "authors", "org"}
+# What the daily-papers API adds (issue 12): null when a listing did not say (every text dump).
+API_PAPER_KEYS = {
+    "author_names", "ai_summary", "ai_keywords", "github_repo", "github_stars", "project_page", "comments",
+    "withdrawn_at",
+}
 
 
 def dated_seeds(folder: Path) -> Path:
@@ -103,7 +108,8 @@ def test_papers_best_first(cli: Any, db_url: str, tmp_path: Path) -> None:
     assert cli("--db", db_url, "backfill", str(dated_seeds(tmp_path / "d")), "--json").code == 0
     result = cli("--db", db_url, "papers", "--top", "7", "--json")
     papers = result.json_lines()
-    assert len(papers) == 7 and all(set(p) == PAPER_KEYS for p in papers)
+    assert len(papers) == 7 and all(set(p) == PAPER_KEYS | API_PAPER_KEYS for p in papers)
+    assert all(p[key] is None for p in papers for key in API_PAPER_KEYS)  # text dumps leave them null
     upvotes = [p["upvotes"] for p in papers]
     assert upvotes == sorted(upvotes, reverse=True)
     with sqlite3.connect(tmp_path / "papers.db") as conn:

@@ -169,10 +169,10 @@ def test_example_config_loads() -> None:
     assert settings.origin == str(EXAMPLE)
     assert [(s.name, s.kind, s.every) for s in settings.sources] == [
         ("inbox", "directory", "5m"),
-        ("hf-daily", "url", "1h"),
+        ("hf-daily", "huggingface", "1h"),
     ]
     assert settings.sources[0].path == Path("/var/lib/paperdigest/inbox")
-    assert settings.sources[1].url == "https://huggingface.co/api/daily_papers"
+    assert settings.sources[1].api_url == "https://huggingface.co/api/daily_papers"
     assert 2 <= len(settings.topics) <= 3
     assert len(settings.subscribers) == 2
     assert settings.mail.transport == "smtp"

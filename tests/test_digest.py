@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import sqlite3
+from dataclasses import replace as dataclasses_replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from bs4 import BeautifulSoup
 from sqlalchemy import Engine, select
 
 from paperdigest import digest
-from paperdigest.digest import render
+from paperdigest.digest import render, views
 from paperdigest.ingest import apply
 from paperdigest.model import Paper, RawDump
 from paperdigest.parse import parse_dump
@@ -24,7 +25,20 @@ from paperdigest.store import queries
 from paperdigest.store.engine import open_engine
 from paperdigest.store.tables import paper_table
 from tests.conftest import SEEDS, check_golden
-from tests.sample import HOSTILE, NOW, hostile_dump, sample_store, settings
+from tests.sample import (
+    API_NOW,
+    HOSTILE,
+    HOSTILE_AUTHOR,
+    NOW,
+    RISING,
+    WITHDRAWN,
+    api_digest,
+    api_sample_store,
+    api_settings,
+    hostile_dump,
+    sample_store,
+    settings,
+)
 
 UTC = dt.UTC
 
@@ -183,11 +197,17 @@ def test_two_subscribers_get_different_correctly_ranked_digests_golden(store: En
     golden("grace.html", render.render_html(grace))
 
 
-def test_text_digest_fits_72_columns(store: Engine) -> None:
+URL_LINE = re.compile(r"^ *https?://\S+$")
+
+
+def test_text_digest_fits_72_columns(store: Engine, api_store: Engine) -> None:
+    """Every line within 72 columns but URLs, and every URL on a line of its own."""
     conf = settings()
-    text = render.render_text(digest.build(store, conf, conf.subscribers[0], NOW))
-    long_lines = [line for line in text.splitlines() if len(line) > 72 and not line.strip().startswith("http")]
-    assert long_lines == []
+    for built in (digest.build(store, conf, conf.subscribers[0], NOW), api_digest(api_store)):
+        text = render.render_text(built)
+        assert [line for line in text.splitlines() if len(line) > 72 and not URL_LINE.match(line)] == []
+        with_urls = [line for line in text.splitlines() if "://" in line]
+        assert with_urls and all(URL_LINE.match(line) for line in with_urls)
 
 
 def test_hostile_title_is_escaped_in_html_and_literal_in_text(store: Engine) -> None:
@@ -338,3 +358,136 @@ def test_the_html_digest_numbers_its_papers_as_the_text_does(store: Engine) -> N
     assert ranks == per_section and len(ranks) == len(built.papers)
     text = render.render_text(built)
     assert all(f"\n{rank} " in text for rank in per_section)
+
+
+# --- the API sample: every field the daily-papers API gives (issue 12) ---------------------------
+
+
+@pytest.fixture
+def api_store(tmp_path: Path) -> Engine:
+    """Two days of the real sample as the huggingface source ingests them (tests/sample.py)."""
+    return api_sample_store(tmp_path / "api.db")
+
+
+def test_the_api_digest_golden(api_store: Engine) -> None:
+    built = api_digest(api_store)
+    golden("lin.txt", render.render_text(built))
+    golden("lin.html", render.render_html(built))
+
+
+def paper_blocks(text: str) -> dict[str, str]:
+    """The text digest's entries by their first line ("1. QLoRA: ..."), each with its lines."""
+    blocks: dict[str, str] = {}
+    for block in text.split("\n\n"):
+        if re.match(r"^\d+\. ", block):
+            blocks[block.splitlines()[0]] = block
+    return blocks
+
+
+def test_a_paper_shows_its_authors_summary_and_links(api_store: Engine) -> None:
+    built = api_digest(api_store)
+    text, html = render.render_both(built)
+    assert text is not None and html is not None
+    qlora = next(block for first, block in paper_blocks(text).items() if "QLoRA" in first)
+    assert "Tim Dettmers, Artidoro Pagnoni, Ari Holtzman et al. · University of" in qlora  # three, et al.
+    assert "Luke Zettlemoyer" not in qlora
+    assert "AI summary: QLoRA enables efficient finetuning" in qlora
+    assert "62 upvotes · 10 comments" in qlora
+    assert "code (10,939 stars)" in qlora
+    urls = [line.strip() for line in qlora.splitlines() if line.strip().startswith("https://")]
+    assert urls == [
+        "https://huggingface.co/papers/2305.14314",
+        "https://arxiv.org/abs/2305.14314",
+        "https://arxiv.org/pdf/2305.14314",
+        "https://github.com/artidoro/qlora",
+    ]
+    soup = BeautifulSoup(html, "html.parser")
+    card = next(td for td in soup.select("td.paper") if "QLoRA" in td.get_text())
+    assert card.select_one("a.title")["href"] == "https://huggingface.co/papers/2305.14314"  # type: ignore[index]
+    links = {a.get_text(): a["href"] for a in card.select("p.links a")}
+    assert links == {
+        "arXiv": "https://arxiv.org/abs/2305.14314",
+        "PDF": "https://arxiv.org/pdf/2305.14314",
+        "Code": "https://github.com/artidoro/qlora",
+    }
+    assert "★ 10,939" in card.select_one("p.links").get_text()  # type: ignore[union-attr]
+    assert card.select_one("p.byline").get_text() == (  # type: ignore[union-attr]
+        "Tim Dettmers, Artidoro Pagnoni, Ari Holtzman et al. · University of Washington"
+    )
+    assert card.select_one("span.label").get_text() == "AI summary"  # type: ignore[union-attr]
+    x_llm = next(td for td in soup.select("td.paper") if "X-LLM" in td.get_text())
+    assert {a.get_text(): a["href"] for a in x_llm.select("p.links a")}["Project page"] == "https://x-llm.github.io"
+
+
+def test_three_authors_or_fewer_are_all_named() -> None:
+    day = dt.date(2023, 5, 23)
+    two = Paper(1, "T", None, 2, None, None, 1, "2305.1", day, day, author_names=("A B", "C D"))
+    three = dataclasses_replace(two, author_names=("A", "B", "C"), authors=3)
+    four = dataclasses_replace(two, author_names=("A", "B", "C", "D"), authors=4)
+    count = dataclasses_replace(two, author_names=None, authors=11, org="Org")
+    assert [views.byline(p) for p in (two, three, four, count)] == ["A B, C D", "A, B, C", "A, B, C et al.",
+                                                                   "11 authors · Org"]  # fmt: skip
+
+
+def test_without_an_ai_summary_the_abstract_is_cut_at_a_sentence(api_store: Engine) -> None:
+    text = render.render_text(api_digest(api_store))
+    snowball = next(block for first, block in paper_blocks(text).items() if "Snowball" in first)
+    assert "AI summary" not in snowball
+    assert "their tendency to hallucinate incorrect statements.\n   Links:" in snowball
+    assert views.excerpt("One. Two three. Four five six.", limit=16) == "One. Two three."
+    assert views.excerpt("A very long first sentence without an end " * 20, limit=40).endswith("…")
+
+
+def test_a_withdrawn_paper_is_never_in_a_digest(api_store: Engine) -> None:
+    built = api_digest(api_store)
+    with api_store.connect() as conn:
+        (goat,) = [p for p in queries.all_papers(conn) if p.arxiv_id == WITHDRAWN]
+    assert goat.withdrawn_at == dt.date(2023, 5, 24)
+    shown = [s.paper.arxiv_id for s in (*built.papers, *built.more)] + [r.paper.arxiv_id for r in built.rising]
+    assert WITHDRAWN not in shown and "2305.14314" in shown
+    everything = digest.build(
+        api_store, api_settings(), api_settings().subscribers[0].model_copy(update={"max_papers": 500}), API_NOW
+    )
+    assert WITHDRAWN not in {s.paper.arxiv_id for s in everything.papers}
+    unwithdrawn = dataclasses_replace(goat, withdrawn_at=None)
+    kept = digest.select(api_settings(), api_settings().subscribers[0], WINDOW, [unwithdrawn], {}, [])
+    assert [s.paper.arxiv_id for s in kept.papers] == [WITHDRAWN]  # it matches: only the withdrawal keeps it out
+
+
+def test_the_matched_keywords_are_marked_in_the_html(api_store: Engine) -> None:
+    soup = BeautifulSoup(render.render_html(api_digest(api_store)), "html.parser")
+    card = next(td for td in soup.select("td.paper") if "QLoRA" in td.get_text())
+    assert [m.get_text() for m in card.select("p.excerpt mark")] == ["language models", "quantization"]
+    assert "AI keywords: quantization" in card.select_one("p.why").get_text()  # type: ignore[union-attr]
+    marked = views.marked("Web-Agents and an agentic GUI agent <b>", ("web agent", "agent", "gui"))
+    assert str(marked) == "<mark>Web-Agents</mark> and an agentic <mark>GUI</mark> <mark>agent</mark> &lt;b&gt;"
+
+
+def test_a_cut_digest_names_the_next_titles_as_links(api_store: Engine) -> None:
+    built = api_digest(api_store)
+    assert built.matched - len(built.papers) == 6 and len(built.more) == 5
+    text, html = render.render_both(built)
+    assert text is not None and html is not None
+    assert "…and 6 more papers matched your topics" in " ".join(text.split())
+    soup = BeautifulSoup(html, "html.parser")
+    more = [(a.get_text(), a["href"]) for a in soup.select("ul.more a")]
+    assert more == [(s.paper.title, render.paper_url(s.paper.title, s.paper.arxiv_id)) for s in built.more]
+    scores = [s.score for s in (*built.papers, *built.more)]
+    assert scores == sorted(scores, reverse=True)  # the next in line, in the ranking's order
+
+
+def test_rising_shows_the_gain_since_the_paper_was_sent(api_store: Engine) -> None:
+    built = api_digest(api_store)
+    assert [(r.paper.arxiv_id, r.upvotes_then, r.upvotes_now) for r in built.rising] == [(RISING[0], 5, 20)]
+    text, html = render.render_both(built)
+    assert text is not None and html is not None
+    assert "(5 -> 20 upvotes: +15 since we sent it)" in " ".join(text.split())
+    assert "5 → 20 upvotes: +15 since we sent it" in BeautifulSoup(html, "html.parser").get_text()
+
+
+def test_an_author_name_is_escaped(api_store: Engine) -> None:
+    text, html = render.render_both(api_digest(api_store))
+    assert text is not None and html is not None
+    assert HOSTILE_AUTHOR in text
+    assert "<img" not in html and "Eve &lt;img src=x onerror=alert(2)&gt; &amp; Co" in html
+    assert HOSTILE_AUTHOR in BeautifulSoup(html, "html.parser").get_text()

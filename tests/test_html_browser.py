@@ -10,7 +10,11 @@ alert() right after <head> and a measurement script before </body>, which writes
 JSON into a hidden <pre id="measure">; Chromium's --dump-dom hands the DOM back.
 
 Headless Chromium clamps its window to at least 500 px wide, so the phone width (375 px) is
-measured inside an <iframe srcdoc> of that width, which is a viewport of its own.
+measured inside an <iframe srcdoc> of that width, which is a viewport of its own. Dark mode is
+Chromium's --force-dark-mode (prefers-color-scheme: dark): the text must stay readable (contrast).
+
+Two pages: the seeds' sample (a hostile title) and the API's (author names, AI summaries, the code
+and paper links, marked keywords, the titles cut by max_papers, Rising; a hostile author name).
 """
 
 from __future__ import annotations
@@ -36,9 +40,13 @@ from paperdigest.digest import render
 from tests import screenshot
 from tests.browser import CHROMIUM_ENV, REQUIRE_ENV, chromium_or_skip, run_chromium
 from tests.conftest import ROOT
-from tests.sample import HOSTILE, NOW, sample_store, settings
+from tests.sample import HOSTILE, HOSTILE_AUTHOR, NOW, api_digest, api_sample_store, sample_store, settings
 
 WIDTHS = (600, 375)
+DARK = "dark"  # 600 px, with prefers-color-scheme: dark
+VIEWS: tuple[int | str, ...] = (*WIDTHS, DARK)
+# The text the digest shows, by what it is: each must stand out from its background (WCAG AA: 4.5:1).
+READ = ".title, .meta, .byline, .links a, .note, .why, .excerpt, mark, .label, h1, h2, .more a, .foot"
 
 RECORDER = (
     '<script data-measure="1">window.__alerts = [];'
@@ -61,6 +69,27 @@ MEASURE = """<script data-measure="1">
   var hostile = Array.prototype.filter.call(document.querySelectorAll("a"), function (a) {
     return a.textContent === __HOSTILE__;
   }).map(function (a) { return a.childElementCount; });
+  function rgb(text) {
+    var m = text.match(/[0-9.]+/g).map(Number);
+    return {r: m[0], g: m[1], b: m[2], a: m.length > 3 ? m[3] : 1};
+  }
+  function luminance(c) {
+    var f = function (v) { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b);
+  }
+  function background(el) {
+    for (var node = el; node && node.nodeType === 1; node = node.parentElement) {
+      var c = rgb(getComputedStyle(node).backgroundColor);
+      if (c.a > 0) { return c; }
+    }
+    return {r: 255, g: 255, b: 255, a: 1};
+  }
+  var contrast = [];
+  document.querySelectorAll(__READ__).forEach(function (el) {
+    var fg = luminance(rgb(getComputedStyle(el).color)), bg = luminance(background(el));
+    var ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+    contrast.push({what: el.tagName.toLowerCase() + (el.className ? "." + el.className : ""), ratio: ratio});
+  });
   var out = {
     innerWidth: window.innerWidth,
     clientWidth: visible,
@@ -72,7 +101,10 @@ MEASURE = """<script data-measure="1">
     text: document.body.innerText,
     foreignScripts: document.querySelectorAll("script:not([data-measure])").length,
     alerts: window.__alerts,
-    hostileAnchors: hostile
+    hostileAnchors: hostile,
+    dark: window.matchMedia("(prefers-color-scheme: dark)").matches,
+    mainBackground: getComputedStyle(document.querySelector(".main")).backgroundColor,
+    contrast: contrast
   };
   var pre = document.createElement("pre");
   pre.id = "measure";
@@ -81,7 +113,9 @@ MEASURE = """<script data-measure="1">
   document.body.appendChild(pre);
 })();
 </script>
-""".replace("__HOSTILE__", json.dumps(HOSTILE).replace("</", "<\\/"))  # no "</script>" inside a script
+""".replace("__HOSTILE__", json.dumps(HOSTILE).replace("</", "<\\/")).replace(  # no "</script>" in a script
+    "__READ__", json.dumps(READ)
+)
 
 # A 600 px window holding a 375 px iframe; once everything has loaded, the frame's
 # measurements are copied out, since --dump-dom returns the top document only.
@@ -113,31 +147,37 @@ class Page:
     subject: str
     titles: list[str]
     folder: Path
+    sample: str  # "seeds" (a hostile title) | "api" (a hostile author name)
 
 
-@pytest.fixture(scope="module")
-def page(tmp_path_factory: pytest.TempPathFactory) -> Page:
-    """Ada's digest of every sample paper on agents, the hostile title among them; no browser."""
-    tmp = tmp_path_factory.mktemp("browser")
-    engine = sample_store(tmp / "papers.db")
-    conf = settings()
-    ada = conf.subscribers[0].model_copy(update={"max_papers": 500})
-    built = digest.build(engine, conf, ada, NOW, since=dt.date(2020, 1, 1))
+@pytest.fixture(scope="module", params=["seeds", "api"])
+def page(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Page:
+    """seeds: ada's digest of every sample paper on agents, the hostile title among them; api: lin's
+    digest of the API sample (tests/sample.py), as the README's picture shows it. No browser."""
+    tmp = tmp_path_factory.mktemp(f"browser-{request.param}")
+    if request.param == "seeds":
+        engine = sample_store(tmp / "papers.db")
+        conf = settings()
+        ada = conf.subscribers[0].model_copy(update={"max_papers": 500})
+        built = digest.build(engine, conf, ada, NOW, since=dt.date(2020, 1, 1))
+    else:
+        engine = api_sample_store(tmp / "papers.db")
+        built = api_digest(engine)
     engine.dispose()
     rendered = render.render_html(built)
     (tmp / "digest.html").write_text(rendered, encoding="utf-8")
-    return Page(rendered, render.subject(built), [s.paper.title for s in built.papers], tmp)
+    return Page(rendered, render.subject(built), [s.paper.title for s in built.papers], tmp, request.param)
 
 
 @pytest.fixture(scope="module")
-def seen(page: Page) -> dict[int, dict[str, Any]]:
-    """Viewport width -> what Chromium measured in the page at that width."""
+def seen(page: Page) -> dict[int | str, dict[str, Any]]:
+    """Viewport width (or DARK) -> what Chromium measured in the page there."""
     binary = chromium_or_skip()
     assert page.html.count("<head>") == 1 and page.html.count("</body>") == 1, "unexpected document shape"
     copy = page.html.replace("<head>", "<head>" + RECORDER).replace("</body>", MEASURE + "</body>")
     measure_page = page.folder / "measure.html"
     measure_page.write_text(copy, encoding="utf-8")
-    result: dict[int, dict[str, Any]] = {}
+    result: dict[int | str, dict[str, Any]] = {}
     for width in WIDTHS:
         if width >= 500:
             target = measure_page
@@ -146,6 +186,8 @@ def seen(page: Page) -> dict[int, dict[str, Any]]:
             target.write_text(PHONE_HOST.format(width=width, srcdoc=html.escape(copy, quote=True)), encoding="utf-8")
         profile = page.folder / f"profile-{target.stem}"
         result[width] = measurements(run_chromium(binary, target, profile, "--dump-dom", width=max(width, 600)))
+    dark = run_chromium(binary, measure_page, page.folder / "profile-dark", "--dump-dom", "--force-dark-mode")
+    result[DARK] = measurements(dark)
     return result
 
 
@@ -168,6 +210,9 @@ def test_no_script_and_no_event_handlers_in_the_markup(page: Page) -> None:
 
 
 def test_a_hostile_title_is_literal_text_in_the_markup(page: Page) -> None:
+    if page.sample == "api":
+        assert "<img" not in page.html and HOSTILE_AUTHOR in BeautifulSoup(page.html, "html.parser").get_text()
+        return
     assert HOSTILE in page.titles, "the hostile paper should be in the digest"
     assert html.escape(HOSTILE, quote=False) in page.html
     anchors = [a for a in BeautifulSoup(page.html, "html.parser").find_all("a") if a.get_text() == HOSTILE]
@@ -189,7 +234,7 @@ def test_the_readme_screenshot_shows_what_the_code_renders(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize("width", WIDTHS)
-def test_no_horizontal_scrolling(seen: dict[int, dict[str, Any]], width: int) -> None:
+def test_no_horizontal_scrolling(seen: dict[int | str, dict[str, Any]], width: int) -> None:
     at = seen[width]
     assert at["innerWidth"] == width, f"the viewport is {at['innerWidth']} px wide, not {width}"
     report = (
@@ -202,7 +247,7 @@ def test_no_horizontal_scrolling(seen: dict[int, dict[str, Any]], width: int) ->
     assert at["overflowing"] == [], report
 
 
-def test_every_link_is_absolute_in_the_browser(page: Page, seen: dict[int, dict[str, Any]]) -> None:
+def test_every_link_is_absolute_in_the_browser(page: Page, seen: dict[int | str, dict[str, Any]]) -> None:
     links = seen[600]["links"]
     assert len(links) >= len(page.titles)
     relative = [link for link in links if not re.match(r"https?://", link["href"])]
@@ -211,15 +256,30 @@ def test_every_link_is_absolute_in_the_browser(page: Page, seen: dict[int, dict[
 
 
 def test_a_hostile_title_is_literal_text_and_runs_nothing_in_the_browser(
-    page: Page, seen: dict[int, dict[str, Any]]
+    page: Page, seen: dict[int | str, dict[str, Any]]
 ) -> None:
-    for width in WIDTHS:
+    hostile = HOSTILE if page.sample == "seeds" else HOSTILE_AUTHOR
+    for width in VIEWS:
         at = seen[width]
         assert at["alerts"] == [], f"at {width} px a script from the digest's content ran"
         assert at["foreignScripts"] == 0, f"at {width} px a <script> element came out of the digest's content"
         assert at["title"] == page.subject
-        assert HOSTILE in at["text"], f"at {width} px the title is not shown literally"
-        assert at["hostileAnchors"] == [0], "the title should be one link holding text only"
+        assert hostile in at["text"], f"at {width} px the hostile text is not shown literally"
+        if page.sample == "seeds":
+            assert at["hostileAnchors"] == [0], "the title should be one link holding text only"
+
+
+@pytest.mark.parametrize("view", [600, DARK])
+def test_every_text_stands_out_from_its_background(seen: dict[int | str, dict[str, Any]], view: int | str) -> None:
+    """Light and dark (prefers-color-scheme: dark, as mail clients in dark mode ask for it): the
+    titles, names, links, marks and summaries keep a contrast of at least 4.5:1 (WCAG AA)."""
+    at = seen[view]
+    assert at["dark"] is (view == DARK)
+    if view == DARK:
+        assert at["mainBackground"] == "rgb(39, 39, 42)", "the dark style block did not apply"
+    assert len(at["contrast"]) > 20
+    poor = [c for c in at["contrast"] if c["ratio"] < 4.5]
+    assert poor == [], f"{view}: too little contrast: {poor[:10]}"
 
 
 # --- without Chromium -----------------------------------------------------------------------

@@ -148,3 +148,63 @@ def test_the_batch_ranking_picks_what_rank_picks(
     ranked = [s for s in rank(fresh, topics, weights) if s.score >= min_score]
     assert top(fresh, topics, weights, cache, min_score, limit) == (ranked[:limit], len(ranked))
     assert top(fresh, topics, weights, None, min_score, limit) == (ranked[:limit], len(ranked))
+
+
+# --- the AI keywords of the daily-papers API (issue 12) ------------------------------------------
+
+
+def with_keywords(title: str, keywords: tuple[str, ...] | None, abstract: str = "", upvotes: int = 0) -> Paper:
+    day = dt.date(2026, 1, 1)
+    return Paper(1, title, abstract, 3, None, None, upvotes, "2305.14314", day, day, ai_keywords=keywords)
+
+
+def test_a_keyword_matches_the_ai_keywords_and_says_so() -> None:
+    topics = {"quant": TopicSettings(keywords=["quantization", "low rank adapter"])}
+    qlora = with_keywords("QLoRA", ("4-bit quantization", "Low Rank Adapters", "Guanaco"))
+    scored = score_paper(qlora, topics, WEIGHTS)
+    assert scored is not None
+    assert [(h.keyword, h.where) for h in scored.hits] == [
+        ("quantization", "ai_keywords"),
+        ("low rank adapter", "ai_keywords"),
+    ]
+    assert scored.keyword_points == pytest.approx(2 * WEIGHTS.abstract)  # by default, like the abstract
+    assert "AI keywords: quantization, low rank adapter" in scored.why()
+    assert scored.explain()["hits"] == [
+        {"keyword": "quantization", "where": "ai_keywords"},
+        {"keyword": "low rank adapter", "where": "ai_keywords"},
+    ]
+    assert score_paper(with_keywords("QLoRA", None), topics, WEIGHTS) is None  # nothing else matched
+
+
+def test_a_phrase_never_spans_two_ai_keywords() -> None:
+    topics = {"t": TopicSettings(keywords=["adapter guanaco"])}
+    assert score_paper(with_keywords("X", ("Low Rank Adapters", "Guanaco")), topics, WEIGHTS) is None
+    assert score_paper(with_keywords("X", ("adapter Guanaco",)), topics, WEIGHTS) is not None
+
+
+def test_the_ai_keywords_weight_is_its_own_or_the_abstracts() -> None:
+    topics = {"t": TopicSettings(keywords=["agent"])}
+    paper_ = with_keywords("X", ("web agents",))
+    default = score_paper(paper_, topics, ScoringSettings(abstract=2.5))
+    own = score_paper(paper_, topics, ScoringSettings(abstract=2.5, ai_keywords=4.0))
+    off = score_paper(paper_, topics, ScoringSettings(ai_keywords=0.0))
+    assert default is not None and own is not None and off is not None
+    assert (default.keyword_points, own.keyword_points, off.keyword_points) == (2.5, 4.0, 0.0)
+
+
+def test_an_exclude_among_the_ai_keywords_drops_the_paper() -> None:
+    topics = {"t": TopicSettings(keywords=["agent"], exclude=["survey"])}
+    assert score_paper(with_keywords("An agent", ("survey",)), topics, WEIGHTS) is None
+
+
+def test_the_cached_ranking_counts_ai_keyword_hits_as_rank_does() -> None:
+    topics = {"t": TopicSettings(keywords=["agent"])}
+    day = dt.date(2026, 1, 1)
+    papers = [
+        Paper(i, f"Paper {i}", "", 3, None, None, i, None, day, day, ai_keywords=("agent",) if i % 2 else None)
+        for i in range(1, 9)
+    ]
+    cached, count = top(papers, topics, WEIGHTS, HitCache(), 0.0, 3)
+    plain, plain_count = top(papers, topics, WEIGHTS, None, 0.0, 3)
+    assert [s.paper.id for s in cached] == [s.paper.id for s in plain] == [7, 5, 3]
+    assert count == plain_count == 4

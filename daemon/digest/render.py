@@ -2,90 +2,25 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import functools
 import importlib.resources
 import textwrap
-from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote_plus
 from zoneinfo import ZoneInfo
 
 import css_inline
 import jinja2
 
 from paperdigest.digest import Digest
+from paperdigest.digest.views import PaperView, excerpt, paper_url, view
 from paperdigest.errors import ConfigError
-from paperdigest.model import Paper
-from paperdigest.score import ScoredPaper
 from paperdigest.web.links import MailLinks
 
-EXCERPT_CHARS = 280
 TEXT_WIDTH = 72
 _INLINER = css_inline.CSSInliner(keep_style_tags=False)
 
-
-@dataclass(frozen=True, slots=True)
-class PaperView:
-    title: str
-    url: str
-    arxiv_url: str | None
-    byline: str
-    published: str
-    upvotes: str
-    meta: str  # "Amazon · Mar 20, 2026 · 2 upvotes", leaving out what the listing did not say
-    why: str
-    excerpt: str
-    score: str
-
-
-def paper_url(title: str, arxiv_id: str | None) -> str:
-    """The paper's page when its arXiv id is known, otherwise a title search on arXiv."""
-    if arxiv_id:
-        return f"https://huggingface.co/papers/{quote_plus(arxiv_id)}"
-    return f"https://arxiv.org/search/?query={quote_plus(title)}&searchtype=title"
-
-
-def excerpt(text: str | None, limit: int = EXCERPT_CHARS) -> str:
-    if not text:
-        return ""
-    if len(text) <= limit:
-        return text
-    cut = text[:limit].rsplit(" ", 1)[0].rstrip(",;:.")
-    return cut + "…"
-
-
-def _view(scored: ScoredPaper) -> PaperView:
-    return dataclasses.replace(_paper_view(scored.paper), why=scored.why(), score=f"{scored.score:.1f}")
-
-
-@functools.lru_cache(maxsize=4096)
-def _paper_view(paper: Paper) -> PaperView:
-    """What a paper shows whoever it goes to (cached: a batch of digests repeats the same papers)."""
-    if paper.org:
-        byline = paper.org
-    elif paper.authors is not None:
-        byline = f"{paper.authors} author{'s' if paper.authors != 1 else ''}"
-    else:
-        byline = "authors unknown"
-    known = [byline] if byline != "authors unknown" else []
-    if paper.published:
-        known.append(paper.published.strftime("%b %-d, %Y"))
-    if paper.upvotes is not None:
-        known.append(f"{paper.upvotes} upvote{'s' if paper.upvotes != 1 else ''}")
-    return PaperView(
-        title=paper.title,
-        url=paper_url(paper.title, paper.arxiv_id),
-        arxiv_url=f"https://arxiv.org/abs/{quote_plus(paper.arxiv_id)}" if paper.arxiv_id else None,
-        byline=byline,
-        published=paper.published.strftime("%b %-d, %Y") if paper.published else "date unknown",
-        upvotes="?" if paper.upvotes is None else str(paper.upvotes),
-        meta=" · ".join(known) or "no authors, date or upvotes listed",
-        why="",
-        excerpt=excerpt(paper.abstract),
-        score="",
-    )
+__all__ = ["PaperView", "environment", "excerpt", "paper_url", "render_both", "render_html", "render_text", "subject"]
 
 
 def _local(moment: dt.datetime, zone: str) -> dt.datetime:
@@ -147,16 +82,18 @@ def environment(template_dir: Path | None = None) -> jinja2.Environment:
 def _context(
     digest: Digest, links: MailLinks | None = None, unsubscribe_by_mail: str | None = None
 ) -> dict[str, object]:
-    sections = [{"topic": section.topic, "papers": [_view(p) for p in section.papers]} for section in digest.sections]
+    sections = [{"topic": section.topic, "papers": [view(p) for p in section.papers]} for section in digest.sections]
     rising = [
         {
             "title": r.paper.title,
             "url": paper_url(r.paper.title, r.paper.arxiv_id),
             "then": r.upvotes_then,
             "now": r.upvotes_now,
+            "gain": r.upvotes_now - r.upvotes_then,
         }
         for r in digest.rising
     ]
+    more_papers = [{"title": s.paper.title, "url": paper_url(s.paper.title, s.paper.arxiv_id)} for s in digest.more]
     return {
         "subject": subject(digest),
         "subscriber": digest.subscriber,
@@ -165,6 +102,7 @@ def _context(
         "candidates": digest.candidates,
         "matched": digest.matched,
         "more": max(digest.matched - len(digest.papers), 0),  # matched, but cut by max_papers
+        "more_papers": more_papers,  # the first of those, best first
         "topics": digest.topics,
         "sections": sections,
         "rising": rising,

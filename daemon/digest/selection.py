@@ -3,8 +3,9 @@
 period       = latest fire time of the subscriber's cron at or before now (its timezone)
 window       = (end of the window of the subscriber's last digest, or the fire before `period`; now]
 candidates   = papers a non-backfill ingest brought in during the window
-digest       = rank(candidates - already sent), >= min_score, <= max_papers, by topic
-rising       = already-sent papers whose upvotes grew sharply since they were sent
+digest       = rank(candidates - already sent - withdrawn), >= min_score, <= max_papers, by topic
+more         = the next few of that ranking, cut by max_papers (their titles end the digest)
+rising       = already-sent papers whose upvotes grew sharply since they were sent (not withdrawn)
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from paperdigest.service.schedule import cron_trigger, fire_before, latest_fire
 from paperdigest.store import queries
 
 RISING_LIMIT = 5
+MORE_LIMIT = 5  # titles of the papers cut by max_papers shown at the end
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +51,7 @@ class Digest:
     candidates: int  # papers in the window, before topics and thresholds
     matched: int  # of those, papers matching a topic and min_score, before the cap
     dumps: tuple[int, int] = (0, 0)  # the window in commit order: dumps after the first, up to the second
+    more: tuple[ScoredPaper, ...] = ()  # the first of the papers the cap left out, best first
 
     @property
     def papers(self) -> tuple[ScoredPaper, ...]:
@@ -107,8 +110,10 @@ def select(
 ) -> Digest:
     """The digest for one subscriber (pure): ranked, thresholded, capped, grouped by topic."""
     topics = {name: settings.topics[name] for name in subscriber.topics}
-    fresh = [p for p in candidates if p.id not in sent]
-    chosen, matched = top(fresh, topics, settings.scoring, hit_cache, subscriber.min_score, subscriber.max_papers)
+    fresh = [p for p in candidates if p.id not in sent and p.withdrawn_at is None]
+    limit = subscriber.max_papers
+    ranked, matched = top(fresh, topics, settings.scoring, hit_cache, subscriber.min_score, limit + MORE_LIMIT)
+    chosen, more = ranked[:limit], ranked[limit:]
     order: list[str | None] = [*subscriber.topics] or [None]
     sections = tuple(
         Section(topic, tuple(s for s in chosen if s.topic == topic))
@@ -119,7 +124,7 @@ def select(
         (
             Rising(p, sent[p.id] or 0, p.upvotes or 0)
             for p in sent_papers_now
-            if is_rising(sent.get(p.id), p.upvotes, settings.digest)
+            if is_rising(sent.get(p.id), p.upvotes, settings.digest) and p.withdrawn_at is None
         ),
         key=lambda r: (-(r.upvotes_now - r.upvotes_then), r.paper.title),
     )
@@ -133,6 +138,7 @@ def select(
         len(candidates),
         matched,
         window.dumps,
+        tuple(more),
     )
 
 

@@ -37,6 +37,8 @@ _State = make_dataclass(
 )
 _PAPER_VALUES = attrgetter(*PAPER_FIELDS)
 _LISTED_VALUES = attrgetter(*LISTING_FIELDS)
+_OVERWRITE_VALUES = attrgetter(*_OVERWRITE)
+_FILL_VALUES = attrgetter(*_FILL)
 
 
 def _paper_of(state: Any) -> Paper:
@@ -169,10 +171,12 @@ def _merge(state: Any, entry: Entry, as_of: dt.date, fill_only: bool) -> list[st
     if entry.arxiv_id and state.arxiv_id is None:
         state.arxiv_id = entry.arxiv_id
         changed.append("arxiv_id")
-    for name in _FILL if fill_only else _OVERWRITE:
-        value = getattr(entry, name)
+    names, values = (_FILL, _FILL_VALUES(entry)) if fill_only else (_OVERWRITE, _OVERWRITE_VALUES(entry))
+    for name, value in zip(names, values, strict=True):
+        if value is None:  # unknown never overwrites (most of a text dump's fields)
+            continue
         current = getattr(state, name)
-        if value is None or value == current or (fill_only and current is not None):
+        if value == current or (fill_only and current is not None):
             continue
         setattr(state, name, value)
         changed.append(name)

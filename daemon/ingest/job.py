@@ -2,7 +2,9 @@
 
     ingest SOURCES:   parse every dump first; one bad dump refuses them all (the store untouched)
     backfill PATHS:   oldest capture first; a bad dump is reported and the others go on
-    poll a source:    fetched = source.fetch(validators)        # sources/: fetching only
+    backfill a source by day, FROM..TO: oldest first, each day fetched, archived and stored as
+                      history; days already ingested skipped (unless refreshed): resumable
+    poll a source:    fetched = source.fetch(memory)            # sources/: fetching only
                       for each dump: parse, apply, then settle its file (processed/ or rejected/)
                       record refusals and the source's state    # what `status` reads
 
@@ -21,14 +23,16 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from paperdigest.config import MAX_DUMP_BYTES, LimitsSettings
-from paperdigest.errors import BadInputError, EmptyListingError, PaperdigestError, SourceError
+from paperdigest import clock
+from paperdigest.config import MAX_DUMP_BYTES, LimitsSettings, Settings
+from paperdigest.errors import BadInputError, EmptyListingError, PaperdigestError, SourceError, UsageError
 from paperdigest.ingest.ahead import parsed_in_order
 from paperdigest.ingest.write import apply, reject, settle_rejections
-from paperdigest.model import DumpResult, Fetched, Found, Listing, PollResult, Rejected
+from paperdigest.model import DumpResult, Fetched, Found, Listing, PollResult, Rejected, SourceMemory
 from paperdigest.parse import content_hash, parse_dump
 from paperdigest.sources import Source, files
 from paperdigest.sources.http import fetch_dump, redact
+from paperdigest.sources.huggingface import HuggingFaceSource
 from paperdigest.store import queries
 
 log = logging.getLogger("paperdigest")
@@ -130,6 +134,90 @@ def backfill(
         settle_rejections(engine, origin, results)
 
 
+@dataclass(frozen=True, slots=True)
+class DayOutcome:
+    """A day of a backfill by source that stored nothing: `skipped` (ingested before), or `empty`
+    (the API featured no papers that day)."""
+
+    day: dt.date
+    what: str  # "skipped" | "empty"
+
+
+def backfill_source(
+    engine: Engine,
+    settings: Settings,
+    name: str,
+    first: dt.date,
+    last: dt.date,
+    refresh: bool = False,
+    on_start: Callable[[int], None] | None = None,
+) -> Iterator[Outcome | DayOutcome]:
+    """History from a source fetched by day: every day from `first` to `last`, oldest first, fetched
+    (archived) and stored as a backfill (never "new"). Days with a dump from this source already
+    stored are skipped unless `refresh`, so an interrupted run goes on where it stopped. A day that
+    cannot be fetched ends the run (SourceError) with the days before it stored."""
+    source = _day_source(settings, name)
+    today = clock.today()
+    if first > last:
+        raise UsageError(f"--from {first} is after --to {last}")
+    if last > today:
+        raise UsageError(f"--to {last} is after today ({today}, UTC): those days have no listing yet")
+    days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
+    done = set() if refresh else _days_stored(engine, source, first, last)
+    if on_start is not None:
+        on_start(len(days))
+    stored: list[DumpResult] = []
+    try:
+        for day in days:
+            if day in done:
+                yield DayOutcome(day, "skipped")
+                continue
+            listing = source.fetch_day(day, clock.now())
+            if listing.found is None:
+                yield DayOutcome(day, "empty")
+                continue
+            outcome = _backfill_day(engine, source, listing.found)
+            if isinstance(outcome, DumpResult):
+                stored.append(outcome)
+            yield outcome
+    finally:
+        settle_rejections(engine, name, stored)
+        if source.http.client is not None:
+            source.http.client.close()
+
+
+def _day_source(settings: Settings, name: str) -> HuggingFaceSource:
+    found = next((s for s in settings.sources if s.name == name), None)
+    if found is None:
+        known = ", ".join(s.name for s in settings.sources if s.kind == "huggingface") or "none in the config"
+        raise UsageError(f"--source: no source named {name!r} (huggingface sources: {known})")
+    if found.kind != "huggingface":
+        raise UsageError(f"--source {name}: a {found.kind} source has no days to fetch; backfill its dumps by PATH")
+    return HuggingFaceSource.configured(found, settings.limits)
+
+
+def _days_stored(engine: Engine, source: HuggingFaceSource, first: dt.date, last: dt.date) -> set[dt.date]:
+    """The days from `first` to `last` of which a dump fetched by this source is stored (its dumps
+    are named by their archived files)."""
+    folder = str(source.http.archive_folder.absolute())
+    with engine.connect() as conn:
+        return {as_of for path, as_of in queries.dumps_between(conn, first, last) if _inside(path, folder)}
+
+
+def _inside(path: str, folder: str) -> bool:
+    return str(Path(path).absolute().parent) == folder
+
+
+def _backfill_day(engine: Engine, source: HuggingFaceSource, found: Found) -> Outcome:
+    assert found.raw is not None
+    try:
+        listing = parse_dump(found.raw, found.as_of)
+    except BadInputError as exc:  # the API's JSON changed: refused, recorded, the other days go on
+        reject(engine, Rejected(source.name, found.name, str(exc), found.key, found.captured))
+        return Failure(found.raw.source, exc)
+    return apply(engine, listing, backfill=True)
+
+
 # --- the daemon's polls ----------------------------------------------------------------------------
 
 
@@ -138,9 +226,15 @@ def poll_source(engine: Engine, source: Source, now: dt.datetime) -> PollResult:
     A source that cannot be fetched raises SourceError (recorded by `record_poll`)."""
     with engine.connect() as conn:
         state = queries.source_state(conn, source.name)
-    validators = {"etag": state.etag, "last_modified": state.last_modified} if state is not None else {}
-    fetched = source.fetch(validators, now)
-    result = PollResult(source.name, waiting=list(fetched.waiting), validators=dict(fetched.validators))
+    memory = SourceMemory(state.etag, state.last_modified, state.complete_through) if state else SourceMemory()
+    fetched = source.fetch(memory, now)
+    result = PollResult(
+        source.name,
+        waiting=list(fetched.waiting),
+        validators=dict(fetched.validators),
+        days=list(fetched.days),
+        complete_through=fetched.complete_through,
+    )
     for found in fetched.found:
         _take(engine, source, fetched, found, result)
     for rejected in result.rejected:
@@ -228,8 +322,13 @@ def record_poll(engine: Engine, source: str, now: dt.datetime, outcome: PollResu
         values: dict[str, Any] = {"last_poll_at": now, "last_error_at": now, "last_error": str(outcome)}
     else:
         values = {"last_poll_at": now, "last_success_at": now, **outcome.validators}
-        if outcome.ingested or outcome.empty:
+        if outcome.days:  # a source fetched by day: what today's listing held (unless it was a 304)
+            if outcome.days[-1].items is not None:
+                values["last_entries"] = outcome.days[-1].items
+        elif outcome.ingested or outcome.empty:
             values["last_entries"] = outcome.entries
+        if outcome.complete_through is not None:
+            values["complete_through"] = outcome.complete_through
         if outcome.changed:
             values["last_change_at"] = now
     failed = isinstance(outcome, Exception)

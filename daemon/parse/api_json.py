@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import urllib.parse
 from typing import Any
 
 from paperdigest.errors import ParseError
@@ -68,20 +69,73 @@ def _entry(item: Any, index: int, source: str) -> Entry:
         raise ParseError(source, None, f"{where}: expected a non-empty 'paper.title' string")
     summary = paper.get("summary", item.get("summary"))
     authors = paper.get("authors")
-    upvotes = paper.get("upvotes")
     org = paper.get("organization") or item.get("organization")
     return Entry(
         position=index + 1,
         title=text_field(title),
-        abstract=text_field(summary) if isinstance(summary, str) and summary.strip() else None,
+        abstract=_text(summary),
         authors=len(authors) if isinstance(authors, list) else None,
         org=_org_name(org),
-        published=_date(paper.get("publishedAt") or item.get("publishedAt"), source, where),
-        upvotes=upvotes
-        if isinstance(upvotes, int) and not isinstance(upvotes, bool) and 0 <= upvotes <= MAX_COUNT
-        else None,
+        published=_date(paper.get("publishedAt") or item.get("publishedAt"), "publishedAt", source, where),
+        upvotes=_count(paper.get("upvotes")),
         arxiv_id=normalize_arxiv_id(paper.get("id") if isinstance(paper.get("id"), str) else None),
+        author_names=_author_names(authors),
+        ai_summary=_text(paper.get("ai_summary")),
+        ai_keywords=_strings(paper.get("ai_keywords")),
+        github_repo=web_url(paper.get("githubRepo")),
+        github_stars=_count(paper.get("githubStars")),
+        project_page=web_url(paper.get("projectPage")),
+        comments=_count(item.get("numComments", paper.get("numComments"))),
+        thumbnail=web_url(item.get("thumbnail", paper.get("thumbnail"))),
+        withdrawn_at=_day(paper.get("withdrawnAt")),
     )
+
+
+def _text(value: Any) -> str | None:
+    """A text as stored, or None for anything that is not a non-blank string."""
+    return text_field(value) if isinstance(value, str) and value.strip() else None
+
+
+def _count(value: Any) -> int | None:
+    """A count (upvotes, stars, comments): a whole number a store's INTEGER holds, else unknown."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT:
+        return value
+    return None
+
+
+def _strings(values: Any) -> tuple[str, ...] | None:
+    """A list of texts (keywords) in order, blanks and non-strings left out; None when not a list."""
+    if not isinstance(values, list):
+        return None
+    return tuple(text_field(v) for v in values if isinstance(v, str) and v.strip())
+
+
+def _author_names(authors: Any) -> tuple[str, ...] | None:
+    """The authors' names in the paper's order; None when the item names none."""
+    if not isinstance(authors, list):
+        return None
+    names = tuple(_text(a.get("name")) or "" for a in authors if isinstance(a, dict))
+    return tuple(name for name in names if name) or None
+
+
+MAX_URL = 2048
+
+
+def web_url(value: Any) -> str | None:
+    """An absolute http(s) URL as given, or None: digests link to it, so nothing else (no
+    `javascript:`, no relative path, no white space or control characters) is kept."""
+    if not isinstance(value, str) or len(value) > MAX_URL:
+        return None
+    url = value.strip()
+    if not url or any(ch.isspace() or not ch.isprintable() for ch in url):
+        return None
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return url
 
 
 def _org_name(org: Any) -> str | None:
@@ -94,12 +148,22 @@ def _org_name(org: Any) -> str | None:
     return None
 
 
-def _date(value: Any, source: str, where: str) -> dt.date | None:
+def _date(value: Any, key: str, source: str, where: str) -> dt.date | None:
+    """The day of an ISO date or time; a value that is none is a ParseError naming the item."""
     if value is None:
         return None
+    day = _day(value)
+    if day is None:
+        what = "not a string" if not isinstance(value, str) else f"not an ISO date: {value[:40]!r}"
+        raise ParseError(source, None, f"{where}: '{key}' is {what}")
+    return day
+
+
+def _day(value: Any) -> dt.date | None:
+    """The day of an ISO date or time, or None (for the optional dates: unknown, not an error)."""
     if not isinstance(value, str):
-        raise ParseError(source, None, f"{where}: 'publishedAt' is not a string")
+        return None
     try:
         return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).date()
     except ValueError:
-        raise ParseError(source, None, f"{where}: 'publishedAt' is not an ISO date: {value[:40]!r}") from None
+        return None

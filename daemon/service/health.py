@@ -16,6 +16,8 @@ from paperdigest.store import queries
 
 DEFAULT_EVERY = dt.timedelta(hours=1)
 URL_STALE_AFTER = dt.timedelta(days=2)
+# A source fetched by day changes every weekday: a long weekend with a holiday is not stale.
+DAILY_STALE_AFTER = dt.timedelta(days=4)
 MAIL_LOOKBACK = dt.timedelta(days=7)
 REJECTION_LOOKBACK = dt.timedelta(days=7)
 MAIL_RETRIES_BEFORE_ALARM = 3
@@ -31,6 +33,7 @@ class SourceHealth:
     last_error_at: dt.datetime | None
     since_change: dt.timedelta | None
     next_poll: dt.datetime
+    detail: str | None = None  # why it is in a warning
 
     @property
     def healthy(self) -> bool:
@@ -47,6 +50,7 @@ class SourceHealth:
             "last_error_at": iso(self.last_error_at),
             "seconds_since_change": int(self.since_change.total_seconds()) if self.since_change else None,
             "next_poll": iso(self.next_poll),
+            "detail": self.detail,
         }
 
 
@@ -66,7 +70,27 @@ def next_poll(source: SourceSettings, last_poll: dt.datetime | None, now: dt.dat
 def stale_after(source: SourceSettings) -> dt.timedelta | None:
     if source.stale_after:
         return parse_every(source.stale_after)
-    return URL_STALE_AFTER if source.kind == "url" else None
+    return {"url": URL_STALE_AFTER, "huggingface": DAILY_STALE_AFTER}.get(source.kind)
+
+
+def empty_is_expected(source: SourceSettings, day: dt.date) -> bool:
+    """No papers are featured on weekends, nor on the source's `holidays`."""
+    return day.weekday() >= 5 or source.is_holiday(day)
+
+
+def empty_day(source: SourceSettings, day: dt.date, items: int | None, now: dt.datetime) -> str | None:
+    """Why a day fetched by a huggingface source is a warning: it is today, a weekday that is no
+    holiday, and its listing is still empty past `empty_after` (UTC). None when all is as expected
+    (a weekend, a holiday, a day with papers, too early, or a day that is over)."""
+    moment = now.astimezone(dt.UTC)
+    if items != 0 or day != moment.date() or empty_is_expected(source, day):
+        return None
+    if moment.timetz() < source.empty_after_time:
+        return None
+    return (
+        f"today ({day:%A} {day}) has no papers yet at {moment:%H:%M}Z, past empty_after "
+        f"({source.empty_after_time:%H:%M} UTC): papers are featured every weekday"
+    )
 
 
 def source_health(source: SourceSettings, state: Any | None, now: dt.datetime) -> SourceHealth:
@@ -76,11 +100,12 @@ def source_health(source: SourceSettings, state: Any | None, now: dt.datetime) -
     last_change = as_utc(get("last_change_at"))
     since_change = now - last_change if last_change else None
     limit = stale_after(source)
+    empty = _empty_warning(source, state, now)
     if state is None:
         verdict = "never polled"
     elif last_error_at is not None and (last_success is None or last_error_at >= last_success):
         verdict = "failing"
-    elif get("last_entries") == 0:
+    elif empty is not None:
         verdict = "warning"
     elif limit is not None and since_change is not None and since_change > limit:
         verdict = "stale"
@@ -95,7 +120,21 @@ def source_health(source: SourceSettings, state: Any | None, now: dt.datetime) -
         last_error_at,
         since_change,
         next_poll(source, as_utc(get("last_poll_at")), now),
+        empty if verdict == "warning" else None,
     )
+
+
+def _empty_warning(source: SourceSettings, state: Any | None, now: dt.datetime) -> str | None:
+    """A listing of zero entries: for most sources the last poll's; for a huggingface source only
+    an empty weekday past its hour (`empty_day`), read from the day after its last complete one
+    (its newest day) and how many papers that day held."""
+    if state is None:
+        return None
+    if source.kind != "huggingface":
+        return "the last poll yielded zero entries" if state.last_entries == 0 else None
+    if state.complete_through is None:
+        return None
+    return empty_day(source, state.complete_through + dt.timedelta(days=1), state.last_entries, now)
 
 
 def next_digests(settings: Settings, now: dt.datetime) -> list[tuple[str, dt.datetime]]:

@@ -40,8 +40,8 @@ from paperdigest.errors import (
 from paperdigest.ingest.job import poll_source, record_poll
 from paperdigest.mail import outbox, transport_for
 from paperdigest.mail.files import written_files
-from paperdigest.model import PollResult
-from paperdigest.service.health import next_digests, poll_interval
+from paperdigest.model import Day, PollResult
+from paperdigest.service.health import empty_day, empty_is_expected, next_digests, poll_interval
 from paperdigest.service.leader import Leadership, Replica
 from paperdigest.service.lock import AlreadyRunning, InstanceLock, lock_path
 from paperdigest.service.notify import Notifier
@@ -70,6 +70,7 @@ class CycleReport:
                 f"{_count(sum(r.new for r in fresh), 'new paper')}), {len(poll.ingested) - len(fresh)} already ingested"
                 + (f", {len(poll.rejected)} rejected" if poll.rejected else "")
                 + (f", {len(poll.waiting)} still being written" if poll.waiting else "")
+                + (f"; days asked for: {', '.join(_day_text(d) for d in poll.days)}" if poll.days else "")
             )
             lines += [f"  rejected {rejected.file}: {rejected.reason}" for rejected in poll.rejected]
         lines += self.source_errors
@@ -138,9 +139,23 @@ class Service:
             self.last_ingest = f"{now:%Y-%m-%d %H:%M}Z {name}: {result.new} new"
         if result.empty:
             log.warning("source %s yielded zero entries", name)
+        self._log_days(name, result, now)
         if report is not None:
             report.polls.append(result)
         self._update_status()
+
+    def _log_days(self, name: str, result: PollResult, now: dt.datetime) -> None:
+        """A source fetched by day: a day without papers is news only on a weekday past its hour."""
+        settings = next((s for s in self.settings.sources if s.name == name), None)
+        if settings is None:
+            return
+        for day in result.days:
+            warning = empty_day(settings, day.day, day.items, now)
+            if warning is not None:
+                log.warning("source %s: %s", name, warning)
+            elif day.items == 0:
+                expected = "as expected on a weekend or holiday" if empty_is_expected(settings, day.day) else "yet"
+                log.info("source %s: %s: no papers %s", name, day.day, expected)
 
     def send(self, report: CycleReport | None = None) -> None:
         now = clock.now()
@@ -416,6 +431,12 @@ class Service:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGHUP, reload)
+
+
+def _day_text(day: Day) -> str:
+    """'2023-05-16: 21 papers', '2023-05-13: none', '2023-05-15: unchanged' (a 304)."""
+    held = "unchanged" if day.items is None else "none" if day.items == 0 else _count(day.items, "paper")
+    return f"{day.day}: {held}"
 
 
 def _count(number: int, noun: str) -> str:

@@ -1,6 +1,6 @@
 """Where dumps come from. A source only fetches: it hands over what it found (sources/files.py
-for local files, directory.py for an inbox, http.py for a URL); the ingest job parses, stores
-and settles it.
+for local files, directory.py for an inbox, http.py for a URL, huggingface.py for the daily-papers
+API by date); the ingest job parses, stores and settles it.
 """
 
 from __future__ import annotations
@@ -9,16 +9,18 @@ import datetime as dt
 from typing import Protocol
 
 from paperdigest.config import LimitsSettings, SourceSettings
-from paperdigest.model import Fetched, Found
+from paperdigest.model import Fetched, Found, SourceMemory
 from paperdigest.sources.directory import DirectorySource
 from paperdigest.sources.http import HttpSource
+from paperdigest.sources.huggingface import HuggingFaceSource
 
 
 class Source(Protocol):
     name: str
 
-    def fetch(self, validators: dict[str, str | None], now: dt.datetime) -> Fetched:
-        """What the source has now; `validators` are the HTTP validators of the last fetch."""
+    def fetch(self, memory: SourceMemory, now: dt.datetime) -> Fetched:
+        """What the source has now; `memory` is what the store kept of its last polls (the HTTP
+        validators of the last fetch, the last complete day)."""
         ...
 
     def changed_since_read(self, found: Found) -> bool:
@@ -34,5 +36,7 @@ def make_source(settings: SourceSettings, limits: LimitsSettings, previous: Sour
         if isinstance(previous, DirectorySource) and previous.path == source.path:
             source.seen = previous.seen
         return source
+    if settings.kind == "huggingface":
+        return HuggingFaceSource.configured(settings, limits)
     assert settings.url is not None
     return HttpSource.configured(settings.name, settings.url, limits)

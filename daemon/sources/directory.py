@@ -17,7 +17,7 @@ from pathlib import Path
 
 from paperdigest.config import MAX_DUMP_BYTES
 from paperdigest.errors import ParseError, SourceError
-from paperdigest.model import Fetched, Found
+from paperdigest.model import Fetched, Found, SourceMemory
 from paperdigest.parse import content_hash
 from paperdigest.sources.files import Pending, is_candidate, order_by_capture, read_capped
 
@@ -37,7 +37,7 @@ class DirectorySource:
     max_bytes: int = MAX_DUMP_BYTES  # a larger file is refused unread
     seen: dict[str, tuple[int, int]] = field(default_factory=dict)
 
-    def fetch(self, validators: dict[str, str | None], now: dt.datetime) -> Fetched:
+    def fetch(self, memory: SourceMemory, now: dt.datetime) -> Fetched:
         """The settled files, oldest capture first, read (or why they could not be)."""
         fetched = Fetched(skip_known=not self.move)
         files = self._files()

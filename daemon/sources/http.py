@@ -22,7 +22,7 @@ import httpx
 from paperdigest import __version__, clock
 from paperdigest.config import MAX_DUMP_BYTES, LimitsSettings
 from paperdigest.errors import SourceError
-from paperdigest.model import Fetched, Found, RawDump
+from paperdigest.model import Fetched, Found, RawDump, SourceMemory
 from paperdigest.parse import content_hash
 from paperdigest.paths import private_dir, state_dir, write_atomically
 from paperdigest.sources.deadline import Cutoff
@@ -114,12 +114,14 @@ class HttpSource:
                 "are followed: refused (not retried)"
             )
 
-    def get(self, headers: dict[str, str]) -> tuple[httpx.Headers, bytes] | None:
-        """The response (None for 304), after retries; SourceError when it cannot be had."""
+    def get(self, headers: dict[str, str], url: str | None = None) -> tuple[httpx.Headers, bytes] | None:
+        """The response (None for 304), after retries; SourceError when it cannot be had. `url`:
+        another address than the source's own (a source that asks for one day at a time)."""
+        url = url or self.url
         budget_end = time.monotonic() + self.budget
         last = ""
         for attempt in range(RETRIES + 1):
-            outcome = self._attempt(headers, min(time.monotonic() + self.deadline, budget_end), budget_end)
+            outcome = self._attempt(url, headers, min(time.monotonic() + self.deadline, budget_end), budget_end)
             if not isinstance(outcome, _Again):
                 return outcome
             last = outcome.reason
@@ -128,19 +130,19 @@ class HttpSource:
             wait = min(outcome.wait if outcome.wait is not None else self.backoff * 2**attempt, MAX_RETRY_AFTER)
             if time.monotonic() + wait >= budget_end:
                 raise SourceError(
-                    f"source {self.name}: {redact(self.url)}: {outcome.reason} (after {attempt + 1} tries: waiting "
+                    f"source {self.name}: {redact(url)}: {outcome.reason} (after {attempt + 1} tries: waiting "
                     f"{wait:g} s for another would pass the fetch's budget of {self.budget:g} s)"
                 )
             self.sleep(wait)
-        raise SourceError(f"source {self.name}: {redact(self.url)}: {last} (after {RETRIES + 1} tries)")
+        raise SourceError(f"source {self.name}: {redact(url)}: {last} (after {RETRIES + 1} tries)")
 
     def _attempt(
-        self, headers: dict[str, str], until: float, budget_end: float
+        self, url: str, headers: dict[str, str], until: float, budget_end: float
     ) -> tuple[httpx.Headers, bytes] | _Again | None:
         """One GET, redirects followed, ended by `until` (a time.monotonic() value)."""
         left = until - time.monotonic()
         if left <= 0:
-            raise self._late(until, budget_end)
+            raise self._late(url, until, budget_end)
         timeout = httpx.Timeout(
             connect=_within(TIMEOUT.connect, left),
             read=_within(TIMEOUT.read, left),
@@ -151,7 +153,7 @@ class HttpSource:
             with (
                 Cutoff(until) as cutoff,
                 self._client().stream(
-                    "GET", self.url, headers=headers, timeout=timeout, extensions={"trace": cutoff.trace}
+                    "GET", url, headers=headers, timeout=timeout, extensions={"trace": cutoff.trace}
                 ) as response,
             ):
                 if response.status_code == 304:
@@ -160,65 +162,65 @@ class HttpSource:
                     wait = retry_after(response.headers.get("Retry-After"), clock.now().timestamp())
                     return _Again(f"HTTP {response.status_code}", wait)
                 if response.status_code >= 400:
-                    raise SourceError(f"source {self.name}: {redact(self.url)} answered HTTP {response.status_code}")
-                body = self._body(response, until, budget_end)
+                    raise SourceError(f"source {self.name}: {redact(url)} answered HTTP {response.status_code}")
+                body = self._body(url, response, until, budget_end)
                 if cutoff.fired:  # the cut may end a body without a length early: never take it as whole
-                    raise self._late(until, budget_end)
+                    raise self._late(url, until, budget_end)
                 return response.headers, body
         except httpx.TimeoutException:
             if cutoff.fired or time.monotonic() >= until:
-                raise self._late(until, budget_end) from None
+                raise self._late(url, until, budget_end) from None
             return _Again("timed out")
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:  # a safety net behind _check_redirect
             raise SourceError(
-                f"source {self.name}: {redact(self.url)} led to a URL that is not http(s) ({exc}): refused "
+                f"source {self.name}: {redact(url)} led to a URL that is not http(s) ({exc}): refused "
                 "(not retried)"
             ) from None
         except httpx.TransportError as exc:
             if cutoff.fired:
-                raise self._late(until, budget_end) from None
+                raise self._late(url, until, budget_end) from None
             return _Again(f"cannot connect: {exc.__class__.__name__}")
         except httpx.HTTPError as exc:  # redirect loops, broken encodings: not worth retrying
-            raise SourceError(f"source {self.name}: {redact(self.url)}: {exc.__class__.__name__}") from None
+            raise SourceError(f"source {self.name}: {redact(url)}: {exc.__class__.__name__}") from None
 
-    def _body(self, response: httpx.Response, until: float, budget_end: float) -> bytes:
+    def _body(self, url: str, response: httpx.Response, until: float, budget_end: float) -> bytes:
         """The body, refused past `max_bytes` (up front when Content-Length says so) or `until`."""
         declared = response.headers.get("Content-Length", "")
         plain = response.headers.get("Content-Encoding", "identity").strip().lower() == "identity"
         if plain and declared.isdigit() and int(declared) > self.max_bytes:
-            raise self._too_large(f"{declared} bytes announced")
+            raise self._too_large(url, f"{declared} bytes announced")
         body = bytearray()
         for chunk in response.iter_bytes():
             body += chunk
             if len(body) > self.max_bytes:
-                raise self._too_large("more arrived")
+                raise self._too_large(url, "more arrived")
             if time.monotonic() >= until:
-                raise self._late(until, budget_end)
+                raise self._late(url, until, budget_end)
         return bytes(body)
 
-    def _too_large(self, seen: str) -> SourceError:
+    def _too_large(self, url: str, seen: str) -> SourceError:
         return SourceError(
-            f"source {self.name}: {redact(self.url)}: response larger than {self.max_bytes} bytes ({seen}): refused "
+            f"source {self.name}: {redact(url)}: response larger than {self.max_bytes} bytes ({seen}): refused "
             "(raise [limits] max_dump_bytes in the config to accept bigger dumps)"
         )
 
-    def _late(self, until: float, budget_end: float) -> SourceError:
+    def _late(self, url: str, until: float, budget_end: float) -> SourceError:
         """Out of time: a server this slow is not tried again in this poll (the next poll will)."""
         if until >= budget_end:
             why = f"the fetch's budget of {self.budget:g} s ran out ([limits] fetch_budget)"
         else:
             why = f"took longer than the deadline of {self.deadline:g} s for one try ([limits] fetch_deadline)"
-        return SourceError(f"source {self.name}: {redact(self.url)}: {why}: gave up")
+        return SourceError(f"source {self.name}: {redact(url)}: {why}: gave up")
 
-    def fetch(self, validators: dict[str, str | None], now: dt.datetime) -> Fetched:
+    def fetch(self, memory: SourceMemory, now: dt.datetime) -> Fetched:
         """The listing, archived as a dump file first; nothing when it has not changed (304).
         A page that does not parse is this source's failure (its markup changed), not a refusal."""
         fetched = Fetched(failing_when_bad=True)
         headers = {}
-        if validators.get("etag"):
-            headers["If-None-Match"] = str(validators["etag"])
-        if validators.get("last_modified"):
-            headers["If-Modified-Since"] = str(validators["last_modified"])
+        if memory.etag:
+            headers["If-None-Match"] = memory.etag
+        if memory.last_modified:
+            headers["If-Modified-Since"] = memory.last_modified
         got = self.get(headers)
         if got is None:
             return fetched
@@ -235,13 +237,21 @@ class HttpSource:
     def changed_since_read(self, found: Found) -> bool:
         return False  # a fetched body is archived once and never changes
 
-    def archive_body(self, body: bytes, content_type: str, now: dt.datetime) -> Path:
+    @property
+    def archive_folder(self) -> Path:
+        """Where fetched bodies are kept: `archive`, else the state directory's archive/<name>/."""
+        return self.archive or state_dir() / "archive" / self.name
+
+    def archive_body(self, body: bytes, content_type: str, now: dt.datetime, day: dt.date | None = None) -> Path:
         """Keep the body as a dump file, named by the fetch time and its hash; a body archived
-        before (the same bytes) is not written again: its first copy is returned."""
-        folder = self.archive or state_dir() / "archive" / self.name
+        before (the same bytes) is not written again: its first copy is returned. `day`: the
+        listing is that day's (a source fetched by day): the name starts with it, so that
+        `backfill` dates the file by it, and then the fetch time orders the same day's files."""
+        folder = self.archive_folder
         suffix = ".json" if "json" in content_type else ".html" if "html" in content_type else ".txt"
         digest = content_hash(body)
-        path = folder / f"{now:%Y-%m-%d_%H%M%S}_{digest[:12]}{suffix}"
+        stamp = f"{now:%Y-%m-%d_%H%M%S}" if day is None else f"{day.isoformat()}_fetched-{now:%Y%m%dT%H%M%SZ}"
+        path = folder / f"{stamp}_{digest[:12]}{suffix}"
         try:
             earlier = _archived(folder, digest, suffix)
             if earlier is not None:

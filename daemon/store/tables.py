@@ -3,9 +3,29 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from sqlalchemy import Column, DateTime, Index, LargeBinary, UniqueConstraint, text
+from sqlalchemy import JSON, Column, DateTime, Dialect, Index, LargeBinary, Text, UniqueConstraint, text
+from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
+
+
+class StringList(TypeDecorator[tuple[str, ...]]):
+    """A list of strings as JSON (SQL NULL when unknown), read back as a tuple: the model's
+    papers are frozen and hashable."""
+
+    impl = JSON(none_as_null=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return list(value) if value is not None else None
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> tuple[str, ...] | None:
+        return tuple(value) if value is not None else None
+
+
+def _strings() -> Any:
+    return Field(default=None, sa_column=Column(StringList(), nullable=True))
 
 
 class DumpRow(SQLModel, table=True):
@@ -52,6 +72,16 @@ class PaperRow(SQLModel, table=True):
     org: str | None = None
     published: dt.date | None = None
     upvotes: int | None = None
+    # What the daily-papers API adds (revision 0006); NULL when the listing did not say.
+    author_names: tuple[str, ...] | None = _strings()
+    ai_summary: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    ai_keywords: tuple[str, ...] | None = _strings()
+    github_repo: str | None = None
+    github_stars: int | None = None
+    project_page: str | None = None
+    comments: int | None = None
+    thumbnail: str | None = None
+    withdrawn_at: dt.date | None = None
     first_seen: dt.date = Field(index=True)
     last_seen: dt.date
     first_dump_id: int = Field(foreign_key="dump.id", index=True)
@@ -142,6 +172,8 @@ class SourceStateRow(SQLModel, table=True):
     failures: int = 0
     etag: str | None = None
     last_modified: str | None = None
+    # A source fetched by day (huggingface): the days up to this one were fetched after they ended.
+    complete_through: dt.date | None = None
 
 
 class RejectionRow(SQLModel, table=True):

@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paperdigest import clock, subscribers
 from paperdigest.config import Settings
-from paperdigest.digest.render import paper_url
+from paperdigest.digest.views import paper_url
 from paperdigest.mail.files import html_part
 from paperdigest.model import Paper
 from paperdigest.score import rank

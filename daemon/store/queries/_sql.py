@@ -4,10 +4,11 @@ SQLAlchemy's SQLite types store them)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Date, DateTime
+from sqlalchemy import JSON, Connection, Date, DateTime
 
 from paperdigest.store.tables import (
     dump_table,
@@ -63,9 +64,10 @@ def _insert_one(conn: Connection, table: str, values: dict[str, Any]) -> int:
 
 
 def _sqlite_params(rows: list[dict[str, Any]], columns: Sequence[str]) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Rows as parameter tuples, dates and datetimes stored as SQLAlchemy would. Returns the
-    column order of the tuples: plain columns first, then the temporal ones."""
-    plain = [c for c in columns if c not in _TEMPORAL]
+    """Rows as parameter tuples, dates, datetimes and lists stored as SQLAlchemy would. Returns the
+    column order of the tuples: plain columns first, then the JSON ones, then the temporal ones."""
+    plain = [c for c in columns if c not in _TEMPORAL and c not in _JSON]
+    lists = [c for c in columns if c in _JSON]
     temporal = [c for c in columns if c in _TEMPORAL]
     seen: dict[Any, Any] = {}  # a dump repeats its dates and its timestamp: convert each once
 
@@ -76,8 +78,15 @@ def _sqlite_params(rows: list[dict[str, Any]], columns: Sequence[str]) -> tuple[
             converted = seen[value] = _sqlite_value(value)
             return converted
 
-    params = [(*[row[c] for c in plain], *[stored(row[c]) for c in temporal]) for row in rows]
-    return [*plain, *temporal], params
+    params = [
+        (*[row[c] for c in plain], *[_json_text(row[c]) for c in lists], *[stored(row[c]) for c in temporal])
+        for row in rows
+    ]
+    return [*plain, *lists, *temporal], params
+
+
+def _json_text(value: Any) -> str | None:
+    return None if value is None else json.dumps(list(value) if isinstance(value, tuple) else value)
 
 
 # Columns holding dates or datetimes, in any table: the plain-SQL paths store them as
@@ -87,4 +96,12 @@ _TEMPORAL = frozenset(
     for table in (dump_table, paper_table, sighting_table, sent_paper_table, outbox_table, source_state_table)
     for column in table.columns
     if isinstance(column.type, Date | DateTime)
+)
+
+# Columns holding JSON (lists of strings): text on SQLite's plain-SQL paths.
+_JSON = frozenset(
+    column.name
+    for table in (dump_table, paper_table, sighting_table, sent_paper_table, outbox_table, source_state_table)
+    for column in table.columns
+    if isinstance(column.type, JSON) or isinstance(getattr(column.type, "impl", None), JSON)
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -10,6 +11,7 @@ from sqlalchemy import Connection, Date, Row, bindparam, func, insert, select, u
 
 from paperdigest.model import PAPER_FIELDS, Paper, paper_from
 from paperdigest.store.queries._sql import (
+    _JSON,
     _chunks,
     _executemany,
     _fast,
@@ -67,14 +69,19 @@ _SELECT_LIST = ", ".join(_PAPER_READ)
 _KEY_AT = len(PAPER_FIELDS)  # where the title key sits in a row of _SELECT_LIST
 # Where Paper's dates sit in such a row: SQLite's driver hands them back as text.
 _DATE_AT = tuple(i for i, name in enumerate(PAPER_FIELDS) if isinstance(paper_table.c[name].type, Date))
+# And its lists of strings, as JSON text.
+_JSON_AT = tuple(i for i, name in enumerate(PAPER_FIELDS) if name in _JSON)
 
 
 def _paper_from_tuple(raw: Any) -> Paper:
-    """A row of `SELECT _SELECT_LIST` as SQLite's driver returns it (dates as text)."""
+    """A row of `SELECT _SELECT_LIST` as SQLite's driver returns it (dates and lists as text)."""
     values = list(raw[:_KEY_AT])
     for at in _DATE_AT:
         if isinstance(values[at], str):
             values[at] = dt.date.fromisoformat(values[at])
+    for at in _JSON_AT:
+        if isinstance(values[at], str):
+            values[at] = tuple(json.loads(values[at]))
     return paper_from(values)
 
 
@@ -179,6 +186,13 @@ def counts(conn: Connection) -> dict[str, int]:
             ).scalar_one()
         ),
     }
+
+
+def dumps_between(conn: Connection, first: dt.date, last: dt.date) -> list[tuple[str, dt.date]]:
+    """(source, capture date) of every dump captured from `first` to `last`."""
+    c = dump_table.c
+    stmt = select(c.source, c.as_of).where(c.as_of >= first, c.as_of <= last)
+    return [(row.source, row.as_of) for row in conn.execute(stmt)]
 
 
 def last_dumps(conn: Connection, limit: int) -> list[Row[Any]]:
