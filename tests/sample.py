@@ -53,9 +53,9 @@ def hostile_dump() -> bytes:
     ).encode()
 
 
-def sample_store(path: Path) -> Engine:
-    """A new SQLite store at `path` holding the seeds and the hostile dump, ingested at INGESTED."""
-    engine = open_engine(f"sqlite:///{path}")
+def sample_store(url: str) -> Engine:
+    """A new store at `url` holding the seeds and the hostile dump, ingested at INGESTED."""
+    engine = open_engine(url)
     with mock.patch.dict(os.environ, {"PAPERDIGEST_NOW": INGESTED}):
         for name, as_of in sorted(SEED_AS_OF.items(), key=lambda item: item[1]):
             seed = SEEDS / name
@@ -66,7 +66,7 @@ def sample_store(path: Path) -> Engine:
 
 def screenshot_html(workdir: Path) -> str:
     """The page docs/digest.png shows: ada's HTML digest (tests/golden/digest/ada.html)."""
-    engine = sample_store(workdir / "sample.db")
+    engine = sample_store(f"sqlite:///{workdir / 'sample.db'}")
     try:
         conf = settings()
         return render.render_html(digest.build(engine, conf, conf.subscribers[0], NOW))

@@ -119,7 +119,9 @@ class Page:
 def page(tmp_path_factory: pytest.TempPathFactory) -> Page:
     """Ada's digest of every sample paper on agents, the hostile title among them; no browser."""
     tmp = tmp_path_factory.mktemp("browser")
-    engine = sample_store(tmp / "papers.db")
+    # The page comes from the sample store on SQLite: that both engines give the same digest is
+    # the golden test's (tests/test_digest.py), this module looks at the page in a browser.
+    engine = sample_store(f"sqlite:///{tmp / 'papers.db'}")
     conf = settings()
     ada = conf.subscribers[0].model_copy(update={"max_papers": 500})
     built = digest.build(engine, conf, ada, NOW, since=dt.date(2020, 1, 1))
