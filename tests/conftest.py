@@ -29,6 +29,7 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from paperdigest.cli import main
 from paperdigest.store.engine import open_engine
@@ -82,8 +83,11 @@ PG_HOWTO = (
     "server as an unprivileged user), or set PAPERDIGEST_TEST_PG to the URL of a server the tests "
     "may create databases on (postgresql+psycopg://user@host/postgres)"
 )
-# Test databases get a session time zone far from UTC, so that nothing can lean on the server's.
+# Test databases get a session time zone far from UTC and, where the server has ICU, a language's
+# collation (as a server set up for en_US sorts text), so that nothing leans on the server's own
+# settings matching SQLite's (UTC, code point order).
 PG_TIMEZONE = "Asia/Kathmandu"
+PG_COLLATION = "LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
 
 
 @dataclass
@@ -99,17 +103,17 @@ PG = PgState()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "engine" in metafunc.fixturenames:
+    if "engine_name" in metafunc.fixturenames:
         engines = ENGINES
         if metafunc.definition.get_closest_marker("sqlite_only") is not None:
             engines = ("sqlite",)
         elif metafunc.definition.get_closest_marker("postgresql_only") is not None:
             engines = ("postgresql",)
-        metafunc.parametrize("engine", engines, indirect=True, scope="function")
+        metafunc.parametrize("engine_name", engines, indirect=True, scope="function")
 
 
 @pytest.fixture
-def engine(request: pytest.FixtureRequest) -> str:
+def engine_name(request: pytest.FixtureRequest) -> str:
     """The engine under test: "sqlite" or "postgresql" (every test that uses a store runs on both)."""
     return str(request.param)
 
@@ -126,7 +130,13 @@ class PgCluster:
         self.names = itertools.count(1)
         self.template = f"{self.prefix}_template"
         self._execute(f"DROP DATABASE IF EXISTS {self.template}")
-        self._execute(f"CREATE DATABASE {self.template} TEMPLATE template0 ENCODING 'UTF8'")
+        self.empty = f"{self.prefix}_empty"
+        self._execute(f"DROP DATABASE IF EXISTS {self.empty}")
+        try:
+            self._execute(f"CREATE DATABASE {self.empty} TEMPLATE template0 ENCODING 'UTF8' {PG_COLLATION}")
+        except DBAPIError:  # no ICU in this server (or before PostgreSQL 15): its own collation
+            self._execute(f"CREATE DATABASE {self.empty} TEMPLATE template0 ENCODING 'UTF8'")
+        self._execute(f"CREATE DATABASE {self.template} TEMPLATE {self.empty}")
         open_engine(self.database_url(self.template), schema="upgrade").dispose()
 
     def _execute(self, sql: str) -> None:
@@ -139,15 +149,19 @@ class PgCluster:
     def create(self, empty: bool = False) -> tuple[str, str]:
         """A new database: a copy of the migrated template, or `empty`. Its name and URL."""
         name = f"{self.prefix}_{next(self.names)}"
-        self._execute(f"CREATE DATABASE {name} TEMPLATE {'template0' if empty else self.template}")
+        template = self.empty if empty else self.template
+        self._execute(f"CREATE DATABASE {name} TEMPLATE {template} STRATEGY FILE_COPY")  # small: a plain copy
         self._execute(f"ALTER DATABASE {name} SET TimeZone = '{PG_TIMEZONE}'")
         return name, self.database_url(name)
 
     def drop(self, name: str) -> None:
-        self._execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # FORCE: a test's leftover sessions
+        # FORCE ends what a test left connected (an engine it never disposed); the server then
+        # waits 100 ms for those sessions to go, so tests dispose what they open where they can.
+        self._execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
     def close(self) -> None:
         self.drop(self.template)
+        self.drop(self.empty)
         self.admin.dispose()
 
 
@@ -187,12 +201,12 @@ def pg_cluster() -> Iterator[PgCluster]:
 
 
 @pytest.fixture
-def new_store(engine: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., str]]:
+def new_store(engine_name: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., str]]:
     """Make fresh stores on the engine under test: `new_store()` is a URL nothing has opened yet
     (SQLite: a file to be; PostgreSQL: a database holding the current schema), `new_store(empty=True)`
     one without any tables (for the migrations)."""
     dropped: list[str] = []
-    cluster = request.getfixturevalue("pg_cluster") if engine == "postgresql" else None
+    cluster = request.getfixturevalue("pg_cluster") if engine_name == "postgresql" else None
     count = itertools.count(1)
 
     def make(empty: bool = False) -> str:
@@ -217,7 +231,7 @@ def db_url(new_store: Callable[..., str]) -> str:
 
 def _on_postgresql(item: pytest.Item) -> bool:
     callspec = getattr(item, "callspec", None)
-    return callspec is not None and callspec.params.get("engine") == "postgresql"
+    return callspec is not None and callspec.params.get("engine_name") == "postgresql"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

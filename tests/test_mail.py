@@ -711,17 +711,19 @@ def test_only_a_stopped_senders_accepted_rows_are_finished_by_another_run(cli: A
     assert [row["status"] for row in outbox(store)] == ["sent", "sent"]
 
 
-def test_the_mark_waits_for_a_writer_that_holds_the_store(cli: Any, store: str, tmp_path: Path, engine: str) -> None:
+def test_the_mark_waits_for_a_writer_that_holds_the_store(
+    cli: Any, store: str, tmp_path: Path, engine_name: str
+) -> None:
     """The autocommitted mark waits like any transaction: another writer holding the store (SQLite's
     write lock; on PostgreSQL a lock on the outbox) when the 250 comes delays the mark, it does not
     fail it (SQLite: the busy timeout)."""
     settings, db, now = _outbox_setup(cli, store, tmp_path, ["a@example.org"])
-    threads = {"check_same_thread": False} if engine == "sqlite" else {}
+    threads = {"check_same_thread": False} if engine_name == "sqlite" else {}
     holder = create_engine(store, poolclass=NullPool, connect_args=threads).connect()
     release = threading.Timer(0.5, holder.commit)
 
     def hold_the_store(recipient: str) -> None:
-        if engine == "sqlite":
+        if engine_name == "sqlite":
             holder.exec_driver_sql("BEGIN IMMEDIATE")
         else:
             holder.exec_driver_sql("LOCK TABLE outbox IN EXCLUSIVE MODE")

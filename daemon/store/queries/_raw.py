@@ -1,16 +1,15 @@
-"""The raw statements: the few places where SQLAlchemy Core's own work per statement or per row
-measurably slows a hot path, so the SQL goes to the driver as it is. Everything else is Core.
+"""The raw statements: the few places where SQLAlchemy Core's own work measurably slows a hot
+path, so the SQL goes to the driver as it is. Everything else is Core.
+
+The bar: a statement is raw when its Core form costs at least a tenth of its path (the ingest of a
+dump, the commit after the server's 250), measured statement by statement with the rest as it is
+(benchmarks/raw_vs_core.py; the figures and the ones that stayed on Core are in
+benchmarks/README.md, "Raw statements"). The comment above each statement gives its figures.
 
 Each statement is plain SQL that SQLite and PostgreSQL both run, the same on both (the tests run
 every one on both engines), written with `?` placeholders (`%s` for psycopg). Values go to the
 driver as Core would send them, through each column's own bind processor (on SQLite, dates and
-datetimes become the text SQLAlchemy's SQLite types store), and come back as Core would type
-them. The comment above each statement names the measurement that keeps it; benchmarks/README.md
-("Raw statements") has the figures and the way to repeat them.
-
-The ingest's figures are CPU time of `apply` per 200-entry dump (about half new papers, half
-known ones gaining upvotes), the least of 10 runs of 50 dumps each, on a fresh store, the
-alternatives interleaved in one process.
+datetimes become the text SQLAlchemy's SQLite types store).
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Column, Connection, Dialect
+from sqlalchemy import Column, Connection, Date, Dialect
 from sqlalchemy.exc import DBAPIError
 
 from paperdigest.store.queries._sql import _chunks
@@ -63,11 +62,34 @@ def _bound(rows: Sequence[Sequence[Any]], binders: list[_Processor]) -> list[tup
     return out
 
 
+# --- papers_where: the stored papers a dump names ---------------------------------------------------
+# By arXiv id, then by title key. Core's SELECT ... IN (expanding, its rows typed by SQLAlchemy)
+# costs 0.3 ms more per dump (5%): kept raw with update_papers, below, because together they are
+# what brings the full ingest benchmark back under its target (benchmarks/README.md).
+
+
+def papers_where(conn: Connection, columns: Sequence[str], where: str, values: Sequence[Any]) -> list[list[Any]]:
+    """`SELECT columns FROM paper WHERE where IN (values)`: each row as a list, its dates as dates."""
+    known = [paper_table.c[name] for name in (*columns, where)]  # column names are never caller text
+    dates = [at for at, column in enumerate(known[:-1]) if isinstance(column.type, Date)]
+    sql = _sql(conn, f"SELECT {', '.join(columns)} FROM paper WHERE {where} IN ({_marks(len(values))})")
+    rows = []
+    for raw in conn.exec_driver_sql(sql, tuple(values)).fetchall():
+        row = list(raw)
+        for at in dates:  # sqlite3 hands dates back as text, psycopg as dates
+            if isinstance(row[at], str):
+                row[at] = dt.date.fromisoformat(row[at])
+        rows.append(row)
+    return rows
+
+
 # --- insert_papers: the ingest's new papers ------------------------------------------------------
-# One multi-row INSERT ... RETURNING id and identity. On SQLite, apply costs 0.9 ms more per
-# 200-entry dump (17%) with Core's own (insertmanyvalues, unordered RETURNING), 0.8 ms more with
-# Core's executemany and the ids read back, 1.5 ms more ordered (sort_by_parameter_order makes
-# it one statement per row on SQLite). On PostgreSQL, Core's RETURNING cost about 1 ms more.
+# One multi-row INSERT ... RETURNING id and identity. CPU time of `apply` per 200-entry dump on
+# SQLite (about 5.8 ms as it is), the least of 10 runs of 50 dumps: Core's own INSERT ... RETURNING
+# (insertmanyvalues) costs 0.9-1.25 ms more (16-22%), ordered (sort_by_parameter_order: one
+# statement per row on SQLite) 0.8-1.5 ms more, Core's executemany with the ids read back 0.8 ms
+# more. On PostgreSQL, Core's RETURNING costs 0.7 ms more; its executemany with the ids read back
+# is 1.4 ms cheaper there, but reads the ids back by an index the planner may pass over.
 
 
 def insert_papers(conn: Connection, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
@@ -86,10 +108,23 @@ def insert_papers(conn: Connection, columns: Sequence[str], rows: Sequence[Seque
     return found
 
 
+# --- update_papers: the ingest's changed papers ----------------------------------------------------
+# A plain executemany: Core's (a parameter set built and processed per row) costs 0.4 ms more per
+# dump (7%); see papers_where for why it is kept.
+
+
+def update_papers(conn: Connection, fields: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """UPDATE paper SET fields WHERE id = ?, one executemany; each row is its values, then the id."""
+    binders = [*_binders(conn.dialect, [paper_table.c[name] for name in fields]), None]  # never caller text
+    sets = ", ".join(f"{name} = ?" for name in fields)
+    conn.exec_driver_sql(_sql(conn, f"UPDATE paper SET {sets} WHERE id = ?"), _bound(rows, binders))
+
+
 # --- accepted_mark: the commit after the server's 250 --------------------------------------------
 # Our part of the repeat window SMTP leaves (README, "Mail"). One autocommitted statement on the
-# driver's connection: median 16 µs on SQLite against 95 µs for Core in a transaction (BEGIN
-# IMMEDIATE, UPDATE, COMMIT); 210 µs on PostgreSQL against 520 µs (one round trip, not three).
+# driver's connection: median 12-16 µs on SQLite against 95-103 µs for Core in a transaction
+# (BEGIN IMMEDIATE, UPDATE, COMMIT); 94-210 µs on PostgreSQL against 288-520 µs (one round trip,
+# not three).
 
 _ACCEPTED = (
     "UPDATE outbox SET status = 'accepted', sent_at = ?, attempts = ?, last_error = NULL"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import ColumnElement, Connection, Table
 from sqlalchemy.dialects import postgresql, sqlite
 
 CHUNK = 500  # stays under every backend's limit of bound parameters
@@ -15,6 +15,12 @@ CHUNK = 500  # stays under every backend's limit of bound parameters
 def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
     for start in range(0, len(values), CHUNK):
         yield values[start : start + CHUNK]
+
+
+def code_point_order(conn: Connection, column: ColumnElement[str]) -> ColumnElement[str]:
+    """A text column to ORDER BY as Python and SQLite compare text (by code point), whatever
+    collation the PostgreSQL database was made with ("en_US" puts "alpha" before "Beta")."""
+    return column.collate("C") if conn.dialect.name == "postgresql" else column
 
 
 def upsert(dialect: str, table: Table) -> postgresql.Insert | sqlite.Insert:

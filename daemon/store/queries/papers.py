@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, Update, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, func, insert, select
 
 from paperdigest.model import PAPER_FIELDS, Paper, paper_from
 from paperdigest.store.queries import _raw
-from paperdigest.store.queries._sql import _chunks
+from paperdigest.store.queries._sql import _chunks, code_point_order
 from paperdigest.store.tables import (
     dump_table,
     paper_table,
@@ -33,21 +32,10 @@ _PAPER_COLUMNS = [paper_table.c[name] for name in _PAPER_READ]
 
 # The statements of every ingest are built once, here: building one costs more than running it
 # (70 of the 115 µs a small SELECT takes through Core on SQLite).
-_PAPERS_WHERE = {
-    name: select(*_PAPER_COLUMNS).where(paper_table.c[name].in_(bindparam("values", expanding=True)))
-    for name in ("arxiv_id", "title_key")
-}
-_DUMP_KNOWN = select(dump_table.c.id).where(dump_table.c.content_hash == bindparam("content_hash"))
+_KEY_AT = len(PAPER_FIELDS)  # where the title key sits in a row of _PAPER_READ
 _DUMP_BY_HASH = select(dump_table).where(dump_table.c.content_hash == bindparam("content_hash"))
 _INSERT_DUMP = insert(dump_table).returning(dump_table.c.id)
 _INSERT_SIGHTINGS = insert(sighting_table)
-
-
-@functools.cache
-def _update_papers(fields: tuple[str, ...]) -> Update:
-    """UPDATE paper SET fields WHERE id = :pid (the values bound as v_<field>), one per set of fields."""
-    values: dict[str, Any] = {name: bindparam(f"v_{name}") for name in fields}
-    return update(paper_table).where(paper_table.c.id == bindparam("pid")).values(values)
 
 
 def papers_by_identity(
@@ -58,16 +46,13 @@ def papers_by_identity(
     found: dict[int, tuple[Paper, str]] = {}
     for column, values in (("arxiv_id", sorted(set(arxiv_ids))), ("title_key", sorted(set(title_keys)))):
         for chunk in _chunks(values):
-            for row in conn.execute(_PAPERS_WHERE[column], {"values": chunk}):
-                found[row.id] = (_paper(row), row.title_key)
+            for row in _raw.papers_where(conn, _PAPER_READ, column, chunk):
+                found[row[0]] = (paper_from(row[:_KEY_AT]), row[_KEY_AT])
     return list(found.values())
 
 
 def dump_by_hash(conn: Connection, content_hash: str) -> Row[Any] | None:
-    params = {"content_hash": content_hash}
-    if conn.execute(_DUMP_KNOWN, params).first() is None:  # nearly always: skip reading a whole row
-        return None
-    return conn.execute(_DUMP_BY_HASH, params).first()
+    return conn.execute(_DUMP_BY_HASH, {"content_hash": content_hash}).first()
 
 
 def insert_dump(conn: Connection, values: dict[str, Any]) -> int:
@@ -99,11 +84,7 @@ def update_papers(
     """Write back `fields` of existing papers (with their title keys), one executemany."""
     if not papers:
         return
-    names = [f"v_{name}" for name in fields]
-    params = [
-        {"pid": paper.id, **dict(zip(names, _paper_values(paper, key, fields), strict=True))} for paper, key in papers
-    ]
-    conn.execute(_update_papers(fields), params)
+    _raw.update_papers(conn, fields, [(*_paper_values(paper, key, fields), paper.id) for paper, key in papers])
 
 
 def insert_sightings(conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -121,7 +102,7 @@ def top_papers(conn: Connection, limit: int | None, since: dt.date | None = None
         paper_table.c.upvotes.is_(None),
         paper_table.c.upvotes.desc(),
         paper_table.c.first_seen.desc(),
-        paper_table.c.title,
+        code_point_order(conn, paper_table.c.title),
     )
     if limit is not None:
         stmt = stmt.limit(limit)
