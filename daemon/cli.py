@@ -61,8 +61,15 @@ def _store_url(args: argparse.Namespace, conf: config.Settings) -> str:
     return resolve_url(args.db, conf.store.url)
 
 
+# The engines a command opened, disposed when it ends: a caller of main() in-process (the tests, a
+# host program) keeps no connection to a server behind it.
+_OPENED: list[Engine] = []
+
+
 def _engine(args: argparse.Namespace, conf: config.Settings, schema: Schema = "check") -> Engine:
-    return open_engine(_store_url(args, conf), schema)
+    engine = open_engine(_store_url(args, conf), schema)
+    _OPENED.append(engine)
+    return engine
 
 
 def cmd_parse(args: argparse.Namespace) -> int:
@@ -211,6 +218,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     conf = _config(args)
     config.check_can_send(conf)
     service = Service(conf, args.db, args.config)
+    _OPENED.append(service.engine)
     if not args.once:
         return service.serve()
     report = service.once()
@@ -459,3 +467,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"paperdigest: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return EXIT_RUNTIME
+    finally:
+        while _OPENED:
+            _OPENED.pop().dispose()

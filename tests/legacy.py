@@ -10,6 +10,7 @@ import warnings
 from typing import Any
 
 from sqlalchemy import Boolean, Date, DateTime, LargeBinary, MetaData, create_engine
+from sqlalchemy.pool import NullPool
 
 from tests.conftest import FIXTURES
 
@@ -38,7 +39,7 @@ def _value(column: Any, value: Any) -> Any:
 
 def make_store(url: str) -> dict[str, int]:
     """Build a 0.1.0 store at `url` (which must be empty); the number of rows in each table."""
-    engine = create_engine(url)
+    engine = create_engine(url, poolclass=NullPool)  # pg_dump's script empties search_path for its session
     schema = (V010 / f"schema.{engine.dialect.name}.sql").read_text(encoding="utf-8")
     with engine.begin() as conn:
         if engine.dialect.name == "sqlite":
@@ -69,5 +70,3 @@ def counts(url: str) -> dict[str, int]:
         found = {name: int(conn.exec_driver_sql(f"SELECT count(*) FROM {name}").scalar_one()) for name in TABLE_ORDER}
     engine.dispose()
     return found
-
-

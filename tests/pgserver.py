@@ -25,7 +25,12 @@ from pathlib import Path
 
 
 def find_bin(name: str) -> str | None:
-    """A PostgreSQL server binary: on PATH, else Debian's /usr/lib/postgresql/<version>/bin."""
+    """A PostgreSQL server binary: in $PAPERDIGEST_PG_BIN when set (only there), else on PATH, else
+    Debian's /usr/lib/postgresql/<version>/bin."""
+    folder = os.environ.get("PAPERDIGEST_PG_BIN")
+    if folder:
+        path = Path(folder) / name
+        return str(path) if path.is_file() else None
     found = shutil.which(name)
     if found:
         return found

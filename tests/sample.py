@@ -64,9 +64,9 @@ def hostile_dump() -> bytes:
     ).encode()
 
 
-def sample_store(path: Path) -> Engine:
-    """A new SQLite store at `path` holding the seeds and the hostile dump, ingested at INGESTED."""
-    engine = open_engine(f"sqlite:///{path}")
+def sample_store(url: str) -> Engine:
+    """A new store at `url` holding the seeds and the hostile dump, ingested at INGESTED."""
+    engine = open_engine(url)
     with mock.patch.dict(os.environ, {"PAPERDIGEST_NOW": INGESTED}):
         for name, as_of in sorted(SEED_AS_OF.items(), key=lambda item: item[1]):
             seed = SEEDS / name

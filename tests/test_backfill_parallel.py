@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -100,10 +101,10 @@ def test_a_dead_worker_leaves_the_rest_to_this_process(dumps: list[Path], monkey
 
 
 def test_backfill_with_the_worker_stores_what_a_sequential_backfill_stores(
-    dumps: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    dumps: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, new_store: Callable[..., str]
 ) -> None:
-    def run(name: str) -> tuple[list[Any], dict[str, int], list[Any]]:
-        engine = open_engine(f"sqlite:///{tmp_path / name}")
+    def run(url: str) -> tuple[list[Any], dict[str, int], list[Any]]:
+        engine = open_engine(url)
         outcomes = [
             (o.source, str(o.error)) if isinstance(o, job.Failure) else o.to_json()
             for o in job.backfill(engine, [str(tmp_path / "dumps")])
@@ -113,9 +114,9 @@ def test_backfill_with_the_worker_stores_what_a_sequential_backfill_stores(
         engine.dispose()
         return outcomes, *stored
 
-    parallel = run("parallel.db")
+    parallel = run(new_store())
     monkeypatch.setattr(ahead, "PARALLEL_MIN", 10**6)
-    sequential = run("sequential.db")
+    sequential = run(new_store())
     assert parallel == sequential
     assert len(parallel[0]) == COUNT and parallel[1]["dumps"] == len({p.read_bytes() for p in dumps}) - 1
 

@@ -7,7 +7,6 @@ import os
 import pty
 import re
 import shutil
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 from paperdigest.cli import build_parser
 from paperdigest.store.engine import shown_url as display_url
 from tests.conftest import ROOT, SEED_AS_OF, SEEDS, run_subprocess
+from tests.storehelp import columns, scalar, table
 
 INGEST_KEYS = {"source", "as_of", "entries", "new", "updated", "unchanged", "duplicate_dump"}
 PAPER_KEYS = {"title", "arxiv_id", "upvotes", "published", "first_seen", "authors", "org"}
@@ -65,13 +65,13 @@ def test_ingest_json_shape_and_duplicate(cli: Any, db_url: str) -> None:
     assert second.json_lines()[0]["new"] == 0 and second.json_lines()[0]["updated"] == 0
 
 
-def test_ingest_dry_run_stores_nothing(cli: Any, db_url: str, tmp_path: Path) -> None:
+def test_ingest_dry_run_stores_nothing(cli: Any, db_url: str) -> None:
     result = cli("--db", db_url, "ingest", str(SEEDS / "004_d0e4e6143df38525.txt"), "--dry-run")
     assert result.code == 0 and "dry run" in result.out
-    with sqlite3.connect(tmp_path / "papers.db") as conn:
-        assert conn.execute("SELECT count(*) FROM paper").fetchone()[0] == 0
+    assert scalar(db_url, "SELECT count(*) FROM paper") == 0
 
 
+# Where the embedded default (SQLite) puts its file: not a question for PostgreSQL.
 def test_store_choice_flag_env_default(cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seed = str(SEEDS / "004_d0e4e6143df38525.txt")
     assert cli("ingest", seed).code == 0
@@ -104,6 +104,12 @@ def test_unusable_store_is_a_runtime_error(cli: Any, tmp_path: Path) -> None:
     assert len(result.err.strip().splitlines()) == 1
 
 
+def test_a_postgresql_server_that_is_not_there_is_a_runtime_error(cli: Any) -> None:
+    result = cli("--db", "postgresql+psycopg://nobody:s3cret@127.0.0.1:1/papers?connect_timeout=5", "status")
+    assert result.code == 1 and "store" in result.err and "s3cret" not in result.err
+    assert len(result.err.strip().splitlines()) == 1
+
+
 def test_papers_best_first(cli: Any, db_url: str, tmp_path: Path) -> None:
     assert cli("--db", db_url, "backfill", str(dated_seeds(tmp_path / "d")), "--json").code == 0
     result = cli("--db", db_url, "papers", "--top", "7", "--json")
@@ -112,9 +118,7 @@ def test_papers_best_first(cli: Any, db_url: str, tmp_path: Path) -> None:
     assert all(p[key] is None for p in papers for key in API_PAPER_KEYS)  # text dumps leave them null
     upvotes = [p["upvotes"] for p in papers]
     assert upvotes == sorted(upvotes, reverse=True)
-    with sqlite3.connect(tmp_path / "papers.db") as conn:
-        best = conn.execute("SELECT max(upvotes) FROM paper").fetchone()[0]
-    assert upvotes[0] == best == 6
+    assert upvotes[0] == scalar(db_url, "SELECT max(upvotes) FROM paper") == 6
     since = cli("--db", db_url, "papers", "--since", "2026-11-04", "--json", "--top", "500").json_lines()
     assert since and all(p["first_seen"] >= "2026-11-04" for p in since)
     table = cli("--db", db_url, "papers", "--top", "3")
@@ -128,14 +132,11 @@ def test_backfill_oldest_capture_first_and_idempotent(cli: Any, db_url: str, tmp
     lines = result.json_lines()
     assert [line["as_of"] for line in lines] == sorted(SEED_AS_OF.values())
     assert sum(line["entries"] for line in lines) == 47 + 50 + 77 + 154 + 75
-    with sqlite3.connect(tmp_path / "papers.db") as conn:
-        before = conn.execute("SELECT * FROM paper ORDER BY id").fetchall()
-        flags = {row[0] for row in conn.execute("SELECT first_backfill FROM paper")}
-    assert flags == {1}
+    before = table(db_url, "paper", order_by="id")
+    assert {flag for (flag,) in columns(db_url, "paper", "first_backfill")} == {True}
     again = cli("--db", db_url, "backfill", str(folder), "--json").json_lines()
     assert all(line["duplicate_dump"] for line in again)
-    with sqlite3.connect(tmp_path / "papers.db") as conn:
-        assert conn.execute("SELECT * FROM paper ORDER BY id").fetchall() == before
+    assert table(db_url, "paper", order_by="id") == before
 
 
 def test_backfill_reports_a_bad_dump_and_goes_on(cli: Any, db_url: str, tmp_path: Path) -> None:
@@ -153,10 +154,10 @@ def test_backfill_summary_table(cli: Any, db_url: str, tmp_path: Path) -> None:
     assert "backfill summary" in result.out and "403" in result.out  # 403 entries in all
 
 
-def test_backfill_progress_bar_on_a_terminal(tmp_path: Path) -> None:
+def test_backfill_progress_bar_on_a_terminal(tmp_path: Path, db_url: str) -> None:
     folder = dated_seeds(tmp_path / "d")
     primary, secondary = pty.openpty()
-    env = dict(os.environ, PAPERDIGEST_DB=f"sqlite:///{tmp_path / 'p.db'}", TERM="xterm", COLUMNS="100")
+    env = dict(os.environ, PAPERDIGEST_DB=db_url, TERM="xterm", COLUMNS="100")
     proc = subprocess.Popen(
         [sys.executable, "-m", "paperdigest", "backfill", str(folder)],
         cwd=ROOT,

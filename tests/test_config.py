@@ -129,6 +129,7 @@ def test_cli_refuses_a_bad_config_with_exit_2(cli: Any, tmp_path: Path) -> None:
     assert len(result.err.strip().splitlines()) == 1
 
 
+# Which store is chosen (config, then environment): told by which SQLite file appears.
 def test_environment_overrides(cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write(tmp_path, f'[store]\nurl = "sqlite:///{tmp_path / "from-config.db"}"\n')
     monkeypatch.setenv("PAPERDIGEST_CONFIG", str(path))

@@ -150,13 +150,13 @@ def received_by(smtp: SmtpServer) -> dict[str, int]:
 
 
 def test_daemon_ingests_mails_reports_ready_and_stops_on_sigterm(
-    tmp_path: Path, notify: NotifyListener, smtp: SmtpServer, daemons: list[Daemon]
+    tmp_path: Path, notify: NotifyListener, smtp: SmtpServer, daemons: list[Daemon], db_url: str
 ) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     drop(inbox, SEED)
     config = write_config(tmp_path, smtp.port, inbox)
-    daemon = Daemon(config, f"sqlite:///{tmp_path / 'd.db'}", notify)
+    daemon = Daemon(config, db_url, notify)
     daemons.append(daemon)
     wait_for(lambda: notify.seen("READY=1"), what="READY=1")
     wait_for(lambda: received_by(smtp) == {"ada@example.org": 1, "grace@example.org": 1}, what="two digests")
@@ -175,12 +175,12 @@ def test_daemon_ingests_mails_reports_ready_and_stops_on_sigterm(
 
 
 def test_a_second_instance_is_refused(
-    tmp_path: Path, notify: NotifyListener, smtp: SmtpServer, daemons: list[Daemon]
+    tmp_path: Path, notify: NotifyListener, smtp: SmtpServer, daemons: list[Daemon], db_url: str
 ) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     config = write_config(tmp_path, smtp.port, inbox)
-    db = f"sqlite:///{tmp_path / 'd.db'}"
+    db = db_url
     daemons.append(Daemon(config, db, notify))
     wait_for(lambda: notify.seen("READY=1"), what="READY=1")
     second = subprocess.run(
@@ -208,13 +208,13 @@ def test_a_second_instance_is_refused(
 
 
 def test_sigkill_and_restart_neither_loses_nor_repeats(
-    tmp_path: Path, notify: NotifyListener, smtp: SmtpServer, daemons: list[Daemon]
+    tmp_path: Path, notify: NotifyListener, smtp: SmtpServer, daemons: list[Daemon], db_url: str
 ) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     drop(inbox, SEED)
     config = write_config(tmp_path, smtp.port, inbox, cron="0 7 * * *")  # one period a day
-    db = f"sqlite:///{tmp_path / 'd.db'}"
+    db = db_url
     first = Daemon(config, db, notify)
     daemons.append(first)
     wait_for(lambda: received_by(smtp) == {"ada@example.org": 1, "grace@example.org": 1}, what="two digests")
@@ -235,12 +235,12 @@ def test_sigkill_and_restart_neither_loses_nor_repeats(
 
 
 def test_sighup_reloads_and_refuses_a_bad_config(
-    tmp_path: Path, notify: NotifyListener, smtp: SmtpServer, daemons: list[Daemon]
+    tmp_path: Path, notify: NotifyListener, smtp: SmtpServer, daemons: list[Daemon], db_url: str
 ) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     config = write_config(tmp_path, smtp.port, inbox)
-    daemon = Daemon(config, f"sqlite:///{tmp_path / 'd.db'}", notify, extra_env={"JOURNAL_STREAM": "8:1234"})
+    daemon = Daemon(config, db_url, notify, extra_env={"JOURNAL_STREAM": "8:1234"})
     daemons.append(daemon)
     wait_for(lambda: notify.seen("READY=1"), what="READY=1")
     good = config.read_text()
@@ -265,11 +265,13 @@ def re_priority(line: str) -> bool:
     return len(line) > 3 and line[0] == "<" and line[1].isdigit() and line[2] == ">"
 
 
-def test_watchdog_pings(tmp_path: Path, notify: NotifyListener, smtp: SmtpServer, daemons: list[Daemon]) -> None:
+def test_watchdog_pings(
+    tmp_path: Path, notify: NotifyListener, smtp: SmtpServer, daemons: list[Daemon], db_url: str
+) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     config = write_config(tmp_path, smtp.port, inbox)
-    daemon = Daemon(config, f"sqlite:///{tmp_path / 'd.db'}", notify, extra_env={"WATCHDOG_USEC": "1000000"})
+    daemon = Daemon(config, db_url, notify, extra_env={"WATCHDOG_USEC": "1000000"})
     daemons.append(daemon)
     wait_for(lambda: sum("WATCHDOG=1" in m for m in notify.drain()) >= 3, timeout=20, what="watchdog pings")
     assert daemon.stop() == 0
@@ -312,11 +314,13 @@ def test_run_once_on_the_embedded_default_leaves_a_sample(tmp_path: Path) -> Non
     assert "demo@localhost: nothing new since" in preview.stderr and "--since" in preview.stderr
 
 
-def test_run_once_exit_codes(cli: Any, tmp_path: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_once_exit_codes(
+    cli: Any, tmp_path: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch, db_url: str
+) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     config = str(write_config(tmp_path, smtp.port, inbox))
-    db = f"sqlite:///{tmp_path / 'd.db'}"
+    db = db_url
     (inbox / "garbage.txt").write_bytes(b"\x00\x01\x02")
     old = time.time() - 60
     os.utime(inbox / "garbage.txt", (old, old))
@@ -334,8 +338,8 @@ def test_run_once_exit_codes(cli: Any, tmp_path: Path, smtp: SmtpServer, monkeyp
 # --- the inbox ------------------------------------------------------------------------------
 
 
-def test_files_being_written_wait_for_the_next_poll(tmp_path: Path) -> None:
-    engine = open_engine(f"sqlite:///{tmp_path / 'd.db'}")
+def test_files_being_written_wait_for_the_next_poll(tmp_path: Path, db_url: str) -> None:
+    engine = open_engine(db_url)
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     source = DirectorySource("inbox", inbox)
@@ -355,8 +359,8 @@ def test_files_being_written_wait_for_the_next_poll(tmp_path: Path) -> None:
     assert (inbox / "big.txt.part").exists() and (inbox / ".hidden.txt").exists()  # never touched
 
 
-def test_nothing_is_ever_deleted_or_overwritten(tmp_path: Path) -> None:
-    engine = open_engine(f"sqlite:///{tmp_path / 'd.db'}")
+def test_nothing_is_ever_deleted_or_overwritten(tmp_path: Path, db_url: str) -> None:
+    engine = open_engine(db_url)
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     source = DirectorySource("inbox", inbox)
@@ -369,8 +373,8 @@ def test_nothing_is_ever_deleted_or_overwritten(tmp_path: Path) -> None:
     assert sorted(p.name for p in (inbox / "processed").iterdir()) == ["same.txt", "same.txt.1"]
 
 
-def test_a_read_only_source_remembers_by_content_hash(tmp_path: Path) -> None:
-    engine = open_engine(f"sqlite:///{tmp_path / 'd.db'}")
+def test_a_read_only_source_remembers_by_content_hash(tmp_path: Path, db_url: str) -> None:
+    engine = open_engine(db_url)
     folder = tmp_path / "seeds"
     folder.mkdir()
     shutil.copyfile(SEED, folder / SEED.name)

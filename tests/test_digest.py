@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import sqlite3
+from collections.abc import Iterator
 from dataclasses import replace as dataclasses_replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from bs4 import BeautifulSoup
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
 from paperdigest import digest
 from paperdigest.digest import render, views
@@ -39,14 +39,17 @@ from tests.sample import (
     sample_store,
     settings,
 )
+from tests.storehelp import scalar
 
 UTC = dt.UTC
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Engine:
-    """The seeds ingested (not backfilled) at a fixed time, plus one hostile dump."""
-    return sample_store(tmp_path / "digest.db")
+def store(db_url: str) -> Iterator[Engine]:
+    """The seeds ingested (not backfilled) at a fixed time, plus one hostile dump (at db_url)."""
+    engine = sample_store(db_url)
+    yield engine
+    engine.dispose()
 
 
 def golden(name: str, actual: str) -> None:
@@ -130,8 +133,8 @@ def test_rising_means_doubled_and_at_least_ten_more(then: int | None, now: int, 
 # --- the store window ------------------------------------------------------------------------
 
 
-def test_build_takes_non_backfill_papers_of_the_window(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    engine = open_engine(f"sqlite:///{tmp_path / 'w.db'}")
+def test_build_takes_non_backfill_papers_of_the_window(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = open_engine(db_url)
     conf = settings()
     path = SEEDS / "004_d0e4e6143df38525.txt"
     monkeypatch.setenv("PAPERDIGEST_NOW", "2026-11-22T08:00:00+00:00")
@@ -171,7 +174,7 @@ def test_rising_comes_from_the_store_without_reading_the_whole_history(store: En
             conn, ada.email, {sharp.id: 5, slight.id: (slight.upvotes or 0) - 3, unknown.id: None}, NOW
         )
         queries.record_sent_upvotes(conn, ada.email, {p.id: p.upvotes for p in sent[3:]}, NOW)
-        conn.exec_driver_sql("UPDATE paper SET upvotes = 40 WHERE id = ?", (sharp.id,))
+        conn.execute(update(paper_table).where(paper_table.c.id == sharp.id).values(upvotes=40))
         gained = queries.sent_and_gained(conn, ada.email, conf.digest.rising_min_gain)
     assert [paper.id for paper, _ in gained] == [sharp.id]  # only it gained 10 or more since sent
     again = digest.build(store, conf, ada, NOW, since=dt.date(2020, 1, 1))
@@ -261,7 +264,7 @@ def test_user_templates_override_the_shipped_ones(store: Engine, tmp_path: Path)
 
 
 def test_digest_command_previews_without_marking_sent(
-    cli: Any, store: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cli: Any, store: Engine, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config_path = tmp_path / "c.toml"
     config_path.write_text(
@@ -269,7 +272,7 @@ def test_digest_command_previews_without_marking_sent(
         '[[subscribers]]\nemail = "ada@example.org"\ntopics = ["agents"]\n'
         '[[subscribers]]\nemail = "grace@example.org"\ntopics = ["robotics"]\n'
     )
-    db = f"sqlite:///{tmp_path / 'digest.db'}"
+    db = db_url
     monkeypatch.setenv("PAPERDIGEST_NOW", NOW.isoformat())
     ada = cli("--config", str(config_path), "--db", db, "digest", "--subscriber", "ada@example.org")
     grace = cli("--config", str(config_path), "--db", db, "digest", "--subscriber", "grace@example.org")
@@ -283,16 +286,15 @@ def test_digest_command_previews_without_marking_sent(
         "grace@example.org.html",
         "grace@example.org.txt",
     }
-    with sqlite3.connect(tmp_path / "digest.db") as conn:
-        assert conn.execute("SELECT count(*) FROM sent_paper").fetchone()[0] == 0
+    assert scalar(db_url, "SELECT count(*) FROM sent_paper") == 0
     unknown = cli("--config", str(config_path), "--db", db, "digest", "--subscriber", "nobody@example.org")
     assert unknown.code == 2 and "unknown subscriber" in unknown.err
 
 
-def test_papers_topic_lists_scores_and_reasons(cli: Any, store: Engine, tmp_path: Path) -> None:
+def test_papers_topic_lists_scores_and_reasons(cli: Any, store: Engine, db_url: str, tmp_path: Path) -> None:
     config_path = tmp_path / "c.toml"
     config_path.write_text('[topics.agents]\nkeywords = ["agent", "GUI"]\n')
-    db = f"sqlite:///{tmp_path / 'digest.db'}"
+    db = db_url
     result = cli("--config", str(config_path), "--db", db, "papers", "--topic", "agents", "--json", "--top", "10")
     lines = result.json_lines()
     assert len(lines) == 10
@@ -309,7 +311,8 @@ def test_papers_topic_lists_scores_and_reasons(cli: Any, store: Engine, tmp_path
     assert bad.code == 2 and "unknown topic" in bad.err
 
 
-def test_the_window_query_uses_the_first_dump_index(store: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.sqlite_only  # SQLite's query plan; PostgreSQL's planner picks by its statistics
+def test_the_window_query_uses_the_first_dump_index(store: Engine) -> None:
     """Scoring a digest reads the papers of its window (a span of dumps in commit order) through
     an index, not the whole store."""
     stmt = select(paper_table.c.id).where(
@@ -321,6 +324,9 @@ def test_the_window_query_uses_the_first_dump_index(store: Engine, monkeypatch: 
     with store.connect() as conn:
         plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}"))
     assert "ix_paper_first_dump_id" in plan, plan
+
+
+def test_a_later_window_reads_none_of_the_stored_papers(store: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
     original = queries.papers_of_dumps
 

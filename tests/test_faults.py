@@ -8,10 +8,13 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from paperdigest.errors import ParseError
 from paperdigest.ingest import job
@@ -26,20 +29,27 @@ from paperdigest.store import queries
 from paperdigest.store.engine import open_engine
 from tests.conftest import ROOT, SEEDS, run_subprocess
 from tests.privileges import without_root_override
+from tests.storehelp import connect, snapshot
 
 
-def test_a_full_disk_at_the_lock_is_one_line_not_a_traceback(tmp_path: Path) -> None:
-    """/dev/full answers every write with ENOSPC: the lock's pid write meets a full disk."""
-    store = tmp_path / "papers.db"
-    (tmp_path / "papers.db.lock").symlink_to("/dev/full")
+def test_a_full_disk_at_the_lock_is_one_line_not_a_traceback(
+    tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/dev/full answers every write with ENOSPC: the lock's pid write meets a full disk. (The lock
+    of a SQLite store is beside it, papers.db.lock; a server's is in the state directory.)"""
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "s"))
+    lock = lock_path(db_url)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.symlink_to("/dev/full")
     for args in (["run", "--once"], ["run"]):
-        result = run_subprocess("--db", f"sqlite:///{store}", *args, env={"STATE_DIRECTORY": str(tmp_path / "s")})
+        result = run_subprocess("--db", db_url, *args, env={"STATE_DIRECTORY": str(tmp_path / "s")})
         assert result.code == 1, result.err
         assert "Traceback" not in result.err
         lines = result.err.strip().splitlines()
-        assert len(lines) == 1 and "No space left on device" in lines[0] and "papers.db.lock" in lines[0]
+        assert len(lines) == 1 and "No space left on device" in lines[0] and lock.name in lines[0]
 
 
+# One SQLite file reached by several paths: a question of file names, not for a server.
 @pytest.mark.parametrize("how", ["symlink", "dotdot"])
 def test_one_instance_per_store_whatever_the_path(tmp_path: Path, how: str) -> None:
     (tmp_path / "data").mkdir()
@@ -84,12 +94,16 @@ def _partial_cut(whole: bytes, parses: bool) -> int:
 
 @pytest.mark.parametrize("first_half_parses", [True, False])
 def test_a_file_still_being_written_is_not_ingested_half(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, first_half_parses: bool
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    first_half_parses: bool,
+    db_url: str,
 ) -> None:
     """The writer pauses longer than the settle time, the poll reads the first part, and the writer
     goes on while that part is being ingested (or refused): the file stays for a later poll,
     which takes it whole."""
-    engine = open_engine(f"sqlite:///{tmp_path / 'd.db'}")
+    engine = open_engine(db_url)
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     whole = SEED.read_bytes()
@@ -139,6 +153,7 @@ def mode(path: Path) -> int:
     return path.stat().st_mode & 0o777
 
 
+# SQLite's files and their modes (a server keeps its own files).
 def test_the_store_and_its_wal_are_readable_by_the_owner_only(tmp_path: Path, umask_022: Any) -> None:
     store = tmp_path / "state" / "deep" / "papers.db"
     engine = open_engine(f"sqlite:///{store}")
@@ -165,7 +180,7 @@ def test_the_outbox_and_the_archive_are_private(tmp_path: Path, umask_022: Any) 
     assert mode(archived) == 0o600 and mode(archived.parent) == mode(archived.parent.parent) == 0o700
 
 
-def test_run_warns_about_a_world_readable_password_file(tmp_path: Path) -> None:
+def test_run_warns_about_a_world_readable_password_file(tmp_path: Path, db_url: str) -> None:
     secret = tmp_path / "secret"
     secret.write_text("pw\n")
     secret.chmod(0o644)
@@ -176,29 +191,47 @@ def test_run_warns_about_a_world_readable_password_file(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     result = run_subprocess(
-        "--config", str(config), "--db", f"sqlite:///{tmp_path / 'd.db'}", "run", "--once",
+        "--config", str(config), "--db", db_url, "run", "--once",
         env={"STATE_DIRECTORY": str(tmp_path / "s")},
     )  # fmt: skip
     assert result.code == 0, result.err
     assert f"mail.password_file {secret} is world-readable" in result.err and "pw" not in result.err.split()
 
 
-def test_a_read_only_store_is_one_line_and_keeps_what_it_holds(tmp_path: Path) -> None:
-    store = tmp_path / "data" / "papers.db"
-    url = f"sqlite:///{store}"
-    assert run_subprocess("--db", url, "ingest", str(SEED), "--as-of", "2026-11-04").code == 0
-    before = store.read_bytes()
-    store.chmod(0o444)
-    store.parent.chmod(0o555)  # no journal or WAL files can be made either
-    try:
-        command = [sys.executable, "-m", "paperdigest", "--db", url, "ingest", str(SEEDS / "002_35bc1272005cc0d3.txt")]
+def test_a_read_only_store_is_one_line_and_keeps_what_it_holds(tmp_path: Path, db_url: str, engine_name: str) -> None:
+    """SQLite: a file and a folder without write permission; PostgreSQL: a database whose
+    transactions are read-only."""
+    assert run_subprocess("--db", db_url, "ingest", str(SEED), "--as-of", "2026-11-04").code == 0
+    before = snapshot(db_url)
+    command = [sys.executable, "-m", "paperdigest", "--db", db_url, "ingest", str(SEEDS / "002_35bc1272005cc0d3.txt")]
+    with read_only(db_url, engine_name):
         result = subprocess.run(
             without_root_override(command), cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
         )
-    finally:
-        store.parent.chmod(0o755)
-        store.chmod(0o644)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert "readonly" in result.stderr.replace("-", "").replace(" ", "").lower()
-    assert store.read_bytes() == before
+    assert snapshot(db_url) == before
+
+
+@contextmanager
+def read_only(url: str, engine_name: str) -> Iterator[None]:
+    if engine_name == "postgresql":
+        name = make_url(url).database
+        with connect(url) as conn:
+            conn.exec_driver_sql(f"ALTER DATABASE {name} SET default_transaction_read_only = on")
+        try:
+            yield
+        finally:
+            with connect(url) as conn:
+                conn.exec_driver_sql("SET TRANSACTION READ WRITE")  # this one, to undo it
+                conn.exec_driver_sql(f"ALTER DATABASE {name} RESET default_transaction_read_only")
+        return
+    store = Path(url.removeprefix("sqlite:///"))
+    store.chmod(0o444)
+    store.parent.chmod(0o555)  # no journal or WAL files can be made either
+    try:
+        yield
+    finally:
+        store.parent.chmod(0o755)
+        store.chmod(0o644)

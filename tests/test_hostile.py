@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ from paperdigest.sources.directory import DirectorySource
 from paperdigest.sources.http import HttpSource, redact
 from paperdigest.store.engine import open_engine
 from tests.conftest import ROOT, SEEDS
+from tests.storehelp import rows
 
 
 def one_line_error(result: Any) -> str:
@@ -80,8 +80,7 @@ def test_the_same_arxiv_id_twice_in_one_listing_is_one_paper(cli: Any, db_url: s
     result = cli("--db", db_url, "ingest", str(path), "--json")
     assert result.code == 0, result.err
     assert result.json_lines()[0]["new"] == 1
-    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
-        assert conn.execute("SELECT arxiv_id, upvotes FROM paper").fetchall() == [("2401.00001", 3)]
+    assert rows(db_url, "SELECT arxiv_id, upvotes FROM paper") == [("2401.00001", 3)]
 
 
 def test_nested_unclosed_cards_parse_without_blowing_up(tmp_path: Path) -> None:
@@ -103,9 +102,9 @@ def test_nested_unclosed_cards_parse_without_blowing_up(tmp_path: Path) -> None:
 
 
 def test_a_file_that_breaks_the_parser_is_rejected_not_retried_forever(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_url: str
 ) -> None:
-    engine = open_engine(f"sqlite:///{tmp_path / 'd.db'}")
+    engine = open_engine(db_url)
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     target = inbox / "weird.txt"
@@ -129,11 +128,11 @@ def test_a_config_that_is_not_utf8_is_refused(cli: Any, tmp_path: Path) -> None:
     assert result.code == 2 and "not UTF-8" in one_line_error(result)
 
 
-def test_sighup_with_an_undecodable_config_keeps_the_running_one(tmp_path: Path) -> None:
+def test_sighup_with_an_undecodable_config_keeps_the_running_one(tmp_path: Path, db_url: str) -> None:
 
     path = tmp_path / "c.toml"
     path.write_text('[[subscribers]]\nemail = "a@example.org"\n', encoding="utf-8")
-    service = Service(config.load(path), f"sqlite:///{tmp_path / 'd.db'}", str(path))
+    service = Service(config.load(path), db_url, str(path))
     path.write_bytes(b'[[subscribers]]\nemail = "b@example.org"\nname = "J\xf6rg"\n')
     service.reload()
     assert [s.email for s in service.settings.subscribers] == ["a@example.org"]

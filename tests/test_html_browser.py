@@ -155,8 +155,10 @@ def page(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     """seeds: ada's digest of every sample paper on agents, the hostile title among them; api: lin's
     digest of the API sample (tests/sample.py), as the README's picture shows it. No browser."""
     tmp = tmp_path_factory.mktemp(f"browser-{request.param}")
+    # The page comes from a store on SQLite: that both engines give the same digest is the golden
+    # test's (tests/test_digest.py), this module looks at the page in a browser.
     if request.param == "seeds":
-        engine = sample_store(tmp / "papers.db")
+        engine = sample_store(f"sqlite:///{tmp / 'papers.db'}")
         conf = settings()
         ada = conf.subscribers[0].model_copy(update={"max_papers": 500})
         built = digest.build(engine, conf, ada, NOW, since=dt.date(2020, 1, 1))

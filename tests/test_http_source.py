@@ -156,8 +156,8 @@ def server() -> Iterator[Server]:
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    eng = open_engine(f"sqlite:///{tmp_path}/x.db")
+def engine(tmp_path: Path, db_url: str) -> Iterator[Engine]:
+    eng = open_engine(db_url)
     yield eng
     eng.dispose()
 
@@ -268,7 +268,7 @@ def test_json_api_body_is_ingested_with_the_tool_user_agent(
 
 
 def test_body_is_archived_byte_identical_and_backfill_replays_it(
-    server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource], cli: Any
+    server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource], cli: Any, db_url: str
 ) -> None:
     body = API_FIXTURE.read_bytes()
     archive = tmp_path / "archive"
@@ -282,7 +282,6 @@ def test_body_is_archived_byte_identical_and_backfill_replays_it(
     assert content_hash(body)[:12] in files[0].name
     assert NOW.strftime("%Y-%m-%d") in files[0].name
 
-    db_url = f"sqlite:///{tmp_path}/x.db"
     replay = cli("--db", db_url, "backfill", str(archive), "--json")
     assert replay.code == 0, replay.err
     lines = replay.json_lines()
@@ -294,11 +293,10 @@ def test_body_is_archived_byte_identical_and_backfill_replays_it(
 
 
 def test_ingest_url_of_a_body_already_archived_keeps_one_copy(
-    server: Server, tmp_path: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
+    server: Server, tmp_path: Path, cli: Any, monkeypatch: pytest.MonkeyPatch, db_url: str
 ) -> None:
     body = API_FIXTURE.read_bytes()
     server.program(json_reply(body), json_reply(body), json_reply(b"[]"))
-    db_url = f"sqlite:///{tmp_path}/x.db"
     first = cli("--db", db_url, "ingest", server.url(), "--json")
     monkeypatch.setenv("PAPERDIGEST_NOW", "2030-01-02T03:04:05+00:00")  # fetched again, later
     again = cli("--db", db_url, "ingest", server.url(), "--json")
@@ -746,7 +744,7 @@ def test_the_same_bytes_served_past_stale_after_turn_the_source_stale(
 # --- parse and ingest of a URL from the command line -----------------------------------------
 
 
-def test_parse_and_ingest_take_a_url(server: Server, cli: Any, tmp_path: Path) -> None:
+def test_parse_and_ingest_take_a_url(server: Server, cli: Any, tmp_path: Path, db_url: str) -> None:
     body = API_FIXTURE.read_bytes()
     server.program(json_reply(body), json_reply(body), json_reply(body))
     url = server.url("/api/daily_papers?date=2023-05-04")
@@ -754,7 +752,7 @@ def test_parse_and_ingest_take_a_url(server: Server, cli: Any, tmp_path: Path) -
     assert parsed.code == 0, parsed.err
     assert len(parsed.json_lines()) == len(json.loads(body))
     assert not (tmp_path / "state" / "archive").exists()  # parse stores nothing
-    db = f"sqlite:///{tmp_path / 'u.db'}"
+    db = db_url
     ingested = cli("--db", db, "ingest", url, "--json")
     assert ingested.code == 0, ingested.err
     (line,) = ingested.json_lines()

@@ -1,4 +1,4 @@
-"""The diff rules and the one-transaction-per-dump ingest, on real SQLite files."""
+"""The diff rules and the one-transaction-per-dump ingest, on real stores of both engines."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from paperdigest.errors import StoreError
 from paperdigest.ingest import apply, diff
@@ -16,6 +17,7 @@ from paperdigest.model import Entry, Listing, Paper, RawDump
 from paperdigest.parse import parse_dump
 from paperdigest.store.engine import open_engine
 from tests.conftest import SEED_AS_OF, SEEDS
+from tests.storehelp import columns, insert, rows, snapshot, table
 
 D = dt.date
 JAN_10 = D(2026, 1, 10)
@@ -50,18 +52,6 @@ def paper(
     abstract: str | None = "An abstract.",
 ) -> Paper:
     return Paper(pid, title, abstract, None, None, None, upvotes, arxiv, first, last)
-
-
-def table(path: Path, name: str, drop: tuple[str, ...] = ()) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(path) as conn:
-        cursor = conn.execute(f"SELECT * FROM {name} ORDER BY 1, 2")
-        columns = [c[0] for c in cursor.description]
-        keep = [i for i, c in enumerate(columns) if c not in drop]
-        return [tuple(row[i] for i in keep) for row in cursor.fetchall()]
-
-
-def snapshot(path: Path) -> dict[str, list[tuple[Any, ...]]]:
-    return {name: table(path, name) for name in ("paper", "dump", "sighting")}
 
 
 def seed_listing(name: str) -> Listing:
@@ -161,48 +151,40 @@ def test_seeds_ingest_counts_and_duplicate_dump(db_url: str) -> None:
     assert (again.new, again.updated, again.unchanged, again.entries) == (0, 0, first.new + first.unchanged, 75)
 
 
-def test_all_seeds_twice_is_the_same_store_as_once(tmp_path: Path) -> None:
-    engine = open_engine(f"sqlite:///{tmp_path / 'p.db'}")
+def test_all_seeds_twice_is_the_same_store_as_once(db_url: str) -> None:
+    engine = open_engine(db_url)
     names = sorted(SEED_AS_OF, key=lambda n: SEED_AS_OF[n])
     for name in names:
         assert apply(engine, seed_listing(name)).duplicate_dump is False
-    once = snapshot(tmp_path / "p.db")
+    once = snapshot(db_url)
     for name in names:
         assert apply(engine, seed_listing(name)).duplicate_dump is True
-    assert snapshot(tmp_path / "p.db") == once
+    assert snapshot(db_url) == once
     assert len(once["dump"]) == 5
     titles = [row[3] for row in once["paper"]]
     assert len(titles) == len(set(titles))  # no paper stored twice
 
 
-def test_upvote_history_is_kept_per_dump(db_url: str, tmp_path: Path) -> None:
+def test_upvote_history_is_kept_per_dump(db_url: str) -> None:
     engine = open_engine(db_url)
     apply(engine, listing(entry("Alpha", upvotes=1), as_of=D(2026, 1, 1), tag="a"))
     apply(engine, listing(entry("Alpha", upvotes=None), as_of=D(2026, 1, 2), tag="b"))
     result = apply(engine, listing(entry("Alpha", upvotes=6), as_of=D(2026, 1, 3), tag="c"))
     assert result.updated == 1
-    db = tmp_path / "papers.db"
-    assert [row[3] for row in table(db, "sighting")] == [1, None, 6]
-    assert len(table(db, "paper")) == 1
-    with sqlite3.connect(db) as conn:
-        upvotes, first_seen, last_seen = conn.execute("SELECT upvotes, first_seen, last_seen FROM paper").fetchone()
-    assert (upvotes, first_seen, last_seen) == (6, "2026-01-01", "2026-01-03")
+    assert [row[3] for row in table(db_url, "sighting")] == [1, None, 6]
+    assert columns(db_url, "paper", "upvotes", "first_seen", "last_seen") == [(6, D(2026, 1, 1), D(2026, 1, 3))]
 
 
-def test_first_ingest_is_recorded_with_its_backfill_flag(db_url: str, tmp_path: Path) -> None:
+def test_first_ingest_is_recorded_with_its_backfill_flag(db_url: str) -> None:
     engine = open_engine(db_url)
     apply(engine, listing(entry("Old"), as_of=D(2025, 1, 1), tag="a"), backfill=True)
     apply(engine, listing(entry("Old"), entry("Fresh", 2), as_of=D(2026, 1, 1), tag="b"))
-    with sqlite3.connect(tmp_path / "papers.db") as conn:
-        rows = dict(conn.execute("SELECT title, first_backfill FROM paper").fetchall())
-        first_dumps = dict(
-            conn.execute("SELECT p.title, d.backfill FROM paper p JOIN dump d ON d.id = p.first_dump_id")
-        )
-    assert rows == {"Old": 1, "Fresh": 0}
-    assert first_dumps == {"Old": 1, "Fresh": 0}
+    flags = dict(columns(db_url, "paper", "title", "first_backfill"))
+    first_dumps = dict(rows(db_url, "SELECT p.title, d.backfill FROM paper p JOIN dump d ON d.id = p.first_dump_id"))
+    assert flags == first_dumps == {"Old": True, "Fresh": False}  # (SQLite's 1 and 0 equal True and False)
 
 
-def test_title_then_arxiv_is_stored_once(db_url: str, tmp_path: Path) -> None:
+def test_title_then_arxiv_is_stored_once(db_url: str) -> None:
     engine = open_engine(db_url)
     apply(engine, listing(entry("QLoRA: Efficient Finetuning of Quantized LLMs", upvotes=3), tag="a"))
     result = apply(
@@ -214,62 +196,66 @@ def test_title_then_arxiv_is_stored_once(db_url: str, tmp_path: Path) -> None:
         ),
     )
     assert (result.new, result.updated) == (0, 1)
-    assert table(tmp_path / "papers.db", "paper", drop=("first_ingested_at",))[0][1] == "2305.14314"
-    assert len(table(tmp_path / "papers.db", "paper")) == 1
+    assert table(db_url, "paper", drop=("first_ingested_at",))[0][1] == "2305.14314"
+    assert len(table(db_url, "paper")) == 1
 
 
-def test_dry_run_writes_nothing(db_url: str, tmp_path: Path) -> None:
+def test_dry_run_writes_nothing(db_url: str) -> None:
     engine = open_engine(db_url)
     apply(engine, listing(entry("Alpha", upvotes=1), tag="a"))
-    before = snapshot(tmp_path / "papers.db")
+    before = snapshot(db_url)
     result = apply(engine, listing(entry("Alpha", upvotes=2), entry("Beta", 2), tag="b"), dry_run=True)
     assert (result.new, result.updated, result.dry_run) == (1, 1, True)
-    assert snapshot(tmp_path / "papers.db") == before
+    assert snapshot(db_url) == before
 
 
-def test_a_failure_mid_dump_leaves_the_store_untouched(db_url: str, tmp_path: Path) -> None:
+def test_a_failure_mid_dump_leaves_the_store_untouched(db_url: str) -> None:
     engine = open_engine(db_url)
     apply(engine, listing(entry("Alpha", upvotes=1), tag="a"))
-    before = snapshot(tmp_path / "papers.db")
+    before = snapshot(db_url)
 
     @event.listens_for(engine, "before_cursor_execute")
     def fail_on_sightings(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         if statement.startswith("INSERT INTO sighting"):
-            raise sqlite3.OperationalError("disk I/O error (simulated)")
+            raise OperationalError(statement, None, Exception("disk I/O error (simulated)"))
 
     with pytest.raises(StoreError, match="nothing was written"):
         apply(engine, listing(entry("Alpha", upvotes=5), entry("Beta", 2), tag="b"))
-    assert snapshot(tmp_path / "papers.db") == before
+    assert snapshot(db_url) == before
 
 
+@pytest.mark.sqlite_only
 def test_the_store_uses_wal(db_url: str, tmp_path: Path) -> None:
     open_engine(db_url)
     with sqlite3.connect(tmp_path / "papers.db") as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def test_the_store_itself_refuses_two_papers_known_only_by_the_same_title(tmp_path: Path) -> None:
+def test_the_store_itself_refuses_two_papers_known_only_by_the_same_title(db_url: str) -> None:
     """The last line of defence under the diff: (title key, arXiv id or '') is unique."""
-    db = tmp_path / "u.db"
-    open_engine(f"sqlite:///{db}").dispose()
-    conn = sqlite3.connect(db)
-    conn.execute(
-        "INSERT INTO dump (id, content_hash, source, as_of, layout, ingested_at, backfill, status, "
-        "entries, new, updated, unchanged) VALUES (1, 'h', 's', '2026-01-10', 'full', "
-        "'2026-01-10 00:00:00.000000', 0, 'ingested', 0, 0, 0, 0)"
-    )
-    insert = (
-        "INSERT INTO paper (arxiv_id, title_key, title, first_seen, last_seen, first_dump_id, "
-        "first_ingested_at, first_backfill) VALUES (?, 'alpha', 'Alpha', '2026-01-10', '2026-01-10', 1, "
-        "'2026-01-10 00:00:00.000000', 0)"
-    )
-    conn.execute(insert, (None,))
-    conn.execute(insert, ("2401.00001",))  # the same title with an arXiv id: another paper
-    conn.execute(insert, ("2401.00002",))
-    with pytest.raises(sqlite3.IntegrityError):
-        conn.execute(insert, (None,))
-    with pytest.raises(sqlite3.IntegrityError):
-        conn.execute(insert, ("2401.00001",))
-    plan = conn.execute("EXPLAIN QUERY PLAN SELECT id FROM paper WHERE title_key IN ('alpha', 'beta')").fetchall()
-    assert "uq_paper_title_key_arxiv" in str(plan)  # the unique index also serves the lookups
-    conn.close()
+    open_engine(db_url).dispose()
+    day, moment = D(2026, 1, 10), dt.datetime(2026, 1, 10, tzinfo=dt.UTC)
+    dump = {"id": 1, "content_hash": "h", "source": "s", "as_of": day, "layout": "full", "ingested_at": moment}
+    counts = {"entries": 0, "new": 0, "updated": 0, "unchanged": 0}
+    insert(db_url, "dump", dump | counts | {"backfill": False, "status": "ingested"})
+
+    def paper(arxiv_id: str | None) -> None:
+        values = {"arxiv_id": arxiv_id, "title_key": "alpha", "title": "Alpha", "first_seen": day, "last_seen": day}
+        insert(db_url, "paper", values | {"first_dump_id": 1, "first_ingested_at": moment, "first_backfill": False})
+
+    paper(None)
+    paper("2401.00001")  # the same title with an arXiv id: another paper
+    paper("2401.00002")
+    with pytest.raises(IntegrityError):
+        paper(None)
+    with pytest.raises(IntegrityError):
+        paper("2401.00001")
+    assert len(table(db_url, "paper")) == 3
+
+
+@pytest.mark.sqlite_only  # SQLite's query plan; PostgreSQL's planner picks by its statistics
+def test_the_title_key_index_serves_the_lookups(db_url: str) -> None:
+    engine = open_engine(db_url)
+    with engine.connect() as conn:
+        plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN SELECT id FROM paper WHERE title_key IN ('alpha', 'beta')")
+        assert "uq_paper_title_key_arxiv" in str(plan.fetchall())  # the unique index also serves the lookups

@@ -77,8 +77,8 @@ def limits_config(tmp_path: Path, cap: int, inbox: Path | None = None) -> str:
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    eng = open_engine(f"sqlite:///{tmp_path / 'limits.db'}")
+def engine(tmp_path: Path, db_url: str) -> Iterator[Engine]:
+    eng = open_engine(db_url)
     yield eng
     eng.dispose()
 

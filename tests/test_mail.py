@@ -6,6 +6,7 @@ import datetime as dt
 import email.utils
 import json
 import os
+import re
 import signal
 import sqlite3
 import ssl
@@ -19,9 +20,11 @@ from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import trustme
-from sqlalchemy import event
+from sqlalchemy import create_engine, event, update
+from sqlalchemy.pool import NullPool
 
 from paperdigest.config import load, validate
 from paperdigest.digest import job as digest_job
@@ -33,10 +36,11 @@ from paperdigest.mail.claims import claim_token
 from paperdigest.mail.message import build_message, message_id
 from paperdigest.model import RawDump
 from paperdigest.parse import parse_dump
-from paperdigest.store import queries
 from paperdigest.store.engine import open_engine
+from paperdigest.store.tables import outbox_table
 from tests.conftest import ROOT, SEED_AS_OF, SEEDS
 from tests.smtp_server import Authenticator, Handler, SmtpServer, free_port
+from tests.storehelp import connect, dicts, rows, scalar
 
 INGESTED = "2026-11-22T08:00:00+00:00"
 SEND_AT = "2026-11-23T09:00:00+00:00"  # the 07:00 UTC period of Nov 23 is due
@@ -77,9 +81,9 @@ def config_text(
 
 
 @pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Any) -> str:
+def store(db_url: str, monkeypatch: pytest.MonkeyPatch, cli: Any) -> str:
     """The seeds ingested at INGESTED (so they fall in the Nov 23 07:00 period); returns the db URL."""
-    db = f"sqlite:///{tmp_path / 'mail.db'}"
+    db = db_url
     monkeypatch.setenv("PAPERDIGEST_NOW", INGESTED)
     for name, as_of in SEED_AS_OF.items():
         assert cli("--db", db, "ingest", str(SEEDS / name), "--as-of", as_of).code == 0
@@ -101,9 +105,7 @@ def write_config(tmp_path: Path, text: str) -> str:
 
 
 def outbox(db_url: str) -> list[dict[str, Any]]:
-    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
-        conn.row_factory = sqlite3.Row
-        return [dict(row) for row in conn.execute("SELECT * FROM outbox ORDER BY id")]
+    return dicts(db_url, "outbox", order_by="id")
 
 
 # --- the message -----------------------------------------------------------------------------
@@ -178,8 +180,7 @@ def test_send_twice_delivers_each_digest_once(cli: Any, store: str, smtp: SmtpSe
     text = ada.get_body(preferencelist=("plain",))
     assert text is not None and "AGENTS" in text.get_content()
     assert [row["status"] for row in outbox(store)] == ["sent", "sent"]
-    with sqlite3.connect(store.removeprefix("sqlite:///")) as conn:
-        sent = conn.execute("SELECT count(*) FROM sent_paper WHERE subscriber = 'ada@example.org'").fetchone()[0]
+    sent = scalar(store, "SELECT count(*) FROM sent_paper WHERE subscriber = 'ada@example.org'")
     assert sent == len(json.loads(outbox(store)[0]["papers"])) > 0
 
 
@@ -415,13 +416,10 @@ def test_papers_ingested_between_two_sends_go_out_exactly_once(
 # --- races -----------------------------------------------------------------------------------
 
 
-def test_an_ingest_in_flight_goes_out_in_the_next_digest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_ingest_in_flight_goes_out_in_the_next_digest(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """An ingest in flight when a digest is built: its papers are in the next digest, never lost."""
-
-
-
     monkeypatch.delenv("PAPERDIGEST_NOW", raising=False)
-    engine = open_engine(f"sqlite:///{tmp_path / 'race.db'}")
+    engine = open_engine(db_url)
     settings = validate(
         {
             "topics": {"robots": {"keywords": ["robot"]}},
@@ -499,8 +497,8 @@ def test_a_lost_claim_is_not_marked_sent_by_the_loser(cli: Any, store: str, tmp_
     settings, engine, now = _outbox_setup(cli, store, tmp_path, ["a@example.org"])
 
     def taken_over(recipient: str) -> None:
-        with sqlite3.connect(store.removeprefix("sqlite:///")) as conn:
-            conn.execute("UPDATE outbox SET claimed_by = 'elsewhere:1'")
+        with connect(store) as conn:
+            conn.exec_driver_sql("UPDATE outbox SET claimed_by = 'elsewhere:1'")
 
     results = outbox_module.deliver_due(engine, settings, ScriptedTransport(taken_over), now)
     assert "claim was lost" in results[0].detail
@@ -546,13 +544,29 @@ def test_a_claim_is_judged_dead_only_when_that_process_is_gone() -> None:
 # --- the window SMTP leaves: between the server's 250 and our record of it -------------------
 
 
-def _sent_mark_statements(cli: Any, store: str, tmp_path: Path) -> list[list[str]]:
-    """Deliver two digests and return, per message, every SQL statement SQLite ran from the moment
-    the transport returned (the server's 250) until the row was committed as taken by the server,
-    the committing statement included. Seen by SQLite's own trace, so BEGIN and COMMIT count too;
-    a second connection watches for the commit."""
+def _deliver_two(engine: Any, settings: Any, now: dt.datetime, on_250: Any, store: str) -> None:
+    """Deliver two digests through a transport that calls `on_250(recipient)` as the server answers."""
+
+    class Accepting(ScriptedTransport):
+        def send(self, *, sender: str, recipient: str, message: bytes, name: str) -> None:
+            super().send(sender=sender, recipient=recipient, message=message, name=name)
+            on_250(recipient)
+
+    results = outbox_module.deliver_due(engine, settings, Accepting(lambda _: None), now)
+    engine.dispose()
+    assert [r.outcome for r in results] == ["sent", "sent"]
+    assert [row["status"] for row in outbox(store)] == ["sent", "sent"]
+    recorded = rows(store, "SELECT subscriber, count(*) FROM sent_paper GROUP BY subscriber")
+    assert dict(recorded) == {row["subscriber"]: len(json.loads(row["papers"])) for row in outbox(store)}
 
 
+@pytest.mark.sqlite_only  # SQLite's own trace; the PostgreSQL test below reads libpq's
+def test_nothing_but_one_update_runs_between_the_250_and_its_commit(cli: Any, store: str, tmp_path: Path) -> None:
+    """The repeat window SMTP leaves is ours only between the server's 250 and the commit that
+    records it: that commit must be the first thing that runs, one UPDATE committed on its own
+    (a single autocommitted statement); the sent papers are recorded after. Seen by SQLite's own
+    trace of every statement (BEGIN and COMMIT count too) from the moment the transport returned
+    until a second connection sees the row committed."""
     settings, engine, now = _outbox_setup(cli, store, tmp_path, ["a@example.org", "b@example.org"])
     engine.dispose()  # every connection from here on is traced
     watcher = sqlite3.connect(store.removeprefix("sqlite:///"))
@@ -574,48 +588,50 @@ def _sent_mark_statements(cli: Any, store: str, tmp_path: Path) -> list[list[str
         dbapi_connection.set_trace_callback(trace)
 
     def accepted(recipient: str) -> None:
-        return None
-
-    class Accepting(ScriptedTransport):
-        def send(self, *, sender: str, recipient: str, message: bytes, name: str) -> None:
-            super().send(sender=sender, recipient=recipient, message=message, name=name)
-            windows.append([])
-            in_flight[:] = [recipient]
+        windows.append([])
+        in_flight[:] = [recipient]
 
     try:
-        results = outbox_module.deliver_due(engine, settings, Accepting(accepted), now)
+        _deliver_two(engine, settings, now, accepted, store)
     finally:
         watcher.close()
-        engine.dispose()
-    assert [r.outcome for r in results] == ["sent", "sent"]
-    assert [row["status"] for row in outbox(store)] == ["sent", "sent"]
-    with sqlite3.connect(store.removeprefix("sqlite:///")) as conn:
-        recorded = conn.execute("SELECT subscriber, count(*) FROM sent_paper GROUP BY subscriber").fetchall()
-    assert dict(recorded) == {row["subscriber"]: len(json.loads(row["papers"])) for row in outbox(store)}
-    return windows
-
-
-def test_nothing_but_one_update_runs_between_the_250_and_its_commit(cli: Any, store: str, tmp_path: Path) -> None:
-    """The repeat window SMTP leaves is ours only between the server's 250 and the commit that
-    records it: that commit must be the first thing that runs, one UPDATE committed on its own
-    (on SQLite's path a single autocommitted statement); the sent papers are recorded after."""
-    windows = _sent_mark_statements(cli, store, tmp_path)
     assert len(windows) == 2
     for statements in windows:
         assert len(statements) == 1, statements
         assert statements[0].startswith("UPDATE outbox SET status = 'accepted'"), statements
 
 
-def test_on_the_portable_path_the_mark_is_one_update_in_its_own_transaction(
-    cli: Any, store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.postgresql_only  # libpq's trace; the SQLite test above reads SQLite's
+def test_on_postgresql_the_250_is_followed_by_one_autocommitted_update(cli: Any, store: str, tmp_path: Path) -> None:
+    """The same window on PostgreSQL, read from libpq's trace of what the client sent: after the
+    claim's COMMIT (nothing runs while the message goes out) the first statement is the UPDATE that
+    marks the row accepted, with no BEGIN before it, and the server is idle (committed) after it."""
+    settings, db, now = _outbox_setup(cli, store, tmp_path, ["a@example.org", "b@example.org"])
+    db.dispose()  # every connection from here on is traced
+    trace = tmp_path / "libpq.trace"
+    fd = os.open(trace, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 
-    monkeypatch.setattr(queries._sql, "FAST_SQLITE", False)
-    windows = _sent_mark_statements(cli, store, tmp_path)
-    assert len(windows) == 2
-    for statements in windows:
-        assert [s.split()[0] for s in statements] == ["BEGIN", "UPDATE", "COMMIT"], statements
-        assert statements[1].startswith("UPDATE outbox SET status='accepted'"), statements
+    @event.listens_for(db, "connect")
+    def traced(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.pgconn.trace(fd)
+        dbapi_connection.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+
+    try:
+        _deliver_two(db, settings, now, lambda _: None, store)
+    finally:
+        os.close(fd)
+    # Each message: F (from us) or B (from the server), its length, its type, its content.
+    pattern = re.compile(r"^([FB])\t\d+\t(\w+)\t?(.*?)(?=^[FB]\t|\Z)", re.MULTILINE | re.DOTALL)
+    messages = [(m[1], m[2], " ".join(m[3].split())) for m in pattern.finditer(trace.read_text(errors="replace"))]
+    statements = ("Query", "Parse")
+    sent = [(at, kind, text) for at, (side, kind, text) in enumerate(messages) if side == "F" and kind in statements]
+    marks = [i for i, (_, _, text) in enumerate(sent) if "SET status = 'accepted'" in text]
+    assert len(marks) == 2, sent
+    for i in marks:
+        assert sent[i - 1][1:] == ("Query", '"COMMIT"'), sent[i - 1]  # the claim's; then the message went out
+        at = sent[i][0]
+        ready = next(text for side, kind, text in messages[at:] if side == "B" and kind == "ReadyForQuery")
+        assert ready == "I"  # idle, not in a transaction: the UPDATE committed by itself
 
 
 _KILLED_BEFORE_THE_PAPERS = """
@@ -651,9 +667,7 @@ def test_a_sender_killed_between_the_mark_and_the_papers_leaves_them_to_the_next
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert [item.recipients for item in smtp.handler.received] == [["ada@example.org"]]
     assert [row["status"] for row in outbox(store)] == ["accepted", "pending", "pending"]
-    path = store.removeprefix("sqlite:///")
-    with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT count(*) FROM sent_paper").fetchone()[0] == 0
+    assert scalar(store, "SELECT count(*) FROM sent_paper") == 0
     status = cli("--config", config, "--db", store, "status", "--json")
     assert json.loads(status.out)["mail"]["counts"]["accepted"] == 1
 
@@ -662,14 +676,13 @@ def test_a_sender_killed_between_the_mark_and_the_papers_leaves_them_to_the_next
     received = smtp.handler.by_recipient()
     assert sorted(received) == sorted(subscribers)
     assert all(len(items) == 1 for items in received.values())  # nothing sent twice
-    rows = outbox(store)
-    assert [row["status"] for row in rows] == ["sent"] * 3
-    assert all(row["claimed_by"] is None for row in rows)
-    with sqlite3.connect(path) as conn:
-        for row in rows:
-            sql = "SELECT paper_id FROM sent_paper WHERE subscriber = ?"
-            recorded = {pid for (pid,) in conn.execute(sql, (row["subscriber"],))}
-            assert recorded == {int(pid) for pid in json.loads(row["papers"])}, row["subscriber"]
+    settled = outbox(store)
+    assert [row["status"] for row in settled] == ["sent"] * 3
+    assert all(row["claimed_by"] is None for row in settled)
+    for row in settled:
+        sql = "SELECT paper_id FROM sent_paper WHERE subscriber = :subscriber"
+        recorded = {pid for (pid,) in rows(store, sql, subscriber=row["subscriber"])}
+        assert recorded == {int(pid) for pid in json.loads(row["papers"])}, row["subscriber"]
 
 
 def test_only_a_stopped_senders_accepted_rows_are_finished_by_another_run(cli: Any, store: str, tmp_path: Path) -> None:
@@ -679,38 +692,45 @@ def test_only_a_stopped_senders_accepted_rows_are_finished_by_another_run(cli: A
     live = claim_token()
     host, boot, namespace, pid, started = live.split("|")
     dead = "|".join([host, boot, namespace, pid, str(int(started) + 1)])  # this pid, another process
-    stamp = "2026-11-23 08:59:00.000000"
-    with sqlite3.connect(store.removeprefix("sqlite:///")) as conn:
-        sql = "UPDATE outbox SET status = 'accepted', sent_at = ?, claimed_at = ?, claimed_by = ? WHERE subscriber = ?"
-        conn.execute(sql, (stamp, stamp, dead, "a@example.org"))
-        conn.execute(sql, (stamp, stamp, live, "b@example.org"))
+    stamp = dt.datetime(2026, 11, 23, 8, 59, tzinfo=dt.UTC)
+    with connect(store) as conn:
+        for subscriber, claim in (("a@example.org", dead), ("b@example.org", live)):
+            conn.execute(
+                update(outbox_table)
+                .where(outbox_table.c.subscriber == subscriber)
+                .values(status="accepted", sent_at=stamp, claimed_at=stamp, claimed_by=claim)
+            )
     assert outbox_module.record_accepted(engine, now) == 1
     assert [(row["subscriber"], row["status"]) for row in outbox(store)] == [
         ("a@example.org", "sent"),
         ("b@example.org", "accepted"),
     ]
-    with sqlite3.connect(store.removeprefix("sqlite:///")) as conn:
-        recorded = {s for (s,) in conn.execute("SELECT DISTINCT subscriber FROM sent_paper")}
-    assert recorded == {"a@example.org"}
+    assert rows(store, "SELECT DISTINCT subscriber FROM sent_paper") == [("a@example.org",)]
     later = now + outbox_module.CLAIM_LEASE + dt.timedelta(minutes=1)  # a claim older than the lease
     assert outbox_module.record_accepted(engine, later) == 1
     assert [row["status"] for row in outbox(store)] == ["sent", "sent"]
 
 
-def test_the_mark_waits_for_a_writer_that_holds_the_store(cli: Any, store: str, tmp_path: Path) -> None:
-    """The autocommitted mark honours the busy timeout like any transaction: another writer holding
-    SQLite's write lock when the 250 comes delays the mark, it does not fail it."""
-
-    settings, engine, now = _outbox_setup(cli, store, tmp_path, ["a@example.org"])
-    holder = sqlite3.connect(store.removeprefix("sqlite:///"), isolation_level=None, check_same_thread=False)
-    release = threading.Timer(0.5, lambda: holder.execute("COMMIT"))
+def test_the_mark_waits_for_a_writer_that_holds_the_store(
+    cli: Any, store: str, tmp_path: Path, engine_name: str
+) -> None:
+    """The autocommitted mark waits like any transaction: another writer holding the store (SQLite's
+    write lock; on PostgreSQL a lock on the outbox) when the 250 comes delays the mark, it does not
+    fail it (SQLite: the busy timeout)."""
+    settings, db, now = _outbox_setup(cli, store, tmp_path, ["a@example.org"])
+    threads = {"check_same_thread": False} if engine_name == "sqlite" else {}
+    holder = create_engine(store, poolclass=NullPool, connect_args=threads).connect()
+    release = threading.Timer(0.5, holder.commit)
 
     def hold_the_store(recipient: str) -> None:
-        holder.execute("BEGIN IMMEDIATE")
+        if engine_name == "sqlite":
+            holder.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            holder.exec_driver_sql("LOCK TABLE outbox IN EXCLUSIVE MODE")
         release.start()
 
     started = time.monotonic()
-    results = outbox_module.deliver_due(engine, settings, ScriptedTransport(hold_the_store), now)
+    results = outbox_module.deliver_due(db, settings, ScriptedTransport(hold_the_store), now)
     release.join()
     holder.close()
     assert [r.outcome for r in results] == ["sent"]

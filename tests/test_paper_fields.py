@@ -1,18 +1,17 @@
 """Every field the daily-papers API gives (issue 12): parsed from the real sample, stored on SQLite
-(its fast path and the portable one) and PostgreSQL, updated by later sightings like upvotes, shown
+and PostgreSQL, updated by later sightings like upvotes, shown
 by `papers --json`; text dumps leave them null."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine
 
 from paperdigest.ingest import apply
 from paperdigest.model import Paper, RawDump
@@ -20,9 +19,7 @@ from paperdigest.parse import parse_dump
 from paperdigest.parse.api_json import web_url
 from paperdigest.store import queries
 from paperdigest.store.engine import open_engine
-from tests import pgserver
 from tests.conftest import FIXTURES, SEEDS
-from tests.pgserver import no_postgresql
 
 API_FIXTURE = FIXTURES / "hf_daily_papers_2023-05.json"
 ITEMS: list[dict[str, Any]] = json.loads(API_FIXTURE.read_bytes())
@@ -106,33 +103,10 @@ def test_the_parse_line_keeps_the_contract_shape() -> None:
 # --- the store, on every path --------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[pgserver.PgServer | None]:
-    try:
-        with pgserver.server() as server:
-            yield server
-    except RuntimeError:
-        yield None
-
-
-@pytest.fixture(params=["sqlite", "sqlite-portable", "postgresql"])
-def engine(
-    request: pytest.FixtureRequest, tmp_path: Path, pg_server: pgserver.PgServer | None, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Engine]:
-    if request.param == "postgresql":
-        if pg_server is None:
-            no_postgresql("no PostgreSQL server binaries")
-        name = f"fields_{uuid.uuid4().hex[:12]}"
-        admin = create_engine(pg_server.url(), isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"CREATE DATABASE {name}")
-        admin.dispose()
-        url = pg_server.url(name)
-    else:
-        if request.param == "sqlite-portable":
-            monkeypatch.setattr(queries._sql, "FAST_SQLITE", False)
-        url = f"sqlite:///{tmp_path / 'fields.db'}"
-    store = open_engine(url)
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """A new store on the engine under test (conftest.py: SQLite and PostgreSQL)."""
+    store = open_engine(db_url)
     yield store
     store.dispose()
 

@@ -4,13 +4,15 @@ where there is one), prints nothing on stdout, and leaves the store exactly as i
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, inspect
+from sqlalchemy.pool import NullPool
 
+from tests import storehelp
 from tests.conftest import SEED_AS_OF, SEEDS
 
 SEED_000 = "000_99135a5897ec12b8.txt"
@@ -106,14 +108,12 @@ def check_rejection(result: Any, path: Path, line: int | None) -> None:
 def snapshot(db_url: str) -> dict[str, list[tuple[Any, ...]]]:
     """Full contents of the store's tables (empty lists when a table does not exist)."""
     path = db_url.removeprefix("sqlite:///")
-    if not Path(path).exists():
+    if db_url.startswith("sqlite:") and not Path(path).exists():
         return {table: [] for table in TABLES}
-    with sqlite3.connect(path) as conn:
-        existing = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        return {
-            table: sorted(conn.execute(f"SELECT * FROM {table}").fetchall(), key=repr) if table in existing else []
-            for table in TABLES
-        }
+    engine = create_engine(db_url, poolclass=NullPool)
+    existing = set(inspect(engine).get_table_names())
+    engine.dispose()
+    return {table: sorted(storehelp.table(db_url, table), key=repr) if table in existing else [] for table in TABLES}
 
 
 @pytest.fixture

@@ -14,11 +14,11 @@ from paperdigest.service.scheduler import Service
 
 
 @pytest.fixture
-def service(tmp_path: Path) -> Iterator[Service]:
+def service(tmp_path: Path, db_url: str) -> Iterator[Service]:
     path = tmp_path / "c.toml"
     path.write_text('[[subscribers]]\nemail = "a@example.org"\n', encoding="utf-8")
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
-    service = Service(config.load(path), f"sqlite:///{tmp_path / 'd.db'}", str(path))
+    service = Service(config.load(path), db_url, str(path))
     service._install_signals()
     yield service
     for sig, handler in saved.items():

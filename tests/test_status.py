@@ -7,7 +7,6 @@ import json
 import os
 import re
 import shutil
-import sqlite3
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from paperdigest.store.engine import open_engine
 from tests.conftest import ROOT, SEED_AS_OF, SEEDS
 from tests.privileges import without_root_override
 from tests.smtp_server import Handler, SmtpServer
+from tests.storehelp import insert
 
 SEED = SEEDS / "004_d0e4e6143df38525.txt"
 GARBAGE = b"\x00\x01\x02 not a listing"
@@ -62,11 +62,11 @@ def status(cli: Any, *args: str) -> tuple[int, dict[str, Any], str]:
 
 
 def test_a_dump_rejected_in_the_inbox_turns_status_unhealthy_until_a_newer_good_one(
-    cli: Any, tmp_path: Path
+    cli: Any, tmp_path: Path, db_url: str
 ) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    config, db = inbox_config(tmp_path, inbox), f"sqlite:///{tmp_path / 'd.db'}"
+    config, db = inbox_config(tmp_path, inbox), db_url
     settled(inbox / "2026-11-20_bad.txt", GARBAGE)
     assert cli("--config", config, "--db", db, "run", "--once").code == 2
 
@@ -89,11 +89,11 @@ def test_a_dump_rejected_in_the_inbox_turns_status_unhealthy_until_a_newer_good_
 
 
 def test_a_rejection_older_than_a_week_no_longer_counts(
-    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_url: str
 ) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    config, db = inbox_config(tmp_path, inbox), f"sqlite:///{tmp_path / 'd.db'}"
+    config, db = inbox_config(tmp_path, inbox), db_url
     settled(inbox / "2026-11-20_bad.txt", GARBAGE, dt.datetime(2026, 11, 20, 9, tzinfo=dt.UTC).timestamp())
     monkeypatch.setenv("PAPERDIGEST_NOW", "2026-11-20T10:00:00+00:00")
     cli("--config", config, "--db", db, "run", "--once")
@@ -138,9 +138,9 @@ def test_a_dry_run_records_nothing(cli: Any, tmp_path: Path, db_url: str) -> Non
     assert status(cli, "--db", db_url)[0] == 0
 
 
-def test_a_read_only_source_rejects_a_bad_file_once(tmp_path: Path) -> None:
+def test_a_read_only_source_rejects_a_bad_file_once(tmp_path: Path, db_url: str) -> None:
     """seeds/-like folders keep their files: a bad one is not re-parsed and re-recorded every poll."""
-    engine = open_engine(f"sqlite:///{tmp_path / 'd.db'}")
+    engine = open_engine(db_url)
     folder = tmp_path / "ro"
     folder.mkdir()
     settled(folder / "bad.txt", GARBAGE)
@@ -153,7 +153,7 @@ def test_a_read_only_source_rejects_a_bad_file_once(tmp_path: Path) -> None:
     assert (folder / "bad.txt").exists()
 
 
-def test_run_once_with_a_rejected_dump_and_a_failure_exits_1(cli: Any, tmp_path: Path) -> None:
+def test_run_once_with_a_rejected_dump_and_a_failure_exits_1(cli: Any, tmp_path: Path, db_url: str) -> None:
     """Documented: a runtime failure (1) wins over a rejected dump (2); the rejection stays in status."""
     server = SmtpServer(Handler()).start()
     port = server.port
@@ -164,7 +164,7 @@ def test_run_once_with_a_rejected_dump_and_a_failure_exits_1(cli: Any, tmp_path:
         f'[mail]\nfrom = "Digest <d@example.org>"\ntransport = "smtp"\nhost = "127.0.0.1"\nport = {port}\n'
         'security = "none"\ntimeout = 5\n'
     )
-    config, db = inbox_config(tmp_path, inbox, mail), f"sqlite:///{tmp_path / 'd.db'}"
+    config, db = inbox_config(tmp_path, inbox, mail), db_url
     settled(inbox / "2026-11-20_bad.txt", GARBAGE)
     settled(inbox / "2026-11-19_good.txt", SEED.read_bytes())
     result = cli("--config", config, "--db", db, "run", "--once")
@@ -176,7 +176,7 @@ def test_run_once_with_a_rejected_dump_and_a_failure_exits_1(cli: Any, tmp_path:
 # --- one unreadable file is that file's problem ----------------------------------------------------
 
 
-def test_an_unreadable_file_does_not_stop_the_inbox_or_a_backfill(tmp_path: Path) -> None:
+def test_an_unreadable_file_does_not_stop_the_inbox_or_a_backfill(tmp_path: Path, db_url: str) -> None:
 
 
     work = tmp_path / "work"
@@ -189,7 +189,7 @@ def test_an_unreadable_file_does_not_stop_the_inbox_or_a_backfill(tmp_path: Path
     env = dict(os.environ, STATE_DIRECTORY=str(work / "state"), HOME=str(work))
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "paperdigest", "--db", f"sqlite:///{work / 'd.db'}", *args]
+        command = [sys.executable, "-m", "paperdigest", "--db", db_url, *args]
         return subprocess.run(
             without_root_override(command), cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
         )
@@ -222,22 +222,28 @@ def test_a_file_that_vanishes_before_it_is_read_is_skipped(tmp_path: Path) -> No
 # --- mail -------------------------------------------------------------------------------------------
 
 
-def outbox_row(conn: sqlite3.Connection, email: str, period: str, status: str, **values: Any) -> None:
+def outbox_row(url: str, email: str, period: str, status: str, **values: Any) -> None:
+    """An outbox row; times as ISO text in UTC ("2026-01-01 07:00")."""
+    moment = at(period)
     row = {
         "subscriber": email,
-        "period": period,
-        "window_start": period,
-        "window_end": period,
-        "created_at": period,
+        "period": moment,
+        "window_start": moment,
+        "window_end": moment,
+        "created_at": moment,
         "status": status,
         "attempts": 1,
-        "next_attempt_at": period,
+        "next_attempt_at": moment,
         "message_id": f"<{email}.{period}@x>",
         "subject": "s",
         "papers": "{}",
         **values,
     }
-    conn.execute(f"INSERT INTO outbox ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
+    insert(url, "outbox", row)
+
+
+def at(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
 
 
 def test_mail_that_failed_a_minute_ago_is_unhealthy_whatever_its_period(
@@ -246,11 +252,8 @@ def test_mail_that_failed_a_minute_ago_is_unhealthy_whatever_its_period(
     """A yearly digest refused with a 550 just now: its period is months old, the failure is not."""
     monkeypatch.setenv("PAPERDIGEST_NOW", "2026-12-01T12:00:00+00:00")
     assert status(cli, "--db", db_url)[0] == 0  # creates the store
-    with sqlite3.connect(tmp_path / "papers.db") as conn:
-        outbox_row(
-            conn, "yearly@x.org", "2026-01-01 07:00:00.000000", "failed",
-            claimed_at="2026-12-01 11:59:00.000000", last_error="550 no such user",
-        )  # fmt: skip
+    failed = {"claimed_at": at("2026-12-01 11:59"), "last_error": "550 no such user"}
+    outbox_row(db_url, "yearly@x.org", "2026-01-01 07:00", "failed", **failed)
     code, report, text = status(cli, "--db", db_url)
     assert code == 1 and report["mail"]["failed_last_7_days"] == 1 and report["mail"]["healthy"] is False
     assert "550 no such user" in text
@@ -260,11 +263,10 @@ def test_mail_that_failed_a_minute_ago_is_unhealthy_whatever_its_period(
 
 def test_mail_that_needs_attention_is_listed_first(cli: Any, tmp_path: Path, db_url: str) -> None:
     assert status(cli, "--db", db_url)[0] == 0
-    with sqlite3.connect(tmp_path / "papers.db") as conn:
-        for i in range(25):  # newer digests, waiting for their first try
-            outbox_row(conn, f"new{i}@x.org", f"2026-11-{i + 2:02d} 07:00:00.000000", "pending", attempts=0)
-        outbox_row(conn, "old@x.org", "2026-10-01 07:00:00.000000", "pending", last_error="451 try later")
-        outbox_row(conn, "gone@x.org", "2026-09-01 07:00:00.000000", "failed", last_error="550 no such user")
+    for i in range(25):  # newer digests, waiting for their first try
+        outbox_row(db_url, f"new{i}@x.org", f"2026-11-{i + 2:02d} 07:00", "pending", attempts=0)
+    outbox_row(db_url, "old@x.org", "2026-10-01 07:00", "pending", last_error="451 try later")
+    outbox_row(db_url, "gone@x.org", "2026-09-01 07:00", "failed", last_error="550 no such user")
     attention = status(cli, "--db", db_url)[1]["mail"]["attention"]
     assert [m["subscriber"] for m in attention[:2]] == ["old@x.org", "gone@x.org"]
     assert len(attention) == 20
@@ -283,10 +285,10 @@ def times_in(value: Any) -> list[str]:
     return [value] if isinstance(value, str) and TIME.match(value) else []
 
 
-def test_every_time_in_status_carries_its_zone(cli: Any, tmp_path: Path) -> None:
+def test_every_time_in_status_carries_its_zone(cli: Any, tmp_path: Path, db_url: str) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    config, db = inbox_config(tmp_path, inbox), f"sqlite:///{tmp_path / 'd.db'}"
+    config, db = inbox_config(tmp_path, inbox), db_url
     settled(inbox / "2026-11-20_bad.txt", GARBAGE)
     for name, as_of in SEED_AS_OF.items():
         settled(inbox / f"{as_of}_{name}", SEEDS.joinpath(name).read_bytes())
@@ -300,8 +302,8 @@ def test_every_time_in_status_carries_its_zone(cli: Any, tmp_path: Path) -> None
     assert shown and all(s.endswith("Z") for s in shown), shown
 
 
-def test_the_status_report_is_one_library_call(tmp_path: Path) -> None:
+def test_the_status_report_is_one_library_call(tmp_path: Path, db_url: str) -> None:
     settings = validate({}, "test")
-    engine = open_engine(f"sqlite:///{tmp_path / 'd.db'}")
-    report = health.status_report(settings, engine, "sqlite:///d.db", dt.datetime(2026, 12, 1, tzinfo=dt.UTC), 5)
+    engine = open_engine(db_url)
+    report = health.status_report(settings, engine, db_url, dt.datetime(2026, 12, 1, tzinfo=dt.UTC), 5)
     assert report["healthy"] is True and report["papers"] == 0 and report["rejected"] == []

@@ -75,9 +75,10 @@ def shown_url(url: str) -> str:
 
 
 def describe(exc: SQLAlchemyError) -> str:
-    """The driver's own reason, without the SQL statement and its parameters."""
+    """The driver's own reason, without the SQL statement and its parameters, on one line
+    (psycopg's reasons span several: "Connection refused\n\tIs the server running ...")."""
     orig = getattr(exc, "orig", None)
-    return f"{exc.__class__.__name__}: {orig if orig is not None else exc}"
+    return " ".join(f"{exc.__class__.__name__}: {orig if orig is not None else exc}".split())
 
 
 def _sqlite_setup(engine: Engine) -> None:

@@ -5,9 +5,25 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Dialect, Index, LargeBinary, Text, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    LargeBinary,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
+
+# Ids are 64-bit (BIGINT, BIGSERIAL on PostgreSQL). SQLite keeps INTEGER: its INTEGER PRIMARY KEY
+# is the 64-bit rowid already, and BIGINT there would be an ordinary column without autoincrement.
+ID = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class StringList(TypeDecorator[tuple[str, ...]]):
@@ -34,7 +50,7 @@ class DumpRow(SQLModel, table=True):
     __tablename__ = "dump"
     __table_args__ = (UniqueConstraint("content_hash", name="uq_dump_content_hash"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=ID)
     content_hash: str = Field(max_length=64)
     source: str
     as_of: dt.date = Field(index=True)
@@ -63,7 +79,7 @@ class PaperRow(SQLModel, table=True):
         Index("ix_paper_first_ingested_at", "first_ingested_at"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=ID)
     arxiv_id: str | None = Field(default=None, max_length=32)
     title_key: str
     title: str
@@ -84,7 +100,7 @@ class PaperRow(SQLModel, table=True):
     withdrawn_at: dt.date | None = None
     first_seen: dt.date = Field(index=True)
     last_seen: dt.date
-    first_dump_id: int = Field(foreign_key="dump.id", index=True)
+    first_dump_id: int = Field(foreign_key="dump.id", index=True, sa_type=ID)
     first_ingested_at: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     first_backfill: bool = False
 
@@ -94,8 +110,8 @@ class SightingRow(SQLModel, table=True):
 
     __tablename__ = "sighting"
 
-    dump_id: int = Field(foreign_key="dump.id", primary_key=True)
-    paper_id: int = Field(foreign_key="paper.id", primary_key=True, index=True)
+    dump_id: int = Field(foreign_key="dump.id", primary_key=True, sa_type=ID)
+    paper_id: int = Field(foreign_key="paper.id", primary_key=True, index=True, sa_type=ID)
     position: int
     upvotes: int | None = None
 
@@ -106,7 +122,7 @@ class SentPaperRow(SQLModel, table=True):
     __tablename__ = "sent_paper"
 
     subscriber: str = Field(primary_key=True, max_length=320)
-    paper_id: int = Field(foreign_key="paper.id", primary_key=True)
+    paper_id: int = Field(foreign_key="paper.id", primary_key=True, sa_type=ID)
     upvotes: int | None = None
     sent_at: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 
@@ -125,7 +141,7 @@ class OutboxRow(SQLModel, table=True):
         Index("ix_outbox_status_next", "status", "next_attempt_at"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=ID)
     subscriber: str = Field(max_length=320)
     period: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     window_start: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
@@ -153,7 +169,7 @@ class OutboxMessageRow(SQLModel, table=True):
 
     __tablename__ = "outbox_message"
 
-    outbox_id: int = Field(foreign_key="outbox.id", primary_key=True)
+    outbox_id: int = Field(foreign_key="outbox.id", primary_key=True, sa_type=ID)
     message: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
@@ -188,7 +204,7 @@ class RejectionRow(SQLModel, table=True):
     __tablename__ = "rejection"
     __table_args__ = (UniqueConstraint("source", "file_key", name="uq_rejection_source_file"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=ID)
     source: str
     file_key: str
     file: str

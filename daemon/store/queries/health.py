@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, insert, select, update
 
+from paperdigest.store.queries._sql import upsert
 from paperdigest.store.tables import (
     rejection_table,
     source_state_table,
@@ -32,13 +33,9 @@ def save_source_state(conn: Connection, name: str, values: dict[str, Any], exist
 
 def record_rejection(conn: Connection, values: dict[str, Any]) -> None:
     """Store a rejected dump; the same file (source, file_key) rejected again updates its row."""
-    c = rejection_table.c
-    where = (c.source == values["source"], c.file_key == values["file_key"])
-    found = conn.execute(select(c.id).where(*where)).first()
-    if found is None:
-        conn.execute(insert(rejection_table).values(**values))
-    else:
-        conn.execute(update(rejection_table).where(c.id == found.id).values(**values, resolved_at=None))
+    stmt = upsert(conn.dialect.name, rejection_table).values(**values)
+    again = {name: stmt.excluded[name] for name in values if name not in ("source", "file_key")}
+    conn.execute(stmt.on_conflict_do_update(index_elements=["source", "file_key"], set_={**again, "resolved_at": None}))
 
 
 def rejection_known(conn: Connection, source: str, file_key: str) -> bool:

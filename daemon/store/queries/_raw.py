@@ -1,0 +1,166 @@
+"""The raw statements: the few places where SQLAlchemy Core's own work measurably slows a hot
+path, so the SQL goes to the driver as it is. Everything else is Core.
+
+The bar: a statement is raw when its Core form costs at least a tenth of its path (the ingest of a
+dump, the commit after the server's 250), measured statement by statement with the rest as it is
+(benchmarks/raw_vs_core.py; the figures and the ones that stayed on Core are in
+benchmarks/README.md, "Raw statements"). The comment above each statement gives its figures.
+
+Each statement is plain SQL that SQLite and PostgreSQL both run, the same on both (the tests run
+every one on both engines), written with `?` placeholders (`%s` for psycopg). Values go to the
+driver as Core would send them, through each column's own bind processor (on SQLite, dates and
+datetimes become the text SQLAlchemy's SQLite types store).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import Column, Connection, Dialect
+from sqlalchemy.exc import DBAPIError
+
+from paperdigest.store.queries._sql import _chunks
+from paperdigest.store.tables import outbox_table, paper_table
+
+_Processor = Callable[[Any], Any] | None
+
+
+def _sql(conn: Connection, statement: str) -> str:
+    """`statement` in the driver's placeholder style (qmark for sqlite3, format for psycopg)."""
+    if conn.dialect.paramstyle == "qmark":
+        return statement
+    return statement.replace("?", "%s")
+
+
+def _marks(count: int) -> str:
+    return ", ".join("?" * count)
+
+
+def _binders(dialect: Dialect, columns: Sequence[Column[Any]]) -> list[_Processor]:
+    return [column.type.dialect_impl(dialect).bind_processor(dialect) for column in columns]
+
+
+def _bound(rows: Sequence[Sequence[Any]], binders: list[_Processor]) -> list[tuple[Any, ...]]:
+    """Rows of values as the driver takes them. A dump repeats its dates and its timestamp:
+    each distinct value of a column is converted once."""
+    active: list[tuple[int, Callable[[Any], Any], dict[Any, Any]]]
+    active = [(at, processor, {}) for at, processor in enumerate(binders) if processor is not None]
+    if not active:
+        return [tuple(row) for row in rows]
+    out = []
+    for row in rows:
+        values = list(row)
+        for at, processor, seen in active:
+            value = values[at]
+            try:
+                values[at] = seen[value]
+            except KeyError:
+                values[at] = seen[value] = processor(value)
+        out.append(tuple(values))
+    return out
+
+
+# --- papers_where: the stored papers a dump names ---------------------------------------------------
+# By arXiv id, then by title key. Core's SELECT ... IN (expanding, its rows typed by SQLAlchemy)
+# costs 0.3 ms more per dump (5%): kept raw with update_papers, below, because together they are
+# what brings the full ingest benchmark back under its target (benchmarks/README.md).
+
+
+def papers_where(conn: Connection, columns: Sequence[str], where: str, values: Sequence[Any]) -> list[list[Any]]:
+    """`SELECT columns FROM paper WHERE where IN (values)`: each row as a list, its values as Core
+    would type them (each column's own result processor: sqlite3 hands dates and lists back as
+    text, psycopg lists as lists, which the model keeps as tuples)."""
+    known = [paper_table.c[name] for name in (*columns, where)]  # column names are never caller text
+    processors = [
+        (at, processor)
+        for at, column in enumerate(known[:-1])
+        if (processor := column.type.dialect_impl(conn.dialect).result_processor(conn.dialect, None)) is not None
+    ]
+    sql = _sql(conn, f"SELECT {', '.join(columns)} FROM paper WHERE {where} IN ({_marks(len(values))})")
+    rows = []
+    for raw in conn.exec_driver_sql(sql, tuple(values)).fetchall():
+        row = list(raw)
+        for at, processor in processors:
+            row[at] = processor(row[at])
+        rows.append(row)
+    return rows
+
+
+# --- insert_papers: the ingest's new papers ------------------------------------------------------
+# One multi-row INSERT ... RETURNING id and identity. CPU time of `apply` per 200-entry dump on
+# SQLite (about 5.8 ms as it is), the least of 10 runs of 50 dumps: Core's own INSERT ... RETURNING
+# (insertmanyvalues) costs 0.9-1.25 ms more (16-22%), ordered (sort_by_parameter_order: one
+# statement per row on SQLite) 0.8-1.5 ms more, Core's executemany with the ids read back 0.8 ms
+# more. On PostgreSQL, Core's RETURNING costs 0.7 ms more; its executemany with the ids read back
+# is 1.4 ms cheaper there, but reads the ids back by an index the planner may pass over.
+
+
+def insert_papers(conn: Connection, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+    """INSERT INTO paper (columns) VALUES (...), (...) RETURNING id, title_key, arxiv_id, one
+    statement per CHUNK rows: the new rows' ids with their identity, in no particular order."""
+    binders = _binders(conn.dialect, [paper_table.c[name] for name in columns])  # never caller text
+    one = f"({_marks(len(columns))})"
+    found: list[tuple[Any, ...]] = []
+    for chunk in _chunks(_bound(rows, binders)):
+        sql = (
+            f"INSERT INTO paper ({', '.join(columns)}) VALUES {', '.join([one] * len(chunk))}"
+            " RETURNING id, title_key, arxiv_id"
+        )
+        result = conn.exec_driver_sql(_sql(conn, sql), tuple(value for row in chunk for value in row))
+        found.extend(tuple(row) for row in result)
+    return found
+
+
+# --- update_papers: the ingest's changed papers ----------------------------------------------------
+# A plain executemany: Core's (a parameter set built and processed per row) costs 0.4 ms more per
+# dump (7%); see papers_where for why it is kept.
+
+
+def update_papers(conn: Connection, fields: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """UPDATE paper SET fields WHERE id = ?, one executemany; each row is its values, then the id."""
+    binders = [*_binders(conn.dialect, [paper_table.c[name] for name in fields]), None]  # never caller text
+    sets = ", ".join(f"{name} = ?" for name in fields)
+    conn.exec_driver_sql(_sql(conn, f"UPDATE paper SET {sets} WHERE id = ?"), _bound(rows, binders))
+
+
+# --- accepted_mark: the commit after the server's 250 --------------------------------------------
+# Our part of the repeat window SMTP leaves (README, "Mail"). One autocommitted statement on the
+# driver's connection: median 12-16 µs on SQLite against 95-103 µs for Core in a transaction
+# (BEGIN IMMEDIATE, UPDATE, COMMIT); 94-210 µs on PostgreSQL against 288-520 µs (one round trip,
+# not three).
+
+_ACCEPTED = (
+    "UPDATE outbox SET status = 'accepted', sent_at = ?, attempts = ?, last_error = NULL"
+    " WHERE id = ? AND status = 'sending' AND claimed_by = ?"
+)
+
+
+def accepted_mark(
+    conn: Connection, row_id: int, token: str, sent_at: dt.datetime, attempts: int
+) -> Callable[[], bool]:
+    """Prepare the UPDATE that marks a claimed outbox row accepted; calling the result runs it,
+    autocommitted, and says whether the row was still ours. `conn` must be outside a transaction."""
+    driver = conn.connection.driver_connection
+    if driver is None:
+        raise RuntimeError("accepted_mark: the connection is closed")
+    (stamp,) = _bound([(sent_at,)], _binders(conn.dialect, [outbox_table.c.sent_at]))[0]
+    params = (stamp, attempts, row_id, token)
+    sql = _sql(conn, _ACCEPTED)
+    cursor = driver.cursor()
+    error = conn.dialect.loaded_dbapi.Error
+    psycopg = conn.dialect.name == "postgresql"  # sqlite3: the engine keeps it out of transactions until BEGIN
+
+    def mark() -> bool:
+        if psycopg:
+            driver.autocommit = True  # this one statement commits by itself
+        try:
+            return bool(cursor.execute(sql, params).rowcount == 1)
+        except error as exc:  # as SQLAlchemy would raise it (a busy SQLite store: OperationalError)
+            raise DBAPIError.instance(sql, params, exc, error) from None
+        finally:
+            if psycopg and not driver.closed:
+                driver.autocommit = False
+
+    return mark
