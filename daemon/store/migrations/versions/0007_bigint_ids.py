@@ -1,9 +1,9 @@
 """64-bit ids: the ids of dumps, papers, outbox rows and rejections, and the columns that refer
-to them, become BIGINT on PostgreSQL, their sequences too. A no-op on SQLite, whose INTEGER
-PRIMARY KEY is a 64-bit rowid already.
+to them (a digest's window by dump ids among them), become BIGINT on PostgreSQL, their
+sequences too. A no-op on SQLite, whose INTEGER PRIMARY KEY is a 64-bit rowid already.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-10
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
@@ -21,6 +21,7 @@ depends_on = None
 SERIAL = ("dump", "paper", "outbox", "rejection")
 REFERENCES = {
     "paper": ("first_dump_id",),
+    "outbox": ("window_start_dump", "window_end_dump"),
     "sighting": ("dump_id", "paper_id"),
     "sent_paper": ("paper_id",),
     "outbox_message": ("outbox_id",),
