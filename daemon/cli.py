@@ -288,7 +288,7 @@ def cmd_subscribers_list(args: argparse.Namespace) -> int:
     if not listed:
         print("no subscribers (add them to the config, or with `paperdigest subscribers add`)")
     for s in listed:
-        state = "subscribed" if s.subscribed else f"unsubscribed {clock.iso(s.unsubscribed_at)}"
+        state = "subscribed" if s.subscribed else f"unsubscribed {clock.as_utc(s.unsubscribed_at):%Y-%m-%d %H:%MZ}"
         topics = ", ".join(s.settings.topics) or "everything"
         print(
             f"{s.settings.email}  [{s.origin}, {state}]  topics: {topics}; cron {s.settings.cron!r} "

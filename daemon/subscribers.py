@@ -102,9 +102,15 @@ def add(engine: Engine, settings: Settings, values: dict[str, Any]) -> str:
 
 
 def remove(engine: Engine, settings: Settings, email: str) -> str:
-    """Remove a subscriber kept in the store. One the config names is the config's to remove."""
+    """Remove a subscriber kept in the store. One the config names cannot be removed from here,
+    so it is unsubscribed instead (kept in the store, which wins over the config): never mailed
+    until `subscribers add` subscribes it again."""
     if any(s.email.lower() == email.lower() for s in settings.subscribers):
-        raise UsageError(f"subscribers remove: {email} is in the config ({settings.origin}): remove it there")
+        unsubscribe(engine, email)
+        return (
+            f"{email.lower()} is in the config ({settings.origin}): unsubscribed (never mailed while"
+            " unsubscribed; remove it from the config to drop it, `subscribers add` to subscribe it again)"
+        )
     with engine.connect().execution_options(write=True) as conn, conn.begin():
         if not queries.delete_subscriber(conn, email):
             raise UsageError(f"subscribers remove: no subscriber {email} in the store")
@@ -117,6 +123,8 @@ def unsubscribe(engine: Engine, email: str) -> None:
     with engine.connect().execution_options(write=True) as conn, conn.begin():
         rows = {row.email: row for row in queries.stored_subscribers(conn)}
         row = rows.get(email.lower())
+        if row is not None and row.unsubscribed_at is not None:
+            return  # already: keep when it happened
         values = {"unsubscribed_at": now} if row is not None else {"added_at": now, "unsubscribed_at": now}
         queries.save_subscriber(conn, email, values)
 

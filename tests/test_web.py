@@ -31,7 +31,7 @@ from paperdigest.store import queries
 from paperdigest.store.engine import open_engine
 from paperdigest.web.app import MAX_BODY, create_app
 from tests.browser import chromium_or_skip, run_chromium
-from tests.conftest import ROOT, SEEDS
+from tests.conftest import FIXTURES, ROOT, SEEDS
 
 BASE = "https://digest.example.org"
 SECRET = "a test secret that is long enough"
@@ -217,18 +217,78 @@ def test_a_topic_feed_is_public_and_valid_atom(sent: Sent) -> None:
     answer = sent.client.get("/topics/agents.atom")
     parsed = feedparser.parse(answer.content)
     assert answer.status_code == 200 and not parsed.bozo and parsed.entries
+    assert parsed.feed.author == "Paper Digest"  # RFC 4287: the feed names an author
     assert sent.client.get("/topics/nope.atom").status_code == 404
 
 
-def test_a_paper_page_shows_its_upvotes_over_time(sent: Sent) -> None:
+def test_a_topic_feed_is_the_same_until_its_papers_change_so_readers_get_304(
+    sent: Sent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = sent.client.get("/topics/agents.atom")
+    monkeypatch.setenv("PAPERDIGEST_NOW", "2026-11-23T12:05:00+00:00")  # a later poll, the same papers
+    again = sent.client.get("/topics/agents.atom")
+    assert again.content == first.content and again.headers["etag"] == first.headers["etag"]
+    etag = first.headers["etag"]
+    for header in (etag, f"W/{etag}", f'"other", {etag}', "*"):  # weak (a proxy's gzip), a list, any
+        assert sent.client.get("/topics/agents.atom", headers={"If-None-Match": header}).status_code == 304
+    assert sent.client.get("/topics/agents.atom", headers={"If-None-Match": '"other"'}).status_code == 200
+
+
+def test_a_text_only_digest_is_viewed_as_text(cli: Any, tmp_path: Path, db_url: str, monkeypatch: Any) -> None:
+    monkeypatch.setenv("PAPERDIGEST_WEB_SECRET", SECRET)
+    monkeypatch.setenv("PAPERDIGEST_NOW", NOW)
+    conf = write_config(tmp_path)
+    conf.write_text(conf.read_text().replace('cron = "0 7 * * *"\n', 'cron = "0 7 * * *"\nformat = "text"\n', 1))
+    assert cli("--db", db_url, "ingest", str(SEEDS / "004_d0e4e6143df38525.txt"), "--as-of", "2026-11-23").code == 0
+    assert cli("--config", str(conf), "--db", db_url, "send").code == 0
+    message = mails(tmp_path / "out")["ada@example.org"]
+    assert html_part(message.as_bytes()) is None  # text only
+    engine = open_engine(db_url)
+    with TestClient(create_app(load(conf), engine), base_url=BASE) as client:
+        page = client.get(path_of(link(message, "View in your browser")))
+    engine.dispose()
+    assert page.status_code == 200 and "<pre" in page.text
+    first_title = text_of(message).split("\n1. ", 1)[1].split("\n", 1)[0].strip()
+    assert first_title and first_title.replace("&", "&amp;") in page.text
+
+
+def test_a_paper_page_shows_its_upvotes_over_time(sent: Sent, cli: Any, tmp_path: Path) -> None:
     engine = open_engine(sent.db)
     with engine.connect() as conn:
         best = queries.top_papers(conn, 1)[0]  # the most upvoted: its counts are known
     engine.dispose()
+    assert best.upvotes is not None
+    one = sent.client.get(f"/p/{best.id}")
+    assert one.status_code == 200 and "<svg" not in one.text and f"Nov 23: {best.upvotes}" in one.text
+    later = tmp_path / "2026-11-24_again.txt"  # seen again the next day, with more upvotes
+    votes = best.upvotes + 7
+    later.write_text(f"Daily Papers\n\nNov 24\n\n{best.title}\n\nAgain.\n\n  • 3 authors\n·\nNov 1 {votes}\n")
+    assert cli("--db", sent.db, "ingest", str(later)).code == 0
     page = sent.client.get(f"/p/{best.id}")
     assert page.status_code == 200 and "<svg" in page.text and "polyline" in page.text
+    assert f"Nov 24: {best.upvotes + 7}" in page.text
     assert sent.client.get("/p/999999").status_code == 404
     assert sent.client.get("/p/x").status_code == 404
+    assert sent.client.get("/p/" + "9" * 40).status_code == 404  # no overflow on either engine
+
+
+def test_a_paper_page_by_arxiv_id_shows_what_the_api_gives(
+    cli: Any, tmp_path: Path, db_url: str, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv("PAPERDIGEST_WEB_SECRET", SECRET)
+    api = FIXTURES / "hf_daily_papers_2023-05.json"
+    assert cli("--db", db_url, "ingest", str(api), "--as-of", "2023-05-31").code == 0
+    engine = open_engine(db_url)
+    settings = validate({"web": {"base_url": BASE}, "topics": {"r": {"keywords": ["robot"]}}}, "t")
+    with TestClient(create_app(settings, engine), base_url=BASE) as client:
+        page = client.get("/p/2305.14314")  # QLoRA, by its arXiv id
+    engine.dispose()
+    assert page.status_code == 200
+    text = " ".join(page.text.split())
+    assert "Tim Dettmers, Artidoro Pagnoni, Ari Holtzman et al." in text
+    assert "AI summary:" in text and 'href="https://arxiv.org/pdf/2305.14314"' in text
+    assert re.search(r'href="https://github.com/[^"]+">Code</a> ★ [\d,]+', text), "no code link with its stars"
+    assert "<svg" not in text and "No upvote counts seen yet" not in text  # one count: said, not drawn
 
 
 # --- safe to expose --------------------------------------------------------------------------------
@@ -310,9 +370,22 @@ def test_paperdigest_web_serves_the_pages(sent: Sent, tmp_path: Path) -> None:
         unsubscribe = path_of(link(sent.mails["grace@example.org"], "Unsubscribe"))
         done = httpx.post(f"http://127.0.0.1:{port}{unsubscribe}", content=b"List-Unsubscribe=One-Click", timeout=5)
         assert done.status_code == 200 and subscribed(sent)["grace@example.org"] is False
+        ada = path_of(link(sent.mails["ada@example.org"], "Unsubscribe"))
+        chunked = httpx.post(f"http://127.0.0.1:{port}{ada}", content=iter([b"x" * MAX_BODY, b"x" * 10]), timeout=5)
+        assert chunked.status_code == 413 and subscribed(sent)["ada@example.org"] is True  # no length, still refused
+        busy = subprocess.run(
+            [sys.executable, "-m", "paperdigest", "--config", str(conf), "--db", sent.db, "web"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert busy.returncode == 1, busy.stderr
+        assert busy.stderr.strip().splitlines() == [
+            f"paperdigest: error: web.listen: cannot listen on 127.0.0.1:{port}: Address already in use"
+        ]
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+    assert proc.stderr is not None
+    assert f"serving {BASE} on http://127.0.0.1:{port}" in proc.stderr.read().decode()
 
 
 def test_the_pages_in_a_real_browser(sent: Sent, tmp_path: Path) -> None:

@@ -36,6 +36,14 @@ def written_files(settings: Settings, subscriber: str, period: dt.datetime) -> t
     return base.with_name(base.name + ".eml"), base.with_name(base.name + ".html")
 
 
+def text_part(message: bytes) -> str | None:
+    """The plain-text body of a message (None when it has none)."""
+    parsed = message_from_bytes(message, policy=policy.default)
+    body = parsed.get_body(preferencelist=("plain",)) if isinstance(parsed, EmailMessage) else None
+    content = body.get_content() if body is not None else None
+    return content.replace("\r\n", "\n") if isinstance(content, str) else None
+
+
 def html_part(message: bytes) -> bytes | None:
     """The HTML body of a message, to open in a browser beside the .eml (None for text-only mail)."""
     parsed = message_from_bytes(message, policy=policy.default)

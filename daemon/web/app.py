@@ -30,8 +30,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paperdigest import clock, subscribers
 from paperdigest.config import Settings
+from paperdigest.digest import views
 from paperdigest.digest.views import paper_url
-from paperdigest.mail.files import html_part
+from paperdigest.mail.files import html_part, text_part
 from paperdigest.model import Paper
 from paperdigest.score import rank
 from paperdigest.store import queries
@@ -87,9 +88,12 @@ class Web:
         email, period = found
         with self.engine.connect() as conn:
             message = queries.delivered_message(conn, email, period)
-        html = html_part(message) if message is not None else None
-        if html is None:
-            return _message("Not found", "There is no such digest (or it was mailed as text only).", 404)
+        if message is None:
+            return _message("Not found", "There is no such digest.", 404)
+        html = html_part(message)
+        if html is None:  # mailed as text only: shown as such
+            text = text_part(message) or ""
+            return HTMLResponse(pages.page("text_digest.html", title="Your digest", text=text))
         return HTMLResponse(html.decode("utf-8"))
 
     async def subscriber(self, request: Request) -> Response:
@@ -119,11 +123,11 @@ class Web:
 
     async def paper(self, request: Request) -> Response:
         raw = request.path_params["paper_id"]
-        if not raw.isdigit():
-            return _message("Not found", "There is no such paper.", 404)
-        with self.engine.connect() as conn:
-            found = queries.papers_by_ids(conn, [int(raw)]).get(int(raw))
-            history = queries.upvote_history(conn, int(raw)) if found else []
+        with self.engine.connect() as conn:  # an arXiv id (2305.14314), or the store's own id
+            found = queries.paper_by_arxiv_id(conn, raw)
+            if found is None and raw.isdigit() and len(raw) < 19:
+                found = queries.papers_by_ids(conn, [int(raw)]).get(int(raw))
+            history = queries.upvote_history(conn, found.id) if found else []
         if found is None:
             return _message("Not found", "There is no such paper.", 404)
         line = pages.sparkline(history)
@@ -166,7 +170,9 @@ class Web:
         with self.engine.connect() as conn:
             pool = queries.recent_papers(conn, now - dt.timedelta(days=TOPIC_DAYS))
         ranked = rank(pool, {name: topic}, self.settings.scoring)[:TOPIC_ENTRIES]
-        entries = [(s.paper, now) for s in ranked]
+        # Dated by when each paper was first seen, not by the request: the same papers give the
+        # same feed, so a reader's If-None-Match gets 304.
+        entries = [(s.paper, dt.datetime.combine(s.paper.first_seen, dt.time(), dt.UTC)) for s in ranked]
         return self._feed(request, f"Paper digest: {name}", f"{self.base}/topics/{name}.atom", entries)
 
     def _feed(self, request: Request, title: str, self_url: str, entries: list[tuple[Paper, dt.datetime]]) -> Response:
@@ -175,6 +181,7 @@ class Web:
         feed.title(title)
         feed.link(href=self_url, rel="self")
         feed.link(href=self.base, rel="alternate")
+        feed.author({"name": "Paper Digest"})  # RFC 4287: a feed names an author when its entries do not
         feed.updated(max((when for _, when in entries), default=dt.datetime(2026, 1, 1, tzinfo=dt.UTC)))
         for paper, when in reversed(entries):  # feedgen lists the last added first
             entry = feed.add_entry()
@@ -186,7 +193,7 @@ class Web:
                 entry.summary(paper.abstract)
         body = feed.atom_str(pretty=True)
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-        if request.headers.get("if-none-match") == etag:
+        if _matches(request.headers.get("if-none-match"), etag):
             return Response(status_code=304, headers={"ETag": etag})
         return Response(body, media_type="application/atom+xml", headers={"ETag": etag})
 
@@ -194,24 +201,32 @@ class Web:
         return HTMLResponse(pages.page("home.html", title="Paper Digest"))
 
 
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    """RFC 9110's weak comparison for If-None-Match: any of a list, "W/" ignored, or "*"."""
+    if not if_none_match:
+        return False
+    tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
+    return "*" in tags or etag in tags
+
+
 def _message(title: str, text: str, status: int) -> HTMLResponse:
     return HTMLResponse(pages.page("message.html", title=title, text=text), status_code=status)
 
 
 def _byline(paper: Paper) -> str:
-    parts = [paper.org or (f"{paper.authors} authors" if paper.authors else "")]
+    parts = [views.byline(paper)]
     if paper.published:
         parts.append(f"{paper.published:%b %-d, %Y}")
+    if paper.comments:
+        parts.append(f"{paper.comments} comment{'s' if paper.comments != 1 else ''}")
     parts.append(f"first seen {paper.first_seen:%b %-d, %Y}")
     return " · ".join(p for p in parts if p)
 
 
-def _paper_links(paper: Paper) -> list[tuple[str, str]]:
-    links = [("Paper page" if paper.arxiv_id else "Search arXiv", paper_url(paper.title, paper.arxiv_id))]
-    if paper.arxiv_id:
-        quoted = urllib.parse.quote(paper.arxiv_id)
-        links += [("arXiv abstract", f"https://arxiv.org/abs/{quoted}"), ("PDF", f"https://arxiv.org/pdf/{quoted}")]
-    return links
+def _paper_links(paper: Paper) -> list[tuple[str, str, str]]:
+    """(label, URL, note) of the paper's page (or a search) and its links, as the digest gives them."""
+    first = ("Paper page" if paper.arxiv_id else "Search arXiv", paper_url(paper.title, paper.arxiv_id), "")
+    return [first, *((link.label, link.url, link.note) for link in views.links(paper))]
 
 
 def guarded(app: ASGIApp) -> ASGIApp:
@@ -222,19 +237,33 @@ def guarded(app: ASGIApp) -> ASGIApp:
             await app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        declared = headers.get(b"content-length", b"0")
-        if not declared.isdigit() or int(declared) > MAX_BODY:
+        declared = headers.get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
             await _refuse(send, 413, b"request body too large")
             return
-        received = 0
-
-        async def limited() -> Message:
-            nonlocal received
+        # The whole body is read here, at most MAX_BODY bytes, whether it comes with a length or
+        # chunked: the app then sees one message, and an oversized one never reaches it.
+        parts: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            received += len(message.get("body", b""))
-            if received > MAX_BODY:
-                raise ValueError("request body too large")
-            return message
+            if message["type"] != "http.request":
+                return  # the client went away
+            parts.append(message.get("body", b""))
+            size += len(parts[-1])
+            if size > MAX_BODY:
+                await _refuse(send, 413, b"request body too large")
+                return
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def buffered() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(parts), "more_body": False}
+            return await receive()
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -242,7 +271,7 @@ def guarded(app: ASGIApp) -> ASGIApp:
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
-        await app(scope, limited, with_headers)
+        await app(scope, buffered, with_headers)
 
     return middleware
 

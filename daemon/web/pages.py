@@ -62,11 +62,22 @@ _PAGES = {
     "paper.html": """{% extends "layout.html" %}{% block body %}
 <h1>{{ paper.title }}</h1>
 <p class="meta">{{ byline }}</p>
+{% if paper.withdrawn_at %}
+<p><strong>Withdrawn</strong> on {{ paper.withdrawn_at.strftime("%b %-d, %Y") }}.</p>
+{% endif %}
+<ul>{% for label, url, note in links %}
+<li><a href="{{ url }}">{{ label }}</a>{% if note %} {{ note }}{% endif %}</li>
+{% endfor %}</ul>
+{% if paper.ai_summary %}<p><span class="meta">AI summary:</span> {{ paper.ai_summary }}</p>{% endif %}
 {% if paper.abstract %}<p>{{ paper.abstract }}</p>{% endif %}
-<ul>{% for label, url in links %}<li><a href="{{ url }}">{{ label }}</a></li>{% endfor %}</ul>
+{% if paper.ai_keywords %}<p class="meta">Keywords: {{ paper.ai_keywords | join(", ") }}</p>{% endif %}
 <h2>Upvotes</h2>
-{% if sparkline %}{{ sparkline }}<p class="meta">{{ history_text }}</p>
+{% if sparkline %}{{ sparkline }}{% endif %}
+{% if history_text %}<p class="meta">{{ history_text }}</p>
 {% else %}<p>No upvote counts seen yet.</p>{% endif %}
+{% endblock %}""",
+    "text_digest.html": """{% extends "layout.html" %}{% block body %}
+<pre style="white-space: pre-wrap; overflow-wrap: anywhere;">{{ text }}</pre>
 {% endblock %}""",
 }
 
@@ -80,8 +91,9 @@ def page(name: str, **context: Any) -> str:
 
 
 def sparkline(history: list[tuple[dt.date, int]], width: int = 320, height: int = 60) -> Markup | None:
-    """An SVG polyline of the upvotes over the dumps that showed them; None with fewer than one."""
-    if not history:
+    """An SVG polyline of the upvotes over the dumps that showed them; None with fewer than two
+    (one point draws no line: the counts say it in words)."""
+    if len(history) < 2:
         return None
     top = max(votes for _, votes in history) or 1
     step = width / max(len(history) - 1, 1)

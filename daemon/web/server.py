@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import socket
+import sys
+
 import uvicorn
 from sqlalchemy import Engine
 
 from paperdigest.config import Settings
-from paperdigest.errors import UsageError
+from paperdigest.errors import PaperdigestError, UsageError
 from paperdigest.web.app import create_app
+
+
+class ListenError(PaperdigestError):
+    """The address of `[web] listen` cannot be bound (in use, not ours, not permitted): exit 1."""
 
 
 def serve(settings: Settings, engine: Engine) -> int:
@@ -15,10 +22,20 @@ def serve(settings: Settings, engine: Engine) -> int:
     if settings.web is None:
         raise UsageError(f"{settings.origin}: no [web] section: set web.base_url to serve the web side")
     host, _, port = settings.web.listen.rpartition(":")
-    uvicorn.run(
+    host = host.strip("[]")
+    # The socket is bound here, so that a port in use is one line of ours (uvicorn would log its
+    # own and exit 3, outside the documented codes).
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, int(port)))
+    except OSError as exc:
+        sock.close()
+        raise ListenError(f"web.listen: cannot listen on {settings.web.listen}: {exc.strerror or exc}") from None
+    where = f"http://{settings.web.listen}"
+    print(f"paperdigest web: serving {settings.web.base_url} on {where} (stop with Ctrl-C or SIGTERM)", file=sys.stderr)
+    config = uvicorn.Config(
         create_app(settings, engine),
-        host=host.strip("[]"),
-        port=int(port),
         log_level="warning",
         access_log=False,
         server_header=False,
@@ -26,4 +43,5 @@ def serve(settings: Settings, engine: Engine) -> int:
         limit_concurrency=64,
         timeout_keep_alive=5,
     )
+    uvicorn.Server(config).run(sockets=[sock])
     return 0

@@ -48,7 +48,14 @@ from paperdigest.store.queries.papers import (
 )
 from paperdigest.store.queries.replicas import beat, forget_replica, forget_replicas_before, live_replicas, replicas
 from paperdigest.store.queries.subscribers import delete_subscriber, save_subscriber, stored_subscribers
-from paperdigest.store.queries.web import delivered_message, papers_by_ids, recent_papers, sent_digests, upvote_history
+from paperdigest.store.queries.web import (
+    delivered_message,
+    paper_by_arxiv_id,
+    papers_by_ids,
+    recent_papers,
+    sent_digests,
+    upvote_history,
+)
 
 __all__ = [
     "WRITTEN_PAPER_COLUMNS",
@@ -80,6 +87,7 @@ __all__ = [
     "outbox_message",
     "outbox_open",
     "outbox_summary",
+    "paper_by_arxiv_id",
     "papers_by_identity",
     "papers_by_ids",
     "papers_first_seen_since",

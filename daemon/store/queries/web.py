@@ -49,6 +49,11 @@ def papers_by_ids(conn: Connection, ids: Iterable[int]) -> dict[int, Paper]:
     return found
 
 
+def paper_by_arxiv_id(conn: Connection, arxiv_id: str) -> Paper | None:
+    row = conn.execute(select(*_PAPER_COLUMNS).where(paper_table.c.arxiv_id == arxiv_id)).first()
+    return _paper(row) if row is not None else None
+
+
 def recent_papers(conn: Connection, since: dt.datetime) -> list[Paper]:
     """Papers a non-backfill ingest first brought in since `since`."""
     stmt = select(*_PAPER_COLUMNS).where(
