@@ -341,6 +341,8 @@ def _message(error: ErrorDetails) -> str:
     message = message.removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         return "unknown key"
+    if error["type"] == "string_pattern_mismatch" and error["loc"] and error["loc"][-1] == "email":
+        return f"not a mail address (name@domain): {error['input']!r}"
     return message
 
 

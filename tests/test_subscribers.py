@@ -81,7 +81,7 @@ def test_add_list_remove_and_send(cli: Any, tmp_path: Path, db_url: str, smtp: S
         (["--cron", "0 7 * *"], "cron"),
         (["--timezone", "Mars/Olympus"], "timezone"),
         (["--topics", "cooking"], "unknown topic 'cooking'"),
-        ([], "email"),
+        ([], "email: not a mail address (name@domain): 'not-an-address'"),
     ],
 )
 def test_values_are_checked_like_the_config(
@@ -158,3 +158,10 @@ def test_the_daemon_picks_up_a_new_subscriber_without_a_restart(
         assert daemon.stop() == 0
     finally:
         daemon.kill()
+    again = Daemon(Path(conf), db_url, None)  # a restart counts the store's subscribers with the config's
+    try:
+        wait_for(lambda: "paperdigest started" in again.text(), what="the start line")
+        assert "paperdigest started: 1 sources, 2 subscribers" in again.text()
+        assert again.stop() == 0
+    finally:
+        again.kill()

@@ -370,7 +370,7 @@ class Service:
         log.info(
             "paperdigest started: %d sources, %d subscribers, store %s",
             len(self.settings.sources),
-            len(self.settings.subscribers),
+            len(subscribers.effective(self.engine, self.settings).subscribers),  # the config's and the store's
             shown_url(self.store_url),
         )
         self.replica.beat("leader")
