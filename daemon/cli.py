@@ -131,10 +131,17 @@ def _backfill_source(args: argparse.Namespace) -> int:
     results: list[DumpResult] = []
     failures: list[jobs.Failure] = []
     days: list[jobs.DayOutcome] = []
+    begun = False  # a usage error (the range, the source) comes before the first day: no summary then
+
+    def start(total: int) -> None:
+        nonlocal begun
+        begun = True
+        progress.start(total)
+
     try:
         with progress_for(sys.stderr, enabled=not args.json, label="days") as progress:
             for outcome in jobs.backfill_source(
-                engine, conf, args.source, args.first, args.last, refresh=args.refresh, on_start=progress.start
+                engine, conf, args.source, args.first, args.last, refresh=args.refresh, on_start=start
             ):
                 progress.advance()
                 if isinstance(outcome, jobs.DayOutcome):
@@ -147,7 +154,7 @@ def _backfill_source(args: argparse.Namespace) -> int:
                     if args.json:
                         _print_json(outcome.to_json(), sys.stdout)
     finally:
-        if not args.json:
+        if not args.json and begun:
             backfill_summary(sys.stdout, results, failures, time.monotonic() - started, days)
     return EXIT_BAD_INPUT if failures else EXIT_OK
 

@@ -387,6 +387,7 @@ def test_backfill_refuses_what_it_cannot_do(cli: Any, server: DailyPapersServer,
     for extra, message in cases:
         result = cli("--config", conf, "--db", db, "backfill", *extra)
         assert result.code == 2 and message in result.err, (extra, result.err)
+        assert result.out == "", (extra, result.out)  # the error alone: no empty summary before it
     assert server.requests == []
 
 
