@@ -2,8 +2,8 @@
 to them, become BIGINT on PostgreSQL, their sequences too. A no-op on SQLite, whose INTEGER
 PRIMARY KEY is a 64-bit rowid already.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-10
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
