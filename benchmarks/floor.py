@@ -98,7 +98,7 @@ CREATE INDEX ix_sighting_paper_id ON sighting (paper_id);
 # The same on PostgreSQL, as our migrations leave it (pg_dump's view of it, written shorter).
 POSTGRESQL_SCHEMA = """
 CREATE TABLE dump (
-    id SERIAL NOT NULL,
+    id BIGSERIAL NOT NULL,
     content_hash VARCHAR(64) NOT NULL,
     source VARCHAR NOT NULL,
     as_of DATE NOT NULL,
@@ -115,7 +115,7 @@ CREATE TABLE dump (
 );
 CREATE INDEX ix_dump_as_of ON dump (as_of);
 CREATE TABLE paper (
-    id SERIAL NOT NULL,
+    id BIGSERIAL NOT NULL,
     arxiv_id VARCHAR(32),
     title_key VARCHAR NOT NULL,
     title VARCHAR NOT NULL,
@@ -126,7 +126,7 @@ CREATE TABLE paper (
     upvotes INTEGER,
     first_seen DATE NOT NULL,
     last_seen DATE NOT NULL,
-    first_dump_id INTEGER NOT NULL,
+    first_dump_id BIGINT NOT NULL,
     first_ingested_at TIMESTAMP WITH TIME ZONE NOT NULL,
     first_backfill BOOLEAN NOT NULL,
     author_names JSON,
@@ -148,8 +148,8 @@ CREATE INDEX ix_paper_first_seen ON paper (first_seen);
 CREATE INDEX ix_paper_upvotes ON paper (upvotes);
 CREATE UNIQUE INDEX uq_paper_title_key_arxiv ON paper (title_key, coalesce(arxiv_id, ''));
 CREATE TABLE sighting (
-    dump_id INTEGER NOT NULL,
-    paper_id INTEGER NOT NULL,
+    dump_id BIGINT NOT NULL,
+    paper_id BIGINT NOT NULL,
     position INTEGER NOT NULL,
     upvotes INTEGER,
     CONSTRAINT sighting_pkey PRIMARY KEY (dump_id, paper_id),

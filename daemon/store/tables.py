@@ -149,8 +149,8 @@ class OutboxRow(SQLModel, table=True):
     # The same window in commit order: the papers first brought in by dumps after
     # window_start_dump, up to and including window_end_dump (dump ids grow in commit order,
     # since ingests are serialised). Clocks may differ between hosts; this order does not.
-    window_start_dump: int | None = None
-    window_end_dump: int | None = None
+    window_start_dump: int | None = Field(default=None, sa_type=ID)
+    window_end_dump: int | None = Field(default=None, sa_type=ID)
     created_at: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     status: str = Field(default="pending", max_length=16)
     attempts: int = 0

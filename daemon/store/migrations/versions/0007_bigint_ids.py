@@ -1,6 +1,6 @@
 """64-bit ids: the ids of dumps, papers, outbox rows and rejections, and the columns that refer
-to them, become BIGINT on PostgreSQL, their sequences too. A no-op on SQLite, whose INTEGER
-PRIMARY KEY is a 64-bit rowid already.
+to them (a digest's window by dump ids among them), become BIGINT on PostgreSQL, their
+sequences too. A no-op on SQLite, whose INTEGER PRIMARY KEY is a 64-bit rowid already.
 
 Revision ID: 0007
 Revises: 0006
@@ -21,6 +21,7 @@ depends_on = None
 SERIAL = ("dump", "paper", "outbox", "rejection")
 REFERENCES = {
     "paper": ("first_dump_id",),
+    "outbox": ("window_start_dump", "window_end_dump"),
     "sighting": ("dump_id", "paper_id"),
     "sent_paper": ("paper_id",),
     "outbox_message": ("outbox_id",),
