@@ -174,6 +174,7 @@ def test_daemon_ingests_mails_reports_ready_and_stops_on_sigterm(
     assert "on agents" in str(message["Subject"])
 
 
+@pytest.mark.sqlite_only  # on PostgreSQL a second daemon stands by, by design: tests/test_replicas.py
 def test_a_second_instance_is_refused(
     tmp_path: Path, notify: NotifyListener, smtp: SmtpServer, daemons: list[Daemon], db_url: str
 ) -> None:
