@@ -32,6 +32,7 @@ from tests.privileges import without_root_override
 from tests.storehelp import connect, snapshot
 
 
+@pytest.mark.sqlite_only  # on PostgreSQL the leader holds an advisory lock, no lock file to fill
 def test_a_full_disk_at_the_lock_is_one_line_not_a_traceback(
     tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
