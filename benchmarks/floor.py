@@ -78,7 +78,6 @@ CREATE TABLE paper (
     FOREIGN KEY(first_dump_id) REFERENCES dump (id),
     CONSTRAINT uq_paper_arxiv_id UNIQUE (arxiv_id)
 );
-CREATE INDEX ix_paper_first_ingested_at ON paper (first_ingested_at);
 CREATE INDEX ix_paper_first_dump_id ON paper (first_dump_id);
 CREATE INDEX ix_paper_upvotes ON paper (upvotes);
 CREATE UNIQUE INDEX uq_paper_title_key_arxiv ON paper (title_key, coalesce(arxiv_id, ''));
@@ -143,7 +142,6 @@ CREATE TABLE paper (
     CONSTRAINT uq_paper_arxiv_id UNIQUE (arxiv_id)
 );
 CREATE INDEX ix_paper_first_dump_id ON paper (first_dump_id);
-CREATE INDEX ix_paper_first_ingested_at ON paper (first_ingested_at);
 CREATE INDEX ix_paper_first_seen ON paper (first_seen);
 CREATE INDEX ix_paper_upvotes ON paper (upvotes);
 CREATE UNIQUE INDEX uq_paper_title_key_arxiv ON paper (title_key, coalesce(arxiv_id, ''));

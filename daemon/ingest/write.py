@@ -132,6 +132,7 @@ def _write(conn: Any, listing: Listing, changes: Diff, backfill: bool) -> dt.dat
 
 
 INGEST_LOCK = 0x70646967  # "pdig": the PostgreSQL advisory lock held by each ingest's transaction
+_SERIALISE = text("SELECT pg_advisory_xact_lock(:key), set_config('enable_seqscan', 'off', true)")
 
 
 def serialise_ingests(conn: Any) -> None:
@@ -140,7 +141,10 @@ def serialise_ingests(conn: Any) -> None:
     diffs against what every earlier one committed (no lost update), and dump ids grow in the
     order dumps commit, which is what digest windows are bounded by."""
     if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": INGEST_LOCK})
+        # In the same round trip: every read of the ingest is a lookup by a unique key, and a
+        # planner without statistics yet (a fresh store filling up, before autovacuum's first
+        # ANALYZE) takes `key = ANY(200 keys)` for the whole table and scans it, per dump.
+        conn.execute(_SERIALISE, {"key": INGEST_LOCK})
 
 
 def settle_rejections(engine: Engine, origin: str, results: list[DumpResult]) -> None:

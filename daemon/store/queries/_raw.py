@@ -10,6 +10,12 @@ Each statement is plain SQL that SQLite and PostgreSQL both run, the same on bot
 every one on both engines), written with `?` placeholders (`%s` for psycopg). Values go to the
 driver as Core would send them, through each column's own bind processor (on SQLite, dates and
 datetimes become the text SQLAlchemy's SQLite types store).
+
+The ingest's writes and its read of known papers have a PostgreSQL form of their own: one
+statement per dump whose values travel as one array per column (`= ANY(%s)`, `unnest(...)`), so
+the statement's text is the same for every dump (psycopg prepares it once, and parses no
+placeholder lists of thousands) and the server runs one statement where it ran one per row. On
+PostgreSQL the round trips, not the rows, were the cost (benchmarks/README.md, "Ingest").
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from sqlalchemy import Column, Connection, Dialect
 from sqlalchemy.exc import DBAPIError
 
 from paperdigest.store.queries._sql import _chunks
-from paperdigest.store.tables import outbox_table, paper_table
+from paperdigest.store.tables import outbox_table, paper_table, sighting_table
 
 _Processor = Callable[[Any], Any] | None
 
@@ -36,6 +42,21 @@ def _sql(conn: Connection, statement: str) -> str:
 
 def _marks(count: int) -> str:
     return ", ".join("?" * count)
+
+
+def _postgresql(conn: Connection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+def _arrays(conn: Connection, columns: Sequence[Column[Any]], rows: Sequence[Sequence[Any]]) -> tuple[list[Any], ...]:
+    """PostgreSQL: the rows' values bound (each column's bind processor), one list per column."""
+    bound = _bound(rows, _binders(conn.dialect, columns))
+    return tuple(list(values) for values in zip(*bound, strict=True)) if bound else tuple([] for _ in columns)
+
+
+def _unnest(conn: Connection, columns: Sequence[Column[Any]]) -> str:
+    """PostgreSQL: `unnest(%s::type[], ...)`, one array parameter per column, in the column's own type."""
+    return "unnest(" + ", ".join(f"%s::{column.type.compile(dialect=conn.dialect)}[]" for column in columns) + ")"
 
 
 def _binders(dialect: Dialect, columns: Sequence[Column[Any]]) -> list[_Processor]:
@@ -78,9 +99,14 @@ def papers_where(conn: Connection, columns: Sequence[str], where: str, values: S
         for at, column in enumerate(known[:-1])
         if (processor := column.type.dialect_impl(conn.dialect).result_processor(conn.dialect, None)) is not None
     ]
-    sql = _sql(conn, f"SELECT {', '.join(columns)} FROM paper WHERE {where} IN ({_marks(len(values))})")
+    if _postgresql(conn):  # one array: the same text for every dump (see the module's docstring)
+        sql = f"SELECT {', '.join(columns)} FROM paper WHERE {where} = ANY(%s::text[])"
+        params: tuple[Any, ...] = (list(values),)
+    else:
+        sql = f"SELECT {', '.join(columns)} FROM paper WHERE {where} IN ({_marks(len(values))})"
+        params = tuple(values)
     rows = []
-    for raw in conn.exec_driver_sql(sql, tuple(values)).fetchall():
+    for raw in conn.exec_driver_sql(sql, params).fetchall():
         row = list(raw)
         for at, processor in processors:
             row[at] = processor(row[at])
@@ -100,7 +126,14 @@ def papers_where(conn: Connection, columns: Sequence[str], where: str, values: S
 def insert_papers(conn: Connection, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
     """INSERT INTO paper (columns) VALUES (...), (...) RETURNING id, title_key, arxiv_id, one
     statement per CHUNK rows: the new rows' ids with their identity, in no particular order."""
-    binders = _binders(conn.dialect, [paper_table.c[name] for name in columns])  # never caller text
+    known = [paper_table.c[name] for name in columns]  # never caller text
+    if _postgresql(conn):  # one statement, whatever the count: values as arrays
+        sql = (
+            f"INSERT INTO paper ({', '.join(columns)}) SELECT * FROM {_unnest(conn, known)}"
+            " RETURNING id, title_key, arxiv_id"
+        )
+        return [tuple(row) for row in conn.exec_driver_sql(sql, _arrays(conn, known, rows))]
+    binders = _binders(conn.dialect, known)
     one = f"({_marks(len(columns))})"
     found: list[tuple[Any, ...]] = []
     for chunk in _chunks(_bound(rows, binders)):
@@ -119,10 +152,34 @@ def insert_papers(conn: Connection, columns: Sequence[str], rows: Sequence[Seque
 
 
 def update_papers(conn: Connection, fields: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """UPDATE paper SET fields WHERE id = ?, one executemany; each row is its values, then the id."""
-    binders = [*_binders(conn.dialect, [paper_table.c[name] for name in fields]), None]  # never caller text
+    """UPDATE paper SET fields WHERE id = ?, one executemany; each row is its values, then the id.
+    On PostgreSQL one UPDATE ... FROM unnest(...) (each id at most once: one change per paper)."""
+    known = [paper_table.c[name] for name in fields]  # never caller text
+    if _postgresql(conn):
+        sets = ", ".join(f"{name} = v.{name}" for name in fields)
+        sql = (
+            f"UPDATE paper SET {sets} FROM {_unnest(conn, [*known, paper_table.c.id])}"
+            f" AS v({', '.join(fields)}, id) WHERE paper.id = v.id"
+        )
+        conn.exec_driver_sql(sql, _arrays(conn, [*known, paper_table.c.id], rows))
+        return
+    binders = [*_binders(conn.dialect, known), None]
     sets = ", ".join(f"{name} = ?" for name in fields)
     conn.exec_driver_sql(_sql(conn, f"UPDATE paper SET {sets} WHERE id = ?"), _bound(rows, binders))
+
+
+# --- insert_sightings: PostgreSQL only ----------------------------------------------------------
+# SQLite takes Core's executemany (sqlite3's own loop); on PostgreSQL that is one statement per
+# row in a pipeline, where one INSERT ... SELECT FROM unnest(...) does the dump's 200 at once.
+
+_SIGHTING_COLUMNS = ("dump_id", "paper_id", "position", "upvotes")
+
+
+def insert_sightings(conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
+    """PostgreSQL: INSERT INTO sighting (dump_id, paper_id, position, upvotes), one statement."""
+    known = [sighting_table.c[name] for name in _SIGHTING_COLUMNS]
+    sql = f"INSERT INTO sighting ({', '.join(_SIGHTING_COLUMNS)}) SELECT * FROM {_unnest(conn, known)}"
+    conn.exec_driver_sql(sql, _arrays(conn, known, rows))
 
 
 # --- accepted_mark: the commit after the server's 250 --------------------------------------------

@@ -90,6 +90,9 @@ def update_papers(
 def insert_sightings(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
+    if conn.dialect.name == "postgresql":  # one statement, not one per row (queries/_raw.py)
+        _raw.insert_sightings(conn, [(r["dump_id"], r["paper_id"], r["position"], r["upvotes"]) for r in rows])
+        return
     conn.execute(_INSERT_SIGHTINGS, rows)
 
 
