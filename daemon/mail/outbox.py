@@ -101,7 +101,9 @@ def reserve(
         for subscriber, period in pairs
     ]
     with engine.connect().execution_options(write=True) as conn, conn.begin():
-        return queries.reserve_outbox(conn, rows, me.id, clock.now() - me.takeover)
+        since = clock.now() - me.takeover
+        queries.drop_dead_reservations(conn, since)
+        return queries.reserve_outbox(conn, rows, me.id, since)
 
 
 def fill(engine: Engine, me: Replica, items: list[tuple[int, dict[str, Any], bytes]]) -> list[bool]:

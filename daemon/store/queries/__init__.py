@@ -14,6 +14,7 @@ from paperdigest.store.queries.health import (
 from paperdigest.store.queries.mail import (
     accepted_mark,
     claim_due,
+    drop_dead_reservations,
     fill_outbox,
     finish_accepted,
     finish_outbox,
@@ -63,6 +64,7 @@ __all__ = [
     "counts",
     "delete_subscriber",
     "delivered_message",
+    "drop_dead_reservations",
     "dump_by_hash",
     "dumps_between",
     "fill_outbox",

@@ -245,6 +245,14 @@ def reserve_outbox(
     return got
 
 
+def drop_dead_reservations(conn: Connection, since: dt.datetime) -> int:
+    """Remove the `building` rows of builders that are gone (no message was stored for them): a
+    period still due is reserved again; a past one's papers go out in the subscriber's next digest
+    (its window starts where the last finished one ended)."""
+    stmt = outbox_table.delete().where(_o.status == "building", ~_held_by_the_living(since))
+    return int(conn.execute(stmt).rowcount)
+
+
 def fill_outbox(conn: Connection, row_id: int, me: str, values: dict[str, Any], message: bytes) -> bool:
     """Turn the reservation `row_id` of `me` into the finished digest (its row and message);
     False, and nothing written, when the reservation was taken over meanwhile."""
