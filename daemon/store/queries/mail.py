@@ -218,11 +218,7 @@ def reserve_outbox(
     A pair already there is taken only when it is `building` and its builder is gone. Returns the
     pairs reserved, with their row ids; the rest belong to someone else."""
     got: dict[tuple[str, dt.datetime], int] = {}
-    insert_new = (
-        upsert(conn.dialect.name, outbox_table)
-        .on_conflict_do_nothing(index_elements=["subscriber", "period"])
-        .returning(_o.id)
-    )
+    insert_new = _reserve(conn.dialect.name)
     for values in rows:
         key = (values["subscriber"], values["period"])
         new = conn.execute(insert_new, {**values, "status": "building", "claimed_by": me}).scalar()
@@ -253,15 +249,30 @@ def drop_dead_reservations(conn: Connection, since: dt.datetime) -> int:
     return int(conn.execute(stmt).rowcount)
 
 
+@functools.cache
+def _reserve(dialect: str) -> Executable:
+    return (
+        upsert(dialect, outbox_table).on_conflict_do_nothing(index_elements=["subscriber", "period"]).returning(_o.id)
+    )
+
+
+@functools.cache
+def _fill(names: tuple[str, ...]) -> Executable:
+    """The UPDATE that fills a reservation with these columns (built once: building it costs more
+    than running it)."""
+    return (
+        update(outbox_table)
+        .where(_o.id == bindparam("row_id"), _o.status == "building", _o.claimed_by == bindparam("me"))
+        .values({**{name: bindparam(f"v_{name}") for name in names}, "claimed_by": None, "claimed_at": None})
+    )
+
+
 def fill_outbox(conn: Connection, row_id: int, me: str, values: dict[str, Any], message: bytes) -> bool:
     """Turn the reservation `row_id` of `me` into the finished digest (its row and message);
     False, and nothing written, when the reservation was taken over meanwhile."""
-    stmt = (
-        update(outbox_table)
-        .where(_o.id == row_id, _o.status == "building", _o.claimed_by == me)
-        .values(**values, claimed_by=None, claimed_at=None)
-    )
-    if conn.execute(stmt).rowcount != 1:
+    names = tuple(sorted(values))
+    params = {f"v_{name}": values[name] for name in names}
+    if conn.execute(_fill(names), {**params, "row_id": row_id, "me": me}).rowcount != 1:
         return False
     conn.execute(_INSERT_MESSAGE, {"outbox_id": row_id, "message": message})
     return True
