@@ -53,6 +53,12 @@ _SENT_AND_GAINED = (
     .order_by(_p.id)
 )
 _LAST_WINDOW_END = select(func.max(_o.window_end)).where(_o.subscriber == bindparam("subscriber"))
+_LAST_WINDOW = (  # a reservation (`building`) has no window yet
+    select(_o.window_end, _o.window_end_dump)
+    .where(_o.subscriber == bindparam("subscriber"), _o.status != "building")
+    .order_by(_o.window_end.desc(), _o.id.desc())
+    .limit(1)
+)
 _OUTBOX_EXISTS = select(_o.id).where(_o.subscriber == bindparam("subscriber"), _o.period == bindparam("period"))
 _INSERT_OUTBOX = insert(outbox_table).returning(_o.id)
 _INSERT_MESSAGE = insert(outbox_message_table)
@@ -102,14 +108,7 @@ def _record_sent(dialect: str) -> Executable:
 def last_window(conn: Connection, subscriber: str) -> tuple[dt.datetime, int | None] | None:
     """Where the window of the subscriber's latest digest (sent, pending, failed or empty) ended:
     its time, and its last dump (None for a row made before windows were kept in commit order)."""
-    c = outbox_table.c
-    stmt = (
-        select(c.window_end, c.window_end_dump)
-        .where(c.subscriber == subscriber.lower(), c.status != "building")
-        .order_by(c.window_end.desc(), c.id.desc())
-        .limit(1)
-    )
-    row = conn.execute(stmt).first()
+    row = conn.execute(_LAST_WINDOW, {"subscriber": subscriber.lower()}).first()
     if row is None:
         return None
     end = clock.as_utc(row.window_end)
