@@ -377,7 +377,7 @@ PHASES = {
         ("select", "selection.py", "build"),
         ("render text + HTML", "render.py", "render_both"),
         ("build the MIME message", "message.py", "build_message"),
-        ("outbox add", "outbox.py", "add"),
+        ("outbox reserve + fill", "outbox.py", "fill"),
         ("deliver_due (claim, send, mark)", "outbox.py", "deliver_due"),
         ("smtplib sendmail", "smtplib.py", "sendmail"),
     ],

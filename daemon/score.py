@@ -141,6 +141,25 @@ class HitCache:
     def __init__(self) -> None:
         self._examined: dict[str, set[int]] = {}
         self._matched: dict[str, dict[int, tuple[Hit, ...]]] = {}
+        self._points: dict[str, dict[int, float]] = {}  # keyword points per topic and paper
+        self._weights: ScoringSettings | None = None
+
+    def points(
+        self, papers: list[Paper], name: str, topic: TopicSettings, weights: ScoringSettings
+    ) -> tuple[dict[int, tuple[Hit, ...]], dict[int, float]]:
+        """matched(), and the keyword points of each matched paper under `weights`, computed once
+        per topic and paper for the batch (the cache holds one set of weights: other weights
+        start it afresh)."""
+        if weights is not self._weights:
+            self._points.clear()
+            self._weights = weights
+        matched = self.matched(papers, name, topic)
+        points = self._points.setdefault(name, {})
+        if len(points) != len(matched):
+            for pid, hits in matched.items():
+                if pid not in points:
+                    points[pid] = _keyword_points(hits, weights)
+        return matched, points
 
     def matched(self, papers: list[Paper], name: str, topic: TopicSettings) -> dict[int, tuple[Hit, ...]]:
         """Every paper (by id) the topic matches, among these papers and any examined before."""
@@ -214,10 +233,11 @@ def top(
     best: dict[int, tuple[float, str, tuple[Hit, ...]]] = {}
     matched: dict[int, list[str]] = {}
     for name, topic in topics.items():
-        for pid, hits in cache.matched(listed, name, topic).items():
+        hits_of, points_of = cache.points(listed, name, topic, weights)
+        for pid, hits in hits_of.items():
             if pid not in index:
                 continue
-            points = _keyword_points(hits, weights)
+            points = points_of[pid]
             matched.setdefault(pid, []).append(name)
             if pid not in best or points > best[pid][0]:  # ties: the earlier topic keeps it
                 best[pid] = (points, name, hits)

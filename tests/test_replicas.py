@@ -126,3 +126,53 @@ def test_one_leads_one_stands_by_and_takes_over_when_the_leader_dies(
     assert len(ids) == len(set(ids)), "a digest was sent twice"
     assert second.stop() == 0
     assert [r for r in status(conf, pg_url)["replicas"] if r["pid"] == second.proc.pid] == []  # left cleanly
+
+
+def test_a_leader_killed_in_the_middle_of_a_batch_is_replaced_and_no_digest_is_lost_or_repeated(
+    tmp_path: Path, pg_url: str, daemons: list[Daemon]
+) -> None:
+    """`[daemon] takeover = "1s"`: the leader is SIGKILLed after the server took 5 of 20 digests.
+    The standby leads, takes over the dead leader's claims (its heartbeat stops) and reservations,
+    and sends the rest: every subscriber gets its digest, one Message-ID each; the only repeat
+    SMTP allows is the one message whose 250 raced the kill, byte-identical."""
+    subscribers = [f"reader{i:02d}@example.org" for i in range(20)]
+    handler = Handler(delay=0.05)
+    server = SmtpServer(handler).start()
+    try:
+        inbox = tmp_path / "inbox"
+        inbox.mkdir()
+        conf = config(tmp_path, server.port, inbox)
+        text = conf.read_text(encoding="utf-8").replace(f'takeover = "{TAKEOVER}s"', 'takeover = "1s"')
+        text = text.split("[[subscribers]]")[0] + "".join(
+            f'[[subscribers]]\nemail = "{s}"\ntopics = ["agents"]\ncron = "* * * * *"\n' for s in subscribers
+        )
+        conf.write_text(text, encoding="utf-8")
+        first = Daemon(conf, pg_url, None)
+        daemons.append(first)
+        wait_for(lambda: alive_roles(conf, pg_url) == {str(first.proc.pid): "leader"}, what="a leader")
+        second = Daemon(conf, pg_url, None)
+        daemons.append(second)
+        wait_for(lambda: alive_roles(conf, pg_url).get(str(second.proc.pid)) == "standby", what="a standby")
+
+        def kill_at(count: int) -> None:
+            if count == 5:
+                first.proc.send_signal(signal.SIGKILL)
+
+        handler.on_message = kill_at
+        drop(inbox, SEED)  # the leader ingests it, and sends 20 digests at the next minute
+        first.proc.wait(120)
+        assert first.proc.returncode == -signal.SIGKILL
+        handler.on_message = None
+        wait_for(lambda: sorted(handler.by_recipient()) == subscribers, timeout=90, what="every digest")
+        assert alive_roles(conf, pg_url).get(str(second.proc.pid)) == "leader"
+        wait_for(lambda: status(conf, pg_url)["mail"]["counts"].get("sent") == 20, what="every digest settled")
+        repeats = 0
+        for recipient, items in handler.by_recipient().items():
+            assert len({item.message["Message-ID"] for item in items}) == 1, f"{recipient} got two digests"
+            assert len({item.data for item in items}) == 1
+            repeats += len(items) - 1
+        assert repeats <= 1
+        assert second.stop() == 0
+        assert "Traceback" not in second.text()
+    finally:
+        server.stop()

@@ -2,12 +2,14 @@
 message, and hand the finished message to the outbox (which only stores, claims, delivers).
 
     settle what a stopped sender left accepted        # so new digests know those papers as sent
-    for subscriber in settings.subscribers:
-        period = latest fire of its cron at or before now (its timezone)
-        if the outbox holds (subscriber, period): next # one digest per period
-        digest  = build(window since its last digest)  # selection.py: dumps in commit order
-        message = compose(render(digest))              # render.py, mail/message.py
-        outbox.add(row, message)                       # pending, or `empty` (recorded, not mailed)
+    due = (subscriber, latest fire of its cron at or before now) not in the outbox yet
+    for a batch of them:
+        outbox.reserve(batch)                          # rows `building`, claimed by this process:
+                                                       # no other process renders them
+        for each pair reserved:
+            digest  = build(window since its last digest)  # selection.py: dumps in commit order
+            message = compose(render(digest))              # render.py, mail/message.py
+        outbox.fill(rows, messages)                    # pending, or `empty` (recorded, not mailed)
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from paperdigest.mail import outbox
 from paperdigest.mail.message import build_message, message_id, split_from
 from paperdigest.model import Paper
 from paperdigest.score import HitCache
+from paperdigest.service.leader import Replica, registered
 from paperdigest.service.schedule import cron_trigger, latest_fire
 from paperdigest.web.links import LinkMaker, link_maker
 
@@ -99,23 +102,58 @@ def compose(
     return row, message
 
 
-def queue_due(engine: Engine, settings: Settings, now: dt.datetime, dry_run: bool = False) -> list[Planned]:
-    """Build every digest that is due and not in the outbox yet, and queue it there."""
+RESERVE_BATCH = 50  # digests reserved in one transaction, and stored in one
+
+
+def queue_due(
+    engine: Engine, settings: Settings, now: dt.datetime, dry_run: bool = False, replica: Replica | None = None
+) -> list[Planned]:
+    """Build every digest that is due and not in the outbox yet, and queue it there. Each
+    (subscriber, period) row is reserved by `replica` (None: this process registers as a one-shot
+    `sender`) before its digest is built, so no two processes render one digest."""
     if not dry_run:
-        outbox.record_accepted(engine, now)
+        outbox.record_accepted(engine, now, settings)
     settings = subscribers.effective(engine, settings)  # the config's and the store's, still subscribed
-    planned = []
-    env = render.environment(settings.digest.templates)
-    links = link_maker(settings)
-    windows: dict[tuple[int, int], list[Paper]] = {}  # subscribers on one cron share their window
-    hits = HitCache()  # and score the same papers against the same topics
-    for subscriber in settings.subscribers:
-        period = current_period(subscriber, now)
-        if period is None or outbox.holds(engine, subscriber.email, period):
-            continue
-        built = build(engine, settings, subscriber, now, window_cache=windows, hit_cache=hits)
-        row, message = compose(settings, built, period, now, env, links)
-        item = Planned(subscriber.email, period, len(built.papers), row["subject"], row["status"])
-        if dry_run or outbox.add(engine, row, message):  # False: another sender stored this period first
-            planned.append(item)
+    due = [(s, period) for s in settings.subscribers if (period := current_period(s, now)) is not None]
+    there = outbox.held(engine, [period for _, period in due])
+    due = [(s, period) for s, period in due if (s.email.lower(), period) not in there]
+    if not due:
+        return []
+    batch = _Batch(settings, now)
+    if dry_run:
+        return [batch.build(engine, subscriber, period)[0] for subscriber, period in due]
+    planned: list[Planned] = []
+    with registered(engine, outbox.takeover(settings), replica) as me:
+        for at in range(0, len(due), RESERVE_BATCH):
+            chunk = due[at : at + RESERVE_BATCH]
+            ours = outbox.reserve(engine, [(s.email, period) for s, period in chunk], me, now)
+            done: list[tuple[Planned, tuple[int, dict[str, Any], bytes]]] = []
+            for subscriber, period in chunk:
+                row_id = ours.get((subscriber.email.lower(), period))
+                if row_id is None:  # another process builds it, or has
+                    continue
+                item, row, message = batch.build(engine, subscriber, period)
+                done.append((item, (row_id, row, message)))
+            stored = outbox.fill(engine, me, [filled for _, filled in done])
+            planned += [item for (item, _), kept in zip(done, stored, strict=True) if kept]
     return planned
+
+
+class _Batch:
+    """What the digests of one run share: templates, links, windows and scores."""
+
+    def __init__(self, settings: Settings, now: dt.datetime) -> None:
+        self.settings = settings
+        self.now = now
+        self.env = render.environment(settings.digest.templates)
+        self.links = link_maker(settings)
+        self.windows: dict[tuple[int, int], list[Paper]] = {}  # subscribers on one cron share their window
+        self.hits = HitCache()  # and score the same papers against the same topics
+
+    def build(
+        self, engine: Engine, subscriber: SubscriberSettings, period: dt.datetime
+    ) -> tuple[Planned, dict[str, Any], bytes]:
+        built = build(engine, self.settings, subscriber, self.now, window_cache=self.windows, hit_cache=self.hits)
+        row, message = compose(self.settings, built, period, self.now, self.env, self.links)
+        item = Planned(subscriber.email, period, len(built.papers), row["subject"], row["status"])
+        return item, row, message

@@ -1,5 +1,5 @@
-"""Mail: messages (message.py), the outbox queue that stores, claims and delivers them (outbox.py,
-claims.py), and the transports (smtp.py, files.py: .eml files)."""
+"""Mail: messages (message.py), the outbox queue that stores, claims and delivers them (outbox.py),
+and the transports (smtp.py, files.py: .eml files)."""
 
 from __future__ import annotations
 

@@ -1,15 +1,24 @@
-"""The outbox: a queue of finished digests that stores them, claims them and delivers them
-exactly once. (The digest job, digest/job.py, builds and composes what it holds.)
+"""The outbox: a queue of finished digests that stores, claims and delivers them exactly once.
+(The digest job, digest/job.py, reserves each (subscriber, period) row, builds and composes
+what it holds.)
 
-    add(row, message)                                  # unique (subscriber, period)
-    for row in pending rows due now (and rows claimed by a sender that died):
-        claim it (pending -> sending) and prepare the commit that will mark it accepted
-        deliver; the moment the server answers 250, that one commit (sending -> accepted)
-        then, in a second transaction, record its papers as sent to the subscriber (-> sent)
+    reserve(subscriber, period)                        # `building`, claimed by this process
+    fill(row, message)                                 # -> pending (or empty)
+    claim a batch of due rows: pending ones due now, and rows whose claimer is gone
+        (pending -> sending, claimed_by = this process's replica id; FOR UPDATE SKIP LOCKED)
+    for each: prepare the commit that will mark it accepted, deliver; the moment the server
+        answers 250, that one commit (sending -> accepted)
         transient failure -> pending again, retried with exponential backoff on later runs
         permanent failure (5xx for this recipient) -> failed, with the server's reply
+    after the batch, one transaction records the papers of its accepted rows (-> sent)
     a row left `accepted` by a sender that died between its two commits: the next run
     records its papers (nothing is sent again)
+
+Who holds a claim: the claimer is a registered replica (service/leader.py: the daemon's own, or
+a one-shot `send` registered as a `sender` for its duration), beating in the `replica` table.
+A claim is held while its claimer's heartbeat is younger than `[daemon] takeover`; after that
+(or once its row is gone) the claim is taken over. No guess from host names or pids. A sender
+whose own heartbeat could not be recorded for two thirds of that time stops sending.
 
 The one window SMTP leaves: the server has stored the message and the process dies before the
 `accepted` commit. Part of it is the server's (from our last byte of DATA to its 250, and it
@@ -25,18 +34,18 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import OperationalError
 
 from paperdigest import clock, subscribers
 from paperdigest.config import Settings
-from paperdigest.mail.claims import claim_is_dead, claim_token
 from paperdigest.mail.files import file_name
 from paperdigest.mail.message import split_from
 from paperdigest.mail.transport import DeliveryError, Transport
+from paperdigest.service.leader import Replica, registered
+from paperdigest.service.schedule import parse_every
 from paperdigest.store import queries
 
 log = logging.getLogger("paperdigest.mail")
@@ -44,8 +53,8 @@ log = logging.getLogger("paperdigest.mail")
 BACKOFF_BASE = dt.timedelta(minutes=1)
 BACKOFF_MAX = dt.timedelta(hours=6)
 MAX_ATTEMPTS = 12
-CLAIM_LEASE = dt.timedelta(minutes=15)
 RECORD_RETRIES = 5
+CLAIM_BATCH = 50  # rows claimed in one transaction (and their papers recorded in one)
 
 
 def backoff(attempts: int) -> dt.timedelta:
@@ -62,37 +71,51 @@ class Delivery:
     detail: str
 
 
-def holds(engine: Engine, subscriber: str, period: dt.datetime) -> bool:
-    """Whether the outbox has the digest of this subscriber and period already."""
+def held(engine: Engine, periods: list[dt.datetime]) -> set[tuple[str, dt.datetime]]:
+    """The (subscriber, period) pairs the outbox has already, among these periods (one query)."""
     with engine.connect() as conn:
-        return queries.outbox_exists(conn, subscriber, period)
+        return queries.outbox_held(conn, periods)
 
 
-def add(engine: Engine, row: dict[str, Any], message: bytes) -> bool:
-    """Queue a composed digest (its row and message); False when that (subscriber, period) is
-    there already (another sender stored it first: the pair is unique)."""
-    try:
-        with engine.connect().execution_options(write=True) as conn, conn.begin():
-            queries.insert_outbox(conn, row, message)
-    except IntegrityError:
-        return False
-    return True
-
-
-def _due_rows(engine: Engine, now: dt.datetime) -> list[Any]:
-    """Pending rows whose retry time has come, and rows whose sender is gone (dead, or its claim
-    older than CLAIM_LEASE)."""
-    with engine.connect() as conn:
-        rows = queries.outbox_open(conn)
-    return [
-        row
-        for row in rows
-        if (row.status == "pending" and (clock.as_utc(row.next_attempt_at) or now) <= now)
-        or (
-            row.status == "sending"
-            and ((clock.as_utc(row.claimed_at) or now) <= now - CLAIM_LEASE or claim_is_dead(row.claimed_by))
-        )
+def reserve(
+    engine: Engine, pairs: list[tuple[str, dt.datetime]], me: Replica, now: dt.datetime
+) -> dict[tuple[str, dt.datetime], int]:
+    """Reserve these (subscriber, period) rows for `me` before their digests are built, in one
+    transaction: a row `building`, claimed by `me`, so that no other process renders them. A
+    reservation whose builder is gone (heartbeat older than the takeover time) is taken over.
+    Returns the pairs that are ours, with their row ids."""
+    rows = [
+        {
+            "subscriber": subscriber.lower(),
+            "period": period,
+            "window_start": period,  # placeholders until fill(); last_window() skips `building`
+            "window_end": period,
+            "created_at": now,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "claimed_at": clock.now(),
+            "message_id": "",
+            "subject": "",
+            "papers": "{}",
+        }
+        for subscriber, period in pairs
     ]
+    with engine.connect().execution_options(write=True) as conn, conn.begin():
+        since = clock.now() - me.takeover
+        queries.drop_dead_reservations(conn, since)
+        return queries.reserve_outbox(conn, rows, me.id, since)
+
+
+def fill(engine: Engine, me: Replica, items: list[tuple[int, dict[str, Any], bytes]]) -> list[bool]:
+    """Store finished digests in their reserved rows (row id, row values, message), in one
+    transaction; False for a reservation taken over meanwhile (its builder was judged gone)."""
+    with engine.connect().execution_options(write=True) as conn, conn.begin():
+        return [queries.fill_outbox(conn, row_id, me.id, row, message) for row_id, row, message in items]
+
+
+def takeover(settings: Settings) -> dt.timedelta:
+    """How old a claimer's heartbeat may be before its claims are taken over."""
+    return parse_every(settings.daemon.takeover)
 
 
 def deliver_due(
@@ -101,67 +124,134 @@ def deliver_due(
     transport: Transport,
     now: dt.datetime,
     stop: Callable[[], bool] | None = None,
+    replica: Replica | None = None,
 ) -> list[Delivery]:
     """Deliver every due outbox row over one transport session; stop early if the server is unusable
     or `stop()` says so (the message in flight is finished and recorded first).
 
-    Each row is claimed just before it is sent, with the current time, so a claim is never older
-    than one delivery (the SMTP timeout bounds that, far below CLAIM_LEASE). A claim lost in the
-    meantime is logged and the row left to whoever took it. One connection serves the batch, and
-    the commit that follows the server's 250 is prepared before sending: nothing else runs first.
+    Rows are claimed CLAIM_BATCH at a time by `replica` (the daemon's; None: this process registers
+    as a one-shot `sender` and beats while it sends). A claim lost in the meantime is logged and
+    the row left to whoever took it. One connection serves the batch, and the commit that follows
+    the server's 250 is prepared before sending: nothing else runs first.
     """
-    token = claim_token()
+    with registered(engine, takeover(settings), replica) as me:
+        return _deliver(engine, settings, transport, now, stop, me)
+
+
+def _deliver(
+    engine: Engine,
+    settings: Settings,
+    transport: Transport,
+    now: dt.datetime,
+    stop: Callable[[], bool] | None,
+    me: Replica,
+) -> list[Delivery]:
     sender = split_from(settings.mail.from_)[1]
     results: list[Delivery] = []
-    record_accepted(engine, now)
-    rows = _due_rows(engine, now)
-    if not rows:
-        return results
+    record_accepted(engine, now, settings)
     gone = subscribers.unsubscribed(engine)  # unsubscribed since their digest was queued
-    with transport, engine.connect().execution_options(write=True) as conn:
-        for row in rows:
-            if stop is not None and stop():
-                break
-            with conn.begin():
-                if not queries.claim_outbox(conn, row.id, row.status, row.claimed_by, token, clock.now()):
-                    continue
-                if row.subscriber in gone:
-                    queries.finish_outbox(
-                        conn, row.id, token, {"status": "cancelled", "last_error": "unsubscribed", "claimed_by": None}
-                    )
-                    continue
-                message = queries.outbox_message(conn, row.id)
-            mark_accepted = queries.accepted_mark(conn, row.id, token, now, row.attempts + 1)
-            period = clock.as_utc(row.period) or now
-            try:
-                transport.send(
-                    sender=sender, recipient=row.subscriber, message=message, name=file_name(row.subscriber, period)
-                )
-            except DeliveryError as exc:
-                results.append(_record_failure(conn, row, token, exc, now, period))
-                if exc.stop_batch:
+    with engine.connect().execution_options(write=True) as conn:
+        batch, messages = _claim(conn, me, now, 0)
+        if not batch:
+            return results
+        with transport:
+            while batch:
+                accepted: list[Any] = []
+                left = [row.id for row in batch]
+                halted = False
+                for row in batch:
+                    if (stop is not None and stop()) or not me.holds_leases():
+                        if not me.holds_leases():
+                            log.error("this process's heartbeat is not being recorded: stopping the batch")
+                        halted = True
+                        break
+                    left.remove(row.id)
+                    delivery, stop_batch = _deliver_one(conn, transport, me.id, row, messages, gone, sender, now)
+                    if delivery is not None:
+                        results.append(delivery)
+                    if delivery is not None and delivery.outcome == "sent" and delivery.detail != _LOST:
+                        accepted.append(row)
+                    if stop_batch:
+                        halted = True
+                        break
+                _record_batch(conn, accepted, now)
+                if left:
+                    with conn.begin():
+                        queries.release_claims(conn, left, me.id)
+                if halted:
                     break
-                continue
-            except Exception as exc:  # never leave a claim behind on a surprise
-                failure = DeliveryError(f"unexpected {type(exc).__name__}: {exc}", permanent=False, stop_batch=True)
-                results.append(_record_failure(conn, row, token, failure, now, period))
-                log.exception("delivery to %s failed unexpectedly", row.subscriber)
-                break
-            # The server has the message: until this commit, a kill means it is sent again.
-            try:
-                accepted = mark_accepted()
-            except OperationalError:
-                accepted = _retry_busy(mark_accepted, row.subscriber)
-            if not accepted:
-                log.error(
-                    "mail to %s was delivered but its claim was lost: another sender took the row", row.subscriber
-                )
-                results.append(Delivery(row.subscriber, period, "sent", "delivered; the claim was lost meanwhile"))
-                continue
-            shown = _shown(row.papers)
-            _retry_busy(partial(_record_papers, conn, row.id, row.subscriber, shown, now), row.subscriber)
-            results.append(Delivery(row.subscriber, period, "sent", f"{len(shown)} papers"))
+                # On past this batch: a row handled here is never claimed twice in one run (one
+                # whose claim was lost to a process since gone would be due again at once).
+                batch, messages = _claim(conn, me, now, batch[-1].id)
     return results
+
+
+_LOST = "delivered; the claim was lost meanwhile"
+
+
+def _claim(conn: Connection, me: Replica, now: dt.datetime, after: int) -> tuple[list[Any], dict[int, bytes]]:
+    """Claim the next batch of due rows after the row id `after`, with their messages (one transaction)."""
+    since = clock.now() - me.takeover
+    with conn.begin():
+        rows = queries.claim_due(conn, me.id, now, since, CLAIM_BATCH, clock.now(), after)
+        messages = queries.outbox_messages(conn, [row.id for row in rows])
+    return rows, messages
+
+
+def _deliver_one(
+    conn: Connection,
+    transport: Transport,
+    token: str,
+    row: Any,
+    messages: dict[int, bytes],
+    gone: set[str],
+    sender: str,
+    now: dt.datetime,
+) -> tuple[Delivery | None, bool]:
+    """Send one claimed row; returns its delivery (None: cancelled) and whether to stop the batch."""
+    if row.subscriber in gone:
+        with conn.begin():
+            queries.finish_outbox(
+                conn, row.id, token, {"status": "cancelled", "last_error": "unsubscribed", "claimed_by": None}
+            )
+        return None, False
+    mark_accepted = queries.accepted_mark(conn, row.id, token, now, row.attempts + 1)
+    period = clock.as_utc(row.period) or now
+    try:
+        transport.send(
+            sender=sender, recipient=row.subscriber, message=messages[row.id], name=file_name(row.subscriber, period)
+        )
+    except DeliveryError as exc:
+        return _record_failure(conn, row, token, exc, now, period), exc.stop_batch
+    except Exception as exc:  # never leave a claim behind on a surprise
+        failure = DeliveryError(f"unexpected {type(exc).__name__}: {exc}", permanent=False, stop_batch=True)
+        log.exception("delivery to %s failed unexpectedly", row.subscriber)
+        return _record_failure(conn, row, token, failure, now, period), True
+    # The server has the message: until this commit, a kill means it is sent again.
+    try:
+        accepted = mark_accepted()
+    except OperationalError:
+        accepted = _retry_busy(mark_accepted, row.subscriber)
+    if not accepted:
+        log.error("mail to %s was delivered but its claim was lost: another sender took the row", row.subscriber)
+        return Delivery(row.subscriber, period, "sent", _LOST), False
+    return Delivery(row.subscriber, period, "sent", f"{len(_shown(row.papers))} papers"), False
+
+
+def _record_batch(conn: Connection, accepted: list[Any], now: dt.datetime) -> None:
+    """The second step after delivery, for a batch: its accepted rows become `sent` and their
+    papers are recorded, in one transaction (a sender killed before it leaves them `accepted`,
+    for the next run)."""
+    if not accepted:
+        return
+
+    def record() -> bool:
+        with conn.begin():
+            for row in accepted:
+                queries.finish_accepted(conn, row.id, row.subscriber, _shown(row.papers), now)
+        return True
+
+    _retry_busy(record, accepted[0].subscriber)
 
 
 def _shown(papers: str) -> dict[int, int | None]:
@@ -191,15 +281,11 @@ def _retry_busy(step: Callable[[], bool], subscriber: str) -> bool:
     return False
 
 
-def record_accepted(engine: Engine, now: dt.datetime) -> int:
+def record_accepted(engine: Engine, now: dt.datetime, settings: Settings) -> int:
     """Record the papers of digests the server took whose sender stopped before recording them
-    (its claim dead, or older than CLAIM_LEASE). Nothing is sent again. Returns how many."""
+    (its heartbeat older than the takeover time, or gone). Nothing is sent again. Returns how many."""
     with engine.connect() as conn:
-        rows = [
-            row
-            for row in queries.outbox_accepted(conn)
-            if (clock.as_utc(row.claimed_at) or now) <= now - CLAIM_LEASE or claim_is_dead(row.claimed_by)
-        ]
+        rows = queries.outbox_accepted(conn, clock.now() - takeover(settings))
     done = 0
     if rows:
         with engine.connect().execution_options(write=True) as conn:

@@ -15,7 +15,10 @@ import datetime as dt
 import logging
 import os
 import socket
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -38,6 +41,15 @@ class Replica:
         self.role = role
         self.takeover = takeover
         self.started_at = clock.now()
+        self.last_ok: float | None = None  # clock.monotonic() of the last heartbeat the store took
+
+    def holds_leases(self) -> bool:
+        """Whether this process's claims are surely still its own: its last heartbeat was recorded
+        less than two thirds of the takeover time ago (others take its claims over at the takeover
+        time, judged by the heartbeat's time). A sender that cannot beat stops sending."""
+        if self.last_ok is None:
+            return False
+        return clock.monotonic() - self.last_ok < self.takeover.total_seconds() * 2 / 3
 
     @property
     def every(self) -> float:
@@ -48,6 +60,7 @@ class Replica:
         """Say this process is alive (advisory: a store that cannot take it is logged)."""
         self.role = role or self.role
         now = clock.now()
+        started = clock.monotonic()
         values = {
             "id": self.id,
             "host": socket.gethostname(),
@@ -63,6 +76,8 @@ class Replica:
                     queries.forget_replicas_before(conn, now - FORGET_AFTER)
         except SQLAlchemyError as exc:
             log.warning("cannot record this replica's heartbeat: %s", exc)
+            return
+        self.last_ok = started  # others judge it by `now`, taken before the commit
 
     def leave(self) -> None:
         try:
@@ -72,10 +87,38 @@ class Replica:
             log.warning("cannot remove this replica's heartbeat: %s", exc)
 
 
-def live_claimers(engine: Engine, takeover: dt.timedelta) -> set[str]:
-    """The replica ids whose heartbeat is younger than `takeover`: their claims are held."""
-    with engine.connect() as conn:
-        return queries.live_replicas(conn, clock.now() - takeover)
+@contextmanager
+def beating(replica: Replica) -> Iterator[Replica]:
+    """Keep `replica`'s heartbeat going from a thread of its own for the duration (a one-shot
+    `send` or `run --once`, whose main thread is busy sending), then remove its row."""
+    replica.beat()
+    done = threading.Event()
+
+    def loop() -> None:
+        while not done.wait(replica.every):
+            replica.beat()
+
+    thread = threading.Thread(target=loop, name="paperdigest-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield replica
+    finally:
+        done.set()
+        thread.join()
+        replica.leave()
+
+
+@contextmanager
+def registered(engine: Engine, takeover: dt.timedelta, replica: Replica | None) -> Iterator[Replica]:
+    """The replica that claims outbox rows: the daemon's own (it beats already), or, for a
+    one-shot command, a `sender` registered for the duration and beating while it works."""
+    if replica is not None:
+        if replica.last_ok is None:
+            replica.beat()
+        yield replica
+        return
+    with beating(Replica(engine, "sender", takeover)) as mine:
+        yield mine
 
 
 class Leadership:

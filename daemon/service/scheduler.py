@@ -42,7 +42,7 @@ from paperdigest.mail import outbox, transport_for
 from paperdigest.mail.files import written_files
 from paperdigest.model import Day, PollResult
 from paperdigest.service.health import empty_day, empty_is_expected, next_digests, poll_interval
-from paperdigest.service.leader import Leadership, Replica
+from paperdigest.service.leader import Leadership, Replica, beating
 from paperdigest.service.lock import AlreadyRunning, InstanceLock, lock_path
 from paperdigest.service.notify import Notifier
 from paperdigest.service.schedule import cron_trigger, parse_every
@@ -160,9 +160,14 @@ class Service:
     def send(self, report: CycleReport | None = None) -> None:
         now = clock.now()
         try:
-            planned = queue_due(self.engine, self.settings, now)
+            planned = queue_due(self.engine, self.settings, now, replica=self.replica)
             deliveries = outbox.deliver_due(
-                self.engine, self.settings, transport_for(self.settings), now, stop=self.stopping.is_set
+                self.engine,
+                self.settings,
+                transport_for(self.settings),
+                now,
+                stop=self.stopping.is_set,
+                replica=self.replica,
             )
         except (PaperdigestError, SQLAlchemyError) as exc:
             log.error("sending failed: %s", exc)
@@ -407,7 +412,9 @@ class Service:
         if self.engine.dialect.name != "postgresql":
             with InstanceLock(lock_path(self.store_url)):
                 self._upgrade_store()
-                return self.cycle()
+                self.replica.role = "leader"
+                with beating(self.replica):  # its heartbeat holds its claims while it sends
+                    return self.cycle()
         leadership = Leadership(self.engine, self._takeover())
         if not leadership.try_lead():
             raise AlreadyRunning(
@@ -415,11 +422,11 @@ class Service:
             )
         try:
             self._upgrade_store()
-            self.replica.beat("leader")
-            return self.cycle()
+            self.replica.role = "leader"
+            with beating(self.replica):  # its heartbeat holds its claims while it sends
+                return self.cycle()
         finally:
             leadership.release()
-            self.replica.leave()
 
     def _install_signals(self) -> None:
         def stop(signum: int, frame: FrameType | None) -> None:

@@ -7,7 +7,21 @@ import functools
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import Connection, Executable, Row, bindparam, case, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Executable,
+    Row,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from paperdigest import clock
 from paperdigest.model import Paper
@@ -18,6 +32,7 @@ from paperdigest.store.tables import (
     outbox_message_table,
     outbox_table,
     paper_table,
+    replica_table,
     sent_paper_table,
 )
 
@@ -38,19 +53,16 @@ _SENT_AND_GAINED = (
     .order_by(_p.id)
 )
 _LAST_WINDOW_END = select(func.max(_o.window_end)).where(_o.subscriber == bindparam("subscriber"))
+_LAST_WINDOW = (  # a reservation (`building`) has no window yet
+    select(_o.window_end, _o.window_end_dump)
+    .where(_o.subscriber == bindparam("subscriber"), _o.status != "building")
+    .order_by(_o.window_end.desc(), _o.id.desc())
+    .limit(1)
+)
 _OUTBOX_EXISTS = select(_o.id).where(_o.subscriber == bindparam("subscriber"), _o.period == bindparam("period"))
 _INSERT_OUTBOX = insert(outbox_table).returning(_o.id)
 _INSERT_MESSAGE = insert(outbox_message_table)
 _OUTBOX_MESSAGE = select(outbox_message_table.c.message).where(outbox_message_table.c.outbox_id == bindparam("id"))
-_CLAIM = (
-    update(outbox_table)
-    .where(
-        _o.id == bindparam("row_id"),
-        _o.status == bindparam("expected"),
-        _o.claimed_by.is_not_distinct_from(bindparam("previous")),  # IS: NULL matches NULL
-    )
-    .values(status="sending", claimed_by=bindparam("token"), claimed_at=bindparam("now"))
-)
 _SENT = (
     update(outbox_table)
     .where(_o.id == bindparam("row_id"), _o.status == "accepted")
@@ -96,14 +108,7 @@ def _record_sent(dialect: str) -> Executable:
 def last_window(conn: Connection, subscriber: str) -> tuple[dt.datetime, int | None] | None:
     """Where the window of the subscriber's latest digest (sent, pending, failed or empty) ended:
     its time, and its last dump (None for a row made before windows were kept in commit order)."""
-    c = outbox_table.c
-    stmt = (
-        select(c.window_end, c.window_end_dump)
-        .where(c.subscriber == subscriber.lower())
-        .order_by(c.window_end.desc(), c.id.desc())
-        .limit(1)
-    )
-    row = conn.execute(stmt).first()
+    row = conn.execute(_LAST_WINDOW, {"subscriber": subscriber.lower()}).first()
     if row is None:
         return None
     end = clock.as_utc(row.window_end)
@@ -125,25 +130,151 @@ def outbox_message(conn: Connection, outbox_id: int) -> bytes:
     return bytes(conn.execute(_OUTBOX_MESSAGE, {"id": outbox_id}).scalar_one())
 
 
-def outbox_open(conn: Connection) -> list[Row[Any]]:
-    """Rows not settled yet: pending ones, and ones claimed by some sender (oldest first)."""
-    c = outbox_table.c
+def _held_by_the_living(since: Any) -> ColumnElement[bool]:
+    """The row's claimer is a registered replica whose heartbeat is at or after `since`."""
+    r = replica_table.c
+    return exists().where(r.id == _o.claimed_by, r.last_seen >= since)
+
+
+# Rows due for sending: pending ones whose time has come, and ones claimed by a process that is
+# gone (its heartbeat older than the takeover time, or its replica row removed).
+_DUE = or_(
+    and_(_o.status == "pending", _o.next_attempt_at <= bindparam("now")),
+    and_(_o.status == "sending", ~_held_by_the_living(bindparam("since"))),
+)
+_CLAIMABLE = (
+    select(_o.id, _o.subscriber, _o.period, _o.status, _o.attempts, _o.papers, _o.claimed_by)
+    .where(_DUE, _o.id > bindparam("after"))
+    .order_by(_o.id)
+    .limit(bindparam("limit"))
+)
+_TAKE = (
+    update(outbox_table)
+    .where(_o.id.in_(bindparam("ids", expanding=True)))
+    .values(status="sending", claimed_by=bindparam("me"), claimed_at=bindparam("at"))
+)
+_MESSAGES = select(outbox_message_table.c.outbox_id, outbox_message_table.c.message).where(
+    outbox_message_table.c.outbox_id.in_(bindparam("ids", expanding=True))
+)
+
+
+def claim_due(
+    conn: Connection, me: str, now: dt.datetime, since: dt.datetime, limit: int, at: dt.datetime, after: int = 0
+) -> list[Row[Any]]:
+    """Claim up to `limit` due rows (with ids above `after`) for the replica `me` (status `sending`,
+    claimed_by `me`), in the caller's write transaction; returns them as they were before the
+    claim, oldest first.
+
+    PostgreSQL: `SELECT ... FOR UPDATE SKIP LOCKED`, so two claimers never wait on, nor both take,
+    one row (a row another transaction is claiming is skipped; once that commits the row is held
+    by a live replica and no longer due). SQLite: the caller's transaction holds the write lock
+    (BEGIN IMMEDIATE), which serialises claimers."""
+    stmt = _CLAIMABLE
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True, of=outbox_table)
+    rows: list[Any] = list(conn.execute(stmt, {"now": now, "since": since, "limit": limit, "after": after}))
+    if rows:
+        conn.execute(_TAKE, {"ids": [row.id for row in rows], "me": me, "at": at})
+    return rows
+
+
+def outbox_messages(conn: Connection, ids: Iterable[int]) -> dict[int, bytes]:
+    """The rendered messages of these outbox rows."""
+    found: dict[int, bytes] = {}
+    for chunk in _chunks(sorted(set(ids))):
+        found.update((row.outbox_id, bytes(row.message)) for row in conn.execute(_MESSAGES, {"ids": chunk}))
+    return found
+
+
+def release_claims(conn: Connection, ids: Iterable[int], me: str) -> int:
+    """Give back rows claimed by `me` and not sent (pending again, due now)."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return 0
     stmt = (
-        select(
-            c.id, c.subscriber, c.period, c.status, c.attempts, c.claimed_by, c.claimed_at, c.next_attempt_at, c.papers
-        )
-        .where(c.status.in_(("pending", "sending")))
-        .order_by(c.id)
+        update(outbox_table)
+        .where(_o.id.in_(wanted), _o.status == "sending", _o.claimed_by == me)
+        .values(status="pending", claimed_by=None)
     )
-    return list(conn.execute(stmt))
+    return int(conn.execute(stmt).rowcount)
 
 
-def claim_outbox(
-    conn: Connection, row_id: int, expected: str, previous_claim: str | None, token: str, now: dt.datetime
-) -> bool:
-    """Take a row for sending; False when someone else changed or took it first."""
-    params = {"row_id": row_id, "expected": expected, "previous": previous_claim, "token": token, "now": now}
-    return conn.execute(_CLAIM, params).rowcount == 1
+def outbox_held(conn: Connection, periods: Iterable[dt.datetime]) -> set[tuple[str, dt.datetime]]:
+    """The (subscriber, period) pairs the outbox has a finished row for (any status but `building`:
+    a reservation may be a dead builder's, which reserve_outbox takes over), among these periods."""
+    wanted = sorted(set(periods))
+    if not wanted:
+        return set()
+    stmt = select(_o.subscriber, _o.period).where(_o.period.in_(wanted), _o.status != "building")
+    return {(row.subscriber, clock.as_utc(row.period)) for row in conn.execute(stmt)}  # type: ignore[misc]
+
+
+def reserve_outbox(
+    conn: Connection, rows: list[dict[str, Any]], me: str, since: dt.datetime
+) -> dict[tuple[str, dt.datetime], int]:
+    """Reserve (subscriber, period) rows for the replica `me` before their digests are built:
+    status `building`, claimed by `me` (the other values are placeholders until `fill_outbox`).
+    A pair already there is taken only when it is `building` and its builder is gone. Returns the
+    pairs reserved, with their row ids; the rest belong to someone else."""
+    got: dict[tuple[str, dt.datetime], int] = {}
+    insert_new = _reserve(conn.dialect.name)
+    for values in rows:
+        key = (values["subscriber"], values["period"])
+        new = conn.execute(insert_new, {**values, "status": "building", "claimed_by": me}).scalar()
+        if new is not None:
+            got[key] = int(new)
+            continue
+        taken = conn.execute(
+            update(outbox_table)
+            .where(
+                _o.subscriber == values["subscriber"],
+                _o.period == values["period"],
+                _o.status == "building",
+                ~_held_by_the_living(since),
+            )
+            .values(claimed_by=me, claimed_at=values["claimed_at"])
+            .returning(_o.id)
+        ).scalar()
+        if taken is not None:
+            got[key] = int(taken)
+    return got
+
+
+def drop_dead_reservations(conn: Connection, since: dt.datetime) -> int:
+    """Remove the `building` rows of builders that are gone (no message was stored for them): a
+    period still due is reserved again; a past one's papers go out in the subscriber's next digest
+    (its window starts where the last finished one ended)."""
+    stmt = outbox_table.delete().where(_o.status == "building", ~_held_by_the_living(since))
+    return int(conn.execute(stmt).rowcount)
+
+
+@functools.cache
+def _reserve(dialect: str) -> Executable:
+    return (
+        upsert(dialect, outbox_table).on_conflict_do_nothing(index_elements=["subscriber", "period"]).returning(_o.id)
+    )
+
+
+@functools.cache
+def _fill(names: tuple[str, ...]) -> Executable:
+    """The UPDATE that fills a reservation with these columns (built once: building it costs more
+    than running it)."""
+    return (
+        update(outbox_table)
+        .where(_o.id == bindparam("row_id"), _o.status == "building", _o.claimed_by == bindparam("me"))
+        .values({**{name: bindparam(f"v_{name}") for name in names}, "claimed_by": None, "claimed_at": None})
+    )
+
+
+def fill_outbox(conn: Connection, row_id: int, me: str, values: dict[str, Any], message: bytes) -> bool:
+    """Turn the reservation `row_id` of `me` into the finished digest (its row and message);
+    False, and nothing written, when the reservation was taken over meanwhile."""
+    names = tuple(sorted(values))
+    params = {f"v_{name}": values[name] for name in names}
+    if conn.execute(_fill(names), {**params, "row_id": row_id, "me": me}).rowcount != 1:
+        return False
+    conn.execute(_INSERT_MESSAGE, {"outbox_id": row_id, "message": message})
+    return True
 
 
 def finish_outbox(conn: Connection, row_id: int, token: str, values: dict[str, Any]) -> bool:
@@ -168,14 +299,13 @@ def accepted_mark(conn: Connection, row_id: int, token: str, sent_at: dt.datetim
     return _raw.accepted_mark(conn, row_id, token, sent_at, attempts)
 
 
-def outbox_accepted(conn: Connection) -> list[Row[Any]]:
-    """Rows the server took whose papers are not recorded yet (their sender is between its two
-    commits, or died there)."""
-    c = outbox_table.c
+def outbox_accepted(conn: Connection, since: dt.datetime) -> list[Row[Any]]:
+    """Rows the server took whose papers are not recorded yet and whose sender is gone (it died
+    between its two commits): no live replica whose heartbeat is at or after `since` holds them."""
     stmt = (
-        select(c.id, c.subscriber, c.papers, c.sent_at, c.claimed_by, c.claimed_at)
-        .where(c.status == "accepted")
-        .order_by(c.id)
+        select(_o.id, _o.subscriber, _o.papers, _o.sent_at)
+        .where(_o.status == "accepted", ~_held_by_the_living(since))
+        .order_by(_o.id)
     )
     return list(conn.execute(stmt))
 
