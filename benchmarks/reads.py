@@ -56,14 +56,14 @@ class ReadsSetup:
     build_s: list[float]
 
 
-def commands(setup: ReadsSetup, url: str, dump: Path) -> dict[str, list[str]]:
+def commands(setup: ReadsSetup, url: str, dump: Path, entries: int) -> dict[str, list[str]]:
     base = [*paperdigest_command(), "--config", str(setup.config), "--db", url]
     return {
         "papers --top": [*base, "papers", "--top", "20", "--json"],
         "papers --topic": [*base, "papers", "--topic", TOPIC, "--top", "20", "--json"],
         "status": [*base, "status", "--json"],
         "digest (one subscriber)": [*base, "digest", "--subscriber", SUBSCRIBER, "--format", "text"],
-        "ingest (200 entries)": [*base, "ingest", str(dump), "--json"],
+        f"ingest ({entries} entries)": [*base, "ingest", str(dump), "--json"],
     }
 
 
@@ -106,7 +106,7 @@ def measure(workdir: Path, seed: int, sizes: list[int], rounds: int, entries: in
         order = list(range(len(sizes)))
         order = order[number % len(order):] + order[:number % len(order)]  # rotate who goes first
         for which in order:
-            for name, command in commands(setup, setup.urls[which], dump).items():
+            for name, command in commands(setup, setup.urls[which], dump, entries).items():
                 run = pairs.run(command, cpus=cpus, env=setup.env, log=log)
                 if name.startswith("ingest"):
                     said = [json.loads(line) for line in log.read_text("utf-8").splitlines() if line.startswith("{")]
@@ -138,16 +138,19 @@ def _spread(values: list[float]) -> dict[str, Any]:
 
 
 def targets(reads: dict[str, Any]) -> list[tuple[str, float | None, float, str]]:
-    """Per command and store beyond the floor: the ratio (<= 1.5x); per command and store: peak MB (< 150)."""
+    """Per command and store beyond the floor: the ratio (<= 1.5x); per command: the largest peak RSS (< 150 MB)."""
     rows: list[tuple[str, float | None, float, str]] = []
     floor = min(reads["sizes"])
     for f in reads["figures"]:
         if f["papers"] != floor:
             rows.append((f"reads at scale: `{f['command']}`, {f['papers']:,} papers / {floor:,} (median)",
                          f["ratio"]["median"], LIMIT_RATIO, "x"))
+    largest: dict[str, tuple[float, int]] = {}
     for f in reads["figures"]:
-        rows.append((f"reads at scale: `{f['command']}` peak RSS, {f['papers']:,} papers", f["peak_rss_mb"],
-                     LIMIT_MB, "MB"))
+        largest[f["command"]] = max(largest.get(f["command"], (0.0, 0)), (f["peak_rss_mb"], f["papers"]))
+    for command, (peak, papers) in largest.items():
+        rows.append((f"reads at scale: `{command}` peak RSS, the largest of every store (at {papers:,} papers)",
+                     peak, LIMIT_MB, "MB"))
     return rows
 
 

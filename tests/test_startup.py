@@ -14,7 +14,7 @@ from pathlib import Path
 from paperdigest.store import migrate
 
 NEVER_FOR_VERSION = ("sqlalchemy", "pydantic", "alembic", "jinja2", "httpx", "apscheduler", "rich", "sqlmodel")
-NEVER_FOR_STATUS = ("alembic", "jinja2", "httpx", "rich", "uvicorn", "starlette", "markupsafe", "css_inline")
+NEVER_FOR_STATUS = ("alembic", "sqlmodel", "jinja2", "httpx", "rich", "uvicorn", "starlette", "markupsafe")
 
 
 def imported(args: list[str], tmp_path: Path) -> set[str]:

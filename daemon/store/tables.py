@@ -1,25 +1,34 @@
-"""The SQLModel tables. They stay inside store/; the rest of the program sees model.py types."""
+"""The store's tables. They stay inside store/; the rest of the program sees model.py types.
+
+Plain SQLAlchemy Core tables: they were SQLModel classes, whose ORM and pydantic machinery cost
+every command a tenth of a second of imports and nothing here used (issue 13, start-up). The
+columns, types, defaults, constraints and indexes are the same (tests/test_migrations.py holds
+them to the migrations)."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
+    Date,
     DateTime,
     Dialect,
+    ForeignKey,
     Index,
     Integer,
     LargeBinary,
+    MetaData,
+    String,
+    Table,
     Text,
     UniqueConstraint,
     text,
 )
 from sqlalchemy.types import TypeDecorator
-from sqlmodel import Field, SQLModel
 
 # Ids are 64-bit (BIGINT, BIGSERIAL on PostgreSQL). SQLite keeps INTEGER: its INTEGER PRIMARY KEY
 # is the 64-bit rowid already, and BIGINT there would be an ordinary column without autoincrement.
@@ -40,216 +49,195 @@ class StringList(TypeDecorator[tuple[str, ...]]):
         return tuple(value) if value is not None else None
 
 
-def _strings() -> Any:
-    return Field(default=None, sa_column=Column(StringList(), nullable=True))
+metadata = MetaData()
 
 
-class DumpRow(SQLModel, table=True):
-    """One ingested dump. `content_hash` makes re-ingesting the same bytes a no-op."""
-
-    __tablename__ = "dump"
-    __table_args__ = (UniqueConstraint("content_hash", name="uq_dump_content_hash"),)
-
-    id: int | None = Field(default=None, primary_key=True, sa_type=ID)
-    content_hash: str = Field(max_length=64)
-    source: str
-    as_of: dt.date = Field(index=True)
-    layout: str
-    ingested_at: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    backfill: bool = False
-    status: str = "ingested"
-    entries: int = 0
-    new: int = 0
-    updated: int = 0
-    unchanged: int = 0
+def _id() -> Column[Any]:
+    return Column("id", ID, primary_key=True)
 
 
-class PaperRow(SQLModel, table=True):
-    """A paper, identified by its arXiv id, else by its folded title key."""
+def _when(name: str, nullable: bool = False, index: bool = False) -> Column[Any]:
+    return Column(name, DateTime(timezone=True), nullable=nullable, index=index)
 
-    __tablename__ = "paper"
-    __table_args__ = (
-        UniqueConstraint("arxiv_id", name="uq_paper_arxiv_id"),
-        # Two papers known only by title are the same paper: (title key, arXiv id or '') is
-        # unique, so the id-less share '' and collide. One index does this and the lookups by
-        # title key (its first column), where a partial unique index beside a plain one would
-        # cost a second random-order index to keep up on every ingest.
-        Index("uq_paper_title_key_arxiv", "title_key", text("coalesce(arxiv_id, '')"), unique=True),
-        Index("ix_paper_upvotes", "upvotes"),
-        Index("ix_paper_first_ingested_at", "first_ingested_at"),
-    )
 
-    id: int | None = Field(default=None, primary_key=True, sa_type=ID)
-    arxiv_id: str | None = Field(default=None, max_length=32)
-    title_key: str
-    title: str
-    abstract: str | None = None
-    authors: int | None = None
-    org: str | None = None
-    published: dt.date | None = None
-    upvotes: int | None = None
+# One ingested dump. `content_hash` makes re-ingesting the same bytes a no-op.
+dump_table = Table(
+    "dump",
+    metadata,
+    _id(),
+    Column("content_hash", String(64), nullable=False),
+    Column("source", String, nullable=False),
+    Column("as_of", Date, nullable=False, index=True),
+    Column("layout", String, nullable=False),
+    _when("ingested_at"),
+    Column("backfill", Boolean, nullable=False, default=False),
+    Column("status", String, nullable=False, default="ingested"),
+    Column("entries", Integer, nullable=False, default=0),
+    Column("new", Integer, nullable=False, default=0),
+    Column("updated", Integer, nullable=False, default=0),
+    Column("unchanged", Integer, nullable=False, default=0),
+    UniqueConstraint("content_hash", name="uq_dump_content_hash"),
+)
+
+# A paper, identified by its arXiv id, else by its folded title key.
+paper_table = Table(
+    "paper",
+    metadata,
+    _id(),
+    Column("arxiv_id", String(32), nullable=True),
+    Column("title_key", String, nullable=False),
+    Column("title", String, nullable=False),
+    Column("abstract", String, nullable=True),
+    Column("authors", Integer, nullable=True),
+    Column("org", String, nullable=True),
+    Column("published", Date, nullable=True),
+    Column("upvotes", Integer, nullable=True),
     # What the daily-papers API adds (revision 0006); NULL when the listing did not say.
-    author_names: tuple[str, ...] | None = _strings()
-    ai_summary: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    ai_keywords: tuple[str, ...] | None = _strings()
-    github_repo: str | None = None
-    github_stars: int | None = None
-    project_page: str | None = None
-    comments: int | None = None
-    thumbnail: str | None = None
-    withdrawn_at: dt.date | None = None
-    first_seen: dt.date = Field(index=True)
-    last_seen: dt.date
-    first_dump_id: int = Field(foreign_key="dump.id", index=True, sa_type=ID)
-    first_ingested_at: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    first_backfill: bool = False
+    Column("author_names", StringList(), nullable=True),
+    Column("ai_summary", Text, nullable=True),
+    Column("ai_keywords", StringList(), nullable=True),
+    Column("github_repo", String, nullable=True),
+    Column("github_stars", Integer, nullable=True),
+    Column("project_page", String, nullable=True),
+    Column("comments", Integer, nullable=True),
+    Column("thumbnail", String, nullable=True),
+    Column("withdrawn_at", Date, nullable=True),
+    Column("first_seen", Date, nullable=False, index=True),
+    Column("last_seen", Date, nullable=False),
+    Column("first_dump_id", ID, ForeignKey("dump.id"), nullable=False, index=True),
+    _when("first_ingested_at"),
+    Column("first_backfill", Boolean, nullable=False, default=False),
+    UniqueConstraint("arxiv_id", name="uq_paper_arxiv_id"),
+    # Two papers known only by title are the same paper: (title key, arXiv id or '') is
+    # unique, so the id-less share '' and collide. One index does this and the lookups by
+    # title key (its first column), where a partial unique index beside a plain one would
+    # cost a second random-order index to keep up on every ingest.
+    Index("uq_paper_title_key_arxiv", "title_key", text("coalesce(arxiv_id, '')"), unique=True),
+    Index("ix_paper_upvotes", "upvotes"),
+    Index("ix_paper_first_ingested_at", "first_ingested_at"),
+)
 
+# A paper as one dump showed it: the upvote history.
+sighting_table = Table(
+    "sighting",
+    metadata,
+    Column("dump_id", ID, ForeignKey("dump.id"), primary_key=True),
+    Column("paper_id", ID, ForeignKey("paper.id"), primary_key=True, index=True),
+    Column("position", Integer, nullable=False),
+    Column("upvotes", Integer, nullable=True),
+)
 
-class SightingRow(SQLModel, table=True):
-    """A paper as one dump showed it: the upvote history."""
+# A paper that went out to a subscriber, with its upvotes then (for the Rising section).
+sent_paper_table = Table(
+    "sent_paper",
+    metadata,
+    Column("subscriber", String(320), primary_key=True),
+    Column("paper_id", ID, ForeignKey("paper.id"), primary_key=True),
+    Column("upvotes", Integer, nullable=True),
+    _when("sent_at"),
+)
 
-    __tablename__ = "sighting"
-
-    dump_id: int = Field(foreign_key="dump.id", primary_key=True, sa_type=ID)
-    paper_id: int = Field(foreign_key="paper.id", primary_key=True, index=True, sa_type=ID)
-    position: int
-    upvotes: int | None = None
-
-
-class SentPaperRow(SQLModel, table=True):
-    """A paper that went out to a subscriber, with its upvotes then (for the Rising section)."""
-
-    __tablename__ = "sent_paper"
-
-    subscriber: str = Field(primary_key=True, max_length=320)
-    paper_id: int = Field(foreign_key="paper.id", primary_key=True, sa_type=ID)
-    upvotes: int | None = None
-    sent_at: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-
-
-class OutboxRow(SQLModel, table=True):
-    """One digest for one subscriber and period: written before sending, marked after.
-
-    status: pending -> sending (claimed) -> accepted (the server answered 250: committed alone, at
-    once) -> sent (its papers recorded as sent to the subscriber) | failed; `empty` when there was
-    nothing to send.
-    """
-
-    __tablename__ = "outbox"
-    __table_args__ = (
-        UniqueConstraint("subscriber", "period", name="uq_outbox_subscriber_period"),
-        Index("ix_outbox_status_next", "status", "next_attempt_at"),
-    )
-
-    id: int | None = Field(default=None, primary_key=True, sa_type=ID)
-    subscriber: str = Field(max_length=320)
-    period: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    window_start: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    window_end: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+# One digest for one subscriber and period: written before sending, marked after.
+#
+# status: pending -> sending (claimed) -> accepted (the server answered 250: committed alone, at
+# once) -> sent (its papers recorded as sent to the subscriber) | failed; `empty` when there was
+# nothing to send.
+outbox_table = Table(
+    "outbox",
+    metadata,
+    _id(),
+    Column("subscriber", String(320), nullable=False),
+    _when("period"),
+    _when("window_start"),
+    _when("window_end"),
     # The same window in commit order: the papers first brought in by dumps after
     # window_start_dump, up to and including window_end_dump (dump ids grow in commit order,
     # since ingests are serialised). Clocks may differ between hosts; this order does not.
-    window_start_dump: int | None = Field(default=None, sa_type=ID)
-    window_end_dump: int | None = Field(default=None, sa_type=ID)
-    created_at: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    status: str = Field(default="pending", max_length=16)
-    attempts: int = 0
-    next_attempt_at: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    last_error: str | None = None
-    claimed_by: str | None = None
-    claimed_at: dt.datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
-    sent_at: dt.datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
-    message_id: str = Field(max_length=255)
-    subject: str
-    papers: str = "{}"  # JSON object: paper id -> its upvotes as shown in the digest
+    Column("window_start_dump", ID, nullable=True),
+    Column("window_end_dump", ID, nullable=True),
+    _when("created_at"),
+    Column("status", String(16), nullable=False, default="pending"),
+    Column("attempts", Integer, nullable=False, default=0),
+    _when("next_attempt_at"),
+    Column("last_error", String, nullable=True),
+    Column("claimed_by", String, nullable=True),
+    _when("claimed_at", nullable=True),
+    _when("sent_at", nullable=True),
+    Column("message_id", String(255), nullable=False),
+    Column("subject", String, nullable=False),
+    Column("papers", String, nullable=False, default="{}"),  # JSON object: paper id -> its upvotes as shown
+    UniqueConstraint("subscriber", "period", name="uq_outbox_subscriber_period"),
+    Index("ix_outbox_status_next", "status", "next_attempt_at"),
+)
 
+# The rendered message of an outbox row, kept apart so status updates stay small.
+outbox_message_table = Table(
+    "outbox_message",
+    metadata,
+    Column("outbox_id", ID, ForeignKey("outbox.id"), primary_key=True),
+    Column("message", LargeBinary, nullable=False),
+)
 
-class OutboxMessageRow(SQLModel, table=True):
-    """The rendered message of an outbox row, kept apart so status updates stay small."""
-
-    __tablename__ = "outbox_message"
-
-    outbox_id: int = Field(foreign_key="outbox.id", primary_key=True, sa_type=ID)
-    message: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-
-
-class SourceStateRow(SQLModel, table=True):
-    """How each source has been doing: the daemon's memory of polls lives in the store."""
-
-    __tablename__ = "source_state"
-
-    name: str = Field(primary_key=True, max_length=200)
-    last_poll_at: dt.datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
-    last_success_at: dt.datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
-    last_change_at: dt.datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
-    last_error_at: dt.datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
-    last_error: str | None = None
-    last_entries: int | None = None
-    failures: int = 0
-    etag: str | None = None
-    last_modified: str | None = None
+# How each source has been doing: the daemon's memory of polls lives in the store.
+source_state_table = Table(
+    "source_state",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    _when("last_poll_at", nullable=True),
+    _when("last_success_at", nullable=True),
+    _when("last_change_at", nullable=True),
+    _when("last_error_at", nullable=True),
+    Column("last_error", String, nullable=True),
+    Column("last_entries", Integer, nullable=True),
+    Column("failures", Integer, nullable=False, default=0),
+    Column("etag", String, nullable=True),
+    Column("last_modified", String, nullable=True),
     # A source fetched by day (huggingface): the days up to this one were fetched after they ended.
-    complete_through: dt.date | None = None
+    Column("complete_through", Date, nullable=True),
+)
 
+# A dump refused by `run`, `ingest` or `backfill`: shown by `status` (and turning it unhealthy)
+# for a week, or until a newer good dump from the same source is ingested (`resolved_at`).
+#
+# `source` is the daemon source's name, or for the commands the dump's folder (a URL for a
+# fetched page); `file_key` is the dump's content hash, or its path when it could not be read,
+# so the same bad file rejected again updates its row instead of adding one.
+rejection_table = Table(
+    "rejection",
+    metadata,
+    _id(),
+    Column("source", String, nullable=False),
+    Column("file_key", String, nullable=False),
+    Column("file", String, nullable=False),
+    Column("reason", String, nullable=False),
+    Column("as_of", Date, nullable=False),
+    _when("rejected_at", index=True),
+    _when("resolved_at", nullable=True),
+    UniqueConstraint("source", "file_key", name="uq_rejection_source_file"),
+)
 
-class RejectionRow(SQLModel, table=True):
-    """A dump refused by `run`, `ingest` or `backfill`: shown by `status` (and turning it unhealthy)
-    for a week, or until a newer good dump from the same source is ingested (`resolved_at`).
+# A running paperdigest process on this store, as its heartbeat says: daemons (leader or
+# standby) and one-shot senders. A claim on an outbox row names the process's id; a process
+# whose heartbeat stopped is gone, and its claims can be taken over.
+replica_table = Table(
+    "replica",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("host", String, nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("role", String(16), nullable=False),  # leader | standby | sender
+    _when("started_at"),
+    _when("last_seen"),
+)
 
-    `source` is the daemon source's name, or for the commands the dump's folder (a URL for a
-    fetched page); `file_key` is the dump's content hash, or its path when it could not be read,
-    so the same bad file rejected again updates its row instead of adding one.
-    """
-
-    __tablename__ = "rejection"
-    __table_args__ = (UniqueConstraint("source", "file_key", name="uq_rejection_source_file"),)
-
-    id: int | None = Field(default=None, primary_key=True, sa_type=ID)
-    source: str
-    file_key: str
-    file: str
-    reason: str
-    as_of: dt.date
-    rejected_at: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False, index=True))
-    resolved_at: dt.datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
-
-
-class ReplicaRow(SQLModel, table=True):
-    """A running paperdigest process on this store, as its heartbeat says: daemons (leader or
-    standby) and one-shot senders. A claim on an outbox row names the process's id; a process
-    whose heartbeat stopped is gone, and its claims can be taken over."""
-
-    __tablename__ = "replica"
-
-    id: str = Field(primary_key=True, max_length=64)
-    host: str
-    pid: int
-    role: str = Field(max_length=16)  # leader | standby | sender
-    started_at: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    last_seen: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-
-
-class SubscriberRow(SQLModel, table=True):
-    """A subscriber kept in the store: added with `paperdigest subscribers add` (`settings`, the
-    subscriber's keys as JSON), or an address of the config's that unsubscribed (`settings` null).
-    `unsubscribed_at` set: never mailed again until added again."""
-
-    __tablename__ = "subscriber"
-
-    email: str = Field(primary_key=True, max_length=320)
-    settings: str | None = None
-    added_at: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    unsubscribed_at: dt.datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
-
-
-dump_table = DumpRow.__table__  # type: ignore[attr-defined]
-paper_table = PaperRow.__table__  # type: ignore[attr-defined]
-sighting_table = SightingRow.__table__  # type: ignore[attr-defined]
-sent_paper_table = SentPaperRow.__table__  # type: ignore[attr-defined]
-source_state_table = SourceStateRow.__table__  # type: ignore[attr-defined]
-outbox_table = OutboxRow.__table__  # type: ignore[attr-defined]
-outbox_message_table = OutboxMessageRow.__table__  # type: ignore[attr-defined]
-rejection_table = RejectionRow.__table__  # type: ignore[attr-defined]
-replica_table = ReplicaRow.__table__  # type: ignore[attr-defined]
-subscriber_table = SubscriberRow.__table__  # type: ignore[attr-defined]
-metadata = SQLModel.metadata
+# A subscriber kept in the store: added with `paperdigest subscribers add` (`settings`, the
+# subscriber's keys as JSON), or an address of the config's that unsubscribed (`settings` null).
+# `unsubscribed_at` set: never mailed again until added again.
+subscriber_table = Table(
+    "subscriber",
+    metadata,
+    Column("email", String(320), primary_key=True),
+    Column("settings", String, nullable=True),
+    _when("added_at"),
+    _when("unsubscribed_at", nullable=True),
+)
