@@ -263,8 +263,12 @@ def ranked_papers(
     return ranking.scored(papers)
 
 
-_unfolded = folded.__wrapped__  # one paper's texts: the cache of `folded` is for keywords and repeated titles
-_uncached_hits = _hits.__wrapped__
+_uncached_hits = _hits.__wrapped__  # its cache is for a batch of digests: one paper read once here
+
+
+def _stem(word: str) -> str:
+    """What every word that folds to `word` starts with ('policy' <- 'policies': 'polic')."""
+    return word[:-1] if word.endswith("y") else word
 
 
 class TopRanking:
@@ -282,6 +286,9 @@ class TopRanking:
     def __init__(self, name: str, topic: TopicSettings, weights: ScoringSettings, limit: int) -> None:
         self.name, self.topic, self.weights, self.limit = name, topic, weights, limit
         self.keywords, self.exclude = tuple(topic.keywords), tuple(topic.exclude)
+        # A keyword or exclude can hit a text only if the text, normalised, holds each of its words'
+        # stems: a text holding none of them is not folded word by word (most titles are not).
+        self.needles = tuple(tuple(_stem(w) for w in folded(k).split()) for k in (*self.keywords, *self.exclude))
         by_where = {"title": weights.title, "abstract": weights.abstract, "ai_keywords": weights.ai_keywords_weight}
         self.ceiling = 0.0
         for where in WHERE:
@@ -314,8 +321,8 @@ class TopRanking:
             hits = _uncached_hits(
                 self.keywords,
                 self.exclude,
-                _unfolded(title),
-                _unfolded(abstract or ""),
+                self._folded(title),
+                self._folded(abstract or ""),
                 "|".join(folded(keyword) for keyword in ai_keywords) if ai_keywords else "",
             )
             if hits is None:
@@ -327,6 +334,13 @@ class TopRanking:
             # refreshed every so often (the bound stops sooner), and the list kept short.
             if (self.last is None and len(self.best) >= self.limit) or self.since_prune >= self.limit + 256:
                 self._prune()
+
+    def _folded(self, text: str) -> str:
+        """folded(text), or "" when no keyword nor exclude can hit it: the same hits either way."""
+        norm = unicodedata.normalize("NFKC", text).casefold()
+        if not any(all(stem in norm for stem in needle) for needle in self.needles):
+            return ""
+        return " " + " ".join(fold_word(w) for w in _WORD.findall(norm)) + " "
 
     def complete(self) -> bool:
         """Whether the papers whose upvotes are unknown (0 upvote points) can no longer enter."""

@@ -32,6 +32,7 @@ KEYWORDS = (None, (), ("agent",), ("GUI agent", "planning"), ("tool use",))
 TOPICS = {
     "agents": TopicSettings(keywords=["agent", "web agent", "GUI", "computer use", "tool use"]),
     "one": TopicSettings(keywords=["agent"], exclude=["robot"]),
+    "folds": TopicSettings(keywords=["policies", "box", "Café"], exclude=["ﬁxes"]),
 }
 
 
@@ -127,7 +128,8 @@ def test_papers_by_topic_stop_reading_once_nothing_can_enter(db_url: str) -> Non
     engine.dispose()
 
 
-_TEXT = st.sampled_from(["agent", "agents", "web agent", "GUI", "robot", "tool use", "reagent", "x", ""])
+_TEXT = st.sampled_from(["agent", "agents", "web agent", "GUI", "robot", "tool use", "reagent", "x", "", "policy",
+                         "Policies", "boxes", "CAFÉ", "cafe", "fixes", "ﬁx", "ﬁxes"])
 
 
 @given(
