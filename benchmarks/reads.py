@@ -141,9 +141,11 @@ def measure(workdir: Path, seed: int, sizes: list[int], rounds: int, entries: in
     for name, by_size in runs.items():
         for size in sizes:
             ratios = [r.wall_s / f.wall_s for r, f in zip(by_size[size], by_size[floor], strict=True)]
+            cpu_ratios = [r.cpu_s / f.cpu_s for r, f in zip(by_size[size], by_size[floor], strict=True)]
             figures.append({
                 "command": name, "papers": size,
                 "ratio": _spread(ratios),
+                "cpu_ratio": _spread(cpu_ratios),
                 "wall_s": _spread([r.wall_s for r in by_size[size]]),
                 "cpu_s": _spread([r.cpu_s for r in by_size[size]]),
                 "peak_rss_mb": round(max(r.peak_rss_mb for r in by_size[size]), 1),
@@ -181,7 +183,8 @@ def lines(reads: dict[str, Any]) -> list[str]:
            f"warm-up; the {min(sizes):,}-paper store is the floor (ratio = wall / its wall, same round)"]
     for f in reads["figures"]:
         out.append(f"  {f['command']:<24} {f['papers']:>9,} papers  ratio {_shown(f['ratio'])}x  "
-                   f"wall {_shown(f['wall_s'])} s  CPU {_shown(f['cpu_s'])} s  peak RSS {f['peak_rss_mb']:.0f} MB")
+                   f"CPU ratio {_shown(f['cpu_ratio'])}x  wall {_shown(f['wall_s'])} s  CPU {_shown(f['cpu_s'])} s  "
+                   f"peak RSS {f['peak_rss_mb']:.0f} MB")
     out += [f"  PROBLEM {p}" for p in reads["problems"]]
     return out
 
