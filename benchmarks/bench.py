@@ -37,13 +37,16 @@ from typing import Any
 import bench_ingest
 import bench_mail
 import pairs
+import reads
 import smtp_sink
 import stores
 
+ROOT = Path(__file__).resolve().parent.parent
 INGEST_LIMIT = 2.0  # backfill within 2x of the floor
 MAIL_LIMIT = 3.0  # mail within 3x
 PEAK_MB_LIMIT = 250.0
 SCALE_LIMIT = 1.5
+STARTUP_LIMIT_S = 0.35  # `paperdigest --version` and `status` (issue 13)
 PARTS = ("ingest", "mail", "scale")
 
 
@@ -68,6 +71,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--scale-small", type=int, default=20_000, help="scale: papers in the small store")
     add("--scale-large", type=int, help="scale: papers in the large store (1000000; --quick 100000)")
     add("--scale-repeats", type=int, help="scale: timed dumps per store (default 15; --quick 7)")
+    add("--scale-mid", type=int, help="scale, reads: papers in the middle store (default 200000; --quick 50000; "
+        "outside small..large: their geometric mean)")
+    add("--scale-rounds", type=int, default=3, help="scale, reads: timed rounds of every command on every store "
+        "(default 3)")
     add("--smtp-sink", default=smtp_sink.binary(), help="Postfix's smtp-sink binary (default: found on this machine)")
     add("--out", type=Path, help="keep the generated dumps here (reused when the parameters match)")
     add("--json", action="store_true", help="print the report as one JSON object")
@@ -80,6 +87,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.subscribers = args.subscribers or (100 if args.quick else 1_000)
     args.scale_large = args.scale_large or (100_000 if args.quick else 1_000_000)
     args.scale_repeats = args.scale_repeats or (7 if args.quick else 15)
+    args.scale_mid = args.scale_mid or (50_000 if args.quick else 200_000)
+    if not args.scale_small < args.scale_mid < args.scale_large:
+        args.scale_mid = round((args.scale_small * args.scale_large) ** 0.5)
     args.parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     if unknown := set(args.parts) - set(PARTS):
         parser.error(f"--parts: unknown {sorted(unknown)}; choose from {','.join(PARTS)}")
@@ -179,17 +189,24 @@ def warm_up(env: dict[str, str], log_file: Path) -> None:
 
 
 def startup(env: dict[str, str], workdir: Path, cpus: set[int], repeats: int = 5) -> dict[str, Any]:
-    """What starting alone costs, on one core: the interpreter, and our program's imports
-    (`paperdigest --version` imports the whole command line before it prints). Medians."""
+    """What starting alone costs, on one core: the interpreter (the floor), `paperdigest --version`
+    and `paperdigest status` on a small store (the seeds ingested; untimed first, which creates it),
+    interleaved in `repeats` rounds. Medians, absolute seconds on this machine."""
+    store = f"sqlite:///{workdir / 'startup.db'}"
+    pairs.run([*bench_mail.paperdigest_command(), "--db", store, "ingest", str(ROOT / "seeds")], cpus=None, env=env,
+              log=workdir / "startup.log")
     commands = {"python -c pass": [sys.executable, "-c", "pass"],
-                "paperdigest --version": [*bench_mail.paperdigest_command(), "--version"]}
-    found: dict[str, Any] = {}
-    for name, command in commands.items():
-        runs = [pairs.run(command, cpus=cpus, env=env, log=workdir / "startup.log") for _ in range(repeats)]
-        found[name] = {"wall_s": round(statistics.median(r.wall_s for r in runs), 3),
-                       "cpu_s": round(statistics.median(r.cpu_s for r in runs), 3),
-                       "peak_rss_mb": round(statistics.median(r.peak_rss_mb for r in runs), 1)}
-    return found
+                "paperdigest --version": [*bench_mail.paperdigest_command(), "--version"],
+                "paperdigest status": [*bench_mail.paperdigest_command(), "--db", store, "status"]}
+    runs: dict[str, list[pairs.Run]] = {name: [] for name in commands}
+    for _ in range(repeats):
+        for name, command in commands.items():
+            runs[name].append(pairs.run(command, cpus=cpus, env=env, log=workdir / "startup.log"))
+    return {name: {"wall_s": round(statistics.median(r.wall_s for r in done), 3),
+                   "cpu_s": round(statistics.median(r.cpu_s for r in done), 3),
+                   "peak_rss_mb": round(statistics.median(r.peak_rss_mb for r in done), 1),
+                   "wall_each_s": [round(r.wall_s, 3) for r in done]}
+            for name, done in runs.items()}
 
 
 def measure_pairs(part: str, pair: Any, engine: stores.Engine, cores: int, cpus: set[int], count: int,
@@ -258,6 +275,10 @@ def run_scale(args: argparse.Namespace, workdir: Path, report: dict[str, Any]) -
     log(f"scale: stores of {args.scale_small} and {args.scale_large} papers (SQLite, in this process) ...")
     report["scale"] = bench_ingest.measure_scale(workdir, args.seed, args.scale_small, args.scale_large,
                                                  args.entries, args.scale_repeats)
+    sizes = [args.scale_small, args.scale_mid, args.scale_large]
+    log(f"scale: the read commands and one ingest, whole processes, on stores of {sizes} papers ...")
+    report["scale"]["reads"] = reads.measure(workdir / "reads", args.seed, sizes, args.scale_rounds, args.entries,
+                                             min(core_sets(args.cores).values(), key=len))
 
 
 # ---------------------------------------------------------------------------------------- targets and report
@@ -275,9 +296,16 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
                          f["ours"]["peak_rss_mb"], PEAK_MB_LIMIT, "MB"))
     if "scale" in report:
         rows.append(("per-dump ingest, large store / small store", report["scale"]["ratio"], SCALE_LIMIT, "x"))
+        if "reads" in report["scale"]:
+            rows += reads.targets(report["scale"]["reads"])
+    for name, figure in report.get("startup", {}).items():
+        if name != "python -c pass":
+            rows.append((f"start-up: `{name}` (median wall, one core)", figure["wall_s"], STARTUP_LIMIT_S, "s"))
+    def strict(name: str, unit: str) -> bool:  # "under" a limit, or "within" it
+        return unit in ("MB", "s") or name.startswith(("ingest", "per-dump"))
+
     return [{"target": name, "value": value, "limit": limit, "unit": unit,
-             "pass": value is not None and value < limit if unit == "MB" or name.startswith(("ingest", "per-dump"))
-             else value is not None and value <= limit}
+             "pass": value is not None and (value < limit if strict(name, unit) else value <= limit)}
             for name, value, limit, unit in rows]
 
 
@@ -346,9 +374,11 @@ def render_text(report: dict[str, Any]) -> str:
                   f"  store of {s['small']['papers']:>9,} papers: {s['small']['median_ms']:8.2f} ms/dump",
                   f"  store of {s['large']['papers']:>9,} papers: {s['large']['median_ms']:8.2f} ms/dump",
                   f"  ratio large/small: {s['ratio']}x"]
+        if "reads" in s:
+            lines += ["", *reads.lines(s["reads"])]
     lines += ["", "targets (medians; PASS/FAIL is information, nothing asserts it)"]
     for t in report["targets"]:
-        sign = "<" if t["unit"] == "MB" or t["target"].startswith(("ingest", "per-dump")) else "<="
+        sign = "<" if t["unit"] in ("MB", "s") or t["target"].startswith(("ingest", "per-dump")) else "<="
         lines.append(f"  {'PASS' if t['pass'] else 'FAIL'}  {t['target']}: {t['value']} {t['unit']} "
                      f"(target {sign} {t['limit']} {t['unit']})")
     if report["pairs"] < 3:

@@ -104,6 +104,17 @@ def build_store(path: Path, seed: int, papers: range) -> float:
 
 def fresh_listing(seed: int, number: int, entries: int, existing: range) -> Listing:
     """Fresh dump `number`: half new papers, half papers from `existing` (held by every store)."""
+    text = fresh_text(seed, number, entries, existing)
+    return parse_dump(RawDump(fresh_name(number), text.encode("utf-8"), None))
+
+
+def fresh_name(number: int) -> str:
+    """The file name of fresh dump `number` (its capture date in it)."""
+    return f"fresh_{(FRESH_EPOCH + dt.timedelta(days=number)).isoformat()}_{number:04d}.txt"
+
+
+def fresh_text(seed: int, number: int, entries: int, existing: range) -> str:
+    """Fresh dump `number` in our text layout: half new papers, half papers from `existing`."""
     capture = FRESH_EPOCH + dt.timedelta(days=number)
     rng = random.Random(seed * 31 + number)
     new_count = entries // 2
@@ -114,8 +125,7 @@ def fresh_listing(seed: int, number: int, entries: int, existing: range) -> List
     rows += [(p, p.base_upvotes + p.growth * 10 + 1, _published(p)) for p in old]
     rows.sort(key=lambda row: (-row[1], row[0].index))
     shown = [Shown(pos, paper, upvotes, published) for pos, (paper, upvotes, published) in enumerate(rows, 1)]
-    name = f"fresh_{capture.isoformat()}_{number:04d}.txt"
-    return parse_dump(RawDump(name, render(capture, shown).encode("utf-8"), None))
+    return render(capture, shown)
 
 
 def _timed_apply(engine: Engine, listing: Listing) -> float:

@@ -10,26 +10,21 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
-
-from paperdigest import __version__, clock, config, digest, score, subscribers
-from paperdigest.digest import job as digest_job
-from paperdigest.digest import render
+from paperdigest import __version__
 from paperdigest.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_RUNTIME, PaperdigestError, UsageError
-from paperdigest.ingest import job as jobs
-from paperdigest.mail import outbox, transport_for
-from paperdigest.mail.files import safe_name
-from paperdigest.model import DumpResult
-from paperdigest.service import health
-from paperdigest.service.logs import setup_logging
-from paperdigest.service.scheduler import Service
-from paperdigest.store import migrate
-from paperdigest.store.engine import Schema, describe, open_engine, resolve_url, shown_url
-from paperdigest.terminal import backfill_summary, papers_table, progress_for, status_lines
-from paperdigest.web import server as web_server
+
+# Every import beyond the standard library, our errors and our version is made inside the command
+# that needs it (each marked `# lazy:`): `--version`, `--help` and `status` start without SQLAlchemy's
+# ORM, Alembic, Jinja2, httpx, APScheduler's scheduler or uvicorn (issue 13; tests/test_startup.py).
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from paperdigest import config
+    from paperdigest.ingest import job as jobs
+    from paperdigest.model import DumpResult
+    from paperdigest.store.engine import Schema
 
 log = logging.getLogger("paperdigest")
 
@@ -53,11 +48,15 @@ def _print_json(obj: Any, out: TextIO) -> None:
 
 def _config(args: argparse.Namespace) -> config.Settings:
     """--config, else $PAPERDIGEST_CONFIG, else the embedded default."""
+    from paperdigest import config  # noqa: PLC0415  lazy: pydantic, for the commands that read a config
+
     return config.resolve(args.config)
 
 
 def _store_url(args: argparse.Namespace, conf: config.Settings) -> str:
     """--db, else $PAPERDIGEST_DB, else the config's [store] url, else the embedded default."""
+    from paperdigest.store.engine import resolve_url  # noqa: PLC0415  lazy: SQLAlchemy, for the commands with a store
+
     return resolve_url(args.db, conf.store.url)
 
 
@@ -67,12 +66,16 @@ _OPENED: list[Engine] = []
 
 
 def _engine(args: argparse.Namespace, conf: config.Settings, schema: Schema = "check") -> Engine:
+    from paperdigest.store.engine import open_engine  # noqa: PLC0415  lazy: SQLAlchemy, for the commands with a store
+
     engine = open_engine(_store_url(args, conf), schema)
     _OPENED.append(engine)
     return engine
 
 
 def cmd_parse(args: argparse.Namespace) -> int:
+    from paperdigest.ingest import job as jobs  # noqa: PLC0415  lazy: the parsers and sources, for this command only
+
     limits = _config(args).limits
     for _, listing in jobs.parse_paths([args.source], args.as_of, limits=limits):
         for entry in listing.entries:
@@ -81,6 +84,8 @@ def cmd_parse(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    from paperdigest.ingest import job as jobs  # noqa: PLC0415  lazy: parsing, sources (httpx) and the writes
+
     conf = _config(args)
     engine = _engine(args, conf)
     for result in jobs.ingest(engine, args.sources, args.as_of, dry_run=args.dry_run, limits=conf.limits):
@@ -96,6 +101,9 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         return _backfill_source(args)
     if not args.paths:
         raise UsageError("backfill: name dumps (PATH...), or a source's days (--source NAME --from DATE --to DATE)")
+    from paperdigest.ingest import job as jobs  # noqa: PLC0415  lazy: parsing, sources (httpx) and the writes
+    from paperdigest.terminal import backfill_summary, progress_for  # noqa: PLC0415  lazy: rich, for the tables
+
     conf = _config(args)
     engine = _engine(args, conf)
     started = time.monotonic()
@@ -125,6 +133,9 @@ def _backfill_source(args: argparse.Namespace) -> int:
         raise UsageError("backfill: give dumps (PATH...) or --source with --from and --to, not both")
     if args.source is None or args.first is None or args.last is None:
         raise UsageError("backfill --source NAME --from DATE --to DATE: all three are needed")
+    from paperdigest.ingest import job as jobs  # noqa: PLC0415  lazy: parsing, sources (httpx) and the writes
+    from paperdigest.terminal import backfill_summary, progress_for  # noqa: PLC0415  lazy: rich, for the tables
+
     conf = _config(args)
     engine = _engine(args, conf)
     started = time.monotonic()
@@ -160,6 +171,9 @@ def _backfill_source(args: argparse.Namespace) -> int:
 
 
 def cmd_papers(args: argparse.Namespace) -> int:
+    from paperdigest import score  # noqa: PLC0415  lazy: the ranking and its queries
+    from paperdigest.terminal import papers_table  # noqa: PLC0415  lazy: rich, for the table
+
     conf = _config(args)
     ranked = score.ranked_papers(_engine(args, conf), conf, args.topic, args.since, args.top)
     if args.json:
@@ -171,6 +185,10 @@ def cmd_papers(args: argparse.Namespace) -> int:
 
 
 def cmd_digest(args: argparse.Namespace) -> int:
+    from paperdigest import clock, digest, subscribers  # noqa: PLC0415  lazy: the selection, scoring and queries
+    from paperdigest.digest import render  # noqa: PLC0415  lazy: Jinja2, for the commands that render
+    from paperdigest.mail.files import safe_name  # noqa: PLC0415  lazy: only --out names files
+
     conf = _config(args)
     engine = _engine(args, conf)
     conf = subscribers.effective(engine, conf)
@@ -200,6 +218,10 @@ def cmd_digest(args: argparse.Namespace) -> int:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
+    from paperdigest import clock, config  # noqa: PLC0415  lazy: pydantic
+    from paperdigest.digest import job as digest_job  # noqa: PLC0415  lazy: selection, Jinja2, the outbox
+    from paperdigest.mail import outbox, transport_for  # noqa: PLC0415  lazy: smtplib, the MIME message
+
     conf = _config(args)
     config.check_can_send(conf)
     engine = _engine(args, conf)
@@ -222,6 +244,9 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from paperdigest import config  # noqa: PLC0415  lazy: pydantic
+    from paperdigest.service.scheduler import Service  # noqa: PLC0415  lazy: APScheduler and every stage, for the daemon
+
     conf = _config(args)
     config.check_can_send(conf)
     service = Service(conf, args.db, args.config)
@@ -235,6 +260,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from paperdigest import clock  # noqa: PLC0415  lazy: the clock seam (cheap; kept beside the others)
+    from paperdigest.service import health  # noqa: PLC0415  lazy: the store's Core queries and the schedules
+    from paperdigest.store.engine import shown_url  # noqa: PLC0415  lazy: SQLAlchemy
+    from paperdigest.terminal import status_lines  # noqa: PLC0415  lazy: plain text, no rich
+
     conf = _config(args)
     store = shown_url(_store_url(args, conf))
     report = health.status_report(conf, _engine(args, conf), store, clock.now(), args.last)
@@ -247,6 +277,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from paperdigest.store import migrate  # noqa: PLC0415  lazy: Alembic, for the schema commands
+
     done = migrate.upgrade(_engine(args, _config(args), schema="none"))
     if done.changed:
         print(f"store upgraded from {done.before or 'an empty store'} to schema revision {done.after}")
@@ -256,6 +288,8 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_db_current(args: argparse.Namespace) -> int:
+    from paperdigest.store import migrate  # noqa: PLC0415  lazy: Alembic, for the schema commands
+
     engine = _engine(args, _config(args), schema="none")
     with engine.connect() as conn:
         revision = migrate.current(conn)
@@ -270,11 +304,15 @@ def cmd_db_current(args: argparse.Namespace) -> int:
 
 
 def cmd_web(args: argparse.Namespace) -> int:
+    from paperdigest.web import server as web_server  # noqa: PLC0415  lazy: Starlette and uvicorn, for the web side
+
     conf = _config(args)
     return web_server.serve(conf, _engine(args, conf))
 
 
 def cmd_subscribers_add(args: argparse.Namespace) -> int:
+    from paperdigest import subscribers  # noqa: PLC0415  lazy: the store's queries
+
     conf = _config(args)
     topics = [t.strip() for t in args.topics.split(",") if t.strip()] if args.topics else []
     values: dict[str, Any] = {"email": args.email, "topics": topics}
@@ -286,6 +324,8 @@ def cmd_subscribers_add(args: argparse.Namespace) -> int:
 
 
 def cmd_subscribers_list(args: argparse.Namespace) -> int:
+    from paperdigest import clock, subscribers  # noqa: PLC0415  lazy: the store's queries
+
     conf = _config(args)
     listed = subscribers.subscriptions(_engine(args, conf), conf)
     if args.json:
@@ -305,6 +345,8 @@ def cmd_subscribers_list(args: argparse.Namespace) -> int:
 
 
 def cmd_subscribers_remove(args: argparse.Namespace) -> int:
+    from paperdigest import subscribers  # noqa: PLC0415  lazy: the store's queries
+
     conf = _config(args)
     print(subscribers.remove(_engine(args, conf), conf, args.email))
     return EXIT_OK
@@ -453,18 +495,29 @@ def _db_usage(args: argparse.Namespace) -> int:  # argparse requires an action: 
     raise UsageError("db: say `upgrade` or `current`")
 
 
+def _store_failure(exc: Exception) -> str | None:
+    """What a failing store said (one line), when `exc` is SQLAlchemy's; None for anything else. A
+    command that raised it imported SQLAlchemy already: one that did not, never has to."""
+    if "sqlalchemy" not in sys.modules:
+        return None
+    from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415  lazy: loaded already, by the command that failed
+
+    from paperdigest.store.engine import describe  # noqa: PLC0415  lazy: likewise
+
+    return describe(exc) if isinstance(exc, SQLAlchemyError) else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from paperdigest.service.logs import setup_logging  # noqa: PLC0415  lazy: after --version and --help have exited
+
     setup_logging(args.verbose, daemon=args.command == "run")
     try:
         return int(args.func(args))
     except PaperdigestError as exc:
         print(f"paperdigest: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except SQLAlchemyError as exc:
-        print(f"paperdigest: error: the store failed: {describe(exc)}", file=sys.stderr)
-        return EXIT_RUNTIME
     except KeyboardInterrupt:
         print("paperdigest: interrupted", file=sys.stderr)
         return 130
@@ -473,6 +526,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # a full disk, a read-only folder: one line, never a traceback
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"paperdigest: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_RUNTIME
+    except Exception as exc:
+        failed = _store_failure(exc)
+        if failed is None:
+            raise
+        print(f"paperdigest: error: the store failed: {failed}", file=sys.stderr)
         return EXIT_RUNTIME
     finally:
         while _OPENED:

@@ -9,13 +9,16 @@ papers and settings in, ScoredPaper out; ranked_papers alone reads the store, fo
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import heapq
 import math
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -264,14 +267,117 @@ def ranked_papers(
 ) -> list[ScoredPaper]:
     """What `papers` lists, best first: the stored papers (first seen since `since`) by one topic's
     score, or, without a topic, by upvotes. The one reader here; the scoring itself is pure."""
-    with engine.connect() as conn:
-        if topic is None:
-            pool = queries.top_papers(conn, limit, since)
-        else:
-            pool = queries.papers_first_seen_since(conn, since) if since else queries.all_papers(conn)
-    if topic is None:
-        return [by_upvotes(paper, settings.scoring) for paper in pool]
-    if topic not in settings.topics:
+    if topic is not None and topic not in settings.topics:
         known = ", ".join(sorted(settings.topics)) or "none"
         raise UsageError(f"--topic: unknown topic {topic!r} (known: {known})")
-    return rank(pool, {topic: settings.topics[topic]}, settings.scoring)[:limit]
+    with engine.connect() as conn:
+        if topic is None:
+            return [by_upvotes(paper, settings.scoring) for paper in queries.top_papers(conn, limit, since)]
+        ranking = TopRanking(topic, settings.topics[topic], settings.scoring, limit)
+        for upvotes_known in (True, False):
+            with contextlib.closing(queries.papers_to_rank(conn, upvotes_known, since)) as rows:
+                ranking.read(rows)
+            if ranking.complete():
+                break
+        papers = queries.papers_by_ids(conn, ranking.ids())
+    return ranking.scored(papers)
+
+
+_uncached_hits = _hits.__wrapped__  # its cache is for a batch of digests: one paper read once here
+
+
+def _stem(word: str) -> str:
+    """What every word that folds to `word` starts with ('policy' <- 'policies': 'polic')."""
+    return word[:-1] if word.endswith("y") else word
+
+
+class TopRanking:
+    """rank(...)[:limit] for one topic over papers read as queries.papers_to_rank gives them (most
+    upvotes first, unknown upvotes last), in bounded memory, stopping as soon as no paper still to
+    read can make the list.
+
+    The bound: a paper with u upvotes scores at most upvote_points(u) plus every keyword hitting
+    everywhere (`ceiling`); once the list holds `limit` papers and the current paper's bound is
+    below the list's last score, nothing read later can enter. The ceiling adds the same weights
+    in the order `_keyword_points` adds a subset of them, so float rounding cannot make a paper
+    score above it. Ties keep rank()'s order: score, upvotes, title, then the id (the order
+    `all_papers` gave them in before)."""
+
+    def __init__(self, name: str, topic: TopicSettings, weights: ScoringSettings, limit: int) -> None:
+        self.name, self.topic, self.weights, self.limit = name, topic, weights, limit
+        self.keywords, self.exclude = tuple(topic.keywords), tuple(topic.exclude)
+        # A keyword or exclude can hit a text only if the text, normalised, holds each of its words'
+        # stems: a text holding none of them is not folded word by word (most titles are not).
+        self.needles = tuple(tuple(_stem(w) for w in folded(k).split()) for k in (*self.keywords, *self.exclude))
+        by_where = {"title": weights.title, "abstract": weights.abstract, "ai_keywords": weights.ai_keywords_weight}
+        self.ceiling = 0.0
+        for where in WHERE:
+            for _ in self.keywords:
+                self.ceiling += by_where[where]
+        # (-score, -upvotes, title, id) -> the hits; pruned to the best `limit` now and then
+        self.best: dict[tuple[float, int, str, int], tuple[Hit, ...]] = {}
+        self.last: float | None = None  # the score of the limit-th best, once there are that many
+        self.stopped = False
+        self.read_rows = 0
+        self.since_prune = 0
+
+    def _prune(self) -> None:
+        self.since_prune = 0
+        kept = heapq.nsmallest(self.limit, self.best)
+        self.best = {key: self.best[key] for key in kept}
+        if len(kept) == self.limit:
+            self.last = -kept[-1][0]
+
+    def read(self, rows: Iterable[Any]) -> None:
+        """Rows of (id, upvotes, title, abstract, ai_keywords), most upvotes first."""
+        if self.stopped:
+            return
+        for pid, upvotes, title, abstract, ai_keywords in rows:
+            up = upvote_points(upvotes, self.weights)
+            if self.last is not None and up + self.ceiling < self.last:
+                self.stopped = True
+                return
+            self.read_rows += 1
+            hits = _uncached_hits(
+                self.keywords,
+                self.exclude,
+                self._folded(title),
+                self._folded(abstract or ""),
+                "|".join(folded(keyword) for keyword in ai_keywords) if ai_keywords else "",
+            )
+            if hits is None:
+                continue
+            score = up + _keyword_points(hits, self.weights)
+            self.best[(-score, -(upvotes or 0), title, pid)] = hits
+            self.since_prune += 1
+            # The limit-th score, first known once `limit` papers matched, rises as better ones come:
+            # refreshed every so often (the bound stops sooner), and the list kept short.
+            if (self.last is None and len(self.best) >= self.limit) or self.since_prune >= self.limit + 256:
+                self._prune()
+
+    def _folded(self, text: str) -> str:
+        """folded(text), or "" when no keyword nor exclude can hit it: the same hits either way."""
+        norm = unicodedata.normalize("NFKC", text).casefold()
+        if not any(all(stem in norm for stem in needle) for needle in self.needles):
+            return ""
+        return " " + " ".join(fold_word(w) for w in _WORD.findall(norm)) + " "
+
+    def complete(self) -> bool:
+        """Whether the papers whose upvotes are unknown (0 upvote points) can no longer enter."""
+        self._prune()
+        return self.stopped or (self.last is not None and self.ceiling < self.last)
+
+    def ids(self) -> list[int]:
+        self._prune()
+        return [key[3] for key in self.best]
+
+    def scored(self, papers: Mapping[int, Paper]) -> list[ScoredPaper]:
+        """The list, best first, as rank() makes it (`papers`: the chosen papers by id)."""
+        self._prune()
+        chosen = []
+        for key in sorted(self.best):
+            paper, hits = papers[key[3]], self.best[key]
+            up = upvote_points(paper.upvotes, self.weights)
+            points = _keyword_points(hits, self.weights)
+            chosen.append(ScoredPaper(paper, up + points, self.name, up, points, hits, (self.name,)))
+        return chosen

@@ -1,26 +1,36 @@
-"""What people read on a terminal: the backfill progress bar and the tables."""
+"""What people read on a terminal: the backfill progress bar and the tables.
+
+rich is imported by the functions that draw with it: `status` prints plain lines and starts without it.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
 from collections.abc import Iterator, Mapping
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
-from paperdigest.digest.views import byline
-from paperdigest.ingest.job import DayOutcome, Failure
-from paperdigest.model import DumpResult
-from paperdigest.score import ScoredPaper
+    from paperdigest.ingest.job import DayOutcome, Failure
+    from paperdigest.model import DumpResult
+    from paperdigest.score import ScoredPaper
 
 
 class ProgressView:
     """A progress bar when `stream` is a terminal; otherwise it only prints errors."""
 
     def __init__(self, stream: TextIO, enabled: bool, label: str = "") -> None:
+        from rich.console import Console  # noqa: PLC0415  lazy: rich only where something is drawn
+        from rich.progress import (  # noqa: PLC0415  lazy: likewise
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
         self.console = Console(file=stream)
         self.stream = stream
         self.progress: Progress | None = None
@@ -78,6 +88,9 @@ def backfill_summary(
     days: list[DayOutcome] | None = None,
 ) -> None:
     """The table after a backfill; by source, also how many days were skipped or had no papers."""
+    from rich.console import Console  # noqa: PLC0415  lazy: rich only where something is drawn
+    from rich.table import Table  # noqa: PLC0415  lazy: likewise
+
     entries = sum(r.entries for r in results)
     table = Table(title="backfill summary", show_header=True)
     for column in ("dumps", "duplicates", "rejected", "entries", "new", "updated", "unchanged", "entries/s"):
@@ -109,6 +122,11 @@ def backfill_summary(
 
 def papers_table(out: TextIO, ranked: list[ScoredPaper], scores: bool) -> None:
     """The papers as a table, best first; with `scores`, each one's score and why."""
+    from rich.console import Console  # noqa: PLC0415  lazy: rich only where something is drawn
+    from rich.table import Table  # noqa: PLC0415  lazy: likewise
+
+    from paperdigest.digest.views import byline  # noqa: PLC0415  lazy: markupsafe, for this table only
+
     table = Table(show_header=True, show_lines=False)
     table.add_column("#", justify="right")
     table.add_column("upvotes", justify="right")

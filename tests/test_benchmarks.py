@@ -27,6 +27,7 @@ SUBSCRIBERS = 20
 TINY = [
     "--quick", "--pairs", "1", "--dumps", "20", "--entries", "50", "--papers", "500",
     "--subscribers", str(SUBSCRIBERS), "--scale-small", "500", "--scale-large", "2000", "--scale-repeats", "1",
+    "--scale-rounds", "1",
 ]
 
 
@@ -95,3 +96,23 @@ def test_scale_independence_is_measured(report: dict[str, Any]) -> None:
     scale = report["scale"]
     assert scale["small"]["papers"] == 500 and scale["large"]["papers"] == 2000
     assert len(scale["small"]["samples_ms"]) == len(scale["large"]["samples_ms"]) == 1
+
+
+def test_reads_at_scale_and_start_up_are_measured(report: dict[str, Any]) -> None:
+    """Every read command and one ingest on three stores, the smallest the floor; start-up of
+    `--version` and `status`. Rows exist and hold figures; no figure is judged."""
+    reads = report["scale"]["reads"]
+    assert reads["problems"] == []
+    assert reads["sizes"] == [500, 1000, 2000]  # --scale-mid outside 500..2000: their geometric mean
+    commands = {"papers --top", "papers --topic", "status", "digest (one subscriber)", "ingest (50 entries)"}
+    assert {(f["command"], f["papers"]) for f in reads["figures"]} == {(c, n) for c in commands for n in reads["sizes"]}
+    for figure in reads["figures"]:
+        assert len(figure["ratio"]["each"]) == 1 and figure["peak_rss_mb"] > 0
+        if figure["papers"] == 500:
+            assert figure["ratio"]["median"] == 1.0  # the floor against itself
+    named = [t["target"] for t in report["targets"]]
+    for command in commands:
+        assert any(f"`{command}`, 2,000 papers / 500" in name for name in named)
+        assert any(f"`{command}` peak RSS" in name for name in named)
+    assert set(report["startup"]) == {"python -c pass", "paperdigest --version", "paperdigest status"}
+    assert any(name.startswith("start-up: `paperdigest status`") for name in named)

@@ -48,6 +48,7 @@ from paperdigest.store.queries.papers import (
     papers_by_identity,
     papers_first_seen_since,
     papers_of_dumps,
+    papers_to_rank,
     top_papers,
     update_papers,
 )
@@ -100,6 +101,7 @@ __all__ = [
     "papers_by_ids",
     "papers_first_seen_since",
     "papers_of_dumps",
+    "papers_to_rank",
     "recent_failed_mail",
     "recent_papers",
     "record_rejection",

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Connection, Table
-from sqlalchemy.dialects import postgresql, sqlite
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql, sqlite
 
 CHUNK = 500  # stays under every backend's limit of bound parameters
 
@@ -27,7 +29,11 @@ def upsert(dialect: str, table: Table) -> postgresql.Insert | sqlite.Insert:
     """An INSERT that can take `.on_conflict_do_nothing()` / `.on_conflict_do_update()`, in the
     dialect's own construct (the two engines spell the clause alike; Core has no portable form)."""
     if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql  # noqa: PLC0415  lazy: 40 ms of imports a SQLite store never needs
+
         return postgresql.insert(table)
     if dialect == "sqlite":
+        from sqlalchemy.dialects import sqlite  # noqa: PLC0415  lazy: loaded already by a SQLite engine
+
         return sqlite.insert(table)
     raise NotImplementedError(f"no INSERT ... ON CONFLICT for {dialect}")
