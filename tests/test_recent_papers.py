@@ -1,5 +1,5 @@
 """The web side's recent papers (a topic's feed) go through the dumps and the first-dump index:
-first_ingested_at has no index of its own since revision 0009. Same rows as a filter on it."""
+first_ingested_at has no index of its own since revision 0008. Same rows as a filter on it."""
 
 from __future__ import annotations
 

@@ -76,7 +76,7 @@ class PaperRow(SQLModel, table=True):
         # cost a second random-order index to keep up on every ingest.
         Index("uq_paper_title_key_arxiv", "title_key", text("coalesce(arxiv_id, '')"), unique=True),
         Index("ix_paper_upvotes", "upvotes"),
-        # No index on first_ingested_at (revision 0009): what reads it goes through the dumps.
+        # No index on first_ingested_at (revision 0008): what reads it goes through the dumps.
     )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=ID)

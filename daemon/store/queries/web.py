@@ -57,7 +57,7 @@ def paper_by_arxiv_id(conn: Connection, arxiv_id: str) -> Paper | None:
 def recent_papers(conn: Connection, since: dt.datetime) -> list[Paper]:
     """Papers a non-backfill ingest first brought in since `since`: those whose first dump was
     ingested since then (a paper's first_ingested_at is its first dump's ingested_at), found
-    through the dumps and ix_paper_first_dump_id (first_ingested_at has no index: revision 0009)."""
+    through the dumps and ix_paper_first_dump_id (first_ingested_at has no index: revision 0008)."""
     dumps = select(dump_table.c.id).where(dump_table.c.ingested_at >= since)
     stmt = select(*_PAPER_COLUMNS).where(
         paper_table.c.first_dump_id.in_(dumps), paper_table.c.first_backfill.is_(False)

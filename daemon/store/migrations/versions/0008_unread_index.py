@@ -4,7 +4,7 @@ them through the dumps ingested since then and ix_paper_first_dump_id, the index
 window reads. A paper's first_ingested_at is its first dump's ingested_at, so the rows are the
 same. The column stays.
 
-Revision ID: 0009
+Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-02
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0009"
+revision = "0008"
 down_revision = "0007"
 branch_labels = None
 depends_on = None
