@@ -174,3 +174,18 @@ def test_without_a_server_the_postgresql_half_fails_when_required(tmp_path: Path
     result = _pytest_without_a_server(tmp_path, require=True)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "1 passed, 1 error" in result.stdout and "PAPERDIGEST_REQUIRE_PG=1" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("mysql://u@127.0.0.1/x", "mysql is not supported: the store is SQLite (sqlite:///PATH) or PostgreSQL"),
+        ("oracle://u@127.0.0.1/x", "oracle is not supported"),
+        ("postgresql+psycopg2://u@127.0.0.1/x", "pip install 'paperdigest[postgresql]'"),
+        ("not a url", "not a database URL"),
+    ],
+)
+def test_a_store_url_we_cannot_use_is_one_line_and_exit_2(cli: Any, url: str, says: str) -> None:
+    result = cli("--db", url, "status")
+    assert result.code == 2 and says in result.err, result.err
+    assert result.err.count("\n") == 1 and "Traceback" not in result.err

@@ -41,7 +41,13 @@ def open_engine(url: str, schema: Schema = "check") -> Engine:
     except (ArgumentError, ValueError):
         raise UsageError("--db / PAPERDIGEST_DB / store.url: not a database URL (e.g. sqlite:///papers.db)") from None
     kwargs: dict[str, Any] = {}
-    is_sqlite = parsed.get_backend_name() == "sqlite"
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise UsageError(
+            f"--db: {backend} is not supported: the store is SQLite (sqlite:///PATH) or PostgreSQL"
+            " (postgresql+psycopg://USER@HOST/DB)"
+        )
+    is_sqlite = backend == "sqlite"
     if is_sqlite and parsed.database and parsed.database != ":memory:":
         store = Path(parsed.database).expanduser()
         try:
@@ -51,7 +57,11 @@ def open_engine(url: str, schema: Schema = "check") -> Engine:
             raise StoreError(f"cannot create the store {store}: {exc.strerror}") from None
     try:
         engine = create_engine(parsed, **kwargs)
-    except (ArgumentError, ImportError) as exc:
+    except ImportError as exc:  # the URL names a driver that is not installed
+        hint = " (install the PostgreSQL driver: pip install 'paperdigest[postgresql]', and use postgresql+psycopg://)"
+        shown = parsed.render_as_string(hide_password=True)
+        raise UsageError(f"--db: cannot use {shown}: {exc}{hint if not is_sqlite else ''}") from None
+    except ArgumentError as exc:
         raise UsageError(f"--db: cannot use {parsed.render_as_string(hide_password=True)}: {exc}") from None
     if is_sqlite:
         _sqlite_setup(engine)
