@@ -384,3 +384,19 @@ def test_a_read_only_source_remembers_by_content_hash(tmp_path: Path, db_url: st
     assert len(poll_source(engine, source, now).ingested) == 1
     assert poll_source(engine, source, now).ingested == []  # known by its hash: not even parsed again
     assert sorted(p.name for p in folder.iterdir()) == [SEED.name]
+
+
+def test_a_new_leader_looks_again_once_the_takeover_time_has_passed(
+    tmp_path: Path, smtp: SmtpServer, daemons: list[Daemon], db_url: str
+) -> None:
+    """A dead sender's claims are taken over after the takeover time: the new leader sends again
+    then, not only at its next tick (an hour here)."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    config = write_config(tmp_path, smtp.port, inbox)
+    config.write_text(config.read_text().replace('tick = "1s"', 'tick = "1h"\ntakeover = "1s"', 1))
+    assert 'tick = "1h"\ntakeover = "1s"' in config.read_text()
+    daemon = Daemon(config, db_url, None)
+    daemons.append(daemon)
+    wait_for(lambda: "the takeover time has passed" in daemon.text(), timeout=30, what="the takeover pass")
+    assert daemon.stop() == 0

@@ -19,7 +19,7 @@ from tests import pgserver
 from tests.conftest import ROOT, SEEDS
 from tests.pgserver import no_postgresql
 from tests.smtp_server import Handler, SmtpServer
-from tests.test_daemon import Daemon, drop, wait_for
+from tests.test_daemon import Daemon, NotifyListener, drop, wait_for
 
 SEED = SEEDS / "004_d0e4e6143df38525.txt"
 TAKEOVER = 3  # seconds
@@ -176,3 +176,29 @@ def test_a_leader_killed_in_the_middle_of_a_batch_is_replaced_and_no_digest_is_l
         assert "Traceback" not in second.text()
     finally:
         server.stop()
+
+
+def test_a_standby_feeds_the_watchdog_and_says_it_stands_by(
+    tmp_path: Path, pg_url: str, smtp: SmtpServer, daemons: list[Daemon]
+) -> None:
+    """Under systemd (WatchdogSec) a standby that never pinged would be killed and restarted
+    forever: it is a healthy process, and says so."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    conf = config(tmp_path, smtp.port, inbox)
+    first = Daemon(conf, pg_url, None)
+    daemons.append(first)
+    wait_for(lambda: alive_roles(conf, pg_url) == {str(first.proc.pid): "leader"}, what="a leader")
+    listener = NotifyListener()
+    try:
+        second = Daemon(conf, pg_url, listener, extra_env={"WATCHDOG_USEC": "1000000"})
+        daemons.append(second)
+        wait_for(lambda: alive_roles(conf, pg_url).get(str(second.proc.pid)) == "standby", what="a standby")
+        wait_for(lambda: sum("WATCHDOG=1" in m for m in listener.drain()) >= 3, timeout=20,
+                 what="the standby's watchdog pings")  # fmt: skip
+        assert alive_roles(conf, pg_url)[str(second.proc.pid)] == "standby"  # pinged while standing by
+        assert "stands by:" in second.text() and "leads the store" in second.text()
+        assert second.stop() == 0
+    finally:
+        listener.close()
+    assert first.stop() == 0

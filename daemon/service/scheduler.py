@@ -110,6 +110,8 @@ class Service:
         # handler runs in the main thread between any two bytecodes, possibly while that thread
         # holds the lock inside Event.wait, so a handler calling Event.set() can deadlock.
         self.stop_signalled = False
+        self._next_ping = 0.0  # monotonic: when a standby next feeds the watchdog
+        self._standing_by = False
         self.reload_signalled = False
         self.last_ingest = "none yet"
         self.scheduler: BackgroundScheduler | None = None
@@ -336,6 +338,7 @@ class Service:
         try:
             while not self.stop_signalled:
                 if leadership.try_lead():
+                    self._standing_by = False
                     log.info("this replica (%s) leads the store", self.replica.id[:8])
                     self._upgrade_store()
                     self._lead(leadership.still_leading)
@@ -349,12 +352,26 @@ class Service:
         return self._stopped()
 
     def _stand_by(self, leadership: Leadership) -> None:
-        """Wait as a standby: beat, and try the lead again every `replica.every` seconds."""
+        """Wait as a standby: beat, keep systemd's watchdog fed (a standby is a healthy process),
+        and try the lead again every `replica.every` seconds."""
+        holder = leadership.holder()
+        if not self._standing_by:  # said once, each time it starts standing by
+            log.info("this replica (%s) stands by: %s leads the store", self.replica.id[:8], holder)
+            self._standing_by = True
         self.replica.beat("standby")
-        self.notifier.status(f"standby: {leadership.holder()} leads")
+        self.notifier.status(f"standby: {holder} leads")
         deadline = clock.monotonic() + self.replica.every
         while not self.stop_signalled and clock.monotonic() < deadline:
+            self._feed_watchdog()
             self._between_ticks()
+
+    def _feed_watchdog(self) -> None:
+        """WATCHDOG=1 every half of WatchdogSec while standing by (a leader's scheduler does it)."""
+        if self.notifier.watchdog is None:
+            return
+        if clock.monotonic() >= self._next_ping:
+            self.notifier.ping()
+            self._next_ping = clock.monotonic() + max(self.notifier.watchdog.total_seconds() / 2, 0.5)
 
     def _lead(self, keep_leading: Callable[[], bool]) -> None:
         """Schedule and run the jobs until asked to stop or `keep_leading()` says the lead is lost."""
@@ -371,6 +388,17 @@ class Service:
         self._add_jobs(scheduler)
         self._add_watchdog(scheduler)
         scheduler.add_job(self._startup, id="startup", executor="ingest")
+        # Claims and reservations of a sender that died (a leader before us, or this host's last
+        # run) are taken over once its heartbeat is older than the takeover time: look again then,
+        # not only at the next tick (which may be past a minutely period).
+        scheduler.add_job(
+            self._send_after_takeover,
+            "date",
+            run_date=dt.datetime.now(dt.UTC) + self._takeover() + dt.timedelta(seconds=1),
+            id="mail:takeover",
+            executor="mail",
+            misfire_grace_time=None,
+        )
         scheduler.start()
         log.info(
             "paperdigest started: %d sources, %d subscribers, store %s",
@@ -391,6 +419,10 @@ class Service:
         log.info("stopping: finishing the job in flight")
         scheduler.shutdown(wait=True)
         self.scheduler = None
+
+    def _send_after_takeover(self) -> None:
+        log.info("the takeover time has passed since this replica began to lead: sending what a dead sender left")
+        self.send()
 
     def _between_ticks(self) -> None:
         if self.reload_signalled:
