@@ -8,7 +8,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -102,29 +102,15 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     if not args.paths:
         raise UsageError("backfill: name dumps (PATH...), or a source's days (--source NAME --from DATE --to DATE)")
     from paperdigest.ingest import job as jobs  # noqa: PLC0415  lazy: parsing, sources (httpx) and the writes
-    from paperdigest.terminal import backfill_summary, progress_for  # noqa: PLC0415  lazy: rich, for the tables
 
     conf = _config(args)
     engine = _engine(args, conf)
-    started = time.monotonic()
-    results: list[DumpResult] = []
-    failures: list[jobs.Failure] = []
-    with progress_for(sys.stderr, enabled=not args.json) as progress:
-        outcomes = jobs.backfill(
-            engine, args.paths, args.as_of, on_start=progress.start, max_bytes=conf.limits.max_dump_bytes
-        )
-        for outcome in outcomes:
-            progress.advance()
-            if isinstance(outcome, jobs.Failure):
-                failures.append(outcome)
-                progress.print_error(f"paperdigest: rejected: {outcome.error}")
-                continue
-            results.append(outcome)
-            if args.json:
-                _print_json(outcome.to_json(), sys.stdout)
-    if not args.json:
-        backfill_summary(sys.stdout, results, failures, time.monotonic() - started)
-    return EXIT_BAD_INPUT if failures else EXIT_OK
+    return _show_backfill(
+        args,
+        lambda start: jobs.backfill(
+            engine, args.paths, args.as_of, on_start=start, max_bytes=conf.limits.max_dump_bytes
+        ),
+    )
 
 
 def _backfill_source(args: argparse.Namespace) -> int:
@@ -134,15 +120,32 @@ def _backfill_source(args: argparse.Namespace) -> int:
     if args.source is None or args.first is None or args.last is None:
         raise UsageError("backfill --source NAME --from DATE --to DATE: all three are needed")
     from paperdigest.ingest import job as jobs  # noqa: PLC0415  lazy: parsing, sources (httpx) and the writes
-    from paperdigest.terminal import backfill_summary, progress_for  # noqa: PLC0415  lazy: rich, for the tables
 
     conf = _config(args)
     engine = _engine(args, conf)
+    return _show_backfill(
+        args,
+        lambda start: jobs.backfill_source(
+            engine, conf, args.source, args.first, args.last, refresh=args.refresh, on_start=start
+        ),
+        by_day=True,
+    )
+
+
+def _show_backfill(
+    args: argparse.Namespace, outcomes: Callable[[Callable[[int], None]], Iterable[Any]], by_day: bool = False
+) -> int:
+    """Run a backfill (`outcomes(on_start)`), showing its progress on stderr and its JSON lines or
+    summary on stdout. The summary comes once it has begun, even when it stops on an error (what
+    was stored is shown); a usage error before the first dump or day is the error alone."""
+    from paperdigest.ingest import job as jobs  # noqa: PLC0415  lazy: parsing, sources (httpx) and the writes
+    from paperdigest.terminal import backfill_summary, progress_for  # noqa: PLC0415  lazy: rich, for the tables
+
     started = time.monotonic()
     results: list[DumpResult] = []
     failures: list[jobs.Failure] = []
     days: list[jobs.DayOutcome] = []
-    begun = False  # a usage error (the range, the source) comes before the first day: no summary then
+    begun = False
 
     def start(total: int) -> None:
         nonlocal begun
@@ -150,23 +153,21 @@ def _backfill_source(args: argparse.Namespace) -> int:
         progress.start(total)
 
     try:
-        with progress_for(sys.stderr, enabled=not args.json, label="days") as progress:
-            for outcome in jobs.backfill_source(
-                engine, conf, args.source, args.first, args.last, refresh=args.refresh, on_start=start
-            ):
+        with progress_for(sys.stderr, enabled=not args.json, label="days" if by_day else "") as progress:
+            for outcome in outcomes(start):
                 progress.advance()
                 if isinstance(outcome, jobs.DayOutcome):
                     days.append(outcome)
                 elif isinstance(outcome, jobs.Failure):
                     failures.append(outcome)
                     progress.print_error(f"paperdigest: rejected: {outcome.error}")
-                else:
+                else:  # a DumpResult
                     results.append(outcome)
                     if args.json:
                         _print_json(outcome.to_json(), sys.stdout)
     finally:
         if not args.json and begun:
-            backfill_summary(sys.stdout, results, failures, time.monotonic() - started, days)
+            backfill_summary(sys.stdout, results, failures, time.monotonic() - started, days if by_day else None)
     return EXIT_BAD_INPUT if failures else EXIT_OK
 
 

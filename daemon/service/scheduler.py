@@ -299,10 +299,9 @@ class Service:
 
     def _add_watchdog(self, scheduler: BackgroundScheduler) -> None:
         if self.notifier.watchdog is not None:
-            every = max(self.notifier.watchdog.total_seconds() / 2, 0.5)
             scheduler.add_job(
                 self.notifier.ping,
-                IntervalTrigger(seconds=every),
+                IntervalTrigger(seconds=self._watchdog_every()),
                 id="watchdog",
                 executor="default",
                 replace_existing=True,
@@ -371,7 +370,12 @@ class Service:
             return
         if clock.monotonic() >= self._next_ping:
             self.notifier.ping()
-            self._next_ping = clock.monotonic() + max(self.notifier.watchdog.total_seconds() / 2, 0.5)
+            self._next_ping = clock.monotonic() + self._watchdog_every()
+
+    def _watchdog_every(self) -> float:
+        """Seconds between WATCHDOG=1: half of WatchdogSec, as sd_watchdog_enabled(3) advises."""
+        assert self.notifier.watchdog is not None
+        return max(self.notifier.watchdog.total_seconds() / 2, 0.5)
 
     def _lead(self, keep_leading: Callable[[], bool]) -> None:
         """Schedule and run the jobs until asked to stop or `keep_leading()` says the lead is lost."""
