@@ -5,6 +5,7 @@ serves it with uvicorn as `paperdigest web` does, and the pages are opened in he
 from __future__ import annotations
 
 import email.utils
+import json
 import os
 import re
 import socket
@@ -289,6 +290,23 @@ def test_a_paper_page_by_arxiv_id_shows_what_the_api_gives(
     assert "AI summary:" in text and 'href="https://arxiv.org/pdf/2305.14314"' in text
     assert re.search(r'href="https://github.com/[^"]+">Code</a> ★ [\d,]+', text), "no code link with its stars"
     assert "<svg" not in text and "No upvote counts seen yet" not in text  # one count: said, not drawn
+
+
+def test_a_feed_entry_names_its_papers_authors(cli: Any, tmp_path: Path, db_url: str, monkeypatch: Any) -> None:
+    monkeypatch.setenv("PAPERDIGEST_WEB_SECRET", SECRET)
+    api = FIXTURES / "hf_daily_papers_2023-05.json"
+    assert cli("--db", db_url, "ingest", str(api), "--as-of", "2023-05-31").code == 0
+    engine = open_engine(db_url)
+    settings = validate({"web": {"base_url": BASE}, "topics": {"r": {"keywords": ["robot"]}}}, "t")
+    with TestClient(create_app(settings, engine), base_url=BASE) as client:
+        parsed = feedparser.parse(client.get("/topics/r.atom").content)
+    engine.dispose()
+    raw = json.loads(api.read_text(encoding="utf-8"))
+    authors = {" ".join(item["paper"]["title"].split()): [a["name"] for a in item["paper"]["authors"]] for item in raw}
+    assert not parsed.bozo and len(parsed.entries) >= 3
+    for entry in parsed.entries:
+        names = [author["name"] for author in entry.authors]
+        assert names == authors[" ".join(entry.title.split())][:10], entry.title  # RFC 4287 atom:author, at most ten
 
 
 # --- safe to expose --------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ MAX_BODY = 4096  # bytes: the one-click POST is 26
 FEED_DIGESTS = 30  # a subscriber's feed: its last 30 digests
 TOPIC_DAYS = 14  # a topic's feed: the papers brought in over the last two weeks...
 TOPIC_ENTRIES = 50  # ...its best 50
+FEED_AUTHORS = 10  # an entry names at most the first ten authors of its paper
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; "
@@ -188,6 +189,8 @@ class Web:
             entry.id(f"tag:{self.host},2026:paper:{paper.id}")  # stable: one id per paper, wherever it shows
             entry.title(paper.title)
             entry.link(href=paper_url(paper.title, paper.arxiv_id))
+            for name in _entry_authors(paper):
+                entry.author({"name": name})
             entry.updated(when)
             if paper.abstract:
                 entry.summary(paper.abstract)
@@ -207,6 +210,15 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
         return False
     tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
     return "*" in tags or etag in tags
+
+
+def _entry_authors(paper: Paper) -> list[str]:
+    """An entry's own authors (RFC 4287 atom:author): the paper's first names, else its org.
+
+    With neither, the entry has none and the feed's author stands for it."""
+    if paper.author_names:
+        return list(paper.author_names[:FEED_AUTHORS])
+    return [paper.org] if paper.org else []
 
 
 def _message(title: str, text: str, status: int) -> HTMLResponse:
