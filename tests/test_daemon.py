@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
 import signal
@@ -172,6 +173,23 @@ def test_daemon_ingests_mails_reports_ready_and_stops_on_sigterm(
     assert "ingested 004_d0e4e6143df38525.txt" in log and "stopped" in log
     message = smtp.handler.by_recipient()["ada@example.org"][0].message
     assert "on agents" in str(message["Subject"])
+
+
+def test_a_restarted_daemon_reports_the_stores_last_ingest_not_none_yet(
+    tmp_path: Path, notify: NotifyListener, smtp: SmtpServer, daemons: list[Daemon], db_url: str
+) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    config = write_config(tmp_path, smtp.port, inbox)
+    ingest = [sys.executable, "-m", "paperdigest", "--config", str(config), "--db", db_url, "ingest", str(SEED)]
+    done = subprocess.run([*ingest, "--json"], check=False, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    new = json.loads(done.stdout)["new"]
+    daemons.append(Daemon(config, db_url, notify))  # its inbox is empty: it ingests nothing itself
+    wait_for(lambda: any("STATUS=last ingest:" in m for m in notify.drain()), what="a STATUS with the last ingest")
+    statuses = [m for m in notify.drain() if "STATUS=last ingest:" in m]
+    assert statuses and all("none yet" not in m for m in statuses), statuses
+    assert "STATUS=last ingest: 20" in statuses[0] and f"{SEED.name}: {new} new;" in statuses[0], statuses[0]
 
 
 @pytest.mark.sqlite_only  # on PostgreSQL a second `run` stands by as a replica (tests/test_replicas.py)

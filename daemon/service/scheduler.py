@@ -47,7 +47,7 @@ from paperdigest.service.lock import AlreadyRunning, InstanceLock, lock_path
 from paperdigest.service.notify import Notifier
 from paperdigest.service.schedule import cron_trigger, parse_every
 from paperdigest.sources import Source, make_source
-from paperdigest.store import migrate
+from paperdigest.store import migrate, queries
 from paperdigest.store.engine import describe, open_engine, resolve_url, shown_url
 
 log = logging.getLogger("paperdigest")
@@ -403,6 +403,8 @@ class Service:
             executor="mail",
             misfire_grace_time=None,
         )
+        self.last_ingest = self._last_ingest_in_store()
+        self._update_status()
         scheduler.start()
         log.info(
             "paperdigest started: %d sources, %d subscribers, store %s",
@@ -423,6 +425,16 @@ class Service:
         log.info("stopping: finishing the job in flight")
         scheduler.shutdown(wait=True)
         self.scheduler = None
+
+    def _last_ingest_in_store(self) -> str:
+        """The store's newest ingest, so that a restarted daemon or a new leader does not say
+        "none yet" in systemd's STATUS until its own first ingest."""
+        with self.engine.connect() as conn:
+            newest = queries.last_dumps(conn, 1)
+        if not newest:
+            return "none yet"
+        dump = newest[0]
+        return f"{clock.as_utc(dump.ingested_at):%Y-%m-%d %H:%M}Z {dump.source}: {dump.new} new"
 
     def _send_after_takeover(self) -> None:
         log.info("the takeover time has passed since this replica began to lead: sending what a dead sender left")
