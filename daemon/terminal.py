@@ -154,6 +154,9 @@ def utc_minute(moment: str | None) -> str:
     return f"{dt.datetime.fromisoformat(moment).astimezone(dt.UTC):%Y-%m-%d %H:%M}Z"
 
 
+DIGESTS_SHOWN = 5  # `status` lists the soonest five subscribers' next digests; --json has all
+
+
 def status_lines(report: Mapping[str, Any]) -> list[str]:
     """`status` for a terminal: every time in UTC, marked Z."""
     lines = [
@@ -191,8 +194,16 @@ def status_lines(report: Mapping[str, Any]) -> list[str]:
             f"replica {r['id'][:8]} on {r['host']} (pid {r['pid']}): {r['role']}, {state}, "
             f"since {utc_minute(r['since'])}, last seen {utc_minute(r['last_seen'])}"
         )
-    for job in report["next_runs"]:
+    digests = [job for job in report["next_runs"] if job["job"].startswith("digest:")]  # soonest first
+    others = [job for job in report["next_runs"] if not job["job"].startswith("digest:")]
+    for job in others + digests[:DIGESTS_SHOWN]:
         lines.append(f"next {job['job']}: {utc_minute(job['at'])}")
+    if len(digests) > DIGESTS_SHOWN:
+        later = len(digests) - DIGESTS_SHOWN
+        lines.append(
+            f"  and {later} more digest{'s' if later != 1 else ''} by {utc_minute(digests[-1]['at'])} "
+            "(status --json lists them all)"
+        )
     mail = report["mail"]
     counts = mail["counts"]
     lines.append(

@@ -175,21 +175,24 @@ def test_daemon_ingests_mails_reports_ready_and_stops_on_sigterm(
     assert "on agents" in str(message["Subject"])
 
 
-def test_a_restarted_daemon_reports_the_stores_last_ingest_not_none_yet(
+def test_a_restarted_daemon_reports_the_stores_last_ingest_and_next_digest(
     tmp_path: Path, notify: NotifyListener, smtp: SmtpServer, daemons: list[Daemon], db_url: str
 ) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    config = write_config(tmp_path, smtp.port, inbox)
-    ingest = [sys.executable, "-m", "paperdigest", "--config", str(config), "--db", db_url, "ingest", str(SEED)]
-    done = subprocess.run([*ingest, "--json"], check=False, capture_output=True, text=True, timeout=120)
+    config = write_config(tmp_path, smtp.port, inbox, cron="0 0 1 1 *")  # the config's subscribers: yearly
+    command = [sys.executable, "-m", "paperdigest", "--config", str(config), "--db", db_url]
+    done = subprocess.run([*command, "ingest", str(SEED), "--json"], check=False, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     new = json.loads(done.stdout)["new"]
+    add = [*command, "subscribers", "add", "zed@example.org", "--topics", "agents", "--cron", "0 */2 * * *"]
+    assert subprocess.run(add, check=False, capture_output=True).returncode == 0
     daemons.append(Daemon(config, db_url, notify))  # its inbox is empty: it ingests nothing itself
     wait_for(lambda: any("STATUS=last ingest:" in m for m in notify.drain()), what="a STATUS with the last ingest")
     statuses = [m for m in notify.drain() if "STATUS=last ingest:" in m]
     assert statuses and all("none yet" not in m for m in statuses), statuses
     assert "STATUS=last ingest: 20" in statuses[0] and f"{SEED.name}: {new} new;" in statuses[0], statuses[0]
+    assert statuses[0].endswith(" zed@example.org"), statuses[0]  # the next digest: the store's subscriber's
 
 
 @pytest.mark.sqlite_only  # on PostgreSQL a second `run` stands by as a replica (tests/test_replicas.py)

@@ -307,3 +307,20 @@ def test_the_status_report_is_one_library_call(tmp_path: Path, db_url: str) -> N
     engine = open_engine(db_url)
     report = health.status_report(settings, engine, db_url, dt.datetime(2026, 12, 1, tzinfo=dt.UTC), 5)
     assert report["healthy"] is True and report["papers"] == 0 and report["rejected"] == []
+
+
+def test_status_lists_the_soonest_five_digests_and_counts_the_rest(cli: Any, tmp_path: Path, db_url: str) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    config = inbox_config(tmp_path, inbox)  # ada, at 07:00
+    for hour in range(8, 15):  # seven more in the store, one an hour later each
+        added = cli("--config", config, "--db", db_url, "subscribers", "add", f"s{hour}@example.org",
+                    "--topics", "agents", "--cron", f"0 {hour} * * *")
+        assert added.code == 0, added.err
+    _code, report, text = status(cli, "--config", config, "--db", db_url)
+    digests = [job for job in report["next_runs"] if job["job"].startswith("digest:")]
+    assert len(digests) == 8  # --json: every subscriber, the config's and the store's
+    shown = re.findall(r"^next digest:(\S+):", text, re.MULTILINE)
+    assert shown == [job["job"].removeprefix("digest:") for job in digests[:5]]
+    assert re.search(r"^  and 3 more digests by \d{4}-\d\d-\d\d \d\d:\d\dZ \(status --json lists them all\)$",
+                     text, re.MULTILINE), text

@@ -203,7 +203,7 @@ class Service:
     # --- the daemon ----------------------------------------------------------------------
 
     def _update_status(self) -> None:
-        upcoming = next_digests(self.settings, clock.now())
+        upcoming = next_digests(subscribers.effective(self.engine, self.settings), clock.now())  # config's and store's
         nxt = f"{upcoming[0][1]:%Y-%m-%d %H:%M}Z {upcoming[0][0]}" if upcoming else "none"
         self.notifier.status(f"last ingest: {self.last_ingest}; next digest: {nxt}")
 
