@@ -257,7 +257,8 @@ def place(rows: list[tuple[str, str, str]], counts: list[int], repeated: list[st
     mails, dots, replies = counts
     if claimed and mails == dots == replies == done + 1:
         return OURS
-    if dots == replies + 1 or (claimed and repeated == claimed and replies == done):
+    # Claims come 50 at a time, so the one in flight is one of the claimed rows.
+    if dots == replies + 1 or (len(repeated) == 1 and repeated[0] in claimed and replies == done):
         return SERVER
     if claimed and mails == done:
         return CLAIMING

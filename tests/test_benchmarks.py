@@ -9,6 +9,7 @@ unless PAPERDIGEST_REQUIRE_SINK=1 (set by .ci/run), which makes it fail.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -116,3 +117,22 @@ def test_reads_at_scale_and_start_up_are_measured(report: dict[str, Any]) -> Non
         assert any(f"`{command}` peak RSS" in name for name in named)
     assert set(report["startup"]) == {"python -c pass", "paperdigest --version", "paperdigest status"}
     assert any(name.startswith("start-up: `paperdigest status`") for name in named)
+
+
+def test_the_kill_loop_places_a_kill_from_the_outbox_and_the_probe() -> None:
+    """Pure logic of benchmarks/kill_loop.py: where a kill landed, from the rows it left (50 claimed at
+    a time), the probe's counts (MAIL begun, "." handed over, 250 read) and the repeats."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        kill_loop = importlib.import_module("kill_loop")  # it imports its neighbours in benchmarks/
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    rows = [(f"r{i}", "sent", f"<{i}>") for i in range(3)] + [(f"r{i}", "sending", f"<{i}>") for i in range(3, 6)]
+    assert kill_loop.place(rows, [4, 4, 3], []) == kill_loop.SERVER  # "." out, its 250 not read
+    # The "." went out but the probe had not counted it yet (preempted right after the write):
+    # the server stored the whole message, so its repeat is the server's part, not ours.
+    assert kill_loop.place(rows, [4, 3, 3], ["r3"]) == kill_loop.SERVER
+    assert kill_loop.place(rows, [4, 3, 3], []) == kill_loop.SENDING
+    assert kill_loop.place(rows, [4, 4, 4], []) == kill_loop.OURS  # 250 read, the row not marked
+    assert kill_loop.place(rows, [3, 3, 3], []) == kill_loop.CLAIMING
+    assert kill_loop.place([(f"r{i}", "sent", f"<{i}>") for i in range(3)], [3, 3, 3], []) == kill_loop.BETWEEN
