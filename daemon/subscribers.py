@@ -59,9 +59,9 @@ def subscriptions(engine: Engine, settings: Settings) -> list[Subscription]:
         return subscriptions_with(settings, queries.stored_subscribers(conn))
 
 
-def subscriptions_with(settings: Settings, stored: Iterable[Row[Any]]) -> list[Subscription]:
+def subscriptions_with(settings: Settings, stored_rows: Iterable[Row[Any]]) -> list[Subscription]:
     """`subscriptions`, from the store's subscriber rows (by address)."""
-    rows = {row.email: row for row in stored}
+    rows = {row.email: row for row in stored_rows}
     listed = []
     for subscriber in settings.subscribers:
         row = rows.get(subscriber.email.lower())
@@ -81,9 +81,9 @@ def effective(engine: Engine, settings: Settings) -> Settings:
     return _mailed(settings, subscriptions(engine, settings))
 
 
-def effective_with(settings: Settings, stored: Iterable[Row[Any]]) -> Settings:
+def effective_with(settings: Settings, stored_rows: Iterable[Row[Any]]) -> Settings:
     """`effective`, from the store's subscriber rows (by address)."""
-    return _mailed(settings, subscriptions_with(settings, stored))
+    return _mailed(settings, subscriptions_with(settings, stored_rows))
 
 
 def _mailed(settings: Settings, listed: list[Subscription]) -> Settings:

@@ -81,7 +81,8 @@ def last_dumps(conn: Connection, tables: dict[str, TableClause], limit: int) -> 
 
 def outbox_summary(conn: Connection, tables: dict[str, TableClause]) -> dict[str, int]:
     c = tables["outbox"].c
-    return {row.status: int(row.n) for row in conn.execute(select(c.status, func.count().label("n")).group_by(c.status))}
+    stmt = select(c.status, func.count().label("n")).group_by(c.status)
+    return {row.status: int(row.n) for row in conn.execute(stmt)}
 
 
 def outbox_attention(conn: Connection, tables: dict[str, TableClause], limit: int = 20) -> list[Row[Any]]:
