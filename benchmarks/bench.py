@@ -4,7 +4,7 @@
     python benchmarks/bench.py --quick          # smaller data, 3 pairs each
     python benchmarks/bench.py --engine sqlite --cores 1 --parts ingest
     python benchmarks/bench.py --profile --parts mail --engine postgresql --cores 1
-    python benchmarks/bench.py --parts startup --cores 1    # start-up alone (always part of a run)
+    python benchmarks/bench.py --parts startup --engine sqlite --cores 1   # start-up alone (in every run)
 
 Every figure is a ratio of whole processes (start-up included) against a floor doing the same
 work minimally, run in interleaved pairs (ours, floor, ours, floor, ...), each from a fresh
@@ -477,6 +477,11 @@ def run_profiles(args: argparse.Namespace, workdir: Path, data_dir: Path, engine
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     started = time.perf_counter()
     notes: list[str] = []
+    if os.environ.pop("PYTHONDONTWRITEBYTECODE", None):
+        # Measured as installed: pip compiles a package's bytecode at install, and an editable one
+        # writes it at its first start (the warm-up). Without the cache our modules would be compiled
+        # again by every process measured (about 0.04 s of `status`'s start-up), the floor's never.
+        notes.append("PYTHONDONTWRITEBYTECODE is set here: unset for the measured processes (bytecode cached)")
     report: dict[str, Any] = {"load_before": load(), "quick": args.quick, "pairs": args.pairs,
                               "command": " ".join(["python benchmarks/bench.py", *argv])}
     workdir = Path(tempfile.mkdtemp(prefix="paperdigest-bench-"))
