@@ -4,14 +4,16 @@ unsubscribed (one-click, from the mail) gets nothing, wherever it is listed, unt
 again with `subscribers add`.
 
     effective(engine, settings) -> settings whose `subscribers` are the ones to mail now
+    effective_with(settings, rows) -> the same, from the store's subscriber rows already read
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ValidationError
 from sqlalchemy import Engine
@@ -19,7 +21,11 @@ from sqlalchemy import Engine
 from paperdigest import clock
 from paperdigest.config import Settings, SubscriberSettings, describe_validation_error
 from paperdigest.errors import UsageError
-from paperdigest.store import queries
+
+# The store's queries are imported by the functions that read or write (each marked `# lazy:`):
+# `status` reads the subscriber rows itself and merges them here without the SQLModel tables.
+if TYPE_CHECKING:
+    from sqlalchemy import Row
 
 Origin = Literal["config", "store"]
 
@@ -47,8 +53,15 @@ class Subscription:
 
 def subscriptions(engine: Engine, settings: Settings) -> list[Subscription]:
     """Every subscriber, the config's first (in its order), then the store's (by address)."""
+    from paperdigest.store import queries  # noqa: PLC0415  lazy: the SQLModel tables (see above)
+
     with engine.connect() as conn:
-        rows = {row.email: row for row in queries.stored_subscribers(conn)}
+        return subscriptions_with(settings, queries.stored_subscribers(conn))
+
+
+def subscriptions_with(settings: Settings, stored_rows: Iterable[Row[Any]]) -> list[Subscription]:
+    """`subscriptions`, from the store's subscriber rows (by address)."""
+    rows = {row.email: row for row in stored_rows}
     listed = []
     for subscriber in settings.subscribers:
         row = rows.get(subscriber.email.lower())
@@ -65,8 +78,16 @@ def subscriptions(engine: Engine, settings: Settings) -> list[Subscription]:
 
 def effective(engine: Engine, settings: Settings) -> Settings:
     """The settings with the subscribers to mail now: config and store, unsubscribed ones left out."""
-    mailed = [s.settings for s in subscriptions(engine, settings) if s.subscribed]
-    return settings.model_copy(update={"subscribers": mailed})
+    return _mailed(settings, subscriptions(engine, settings))
+
+
+def effective_with(settings: Settings, stored_rows: Iterable[Row[Any]]) -> Settings:
+    """`effective`, from the store's subscriber rows (by address)."""
+    return _mailed(settings, subscriptions_with(settings, stored_rows))
+
+
+def _mailed(settings: Settings, listed: list[Subscription]) -> Settings:
+    return settings.model_copy(update={"subscribers": [s.settings for s in listed if s.subscribed]})
 
 
 def _stored_settings(settings: Settings, stored: str) -> SubscriberSettings | None:
@@ -83,6 +104,8 @@ def _stored_settings(settings: Settings, stored: str) -> SubscriberSettings | No
 def add(engine: Engine, settings: Settings, values: dict[str, Any]) -> str:
     """Add a subscriber to the store (or change one, or subscribe an unsubscribed address again).
     Checked like the config; returns what was done, for the command to print."""
+    from paperdigest.store import queries  # noqa: PLC0415  lazy: the SQLModel tables (see above)
+
     try:
         subscriber = SubscriberSettings.model_validate(values)
     except ValidationError as exc:
@@ -105,6 +128,8 @@ def remove(engine: Engine, settings: Settings, email: str) -> str:
     """Remove a subscriber kept in the store. One the config names cannot be removed from here,
     so it is unsubscribed instead (kept in the store, which wins over the config): never mailed
     until `subscribers add` subscribes it again."""
+    from paperdigest.store import queries  # noqa: PLC0415  lazy: the SQLModel tables (see above)
+
     if any(s.email.lower() == email.lower() for s in settings.subscribers):
         unsubscribe(engine, email)
         return (
@@ -119,6 +144,8 @@ def remove(engine: Engine, settings: Settings, email: str) -> str:
 
 def unsubscribe(engine: Engine, email: str) -> None:
     """Never mail `email` again, wherever it is listed, until it is added again."""
+    from paperdigest.store import queries  # noqa: PLC0415  lazy: the SQLModel tables (see above)
+
     now = clock.now()
     with engine.connect().execution_options(write=True) as conn, conn.begin():
         rows = {row.email: row for row in queries.stored_subscribers(conn)}
@@ -131,5 +158,7 @@ def unsubscribe(engine: Engine, email: str) -> None:
 
 def unsubscribed(engine: Engine) -> set[str]:
     """The addresses that unsubscribed (lower-cased)."""
+    from paperdigest.store import queries  # noqa: PLC0415  lazy: the SQLModel tables (see above)
+
     with engine.connect() as conn:
         return {row.email for row in queries.stored_subscribers(conn) if row.unsubscribed_at is not None}

@@ -12,7 +12,7 @@ from paperdigest import subscribers
 from paperdigest.clock import as_utc, iso
 from paperdigest.config import Settings, SourceSettings, sending_problems
 from paperdigest.service.schedule import cron_trigger, parse_every
-from paperdigest.store import queries
+from paperdigest.store import status as store_status  # not queries/: status starts without SQLModel (issue 13)
 
 DEFAULT_EVERY = dt.timedelta(hours=1)
 URL_STALE_AFTER = dt.timedelta(days=2)
@@ -160,16 +160,11 @@ def status_report(settings: Settings, engine: Engine, store: str, now: dt.dateti
     failing, stale or empty, a dump was rejected in the last week and no newer good one from
     its source came after it, or mail is failing. Every time carries its offset."""
     with engine.connect() as conn:
-        counts = queries.counts(conn)
-        dumps = queries.last_dumps(conn, last)
-        mail = queries.outbox_summary(conn)
-        attention = queries.outbox_attention(conn)
-        states = queries.source_states(conn)
-        failed_recently = queries.recent_failed_mail(conn, now - MAIL_LOOKBACK)
-        rejections = queries.open_rejections(conn, now - REJECTION_LOOKBACK)
-        replicas = queries.replicas(conn)
-    sources = [source_health(s, states.get(s.name), now) for s in settings.sources]
-    settings = subscribers.effective(engine, settings)
+        read = store_status.read(conn, store_status.reflect(conn), last, now - MAIL_LOOKBACK, now - REJECTION_LOOKBACK)
+    counts, dumps, mail, attention = read.counts, read.last_dumps, read.mail, read.attention
+    failed_recently, rejections, replicas = read.failed_since, read.rejections, read.replicas
+    sources = [source_health(s, read.source_states.get(s.name), now) for s in settings.sources]
+    settings = subscribers.effective_with(settings, read.subscribers)
     takeover = parse_every(settings.daemon.takeover)
     cannot_send = sending_problems(settings) if settings.subscribers else []
     mail_ok = mail_healthy(failed_recently, attention) and not cannot_send

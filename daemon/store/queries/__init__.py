@@ -3,13 +3,11 @@ transaction. papers.py: papers, dumps, sightings; mail.py: the outbox and the se
 health.py: the sources' state and refused dumps; _sql.py: what they share."""
 
 from paperdigest.store.queries.health import (
-    open_rejections,
     record_rejection,
     rejection_known,
     resolve_rejections,
     save_source_state,
     source_state,
-    source_states,
 )
 from paperdigest.store.queries.mail import (
     accepted_mark,
@@ -88,7 +86,6 @@ __all__ = [
     "last_window",
     "live_replicas",
     "newest_dump",
-    "open_rejections",
     "outbox_accepted",
     "outbox_attention",
     "outbox_exists",
@@ -117,7 +114,6 @@ __all__ = [
     "sent_and_gained",
     "sent_digests",
     "source_state",
-    "source_states",
     "stored_subscribers",
     "top_papers",
     "update_papers",

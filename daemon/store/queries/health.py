@@ -1,4 +1,5 @@
-"""What `status` and the daemon remember of the sources: their state, and the dumps they refused."""
+"""What the daemon remembers of the sources: their state, and the dumps they refused (`status` reads them
+through store/status.py)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,6 @@ from paperdigest.store.tables import (
     rejection_table,
     source_state_table,
 )
-
-
-def source_states(conn: Connection) -> dict[str, Row[Any]]:
-    return {row.name: row for row in conn.execute(select(source_state_table))}
 
 
 def source_state(conn: Connection, name: str) -> Row[Any] | None:
@@ -52,15 +49,3 @@ def resolve_rejections(conn: Connection, source: str, as_of: dt.date, now: dt.da
         .where(c.source == source, c.resolved_at.is_(None), c.as_of <= as_of, c.rejected_at <= now)
         .values(resolved_at=now)
     )
-
-
-def open_rejections(conn: Connection, since: dt.datetime, limit: int = 20) -> list[Row[Any]]:
-    """Rejections since `since` that no newer good dump has settled, newest first."""
-    c = rejection_table.c
-    stmt = (
-        select(c.source, c.file, c.reason, c.rejected_at, c.as_of)
-        .where(c.resolved_at.is_(None), c.rejected_at >= since)
-        .order_by(c.rejected_at.desc(), c.id.desc())
-        .limit(limit)
-    )
-    return list(conn.execute(stmt))
