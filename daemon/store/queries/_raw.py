@@ -105,11 +105,22 @@ def papers_where(conn: Connection, columns: Sequence[str], where: str, values: S
     else:
         sql = f"SELECT {', '.join(columns)} FROM paper WHERE {where} IN ({_marks(len(values))})"
         params = tuple(values)
+    # The rows of a dump share their dates (first and last seen among a few days): each distinct
+    # value of a column is converted once. None stays None (every processor's answer to it).
+    seen: list[dict[Any, Any]] = [{} for _ in processors]
     rows = []
     for raw in conn.exec_driver_sql(sql, params).fetchall():
         row = list(raw)
-        for at, processor in processors:
-            row[at] = processor(row[at])
+        for (at, processor), memo in zip(processors, seen, strict=True):
+            value = row[at]
+            if value is None:
+                continue
+            try:
+                row[at] = memo[value]
+            except KeyError:
+                row[at] = memo[value] = processor(value)
+            except TypeError:  # unhashable (psycopg's lists)
+                row[at] = processor(value)
         rows.append(row)
     return rows
 

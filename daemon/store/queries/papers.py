@@ -32,23 +32,30 @@ _PAPER_COLUMNS = [paper_table.c[name] for name in _PAPER_READ]
 
 # The statements of every ingest are built once, here: building one costs more than running it
 # (70 of the 115 µs a small SELECT takes through Core on SQLite).
-_KEY_AT = len(PAPER_FIELDS)  # where the title key sits in a row of _PAPER_READ
 _DUMP_BY_HASH = select(dump_table).where(dump_table.c.content_hash == bindparam("content_hash"))
 _INSERT_DUMP = insert(dump_table).returning(dump_table.c.id)
 _INSERT_SIGHTINGS = insert(sighting_table)
 
 
-def papers_by_identity(
+def paper_rows_by_identity(
     conn: Connection, arxiv_ids: Iterable[str], title_keys: Iterable[str]
-) -> list[tuple[Paper, str]]:
-    """Every stored paper (with its title key) whose arXiv id or title key is among the given:
-    two indexed IN queries."""
-    found: dict[int, tuple[Paper, str]] = {}
+) -> list[tuple[Any, ...]]:
+    """Every stored paper whose arXiv id or title key is among the given (two indexed IN queries),
+    as the store's row: its values in PAPER_FIELDS order, then its title key. Rows, not Papers:
+    the ingest's diff works on them directly, by the hundred a dump."""
+    found: dict[int, tuple[Any, ...]] = {}
     for column, values in (("arxiv_id", sorted(set(arxiv_ids))), ("title_key", sorted(set(title_keys)))):
         for chunk in _chunks(values):
             for row in _raw.papers_where(conn, _PAPER_READ, column, chunk):
-                found[row[0]] = (paper_from(row[:_KEY_AT]), row[_KEY_AT])
+                found[row[0]] = tuple(row)
     return list(found.values())
+
+
+def papers_by_identity(
+    conn: Connection, arxiv_ids: Iterable[str], title_keys: Iterable[str]
+) -> list[tuple[Paper, str]]:
+    """paper_rows_by_identity, as Papers with their title keys."""
+    return [(paper_from(row[:-1]), row[-1]) for row in paper_rows_by_identity(conn, arxiv_ids, title_keys)]
 
 
 def dump_by_hash(conn: Connection, content_hash: str) -> Row[Any] | None:
