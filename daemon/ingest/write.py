@@ -44,7 +44,7 @@ def _result(listing: Listing, result_diff: Diff, duplicate: bool = False, dry_ru
 
 def _diff_against_store(conn: Any, listing: Listing) -> Diff:
     """Read the stored papers the listing may name (bulk), then diff."""
-    keys = [title_key(e.title) for e in listing.entries]
+    keys = list(listing.title_keys) if listing.title_keys is not None else [title_key(e.title) for e in listing.entries]
     arxiv_ids = [e.arxiv_id for e in listing.entries if e.arxiv_id]
     return diff_rows(listing, queries.paper_rows_by_identity(conn, arxiv_ids, keys), keys)
 

@@ -7,6 +7,7 @@ import hashlib
 
 from paperdigest import clock
 from paperdigest.errors import EmptyListingError, ParseError
+from paperdigest.ingest.identity import title_key
 from paperdigest.model import Entry, Listing, RawDump
 from paperdigest.parse.api_json import parse_api_json
 from paperdigest.parse.dates import DateValueError, date_from_filename, latest_on_or_before, mtime_date
@@ -66,7 +67,8 @@ def parse_dump(raw: RawDump, as_of: dt.date | None = None) -> Listing:
         layout = listing.layout
     if not entries:
         raise EmptyListingError(raw.source, None, "the listing holds no entries")
-    return Listing(raw.source, capture, layout, content_hash(raw.data), tuple(entries))
+    keys = tuple(title_key(entry.title) for entry in entries)
+    return Listing(raw.source, capture, layout, content_hash(raw.data), tuple(entries), keys)
 
 
 def _resolved(entries: list[TextEntry], capture: dt.date, source: str) -> list[Entry]:

@@ -21,6 +21,7 @@ PostgreSQL the round trips, not the rows, were the cost (benchmarks/README.md, "
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -152,8 +153,8 @@ def insert_papers(conn: Connection, columns: Sequence[str], rows: Sequence[Seque
             f"INSERT INTO paper ({', '.join(columns)}) VALUES {', '.join([one] * len(chunk))}"
             " RETURNING id, title_key, arxiv_id"
         )
-        result = conn.exec_driver_sql(_sql(conn, sql), tuple(value for row in chunk for value in row))
-        found.extend(tuple(row) for row in result)
+        result = conn.exec_driver_sql(_sql(conn, sql), tuple(itertools.chain.from_iterable(chunk)))
+        found.extend(map(tuple, result.fetchall()))
     return found
 
 
