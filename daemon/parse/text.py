@@ -142,9 +142,32 @@ class _EntryReader:
         return ParseError(self.source, line, reason)
 
     def read_all(self) -> list[TextEntry]:
+        """Every entry. In the block layouts the usual one (a one-line title, a one-line abstract,
+        a meta block) is read inline; any other shape goes through _entry, which reads it or says
+        what is wrong with it (the inline reading takes only what _entry would read the same way)."""
         entries = []
-        units = len(self.units)
-        while self.pos < units:
+        units = self.units
+        inline_before = len(units) - 2 if not self.dense else 0
+        while self.pos < len(units):
+            pos = self.pos
+            if pos < inline_before:
+                (number, title), (_, abstract), (meta_at, meta) = units[pos], units[pos + 1], units[pos + 2]
+                if (
+                    len(title) == 1
+                    and len(abstract) == 1
+                    and len(meta) == 3
+                    and meta[1] == _META_DOT
+                    and len(title[0]) <= MAX_TITLE
+                    and abstract[0] != _META_DOT
+                    and not _AUTHORS.match(abstract[0])
+                ):
+                    self.pos = pos + 3
+                    self.saw_meta = True
+                    authors, org, date, upvotes = self._meta_of(meta_at, meta)
+                    # fold_space, inlined
+                    folded_title, folded_abstract = " ".join(title[0].split()), " ".join(abstract[0].split())
+                    entries.append(TextEntry(number, folded_title, folded_abstract, authors, org, date, upvotes))
+                    continue
             entries.append(self._entry())
         return entries
 
@@ -203,7 +226,11 @@ class _EntryReader:
         if lines is None:
             return None
         self.saw_meta = True
-        number, (who, _, when) = lines  # on lines number, number + 1, number + 2
+        return self._meta_of(*lines)
+
+    def _meta_of(self, number: int, lines: list[str]) -> tuple[int | None, str | None, DateParts, int]:
+        """The fields of a meta block on lines number, number + 1 and number + 2."""
+        who, _, when = lines
         match = DATE_LINE.match(when)
         if match is None:
             raise self.fail(
