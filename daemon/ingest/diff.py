@@ -1,6 +1,7 @@
 """The diff (pure): what a listing changes in the papers the store holds. No I/O.
 
     changes = diff(listing, known)    # known: the stored papers the listing may name
+    changes = diff_rows(listing, rows) # the same, known as the store's rows (what the ingest reads)
                                       # each entry -> new / updated / unchanged, in model terms
 
 Rules (DESIGN.md "Meaning"):
