@@ -1,8 +1,8 @@
 """The diff (pure): what a listing changes in the papers the store holds. No I/O.
 
     changes = diff(listing, known)    # known: the stored papers the listing may name
-    changes = diff_rows(listing, rows) # the same, known as the store's rows (what the ingest reads)
                                       # each entry -> new / updated / unchanged, in model terms
+    changes = diff_rows(listing, rows)  # the same, known as the store's rows (what the ingest reads)
 
 Rules (DESIGN.md "Meaning"):
 - identity: arXiv id, else the title key; a paper known by title gains its arXiv id later.
