@@ -400,9 +400,9 @@ PHASES = {
         ("apply (diff + write, per dump)", "write.py", "apply"),
         ("parse_dump (in this process)", "__init__.py", "parse_dump"),
         ("waiting for the parsing worker", "connection.py", "recv"),
-        ("the diff", "diff.py", "diff"),
+        ("the diff", "diff.py", "diff_rows"),
         ("the writes", "write.py", "_write"),
-        ("reading known papers", "papers.py", "papers_by_identity"),
+        ("reading known papers", "papers.py", "paper_rows_by_identity"),
     ],
     "mail": [
         ("load the config", "config.py", "load"),

@@ -117,6 +117,9 @@ class Listing:
     layout: str
     content_hash: str
     entries: tuple[Entry, ...]
+    # The entries' title keys (ingest.identity.title_key), when the parser worked them out: the
+    # backfill's parsing worker does, so the writer does not. Derived, so left out of equality.
+    title_keys: tuple[str, ...] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

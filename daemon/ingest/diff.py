@@ -2,6 +2,7 @@
 
     changes = diff(listing, known)    # known: the stored papers the listing may name
                                       # each entry -> new / updated / unchanged, in model terms
+    changes = diff_rows(listing, rows)  # the same, known as the store's rows (what the ingest reads)
 
 Rules (DESIGN.md "Meaning"):
 - identity: arXiv id, else the title key; a paper known by title gains its arXiv id later.
@@ -15,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from dataclasses import dataclass, make_dataclass
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any, Literal
 
 from paperdigest.ingest.identity import title_key
@@ -39,6 +40,7 @@ _PAPER_VALUES = attrgetter(*PAPER_FIELDS)
 _LISTED_VALUES = attrgetter(*LISTING_FIELDS)
 _OVERWRITE_VALUES = attrgetter(*_OVERWRITE)
 _FILL_VALUES = attrgetter(*_FILL)
+_ROW_ID = itemgetter(PAPER_FIELDS.index("id"))
 
 
 def _paper_of(state: Any) -> Paper:
@@ -75,11 +77,6 @@ class Diff:
         return sum(1 for change in self.changes if change.kind == kind)
 
 
-def _state(paper: Paper, key: str) -> Any:
-    """The working copy of a stored paper."""
-    return _State(*_PAPER_VALUES(paper), key)
-
-
 def _new_state(entry: Entry, key: str, as_of: dt.date) -> Any:
     """A paper first seen in this listing (id 0 until the store gives it one)."""
     return _State(0, *_LISTED_VALUES(entry), as_of, as_of, key)
@@ -88,11 +85,11 @@ def _new_state(entry: Entry, key: str, as_of: dt.date) -> Any:
 class _Index:
     """Lookup of working states by arXiv id and by title key."""
 
-    def __init__(self, papers: list[tuple[Paper, str]]) -> None:
+    def __init__(self, rows: list[tuple[Any, ...]]) -> None:
         self.by_arxiv: dict[str, Any] = {}
         self.by_key: dict[str, list[Any]] = {}
-        for paper, key in sorted(papers, key=lambda item: item[0].id):
-            self.add(_state(paper, key))
+        for row in sorted(rows, key=_ROW_ID):
+            self.add(_State(*row))
 
     def add(self, state: Any) -> None:
         if state.arxiv_id:
@@ -126,7 +123,14 @@ def diff(listing: Listing, known: list[Paper] | list[tuple[Paper, str]], keys: l
     `known` holds stored papers, optionally with their stored title keys; `keys` the title
     keys of the listing's entries, when the caller has them already.
     """
-    index = _Index([item if isinstance(item, tuple) else (item, title_key(item.title)) for item in known])
+    pairs = (item if isinstance(item, tuple) else (item, title_key(item.title)) for item in known)
+    return diff_rows(listing, [(*_PAPER_VALUES(paper), key) for paper, key in pairs], keys)
+
+
+def diff_rows(listing: Listing, rows: list[tuple[Any, ...]], keys: list[str] | None = None) -> Diff:
+    """diff, with the stored papers as the store's rows: each one's values in PAPER_FIELDS order,
+    then its title key (queries.paper_rows_by_identity)."""
+    index = _Index(rows)
     keys = keys if keys is not None else [title_key(e.title) for e in listing.entries]
     as_of = listing.as_of
     changes: dict[int, Change] = {}  # by id(state): one change per paper per dump

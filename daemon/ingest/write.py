@@ -1,7 +1,7 @@
 """Applying a listing to the store: one transaction per dump, entirely or not at all.
 
-    known   = store.papers_by_identity(arxiv ids and title keys of the listing)
-    changes = diff(listing, known)          # diff.py: pure
+    known   = store.paper_rows_by_identity(arxiv ids and title keys of the listing)
+    changes = diff_rows(listing, known)     # diff.py: pure
     write(changes)                          # insert dump, insert/update papers, sightings
 
 A dump's content hash makes the same bytes twice a no-op. Refused dumps are remembered for
@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from paperdigest import clock
 from paperdigest.errors import StoreError
-from paperdigest.ingest.diff import Diff, diff
+from paperdigest.ingest.diff import Diff, diff_rows
 from paperdigest.ingest.identity import title_key
 from paperdigest.model import DumpResult, Listing, Rejected
 from paperdigest.store import queries
@@ -44,9 +44,9 @@ def _result(listing: Listing, result_diff: Diff, duplicate: bool = False, dry_ru
 
 def _diff_against_store(conn: Any, listing: Listing) -> Diff:
     """Read the stored papers the listing may name (bulk), then diff."""
-    keys = [title_key(e.title) for e in listing.entries]
+    keys = list(listing.title_keys) if listing.title_keys is not None else [title_key(e.title) for e in listing.entries]
     arxiv_ids = [e.arxiv_id for e in listing.entries if e.arxiv_id]
-    return diff(listing, queries.papers_by_identity(conn, arxiv_ids, keys), keys)
+    return diff_rows(listing, queries.paper_rows_by_identity(conn, arxiv_ids, keys), keys)
 
 
 def _duplicate(listing: Listing, row: Any) -> DumpResult:

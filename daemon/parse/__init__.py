@@ -7,6 +7,7 @@ import hashlib
 
 from paperdigest import clock
 from paperdigest.errors import EmptyListingError, ParseError
+from paperdigest.ingest.identity import title_key
 from paperdigest.model import Entry, Listing, RawDump
 from paperdigest.parse.api_json import parse_api_json
 from paperdigest.parse.dates import DateValueError, date_from_filename, latest_on_or_before, mtime_date
@@ -62,34 +63,40 @@ def parse_dump(raw: RawDump, as_of: dt.date | None = None) -> Listing:
     else:
         listing = parse_text(text, raw.source)
         capture = capture_date(raw.source, raw.mtime, as_of, listing.header_date)
-        entries = [_resolve(entry, position, capture, raw.source) for position, entry in enumerate(listing.entries, 1)]
+        entries = _resolved(listing.entries, capture, raw.source)
         layout = listing.layout
     if not entries:
         raise EmptyListingError(raw.source, None, "the listing holds no entries")
-    return Listing(raw.source, capture, layout, content_hash(raw.data), tuple(entries))
+    keys = tuple(title_key(entry.title) for entry in entries)
+    return Listing(raw.source, capture, layout, content_hash(raw.data), tuple(entries), keys)
 
 
-def _resolve(entry: TextEntry, position: int, capture: dt.date, source: str) -> Entry:
-    published = None
-    if entry.date is not None:
-        try:
-            if entry.date.year is not None:
-                published = dt.date(entry.date.year, entry.date.month, entry.date.day)
-            else:
-                published = latest_on_or_before(entry.date.month, entry.date.day, capture)
-        except (ValueError, DateValueError):
-            raise ParseError(source, entry.date.line, "the date line names no real day") from None
-    return Entry(
-        position=position,
-        title=entry.title,
-        abstract=entry.abstract,
-        authors=entry.authors,
-        org=entry.org,
-        published=published,
-        upvotes=entry.upvotes,
-        arxiv_id=None,
-        line=entry.line,
-    )
+def _resolved(entries: list[TextEntry], capture: dt.date, source: str) -> list[Entry]:
+    """The entries of a text dump, their dates made whole. A dump's entries share a few dates:
+    each distinct one is worked out once."""
+    days: dict[tuple[int, int, int | None], dt.date] = {}
+    resolved = []
+    for position, entry in enumerate(entries, 1):
+        published = None
+        if entry.date is not None:
+            when = entry.date.month, entry.date.day, entry.date.year
+            published = days.get(when)
+            if published is None:
+                published = days[when] = _day(entry.date, capture, source)
+        # Positional, in Entry's field order (position, the Listed fields, line): a keyword call
+        # costs a fifth more, by the hundred thousand.
+        title, abstract, authors, org, upvotes = entry.title, entry.abstract, entry.authors, entry.org, entry.upvotes
+        resolved.append(Entry(position, title, abstract, authors, org, published, upvotes, None, entry.line))
+    return resolved
+
+
+def _day(date: DateParts, capture: dt.date, source: str) -> dt.date:
+    try:
+        if date.year is not None:
+            return dt.date(date.year, date.month, date.day)
+        return latest_on_or_before(date.month, date.day, capture)
+    except (ValueError, DateValueError):
+        raise ParseError(source, date.line, "the date line names no real day") from None
 
 
 def header_of(raw: RawDump) -> DateParts | None:

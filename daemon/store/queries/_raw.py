@@ -21,6 +21,7 @@ PostgreSQL the round trips, not the rows, were the cost (benchmarks/README.md, "
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -105,11 +106,22 @@ def papers_where(conn: Connection, columns: Sequence[str], where: str, values: S
     else:
         sql = f"SELECT {', '.join(columns)} FROM paper WHERE {where} IN ({_marks(len(values))})"
         params = tuple(values)
+    # The rows of a dump share their dates (first and last seen among a few days): each distinct
+    # value of a column is converted once. None stays None (every processor's answer to it).
+    seen: list[dict[Any, Any]] = [{} for _ in processors]
     rows = []
     for raw in conn.exec_driver_sql(sql, params).fetchall():
         row = list(raw)
-        for at, processor in processors:
-            row[at] = processor(row[at])
+        for (at, processor), memo in zip(processors, seen, strict=True):
+            value = row[at]
+            if value is None:
+                continue
+            try:
+                row[at] = memo[value]
+            except KeyError:
+                row[at] = memo[value] = processor(value)
+            except TypeError:  # unhashable (psycopg's lists)
+                row[at] = processor(value)
         rows.append(row)
     return rows
 
@@ -141,8 +153,8 @@ def insert_papers(conn: Connection, columns: Sequence[str], rows: Sequence[Seque
             f"INSERT INTO paper ({', '.join(columns)}) VALUES {', '.join([one] * len(chunk))}"
             " RETURNING id, title_key, arxiv_id"
         )
-        result = conn.exec_driver_sql(_sql(conn, sql), tuple(value for row in chunk for value in row))
-        found.extend(tuple(row) for row in result)
+        result = conn.exec_driver_sql(_sql(conn, sql), tuple(itertools.chain.from_iterable(chunk)))
+        found.extend(map(tuple, result.fetchall()))
     return found
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Generator, Iterable, Sequence
+import functools
+from collections.abc import Callable, Generator, Iterable
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, func, insert, select
@@ -32,23 +34,30 @@ _PAPER_COLUMNS = [paper_table.c[name] for name in _PAPER_READ]
 
 # The statements of every ingest are built once, here: building one costs more than running it
 # (70 of the 115 µs a small SELECT takes through Core on SQLite).
-_KEY_AT = len(PAPER_FIELDS)  # where the title key sits in a row of _PAPER_READ
 _DUMP_BY_HASH = select(dump_table).where(dump_table.c.content_hash == bindparam("content_hash"))
 _INSERT_DUMP = insert(dump_table).returning(dump_table.c.id)
 _INSERT_SIGHTINGS = insert(sighting_table)
 
 
-def papers_by_identity(
+def paper_rows_by_identity(
     conn: Connection, arxiv_ids: Iterable[str], title_keys: Iterable[str]
-) -> list[tuple[Paper, str]]:
-    """Every stored paper (with its title key) whose arXiv id or title key is among the given:
-    two indexed IN queries."""
-    found: dict[int, tuple[Paper, str]] = {}
+) -> list[tuple[Any, ...]]:
+    """Every stored paper whose arXiv id or title key is among the given (two indexed IN queries),
+    as the store's row: its values in PAPER_FIELDS order, then its title key. Rows, not Papers:
+    the ingest's diff works on them directly, by the hundred a dump."""
+    found: dict[int, tuple[Any, ...]] = {}
     for column, values in (("arxiv_id", sorted(set(arxiv_ids))), ("title_key", sorted(set(title_keys)))):
         for chunk in _chunks(values):
             for row in _raw.papers_where(conn, _PAPER_READ, column, chunk):
-                found[row[0]] = (paper_from(row[:_KEY_AT]), row[_KEY_AT])
+                found[row[0]] = tuple(row)
     return list(found.values())
+
+
+def papers_by_identity(
+    conn: Connection, arxiv_ids: Iterable[str], title_keys: Iterable[str]
+) -> list[tuple[Paper, str]]:
+    """paper_rows_by_identity, as Papers with their title keys."""
+    return [(paper_from(row[:-1]), row[-1]) for row in paper_rows_by_identity(conn, arxiv_ids, title_keys)]
 
 
 def dump_by_hash(conn: Connection, content_hash: str) -> Row[Any] | None:
@@ -59,10 +68,19 @@ def insert_dump(conn: Connection, values: dict[str, Any]) -> int:
     return int(conn.execute(_INSERT_DUMP, values).scalar_one())
 
 
-def _paper_values(paper: Any, key: str, columns: Sequence[str]) -> tuple[Any, ...]:
-    """The stored values of a paper (a Paper, or anything with its attributes, such as the diff's
-    working copy) in `columns`: its fields and its title key."""
-    return tuple(key if name == "title_key" else getattr(paper, name) for name in columns)
+@functools.cache
+def _values_getter(columns: tuple[str, ...]) -> Callable[[Any, str], tuple[Any, ...]]:
+    """A function giving the stored values of a paper (a Paper, or anything with its attributes,
+    such as the diff's working copy) in `columns`: its fields and its title key. One attrgetter
+    and a splice, not a getattr per column and row (a dump writes some 5,000 values)."""
+    others = tuple(name for name in columns if name != "title_key")
+    fields = attrgetter(*others) if len(others) > 1 else lambda paper: (getattr(paper, others[0]),)
+    if "title_key" not in columns:
+        return lambda paper, key: fields(paper)
+    at = columns.index("title_key")
+    if at == len(columns) - 1:
+        return lambda paper, key: (*fields(paper), key)
+    return lambda paper, key: (*fields(paper)[:at], key, *fields(paper)[at:])
 
 
 def insert_papers(conn: Connection, papers: list[tuple[Any, str]], first: dict[str, Any]) -> list[int]:
@@ -71,7 +89,8 @@ def insert_papers(conn: Connection, papers: list[tuple[Any, str]], first: dict[s
     if not papers:
         return []
     extra = tuple(first.values())
-    rows = [_paper_values(paper, key, WRITTEN_PAPER_COLUMNS) + extra for paper, key in papers]
+    values = _values_getter(WRITTEN_PAPER_COLUMNS)
+    rows = [values(paper, key) + extra for paper, key in papers]
     inserted = _raw.insert_papers(conn, (*WRITTEN_PAPER_COLUMNS, *first), rows)
     # Each id comes back with its paper's identity, unique in the table (uq_paper_title_key_arxiv).
     ids = {(key, arxiv_id): int(pid) for pid, key, arxiv_id in inserted}
@@ -84,7 +103,8 @@ def update_papers(
     """Write back `fields` of existing papers (with their title keys), one executemany."""
     if not papers:
         return
-    _raw.update_papers(conn, fields, [(*_paper_values(paper, key, fields), paper.id) for paper, key in papers])
+    values = _values_getter(fields)
+    _raw.update_papers(conn, fields, [(*values(paper, key), paper.id) for paper, key in papers])
 
 
 def insert_sightings(conn: Connection, rows: list[dict[str, Any]]) -> None:
