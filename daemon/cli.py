@@ -290,11 +290,17 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 def cmd_db_current(args: argparse.Namespace) -> int:
     from paperdigest.store import migrate  # noqa: PLC0415  lazy: Alembic, for the schema commands
+    from paperdigest.store.engine import sqlite_file  # noqa: PLC0415  lazy: SQLAlchemy, for the commands with a store
 
-    engine = _engine(args, _config(args), schema="none")
+    conf = _config(args)
+    newest = migrate.head()
+    missing = sqlite_file(_store_url(args, conf))
+    if missing is not None and not missing.exists():  # a question about the store does not create one
+        print(f"no store at {missing} (nothing created); this paperdigest creates revision {newest}")
+        return EXIT_OK
+    engine = _engine(args, conf, schema="none")
     with engine.connect() as conn:
         revision = migrate.current(conn)
-    newest = migrate.head()
     if revision is None:
         print(f"empty store (no schema yet); this paperdigest creates revision {newest}")
     elif revision == newest:

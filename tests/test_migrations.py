@@ -42,6 +42,13 @@ def test_a_0_1_0_store_is_refused_until_upgraded(cli: Any, old_store: tuple[str,
     assert current.code == 0 and "0.1.0" in current.out and "db upgrade" in current.out
 
 
+def test_db_current_on_a_missing_sqlite_file_creates_nothing(cli: Any, tmp_path: Path) -> None:
+    store = tmp_path / "nowhere" / "papers.db"
+    current = cli("--db", f"sqlite:///{store}", "db", "current")
+    assert current.code == 0 and f"no store at {store} (nothing created)" in current.out
+    assert not store.exists() and not store.parent.exists()
+
+
 def test_db_upgrade_keeps_every_row_and_is_idempotent(cli: Any, old_store: tuple[str, dict[str, int]]) -> None:
     url, made = old_store
     first = cli("--db", url, "db", "upgrade")

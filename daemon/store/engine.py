@@ -48,8 +48,8 @@ def open_engine(url: str, schema: Schema = "check") -> Engine:
             " (postgresql+psycopg://USER@HOST/DB)"
         )
     is_sqlite = backend == "sqlite"
-    if is_sqlite and parsed.database and parsed.database != ":memory:":
-        store = Path(parsed.database).expanduser()
+    store = sqlite_file(url)
+    if store is not None:
         try:
             private_dir(store.parent)
             private_file(store)  # SQLite gives its -wal and -shm files the store's mode
@@ -74,6 +74,17 @@ def open_engine(url: str, schema: Schema = "check") -> Engine:
         shown = parsed.render_as_string(hide_password=True)
         raise StoreError(f"cannot open the store {shown}: {describe(exc)}") from None
     return engine
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite store's URL (~ expanded); None for PostgreSQL, :memory: or a bad URL."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return None
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database).expanduser()
 
 
 def shown_url(url: str) -> str:
