@@ -25,6 +25,7 @@ from sqlalchemy import Engine
 from paperdigest import subscribers
 from paperdigest.config import Settings, SubscriberSettings
 from paperdigest.digest import render
+from paperdigest.digest.ranking import Rankings
 from paperdigest.digest.selection import Digest, build_many
 from paperdigest.mail import outbox
 from paperdigest.mail.message import build_message, message_id, split_from
@@ -149,6 +150,7 @@ class _Batch:
         self.links = link_maker(settings)
         self.windows: dict[tuple[int, int], list[Paper]] = {}  # subscribers on one cron share their window
         self.hits = HitCache()  # and score the same papers against the same topics
+        self.rankings = Rankings(settings.scoring, self.hits)  # each topic's papers of a window sorted once
 
     def build(
         self, engine: Engine, due: list[tuple[SubscriberSettings, dt.datetime]]
@@ -157,7 +159,7 @@ class _Batch:
         if not due:
             return []
         digests = build_many(
-            engine, self.settings, [s for s, _ in due], self.now, window_cache=self.windows, hit_cache=self.hits
+            engine, self.settings, [s for s, _ in due], self.now, self.windows, self.hits, self.rankings
         )
         out = []
         for (subscriber, period), built in zip(due, digests, strict=True):

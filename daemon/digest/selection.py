@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 
 from paperdigest.config import DigestSettings, Settings, SubscriberSettings
+from paperdigest.digest.ranking import Rankings
 from paperdigest.model import Paper
 from paperdigest.score import HitCache, ScoredPaper, top
 from paperdigest.service.schedule import cron_trigger, fire_before, latest_fire
@@ -108,12 +109,17 @@ def select(
     sent: dict[int, int | None],
     sent_papers_now: list[Paper],
     hit_cache: HitCache | None = None,
+    rankings: Rankings | None = None,
 ) -> Digest:
-    """The digest for one subscriber (pure): ranked, thresholded, capped, grouped by topic."""
+    """The digest for one subscriber (pure): ranked, thresholded, capped, grouped by topic.
+    `rankings` (a batch's, on the window's paper list keyed by window.dumps) ranks as top() does."""
     topics = {name: settings.topics[name] for name in subscriber.topics}
-    fresh = [p for p in candidates if p.id not in sent and p.withdrawn_at is None]
     limit = subscriber.max_papers
-    ranked, matched = top(fresh, topics, settings.scoring, hit_cache, subscriber.min_score, limit + MORE_LIMIT)
+    if rankings is not None and topics:
+        ranked, matched = rankings.top(window.dumps, candidates, sent, topics, subscriber.min_score, limit + MORE_LIMIT)
+    else:
+        fresh = [p for p in candidates if p.id not in sent and p.withdrawn_at is None]
+        ranked, matched = top(fresh, topics, settings.scoring, hit_cache, subscriber.min_score, limit + MORE_LIMIT)
     chosen, more = ranked[:limit], ranked[limit:]
     order: list[str | None] = [*subscriber.topics] or [None]
     sections = tuple(
@@ -175,6 +181,7 @@ def build_many(
     now: dt.datetime,
     window_cache: dict[tuple[int, int], list[Paper]] | None = None,
     hit_cache: HitCache | None = None,
+    rankings: Rankings | None = None,
 ) -> list[Digest]:
     """build() for a batch of subscribers (distinct addresses), in the order given: their last
     windows, sent papers and rising papers each read in one statement for the whole batch, and
@@ -210,7 +217,8 @@ def build_many(
         seen = dict(sent[email])
         seen.update((paper.id, then) for paper, then in gained[email])
         rising = [paper for paper, _ in gained[email]]
-        built.append(select(settings, subscriber, window, window_cache[window.dumps], seen, rising, hit_cache))
+        candidates = window_cache[window.dumps]
+        built.append(select(settings, subscriber, window, candidates, seen, rising, hit_cache, rankings))
     return built
 
 
