@@ -99,10 +99,15 @@ class Rankings:
             seen.add(pid)
             if pid in excluded or pid in withdrawn:
                 continue
-            points = max(points_of[pid] for _, _, points_of in lists.values() if pid in points_of)
-            # filed under the first of the subscriber's topics that gives it those points (as top())
-            name = next(n for n, (_, _, points_of) in lists.items() if points_of.get(pid) == points)
-            matched = tuple(n for n, (_, _, points_of) in lists.items() if pid in points_of)
+            # filed under the first of the subscriber's topics that gives it the most points (as top())
+            points, name = 0.0, ""
+            matched: list[str] = []
+            for topic_name, (_, _, points_of) in lists.items():
+                these = points_of.get(pid)
+                if these is not None:
+                    if not matched or these > points:
+                        points, name = these, topic_name
+                    matched.append(topic_name)
             hits = lists[name][1][pid]
-            chosen.append(ScoredPaper(papers[place], up[pid] + points, name, up[pid], points, hits, matched))
+            chosen.append(ScoredPaper(papers[place], up[pid] + points, name, up[pid], points, hits, tuple(matched)))
         return chosen, len(scoring)
