@@ -544,3 +544,19 @@ def test_a_batchs_rankings_are_top_paper_for_paper(tmp_path: Path) -> None:
         assert rankings.top("window", window, sent, topics, min_score, limit) == want
         chosen_somewhere += len(want[0])
     assert chosen_somewhere > 1000  # the comparisons ranked papers, not empty lists
+
+
+def test_rankings_of_a_window_read_again_follow_the_new_list() -> None:
+    """A window's key given with another list (the window read again, its papers' upvotes moved
+    on) is ranked from that list, not from what was sorted for the first."""
+    from paperdigest.digest.ranking import Rankings  # noqa: PLC0415
+    from paperdigest.score import top  # noqa: PLC0415
+
+    conf = settings()
+    topics = {"agents": conf.topics["agents"]}
+    first = [p(1, "A web agent", upvotes=1), p(2, "An agent for GUI tasks", upvotes=50)]
+    again = [p(2, "An agent for GUI tasks", upvotes=50), p(1, "A web agent", upvotes=900)]
+    rankings = Rankings(conf.scoring)
+    assert rankings.top((0, 5), first, {}, topics, 0.0, 10) == top(first, topics, conf.scoring, None, 0.0, 10)
+    assert rankings.top((0, 5), again, {}, topics, 0.0, 10) == top(again, topics, conf.scoring, None, 0.0, 10)
+    assert [s.paper.upvotes for s in rankings.top((0, 5), again, {}, topics, 0.0, 10)[0]] == [900, 50]

@@ -29,8 +29,8 @@ _Topic = tuple[list[_Entry], dict[int, tuple[Hit, ...]], dict[int, float]]  # en
 
 
 class Rankings:
-    """Per-topic sorted lists of each window of a batch (a window: its key and its paper list,
-    the same list every time the key is given)."""
+    """Per-topic sorted lists of each window of a batch (a window: its key and its paper list;
+    a key given with another list than before is sorted afresh)."""
 
     def __init__(self, weights: ScoringSettings, hits: HitCache | None = None) -> None:
         self.weights = weights
@@ -39,13 +39,21 @@ class Rankings:
         self._above: dict[tuple[Hashable, str, float], frozenset[int]] = {}
         self._withdrawn: dict[Hashable, frozenset[int]] = {}
         self._up: dict[Hashable, dict[int, float]] = {}
+        self._papers: dict[Hashable, list[Paper]] = {}  # the list each key was given (places index it)
+
+    def _window(self, key: Hashable, papers: list[Paper]) -> None:
+        """Start the key afresh when it comes with another list than before (a read again)."""
+        if self._papers.get(key) is not papers:
+            self._papers[key] = papers
+            self._up[key] = {p.id: upvote_points(p.upvotes, self.weights) for p in papers}
+            self._withdrawn[key] = frozenset(p.id for p in papers if p.withdrawn_at is not None)
+            self._lists = {k: v for k, v in self._lists.items() if k[0] != key}
+            self._above = {k: v for k, v in self._above.items() if k[0] != key}
 
     def _topic(self, key: Hashable, papers: list[Paper], name: str, topic: TopicSettings) -> _Topic:
         """The window's papers the topic matches, in rank()'s order; their hits and keyword points."""
         found = self._lists.get((key, name))
         if found is None:
-            if key not in self._up:
-                self._up[key] = {p.id: upvote_points(p.upvotes, self.weights) for p in papers}
             up = self._up[key]
             places = {p.id: i for i, p in enumerate(papers)}
             hits_of, points_of = self.hits.points(papers, name, topic, self.weights, places)
@@ -79,10 +87,9 @@ class Rankings:
         """score.top() of the window's papers less `excluded` (ids) and the withdrawn, by `topics`
         (at least one, in the subscriber's order): the first `limit` scoring at least
         `min_score`, and how many do."""
+        self._window(key, papers)
         lists = {name: self._topic(key, papers, name, topic) for name, topic in topics.items()}
-        withdrawn = self._withdrawn.get(key)
-        if withdrawn is None:
-            withdrawn = self._withdrawn[key] = frozenset(p.id for p in papers if p.withdrawn_at is not None)
+        withdrawn = self._withdrawn[key]
         scoring: set[int] = set()
         for name, (entries, _, _) in lists.items():
             scoring.update(self._scoring_at_least(key, name, entries, min_score))
