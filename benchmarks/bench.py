@@ -407,7 +407,8 @@ PHASES = {
     "mail": [
         ("load the config", "config.py", "load"),
         ("queue_due (select, render, compose, store)", "job.py", "queue_due"),
-        ("select", "selection.py", "build"),
+        ("select (batched reads, ranking)", "selection.py", "build_many"),
+        ("  of which the ranking", "ranking.py", "top"),
         ("render text + HTML", "render.py", "render_both"),
         ("build the MIME message", "message.py", "build_message"),
         ("outbox reserve + fill", "outbox.py", "fill"),

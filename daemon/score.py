@@ -15,7 +15,7 @@ import heapq
 import math
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -148,7 +148,12 @@ class HitCache:
         self._weights: ScoringSettings | None = None
 
     def points(
-        self, papers: list[Paper], name: str, topic: TopicSettings, weights: ScoringSettings
+        self,
+        papers: list[Paper],
+        name: str,
+        topic: TopicSettings,
+        weights: ScoringSettings,
+        ids: Collection[int] | None = None,
     ) -> tuple[dict[int, tuple[Hit, ...]], dict[int, float]]:
         """matched(), and the keyword points of each matched paper under `weights`, computed once
         per topic and paper for the batch (the cache holds one set of weights: other weights
@@ -156,7 +161,7 @@ class HitCache:
         if weights is not self._weights:
             self._points.clear()
             self._weights = weights
-        matched = self.matched(papers, name, topic)
+        matched = self.matched(papers, name, topic, ids)
         points = self._points.setdefault(name, {})
         if len(points) != len(matched):
             for pid, hits in matched.items():
@@ -164,10 +169,16 @@ class HitCache:
                     points[pid] = _keyword_points(hits, weights)
         return matched, points
 
-    def matched(self, papers: list[Paper], name: str, topic: TopicSettings) -> dict[int, tuple[Hit, ...]]:
-        """Every paper (by id) the topic matches, among these papers and any examined before."""
+    def matched(
+        self, papers: list[Paper], name: str, topic: TopicSettings, ids: Collection[int] | None = None
+    ) -> dict[int, tuple[Hit, ...]]:
+        """Every paper (by id) the topic matches, among these papers and any examined before.
+        `ids`, the papers' ids when the caller has them, skips the walk when all were examined
+        (every subscriber of a batch after the first, on a shared window)."""
         examined = self._examined.setdefault(name, set())
         matched = self._matched.setdefault(name, {})
+        if ids is not None and examined.issuperset(ids):
+            return matched
         for paper in papers:
             if paper.id not in examined:
                 examined.add(paper.id)
@@ -236,7 +247,7 @@ def top(
     best: dict[int, tuple[float, str, tuple[Hit, ...]]] = {}
     matched: dict[int, list[str]] = {}
     for name, topic in topics.items():
-        hits_of, points_of = cache.points(listed, name, topic, weights)
+        hits_of, points_of = cache.points(listed, name, topic, weights, index)
         for pid, hits in hits_of.items():
             if pid not in index:
                 continue

@@ -497,3 +497,66 @@ def test_an_author_name_is_escaped(api_store: Engine) -> None:
     assert HOSTILE_AUTHOR in text
     assert "<img" not in html and "Eve &lt;img src=x onerror=alert(2)&gt; &amp; Co" in html
     assert HOSTILE_AUTHOR in BeautifulSoup(html, "html.parser").get_text()
+
+
+RANKING_TOPICS: dict[str, Any] = {
+    "agents": {"keywords": ["agent", "web agent", "GUI", "tool use"], "exclude": ["survey"]},
+    "robotics": {"keywords": ["robot", "manipulation", "embodied", "navigation"]},
+    "reasoning": {"keywords": ["reasoning", "chain-of-thought", "math"]},
+    "multimodal": {"keywords": ["multimodal", "vision-language", "video", "image"]},
+    "llm": {"keywords": ["language model", "LLM", "fine-tuning", "prompt"]},
+    "benchmarks": {"keywords": ["benchmark", "dataset", "evaluation"]},
+    "rl": {"keywords": ["reinforcement learning", "policy", "reward"]},
+    "medicine": {"keywords": ["medical", "biomedical", "clinical", "healthcare"]},
+}
+
+
+def test_a_batchs_rankings_are_top_paper_for_paper(tmp_path: Path) -> None:
+    """The batch's merged per-topic rankings (digest/ranking.py) choose, order, file and count
+    exactly as score.top does, for many subscribers on one window: topic sets in any order,
+    thresholds, caps, papers already sent or withdrawn, and ties (same score, upvotes and title)."""
+    import random  # noqa: PLC0415
+
+    from paperdigest.digest.ranking import Rankings  # noqa: PLC0415
+    from paperdigest.score import HitCache, top  # noqa: PLC0415
+
+    engine = sample_store(f"sqlite:///{tmp_path / 'store.db'}")
+    with engine.connect() as conn:
+        stored = queries.papers_of_dumps(conn, 0, queries.newest_dump(conn))
+    engine.dispose()
+    rng = random.Random(13)
+    twins = [dataclasses_replace(p, id=p.id + 100_000) for p in rng.sample(stored, 40)]  # ties on every key
+    withdrawn = dt.date(2026, 11, 5)
+    gone = [dataclasses_replace(p, id=p.id + 200_000, withdrawn_at=withdrawn) for p in rng.sample(stored, 20)]
+    window = [*stored, *twins, *gone]
+    rng.shuffle(window)
+    conf = settings(topics=RANKING_TOPICS)
+    rankings = Rankings(conf.scoring, HitCache())
+    names = sorted(RANKING_TOPICS)
+    chosen_somewhere = 0
+    for _ in range(300):
+        topics = {name: conf.topics[name] for name in rng.sample(names, rng.randint(1, len(names)))}
+        sent = {p.id: p.upvotes for p in rng.sample(window, rng.randint(0, 60))}
+        min_score = rng.choice([0.0, 0.0, 2.0, 4.5, 8.0, 100.0])
+        limit = rng.choice([1, 3, 10, 25, 1000])
+        fresh = [p for p in window if p.id not in sent and p.withdrawn_at is None]
+        want = top(fresh, topics, conf.scoring, None, min_score, limit)
+        assert rankings.top("window", window, sent, topics, min_score, limit) == want
+        chosen_somewhere += len(want[0])
+    assert chosen_somewhere > 1000  # the comparisons ranked papers, not empty lists
+
+
+def test_rankings_of_a_window_read_again_follow_the_new_list() -> None:
+    """A window's key given with another list (the window read again, its papers' upvotes moved
+    on) is ranked from that list, not from what was sorted for the first."""
+    from paperdigest.digest.ranking import Rankings  # noqa: PLC0415
+    from paperdigest.score import top  # noqa: PLC0415
+
+    conf = settings()
+    topics = {"agents": conf.topics["agents"]}
+    first = [p(1, "A web agent", upvotes=1), p(2, "An agent for GUI tasks", upvotes=50)]
+    again = [p(2, "An agent for GUI tasks", upvotes=50), p(1, "A web agent", upvotes=900)]
+    rankings = Rankings(conf.scoring)
+    assert rankings.top((0, 5), first, {}, topics, 0.0, 10) == top(first, topics, conf.scoring, None, 0.0, 10)
+    assert rankings.top((0, 5), again, {}, topics, 0.0, 10) == top(again, topics, conf.scoring, None, 0.0, 10)
+    assert [s.paper.upvotes for s in rankings.top((0, 5), again, {}, topics, 0.0, 10)[0]] == [900, 50]

@@ -25,7 +25,8 @@ from sqlalchemy import Engine
 from paperdigest import subscribers
 from paperdigest.config import Settings, SubscriberSettings
 from paperdigest.digest import render
-from paperdigest.digest.selection import Digest, build
+from paperdigest.digest.ranking import Rankings
+from paperdigest.digest.selection import Digest, build_many
 from paperdigest.mail import outbox
 from paperdigest.mail.message import build_message, message_id, split_from
 from paperdigest.model import Paper
@@ -121,19 +122,19 @@ def queue_due(
         return []
     batch = _Batch(settings, now)
     if dry_run:
-        return [batch.build(engine, subscriber, period)[0] for subscriber, period in due]
+        chunks = (due[at : at + RESERVE_BATCH] for at in range(0, len(due), RESERVE_BATCH))
+        return [item for chunk in chunks for item, _, _ in batch.build(engine, chunk)]
     planned: list[Planned] = []
     with registered(engine, outbox.takeover(settings), replica) as me:
         for at in range(0, len(due), RESERVE_BATCH):
             chunk = due[at : at + RESERVE_BATCH]
             ours = outbox.reserve(engine, [(s.email, period) for s, period in chunk], me, now)
-            done: list[tuple[Planned, tuple[int, dict[str, Any], bytes]]] = []
-            for subscriber, period in chunk:
-                row_id = ours.get((subscriber.email.lower(), period))
-                if row_id is None:  # another process builds it, or has
-                    continue
-                item, row, message = batch.build(engine, subscriber, period)
-                done.append((item, (row_id, row, message)))
+            # The pairs not reserved here another process builds, or has.
+            mine = [(s, period) for s, period in chunk if (s.email.lower(), period) in ours]
+            done = [
+                (item, (ours[(item.subscriber.lower(), item.period)], row, message))
+                for item, row, message in batch.build(engine, mine)
+            ]
             stored = outbox.fill(engine, me, [filled for _, filled in done])
             planned += [item for (item, _), kept in zip(done, stored, strict=True) if kept]
     return planned
@@ -149,11 +150,20 @@ class _Batch:
         self.links = link_maker(settings)
         self.windows: dict[tuple[int, int], list[Paper]] = {}  # subscribers on one cron share their window
         self.hits = HitCache()  # and score the same papers against the same topics
+        self.rankings = Rankings(settings.scoring, self.hits)  # each topic's papers of a window sorted once
 
     def build(
-        self, engine: Engine, subscriber: SubscriberSettings, period: dt.datetime
-    ) -> tuple[Planned, dict[str, Any], bytes]:
-        built = build(engine, self.settings, subscriber, self.now, window_cache=self.windows, hit_cache=self.hits)
-        row, message = compose(self.settings, built, period, self.now, self.env, self.links)
-        item = Planned(subscriber.email, period, len(built.papers), row["subject"], row["status"])
-        return item, row, message
+        self, engine: Engine, due: list[tuple[SubscriberSettings, dt.datetime]]
+    ) -> list[tuple[Planned, dict[str, Any], bytes]]:
+        """The digests of these (subscriber, period) pairs, their store reads batched (build_many)."""
+        if not due:
+            return []
+        digests = build_many(
+            engine, self.settings, [s for s, _ in due], self.now, self.windows, self.hits, self.rankings
+        )
+        out = []
+        for (subscriber, period), built in zip(due, digests, strict=True):
+            row, message = compose(self.settings, built, period, self.now, self.env, self.links)
+            item = Planned(subscriber.email, period, len(built.papers), row["subject"], row["status"])
+            out.append((item, row, message))
+        return out

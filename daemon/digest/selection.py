@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
 from paperdigest.config import DigestSettings, Settings, SubscriberSettings
+from paperdigest.digest.ranking import Rankings
 from paperdigest.model import Paper
 from paperdigest.score import HitCache, ScoredPaper, top
 from paperdigest.service.schedule import cron_trigger, fire_before, latest_fire
@@ -107,12 +109,17 @@ def select(
     sent: dict[int, int | None],
     sent_papers_now: list[Paper],
     hit_cache: HitCache | None = None,
+    rankings: Rankings | None = None,
 ) -> Digest:
-    """The digest for one subscriber (pure): ranked, thresholded, capped, grouped by topic."""
+    """The digest for one subscriber (pure): ranked, thresholded, capped, grouped by topic.
+    `rankings` (a batch's, on the window's paper list keyed by window.dumps) ranks as top() does."""
     topics = {name: settings.topics[name] for name in subscriber.topics}
-    fresh = [p for p in candidates if p.id not in sent and p.withdrawn_at is None]
     limit = subscriber.max_papers
-    ranked, matched = top(fresh, topics, settings.scoring, hit_cache, subscriber.min_score, limit + MORE_LIMIT)
+    if rankings is not None and topics:
+        ranked, matched = rankings.top(window.dumps, candidates, sent, topics, subscriber.min_score, limit + MORE_LIMIT)
+    else:
+        fresh = [p for p in candidates if p.id not in sent and p.withdrawn_at is None]
+        ranked, matched = top(fresh, topics, settings.scoring, hit_cache, subscriber.min_score, limit + MORE_LIMIT)
     chosen, more = ranked[:limit], ranked[limit:]
     order: list[str | None] = [*subscriber.topics] or [None]
     sections = tuple(
@@ -153,35 +160,66 @@ def build(
 ) -> Digest:
     """Read the window from the store and select. `since` previews papers first seen on or after a date;
     `window_cache` lets a batch of subscribers with the same window read it once."""
+    if since is None:
+        return build_many(engine, settings, [subscriber], now, window_cache, hit_cache)[0]
     with engine.connect() as conn:
         last = queries.last_window(conn, subscriber.email)
         window = period_window(subscriber, now, last[0] if last else None)
-        if since is not None:
-            zone = ZoneInfo(subscriber.timezone)
-            window = Window(window.period, dt.datetime.combine(since, dt.time(), zone), now)
-            candidates = queries.papers_first_seen_since(conn, since)
-        else:
-            window = dataclasses.replace(window, dumps=_dumps(conn, window, last))
-            if window_cache is not None and window.dumps in window_cache:
-                candidates = window_cache[window.dumps]
-            else:
-                candidates = queries.papers_of_dumps(conn, *window.dumps)
-                if window_cache is not None:
-                    window_cache[window.dumps] = candidates
+        zone = ZoneInfo(subscriber.timezone)
+        window = Window(window.period, dt.datetime.combine(since, dt.time(), zone), now)
+        candidates = queries.papers_first_seen_since(conn, since)
         sent = queries.sent_among(conn, subscriber.email, (p.id for p in candidates))
         gained = queries.sent_and_gained(conn, subscriber.email, settings.digest.rising_min_gain)
     sent.update((paper.id, then) for paper, then in gained)
     return select(settings, subscriber, window, candidates, sent, [paper for paper, _ in gained], hit_cache)
 
 
-def _dumps(conn: Connection, window: Window, last: tuple[dt.datetime, int | None] | None) -> tuple[int, int]:
-    """The window in commit order: from the last dump of the previous digest (the first digest:
-    the last dump ingested by the window's start) to the newest dump committed now."""
-    if last is not None and last[1] is not None and last[0] == window.start:
-        first = last[1]
-    else:
-        first = queries.newest_dump(conn, at=window.start)
-    return first, max(first, queries.newest_dump(conn))
+def build_many(
+    engine: Engine,
+    settings: Settings,
+    due: Sequence[SubscriberSettings],
+    now: dt.datetime,
+    window_cache: dict[tuple[int, int], list[Paper]] | None = None,
+    hit_cache: HitCache | None = None,
+    rankings: Rankings | None = None,
+) -> list[Digest]:
+    """build() for a batch of subscribers (distinct addresses), in the order given: their last
+    windows, sent papers and rising papers each read in one statement for the whole batch, and
+    the newest dump once (a window ends at the newest dump committed when its batch was read)."""
+    if window_cache is None:
+        window_cache = {}
+    emails = [subscriber.email.lower() for subscriber in due]
+    with engine.connect() as conn:
+        lasts = queries.last_windows(conn, emails)
+        newest = queries.newest_dump(conn)
+        newest_at: dict[dt.datetime, int] = {}  # subscribers on one cron share their window's start
+        windows: list[Window] = []
+        for subscriber, email in zip(due, emails, strict=True):
+            last = lasts.get(email)
+            window = period_window(subscriber, now, last[0] if last else None)
+            if last is not None and last[1] is not None and last[0] == window.start:
+                first = last[1]  # from the last dump of the previous digest
+            else:  # the first digest: the last dump ingested by the window's start
+                if window.start not in newest_at:
+                    newest_at[window.start] = queries.newest_dump(conn, at=window.start)
+                first = newest_at[window.start]
+            window = dataclasses.replace(window, dumps=(first, max(first, newest)))
+            if window.dumps not in window_cache:
+                window_cache[window.dumps] = queries.papers_of_dumps(conn, *window.dumps)
+            windows.append(window)
+        sent: dict[str, dict[int, int | None]] = {}
+        for dumps in dict.fromkeys(w.dumps for w in windows):  # one read per distinct window
+            readers = [email for email, w in zip(emails, windows, strict=True) if w.dumps == dumps]
+            sent.update(queries.sent_among_many(conn, readers, (p.id for p in window_cache[dumps])))
+        gained = queries.sent_and_gained_many(conn, emails, settings.digest.rising_min_gain)
+    built = []
+    for subscriber, email, window in zip(due, emails, windows, strict=True):
+        seen = dict(sent[email])
+        seen.update((paper.id, then) for paper, then in gained[email])
+        rising = [paper for paper, _ in gained[email]]
+        candidates = window_cache[window.dumps]
+        built.append(select(settings, subscriber, window, candidates, seen, rising, hit_cache, rankings))
+    return built
 
 
 def empty_preview_hint(built: Digest, now: dt.datetime) -> str | None:

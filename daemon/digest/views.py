@@ -16,6 +16,7 @@ import dataclasses
 import functools
 import re
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 from markupsafe import Markup, escape
@@ -110,11 +111,21 @@ def links(paper: Paper) -> tuple[Link, ...]:
 
 def view(scored: ScoredPaper) -> PaperView:
     """The paper as this subscriber's digest shows it: the keywords it matched marked, and why."""
-    shown = _paper_view(scored.paper)
+    shown = _paper_fields(scored.paper)
     keywords = tuple(dict.fromkeys(hit.keyword for hit in scored.hits))
-    return dataclasses.replace(
-        shown, summary_html=marked(shown.summary, keywords), why=scored.why(), score=f"{scored.score:.1f}"
-    )
+    summary_html = marked(shown["summary"], keywords)
+    return PaperView(**shown, summary_html=summary_html, why=scored.why(), score=f"{scored.score:.1f}")
+
+
+_PER_SUBSCRIBER = ("summary_html", "why", "score")
+
+
+@functools.lru_cache(maxsize=4096)
+def _paper_fields(paper: Paper) -> dict[str, Any]:
+    """_paper_view's fields but those view() sets per subscriber (dataclasses.replace costs
+    several times more than building the view from them)."""
+    shown = _paper_view(paper)
+    return {f.name: getattr(shown, f.name) for f in dataclasses.fields(shown) if f.name not in _PER_SUBSCRIBER}
 
 
 @functools.lru_cache(maxsize=4096)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import binascii
 import datetime as dt
+import functools
 import hashlib
 import re
 from email.header import Header
@@ -21,8 +22,10 @@ def clean_header(value: str) -> str:
     return _CONTROL.sub(" ", value).strip()
 
 
+@functools.lru_cache(maxsize=64)
 def split_from(from_header: str) -> tuple[str, str]:
-    """'Paper Digest <digest@example.org>' -> ('Paper Digest', 'digest@example.org')."""
+    """'Paper Digest <digest@example.org>' -> ('Paper Digest', 'digest@example.org') (cached: every
+    message of a run parses the same From, several times)."""
     pairs = getaddresses([clean_header(from_header)])
     if len(pairs) != 1 or "@" not in pairs[0][1]:
         raise ConfigError(f"mail.from: not one mail address: {from_header!r}")

@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 
 from paperdigest import clock
-from paperdigest.model import Paper
+from paperdigest.model import PAPER_FIELDS, Paper, paper_from
 from paperdigest.store.queries import _raw
 from paperdigest.store.queries._sql import _chunks, upsert
 from paperdigest.store.queries.papers import _PAPER_COLUMNS, _paper
@@ -85,6 +85,76 @@ def sent_and_gained(conn: Connection, subscriber: str, min_gain: int) -> list[tu
     (it grows by every digest) is never read."""
     rows: list[Any] = list(conn.execute(_SENT_AND_GAINED, {"subscriber": subscriber.lower(), "min_gain": min_gain}))
     return [(_paper(row), int(row.upvotes_then)) for row in rows]
+
+
+# The same reads for a batch of subscribers at once (a run builds its digests 50 at a time): one
+# statement each per batch instead of one per digest, which on PostgreSQL is a round trip each.
+_SENT_AMONG_MANY = select(_s.subscriber, _s.paper_id, _s.upvotes).where(
+    _s.subscriber.in_(bindparam("subscribers", expanding=True)), _s.paper_id.in_(bindparam("ids", expanding=True))
+)
+_SENT_AND_GAINED_MANY = (
+    select(_s.subscriber, *_PAPER_COLUMNS, _s.upvotes.label("upvotes_then"))
+    .join_from(sent_paper_table, paper_table, _p.id == _s.paper_id)
+    .where(
+        _s.subscriber.in_(bindparam("subscribers", expanding=True)),
+        _s.upvotes.is_not(None),
+        _p.upvotes - _s.upvotes >= bindparam("min_gain"),
+    )
+    .order_by(_s.subscriber, _p.id)
+)
+_ranked_windows = (
+    select(
+        _o.subscriber,
+        _o.window_end,
+        _o.window_end_dump,
+        func.row_number().over(partition_by=_o.subscriber, order_by=(_o.window_end.desc(), _o.id.desc())).label("n"),
+    )
+    .where(_o.subscriber.in_(bindparam("subscribers", expanding=True)), _o.status != "building")
+    .subquery()
+)
+_w = _ranked_windows.c
+_LAST_WINDOWS = select(_w.subscriber, _w.window_end, _w.window_end_dump).where(_w.n == 1)
+SUBSCRIBER_CHUNK = 100  # subscribers per statement of the batched reads (with up to CHUNK paper ids)
+
+
+def sent_among_many(
+    conn: Connection, subscribers: Iterable[str], ids: Iterable[int]
+) -> dict[str, dict[int, int | None]]:
+    """sent_among for several subscribers (lower-cased keys; every one given has an entry)."""
+    wanted = sorted({s.lower() for s in subscribers})
+    found: dict[str, dict[int, int | None]] = {s: {} for s in wanted}
+    papers = sorted(set(ids))
+    for at in range(0, len(wanted), SUBSCRIBER_CHUNK):
+        group = wanted[at : at + SUBSCRIBER_CHUNK]
+        for chunk in _chunks(papers):
+            for row in conn.execute(_SENT_AMONG_MANY, {"subscribers": group, "ids": chunk}):
+                found[row.subscriber][row.paper_id] = row.upvotes
+    return found
+
+
+def sent_and_gained_many(
+    conn: Connection, subscribers: Iterable[str], min_gain: int
+) -> dict[str, list[tuple[Paper, int]]]:
+    """sent_and_gained for several subscribers (lower-cased keys; every one given has an entry)."""
+    wanted = sorted({s.lower() for s in subscribers})
+    found: dict[str, list[tuple[Paper, int]]] = {s: [] for s in wanted}
+    for at in range(0, len(wanted), SUBSCRIBER_CHUNK):
+        params = {"subscribers": wanted[at : at + SUBSCRIBER_CHUNK], "min_gain": min_gain}
+        for row in conn.execute(_SENT_AND_GAINED_MANY, params):
+            found[row.subscriber].append((paper_from(row[1 : 1 + len(PAPER_FIELDS)]), int(row.upvotes_then)))
+    return found
+
+
+def last_windows(conn: Connection, subscribers: Iterable[str]) -> dict[str, tuple[dt.datetime, int | None]]:
+    """last_window for several subscribers (lower-cased keys; those with no digest yet are left out)."""
+    wanted = sorted({s.lower() for s in subscribers})
+    found: dict[str, tuple[dt.datetime, int | None]] = {}
+    for at in range(0, len(wanted), SUBSCRIBER_CHUNK):
+        for row in conn.execute(_LAST_WINDOWS, {"subscribers": wanted[at : at + SUBSCRIBER_CHUNK]}):
+            end = clock.as_utc(row.window_end)
+            assert end is not None
+            found[row.subscriber] = (end, row.window_end_dump)
+    return found
 
 
 def record_sent_upvotes(
