@@ -14,7 +14,6 @@ from sqlalchemy import (
     Row,
     and_,
     bindparam,
-    case,
     exists,
     func,
     insert,
@@ -389,33 +388,3 @@ def finish_accepted(
     if done:
         record_sent_upvotes(conn, subscriber, upvotes, sent_at)
     return done
-
-
-def outbox_summary(conn: Connection) -> dict[str, int]:
-    c = outbox_table.c
-    return {
-        row.status: int(row.n) for row in conn.execute(select(c.status, func.count().label("n")).group_by(c.status))
-    }
-
-
-def outbox_attention(conn: Connection, limit: int = 20) -> list[Row[Any]]:
-    """Digests not sent yet (failed, retrying, pending, being sent): the ones that need attention
-    (failed, or with an error from a last attempt) first, each group newest first."""
-    c = outbox_table.c
-    needs_attention = case((or_(c.status == "failed", c.last_error.is_not(None)), 0), else_=1)
-    stmt = (
-        select(c.subscriber, c.period, c.status, c.attempts, c.last_error, c.next_attempt_at)
-        .where(c.status.in_(("failed", "pending", "sending")))
-        .order_by(needs_attention, c.period.desc(), c.id.desc())
-        .limit(limit)
-    )
-    return list(conn.execute(stmt))
-
-
-def recent_failed_mail(conn: Connection, since: dt.datetime) -> int:
-    """Digests that failed since `since`, counted from when they failed: their last attempt
-    (`claimed_at`, set when a delivery starts), whatever their period."""
-    c = outbox_table.c
-    failed_at = func.coalesce(c.claimed_at, c.created_at)
-    stmt = select(func.count()).select_from(outbox_table).where(c.status == "failed", failed_at >= since)
-    return int(conn.execute(stmt).scalar_one())
