@@ -276,6 +276,7 @@ def test_permanent_550_is_recorded_and_does_not_block_others(
     config = write_config(tmp_path, config_text(smtp.port, subscribers))
     result = cli("--config", config, "--db", store, "send")
     assert result.code == 1 and "failed ada@example.org" in result.out
+    assert (result.out + result.err).count("no such user here") == 1, result.err  # told once, not logged again
     assert sorted(smtp.handler.by_recipient()) == ["grace@example.org", "linus@example.org"]
     rows = {row["subscriber"]: row for row in outbox(store)}
     assert rows["ada@example.org"]["status"] == "failed"

@@ -300,12 +300,13 @@ def record_accepted(engine: Engine, now: dt.datetime, settings: Settings) -> int
 def _record_failure(
     conn: Connection, row: Any, token: str, exc: DeliveryError, now: dt.datetime, period: dt.datetime
 ) -> Delivery:
+    """The row failed for good, or waits for its retry. Not logged here: every Delivery is told once
+    by its caller (`send` prints it, the daemon logs it)."""
     attempts = row.attempts + 1
     if exc.permanent or attempts >= MAX_ATTEMPTS:
         reason = exc.reply if exc.permanent else f"gave up after {attempts} attempts: {exc.reply}"
         values: dict[str, Any] = {"status": "failed", "attempts": attempts, "last_error": reason, "claimed_by": None}
         outcome = Delivery(row.subscriber, period, "failed", reason)
-        log.warning("mail to %s for %s failed: %s", row.subscriber, period.isoformat(), reason)
     else:
         retry_at = now + backoff(attempts)
         values = {
@@ -316,7 +317,6 @@ def _record_failure(
             "claimed_by": None,
         }
         outcome = Delivery(row.subscriber, period, "retry", f"{exc.reply}; next try {retry_at:%Y-%m-%d %H:%M}Z")
-        log.warning("mail to %s for %s deferred: %s", row.subscriber, period.isoformat(), exc.reply)
     with conn.begin():
         queries.finish_outbox(conn, row.id, token, values)
     return outcome
