@@ -25,7 +25,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from paperdigest import clock, config, subscribers
+from paperdigest import clock, config, subscribers, topic_index
 from paperdigest.config import Settings
 from paperdigest.digest.job import Planned, queue_due
 from paperdigest.errors import (
@@ -296,6 +296,8 @@ class Service:
             self._add_jobs(self.scheduler)
             self._add_watchdog(self.scheduler)
         log.info("config reloaded: %d sources, %d subscribers", len(fresh.sources), len(fresh.subscribers))
+        if self.replica.role == "leader" or self.engine.dialect.name != "postgresql":
+            self._topic_index()
 
     def _add_watchdog(self, scheduler: BackgroundScheduler) -> None:
         if self.notifier.watchdog is not None:
@@ -321,6 +323,15 @@ class Service:
             raise StoreError(f"cannot upgrade the store {shown_url(self.store_url)}: {describe(exc)}") from None
         if done.changed:
             log.info("store upgraded from schema %s to %s", done.before or "(empty)", done.after)
+        self._topic_index()
+
+    def _topic_index(self) -> None:
+        """The topic index rebuilt if the config's topics or weights changed (logged). A store
+        that cannot take it is logged: `papers --topic` reads the papers meanwhile."""
+        try:
+            topic_index.ensure(self.engine, self.settings)
+        except SQLAlchemyError as exc:
+            log.error("cannot rebuild the topic index: %s", describe(exc))
 
     def serve(self) -> int:
         """The daemon. SQLite: one per store (a file lock). PostgreSQL: lead or stand by."""

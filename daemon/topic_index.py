@@ -1,0 +1,332 @@
+"""The topic index: which papers match each topic, with the key `papers --topic` ranks them by,
+kept in the store (paper_topic) so that the best N of a topic are the first N entries of an
+index, whatever the store's size.
+
+    ensure(engine, settings)       # at an ingest's or the daemon's start: rebuilt (and logged)
+                                   # when the config's topics or scoring weights changed
+    upkeep(conn, changes, ids)     # in each dump's transaction (ingest/write.py, one call)
+    ranked(conn, settings, ...)    # `papers --topic`: None when the index is not for this config
+
+What the table was built for (the topics, the weights, and SCHEME, the matching rules) is kept
+beside it (topic_index) with its fingerprint. The ingest keeps the table current for what it was
+built for, whatever config the ingesting process has; a reader whose config has another
+fingerprint does not use it (score.ranked_papers scans the papers instead), so a changed config
+is never served stale scores, only slower ones until the next ingest or daemon start rebuilds.
+
+The matching and the scores are score.py's own functions, so a paper's entry says exactly what
+the scan would compute: keyword points once per (topic, paper), and the score as
+upvote_points + keyword points, the same floats in the same order of addition. Per dump only the
+new papers, and those whose title, abstract or AI keywords changed, are matched (a text that
+holds none of a topic's keyword stems is not even folded); a paper whose upvotes alone changed
+has its entries' keys rewritten, the keyword points kept.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import time
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, insert, select
+
+from paperdigest import clock
+from paperdigest.config import ScoringSettings, Settings, TopicSettings
+from paperdigest.model import Paper
+from paperdigest.score import (
+    _WORD,
+    Hit,
+    ScoredPaper,
+    _keyword_points,
+    _stem,
+    _uncached_hits,
+    fold_word,
+    folded,
+    upvote_points,
+)
+from paperdigest.store import queries
+from paperdigest.store.queries._sql import _chunks
+from paperdigest.store.tables import paper_table, paper_topic_table, topic_index_table
+
+log = logging.getLogger("paperdigest")
+
+# The matching and scoring rules the table holds (score.py): part of the fingerprint, so that a
+# release that matches or scores otherwise rebuilds the table. Raise it with such a change.
+SCHEME = 1
+TEXT_FIELDS = frozenset({"title", "abstract", "ai_keywords"})  # a change of one of these: matched again
+REBUILD_CHUNK = 5000  # papers read (by id) and matched per step of a rebuild
+
+_pt = paper_topic_table.c
+
+
+# --- what the table is built for ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Topic:
+    name: str
+    keywords: tuple[str, ...]
+    exclude: tuple[str, ...]
+    # A keyword or exclude can hit a text only if the text, normalised, holds each of its words'
+    # stems (score.TopRanking's prefilter): a paper holding none is not folded word by word.
+    needles: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """Topics and weights, as the table was (or is to be) built for them."""
+
+    fingerprint: str
+    text: str  # the JSON stored in topic_index.spec
+    weights: ScoringSettings
+    topics: tuple[_Topic, ...]
+
+
+def spec_of(topics: dict[str, TopicSettings], weights: ScoringSettings) -> Spec:
+    data = {
+        "scheme": SCHEME,
+        "weights": {
+            "upvotes": weights.upvotes,
+            "title": weights.title,
+            "abstract": weights.abstract,
+            "ai_keywords": weights.ai_keywords_weight,
+        },
+        "topics": {name: {"keywords": list(t.keywords), "exclude": list(t.exclude)} for name, t in topics.items()},
+    }
+    text = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return _parsed(text)
+
+
+_PARSED: dict[str, Spec] = {}  # by the stored JSON: parsed once per process
+
+
+def _parsed(text: str) -> Spec:
+    spec = _PARSED.get(text)
+    if spec is None:
+        data = json.loads(text)
+        w = data["weights"]
+        weights = ScoringSettings(upvotes=w["upvotes"], title=w["title"], abstract=w["abstract"],
+                                  ai_keywords=w["ai_keywords"])
+        topics = []
+        for name, t in sorted(data["topics"].items()):
+            keywords, exclude = tuple(t["keywords"]), tuple(t["exclude"])
+            needles = tuple(tuple(_stem(w) for w in folded(k).split()) for k in (*keywords, *exclude))
+            topics.append(_Topic(name, keywords, exclude, needles))
+        fingerprint = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        spec = _PARSED[text] = Spec(fingerprint, text, weights, tuple(topics))
+    return spec
+
+
+def settings_spec(settings: Settings) -> Spec:
+    return spec_of(settings.topics, settings.scoring)
+
+
+def stored_spec(conn: Connection) -> Spec | None:
+    """What the table holds now; None before its first build."""
+    text = conn.execute(_STORED).scalar()
+    return _parsed(text) if text is not None else None
+
+
+_STORED = select(topic_index_table.c.spec).where(topic_index_table.c.id == 1)
+
+
+# --- matching ------------------------------------------------------------------------------------
+
+
+class _PaperText:
+    """One paper's texts, normalised once and folded (once) only when some topic's stems are in it."""
+
+    __slots__ = ("_folded", "ai_keywords", "norm", "raw")
+
+    def __init__(self, title: str, abstract: str | None, ai_keywords: Sequence[str] | None) -> None:
+        self.raw = (title, abstract or "")
+        self.norm = tuple(unicodedata.normalize("NFKC", t).casefold() for t in self.raw)
+        self._folded: list[str | None] = [None, None]
+        self.ai_keywords = "|".join(folded(k) for k in ai_keywords) if ai_keywords else ""
+
+    def text(self, which: int, topic: _Topic) -> str:
+        """folded(text) when one of the topic's stems is in it, else "" (the same hits either way)."""
+        norm = self.norm[which]
+        if not any(all(stem in norm for stem in needle) for needle in topic.needles):
+            return ""
+        done = self._folded[which]
+        if done is None:
+            done = self._folded[which] = " " + " ".join(fold_word(w) for w in _WORD.findall(norm)) + " "
+        return done
+
+
+def _hits(topic: _Topic, paper: _PaperText) -> tuple[Hit, ...] | None:
+    return _uncached_hits(topic.keywords, topic.exclude, paper.text(0, topic), paper.text(1, topic),
+                          paper.ai_keywords)
+
+
+def _entries(spec: Spec, pid: int, upvotes: int | None, title: str, abstract: str | None,
+             ai_keywords: Sequence[str] | None) -> Iterable[dict[str, Any]]:
+    """The paper's rows of paper_topic: one per topic it matches."""
+    paper = _PaperText(title, abstract, ai_keywords)
+    up = None
+    for topic in spec.topics:
+        hits = _hits(topic, paper)
+        if hits is None:
+            continue
+        if up is None:
+            up = upvote_points(upvotes, spec.weights)
+        points = _keyword_points(hits, spec.weights)
+        yield {"paper_id": pid, "topic": topic.name, "points": points, "neg_score": -(up + points),
+               "neg_upvotes": -(upvotes or 0), "title": title}
+
+
+# --- the ingest's part ------------------------------------------------------------------------------
+
+
+_INSERT = insert(paper_topic_table)
+_POINTS_OF = select(_pt.paper_id, _pt.topic, _pt.points)
+
+
+def upkeep(conn: Connection, changes: Sequence[Any], paper_ids: Sequence[int | None]) -> None:
+    """Keep paper_topic current with one dump's changes (ingest.diff.Change, each with its paper's
+    id), in the dump's transaction: new papers, and papers whose texts changed, matched against
+    what the table was built for; papers whose upvotes alone changed get their keys rewritten.
+    Nothing before the table's first build (ensure)."""
+    spec = stored_spec(conn)
+    if spec is None or not spec.topics:
+        return
+    match: dict[int, Any] = {}  # paper id -> the paper's values once the dump is applied
+    rescore: dict[int, int | None] = {}  # paper id -> its upvotes now
+    replaced: list[int] = []
+    for change, pid in zip(changes, paper_ids, strict=True):
+        if pid is None:  # never: every change has its paper's id by now
+            continue
+        if change.kind == "new":
+            match[pid] = change.values
+        elif change.dirty and change.fields:
+            if TEXT_FIELDS.intersection(change.fields):
+                match[pid] = change.values
+                replaced.append(pid)
+                rescore.pop(pid, None)
+            elif "upvotes" in change.fields and pid not in match:
+                rescore[pid] = change.values.upvotes
+    for chunk in _chunks(sorted(set(replaced))):
+        conn.execute(delete(paper_topic_table).where(_pt.paper_id.in_(chunk)))
+    rows = [row for pid, v in match.items() for row in _entries(spec, pid, v.upvotes, v.title, v.abstract,
+                                                                  v.ai_keywords)]
+    if rows:
+        conn.execute(_INSERT, rows)
+    if rescore:
+        _rescore(conn, spec, rescore)
+
+
+def _rescore(conn: Connection, spec: Spec, upvotes: dict[int, int | None]) -> None:
+    """New keys for the entries of papers whose upvotes changed (their keyword points stay)."""
+    updates = []
+    for chunk in _chunks(sorted(upvotes)):
+        for pid, topic, points in conn.execute(_POINTS_OF.where(_pt.paper_id.in_(chunk))):
+            u = upvotes[pid]
+            updates.append((-(upvote_points(u, spec.weights) + points), -(u or 0), pid, topic))
+    if updates:
+        sql = "UPDATE paper_topic SET neg_score = %s, neg_upvotes = %s WHERE paper_id = %s AND topic = %s"
+        if conn.dialect.name != "postgresql":
+            sql = sql.replace("%s", "?")
+        conn.exec_driver_sql(sql, updates)
+
+
+# --- building ------------------------------------------------------------------------------------------
+
+
+def ensure(engine: Engine, settings: Settings) -> bool:
+    """Rebuild paper_topic when it was not built for these topics and weights (logged); True if it
+    was. Under the ingests' lock, in one transaction: readers see the old table or the new one."""
+    from paperdigest.ingest.write import serialise_ingests  # noqa: PLC0415  lazy: ingest imports this module
+
+    spec = settings_spec(settings)
+    with engine.connect() as conn:
+        before = stored_spec(conn)
+    if before is not None and before.fingerprint == spec.fingerprint:
+        return False
+    started = time.monotonic()
+    with engine.connect().execution_options(write=True) as conn, conn.begin():
+        serialise_ingests(conn)
+        before = stored_spec(conn)
+        if before is not None and before.fingerprint == spec.fingerprint:
+            return False  # another process built it meanwhile
+        papers, entries = _rebuild(conn, spec)
+    why = "first build" if before is None else "the config's topics or scoring weights changed"
+    log.info("topic index rebuilt (%s): %d topics over %d papers, %d matches, in %.1f s",
+             why, len(spec.topics), papers, entries, time.monotonic() - started)
+    return True
+
+
+def _rebuild(conn: Connection, spec: Spec) -> tuple[int, int]:
+    conn.execute(delete(paper_topic_table))
+    conn.execute(delete(topic_index_table))
+    c = paper_table.c
+    read = select(c.id, c.upvotes, c.title, c.abstract, c.ai_keywords).order_by(c.id).limit(REBUILD_CHUNK)
+    last, papers, entries = -1, 0, 0
+    while spec.topics:
+        chunk = conn.execute(read.where(c.id > last)).all()
+        if not chunk:
+            break
+        rows = [row for r in chunk for row in _entries(spec, r.id, r.upvotes, r.title, r.abstract, r.ai_keywords)]
+        if rows:
+            conn.execute(_INSERT, rows)
+        papers, entries, last = papers + len(chunk), entries + len(rows), chunk[-1].id
+    conn.execute(insert(topic_index_table), {"id": 1, "fingerprint": spec.fingerprint, "spec": spec.text,
+                                              "built_at": clock.now()})
+    return papers, entries
+
+
+# --- `papers --topic` ------------------------------------------------------------------------------------
+
+
+def ranked(conn: Connection, settings: Settings, topic: str, since: dt.date | None, limit: int
+           ) -> list[ScoredPaper] | None:
+    """The best `limit` papers of `topic` (first seen since `since`), as score.ranked_papers lists
+    them, read from the index; None when the index is not built for this config's topics and
+    weights (or, a safeguard, a chosen paper's entry disagrees with the paper: never served)."""
+    spec = settings_spec(settings)
+    stored = stored_spec(conn)
+    if stored is None or stored.fingerprint != spec.fingerprint:
+        return None
+    stmt = select(_pt.paper_id, _pt.neg_score).where(_pt.topic == topic)
+    if since is not None:
+        stmt = stmt.join(paper_table, paper_table.c.id == _pt.paper_id).where(paper_table.c.first_seen >= since)
+    stmt = stmt.order_by(_pt.neg_score, _pt.neg_upvotes, _pt.title, _pt.paper_id).limit(limit)
+    keys = [(pid, neg_score) for pid, neg_score in conn.execute(stmt)]
+    papers = queries.papers_by_ids(conn, [pid for pid, _ in keys])
+    chosen = next(t for t in spec.topics if t.name == topic)
+    scored = []
+    for pid, neg_score in keys:
+        found = _scored(spec, chosen, papers.get(pid))
+        if found is None or -found.score != neg_score:
+            log.warning("topic index: the entry of paper %d under %r disagrees with the paper; "
+                        "reading the papers instead", pid, topic)
+            return None
+        scored.append(found)
+    return scored
+
+
+def _scored(spec: Spec, topic: _Topic, paper: Paper | None) -> ScoredPaper | None:
+    if paper is None:
+        return None
+    hits = _hits(topic, _PaperText(paper.title, paper.abstract, paper.ai_keywords))
+    if hits is None:
+        return None
+    up = upvote_points(paper.upvotes, spec.weights)
+    points = _keyword_points(hits, spec.weights)
+    return ScoredPaper(paper, up + points, topic.name, up, points, hits, (topic.name,))
+
+
+def entries(conn: Connection, topic: str | None = None) -> list[tuple[Any, ...]]:
+    """Every entry (paper_id, topic, points, neg_score, neg_upvotes, title), in key order: for tests."""
+    stmt = select(_pt.paper_id, _pt.topic, _pt.points, _pt.neg_score, _pt.neg_upvotes, _pt.title)
+    if topic is not None:
+        stmt = stmt.where(_pt.topic == topic)
+    return [tuple(r) for r in conn.execute(stmt.order_by(_pt.topic, _pt.neg_score, _pt.neg_upvotes, _pt.title,
+                                                         _pt.paper_id))]
+
+
