@@ -20,9 +20,8 @@ from sqlalchemy import Engine, create_engine, delete, insert
 from sqlalchemy.pool import NullPool
 
 from paperdigest import topic_index
-from paperdigest.config import ScoringSettings, Settings, TopicSettings
+from paperdigest.config import ScoringSettings, Settings, TopicSettings, embedded_default
 from paperdigest.ingest import apply
-from paperdigest.ingest.job import ingest
 from paperdigest.model import Listing
 from paperdigest.score import ranked_papers, scanned_ranking
 from paperdigest.store import migrate
@@ -134,9 +133,6 @@ def test_the_index_gives_the_scan_after_ingests_of_new_papers_upvotes_and_texts(
     built = _entries(engine)
     assert len({e[0] for e in built}) > 50 and {e[1] for e in built} == set(TOPICS)
     assert built == _rebuilt_entries(engine, settings)
-    # Texts changed: a paper that matched no more, one that matches now, and their entries follow.
-    updated = rows(db_url, "SELECT count(*) FROM paper WHERE upvotes > 3")[0][0]
-    assert updated > 0
     engine.dispose()
 
 
@@ -209,8 +205,6 @@ def test_the_commands_build_it_and_papers_topic_reads_it(cli: Any, db_url: str, 
     assert rows(db_url, "SELECT count(*) FROM paper_topic")[0][0] > 0
     shown = cli("--db", db_url, "papers", "--topic", "agents", "--top", "30", "--json").json_lines()
     engine = open_engine(db_url)
-    from paperdigest.config import embedded_default  # noqa: PLC0415
-
     settings = embedded_default()
     with engine.connect() as conn:
         scanned = scanned_ranking(conn, settings, "agents", None, 30)
