@@ -40,11 +40,10 @@ from paperdigest.config import ScoringSettings, Settings, TopicSettings
 from paperdigest.model import Paper
 from paperdigest.score import (
     _WORD,
+    WHERE,
     Hit,
     ScoredPaper,
     _keyword_points,
-    _stem,
-    _uncached_hits,
     fold_word,
     folded,
     upvote_points,
@@ -72,9 +71,10 @@ class _Topic:
     name: str
     keywords: tuple[str, ...]
     exclude: tuple[str, ...]
-    # A keyword or exclude can hit a text only if the text, normalised, holds each of its words'
-    # stems (score.TopRanking's prefilter): a paper holding none is not folded word by word.
-    needles: tuple[tuple[str, ...], ...]
+    # Each keyword with its folded needle, and the excludes' needles, as score.matches folds
+    # them; a keyword that folds to nothing never hits (matches: `needle.strip() != ""`).
+    needles: tuple[tuple[str, str], ...]
+    exclude_needles: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,8 +115,9 @@ def _parsed(text: str) -> Spec:
         topics = []
         for name, t in sorted(data["topics"].items()):
             keywords, exclude = tuple(t["keywords"]), tuple(t["exclude"])
-            needles = tuple(tuple(_stem(w) for w in folded(k).split()) for k in (*keywords, *exclude))
-            topics.append(_Topic(name, keywords, exclude, needles))
+            needles = tuple((k, folded(k)) for k in keywords if folded(k).strip())
+            exclude_needles = tuple(folded(k) for k in exclude if folded(k).strip())
+            topics.append(_Topic(name, keywords, exclude, needles, exclude_needles))
         fingerprint = hashlib.sha256(text.encode("utf-8")).hexdigest()
         spec = _PARSED[text] = Spec(fingerprint, text, weights, tuple(topics))
     return spec
@@ -138,40 +139,46 @@ _STORED = select(topic_index_table.c.spec).where(topic_index_table.c.id == 1)
 # --- matching ------------------------------------------------------------------------------------
 
 
-class _PaperText:
-    """One paper's texts, normalised once and folded (once) only when some topic's stems are in it."""
+_FOLDS: dict[str, str] = {}  # fold_word's answers: a paper's words are mostly words seen before
+_FOLDS_KEPT = 200_000
 
-    __slots__ = ("_folded", "ai_keywords", "norm", "raw")
 
-    def __init__(self, title: str, abstract: str | None, ai_keywords: Sequence[str] | None) -> None:
-        self.raw = (title, abstract or "")
-        self.norm = tuple(unicodedata.normalize("NFKC", t).casefold() for t in self.raw)
-        self._folded: list[str | None] = [None, None]
-        self.ai_keywords = "|".join(folded(k) for k in ai_keywords) if ai_keywords else ""
-
-    def text(self, which: int, topic: _Topic) -> str:
-        """folded(text) when one of the topic's stems is in it, else "" (the same hits either way)."""
-        norm = self.norm[which]
-        if not any(all(stem in norm for stem in needle) for needle in topic.needles):
-            return ""
-        done = self._folded[which]
+def _folded_text(text: str) -> str:
+    """score.folded(text), uncached (each paper is read once), each word folded once per process."""
+    out = []
+    for word in _WORD.findall(unicodedata.normalize("NFKC", text).casefold()):
+        done = _FOLDS.get(word)
         if done is None:
-            done = self._folded[which] = " " + " ".join(fold_word(w) for w in _WORD.findall(norm)) + " "
-        return done
+            done = fold_word(word)
+            if len(_FOLDS) < _FOLDS_KEPT:
+                _FOLDS[word] = done
+        out.append(done)
+    return " " + " ".join(out) + " "
 
 
-def _hits(topic: _Topic, paper: _PaperText) -> tuple[Hit, ...] | None:
-    return _uncached_hits(topic.keywords, topic.exclude, paper.text(0, topic), paper.text(1, topic),
-                          paper.ai_keywords)
+def _texts(title: str, abstract: str | None, ai_keywords: Sequence[str] | None) -> tuple[str, str, str]:
+    """A paper's texts folded as score._topic_hits folds them: title, abstract, AI keywords."""
+    return (_folded_text(title), _folded_text(abstract or ""),
+            "|".join(folded(k) for k in ai_keywords) if ai_keywords else "")
+
+
+def _hits(topic: _Topic, texts: tuple[str, str, str]) -> tuple[Hit, ...] | None:
+    """score._hits(topic's keywords, excludes, *texts), with the needles folded once per topic."""
+    for needle in topic.exclude_needles:
+        if needle in texts[0] or needle in texts[1] or needle in texts[2]:
+            return None
+    hits = [Hit(word, where) for where, text in zip(WHERE, texts, strict=True)
+            for word, needle in topic.needles if needle in text]
+    return tuple(hits) or None
 
 
 def _entries(spec: Spec, pid: int, upvotes: int | None, title: str, abstract: str | None,
              ai_keywords: Sequence[str] | None) -> Iterable[dict[str, Any]]:
     """The paper's rows of paper_topic: one per topic it matches."""
-    paper = _PaperText(title, abstract, ai_keywords)
+    texts = _texts(title, abstract, ai_keywords)
     up = None
     for topic in spec.topics:
-        hits = _hits(topic, paper)
+        hits = _hits(topic, texts)
         if hits is None:
             continue
         if up is None:
@@ -185,7 +192,6 @@ def _entries(spec: Spec, pid: int, upvotes: int | None, title: str, abstract: st
 
 
 _INSERT = insert(paper_topic_table)
-_POINTS_OF = select(_pt.paper_id, _pt.topic, _pt.points)
 
 
 def upkeep(conn: Connection, changes: Sequence[Any], paper_ids: Sequence[int | None]) -> None:
@@ -222,17 +228,14 @@ def upkeep(conn: Connection, changes: Sequence[Any], paper_ids: Sequence[int | N
 
 
 def _rescore(conn: Connection, spec: Spec, upvotes: dict[int, int | None]) -> None:
-    """New keys for the entries of papers whose upvotes changed (their keyword points stay)."""
-    updates = []
-    for chunk in _chunks(sorted(upvotes)):
-        for pid, topic, points in conn.execute(_POINTS_OF.where(_pt.paper_id.in_(chunk))):
-            u = upvotes[pid]
-            updates.append((-(upvote_points(u, spec.weights) + points), -(u or 0), pid, topic))
-    if updates:
-        sql = "UPDATE paper_topic SET neg_score = %s, neg_upvotes = %s WHERE paper_id = %s AND topic = %s"
-        if conn.dialect.name != "postgresql":
-            sql = sql.replace("%s", "?")
-        conn.exec_driver_sql(sql, updates)
+    """New keys for the entries of papers whose upvotes changed, their keyword points kept: one
+    executemany by paper. The database adds the upvote points to the stored keyword points, in
+    IEEE double precision as Python does (`up + points`), so the key is the float score.py makes."""
+    sql = "UPDATE paper_topic SET neg_score = -(%s + points), neg_upvotes = %s WHERE paper_id = %s"
+    if conn.dialect.name != "postgresql":
+        sql = sql.replace("%s", "?")
+    weights = spec.weights
+    conn.exec_driver_sql(sql, [(upvote_points(u, weights), -(u or 0), pid) for pid, u in sorted(upvotes.items())])
 
 
 # --- building ------------------------------------------------------------------------------------------
@@ -313,7 +316,7 @@ def ranked(conn: Connection, settings: Settings, topic: str, since: dt.date | No
 def _scored(spec: Spec, topic: _Topic, paper: Paper | None) -> ScoredPaper | None:
     if paper is None:
         return None
-    hits = _hits(topic, _PaperText(paper.title, paper.abstract, paper.ai_keywords))
+    hits = _hits(topic, _texts(paper.title, paper.abstract, paper.ai_keywords))
     if hits is None:
         return None
     up = upvote_points(paper.upvotes, spec.weights)
