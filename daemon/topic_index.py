@@ -144,7 +144,8 @@ _FOLDS_KEPT = 200_000
 
 
 def _folded_text(text: str) -> str:
-    """score.folded(text), uncached (each paper is read once), each word folded once per process."""
+    """score.folded(text), uncached (each paper is read once), each word folded once per process
+    (a regular expression per rule, over the whole text, measured 4x slower)."""
     out = []
     for word in _WORD.findall(unicodedata.normalize("NFKC", text).casefold()):
         done = _FOLDS.get(word)

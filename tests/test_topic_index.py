@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 from alembic import command
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import Engine, create_engine, delete, insert
 from sqlalchemy.pool import NullPool
 
@@ -23,10 +25,11 @@ from paperdigest import topic_index
 from paperdigest.config import ScoringSettings, Settings, TopicSettings, embedded_default
 from paperdigest.ingest import apply
 from paperdigest.model import Listing
-from paperdigest.score import ranked_papers, scanned_ranking
+from paperdigest.score import folded, ranked_papers, scanned_ranking
 from paperdigest.store import migrate
 from paperdigest.store.engine import open_engine
 from paperdigest.store.tables import dump_table, paper_table, topic_index_table
+from paperdigest.topic_index import _folded_text
 from tests.conftest import SEEDS
 from tests.listing_gen import entry
 from tests.storehelp import rows
@@ -41,6 +44,17 @@ WORDS = ("agents", "Agent", "web agent", "GUI", "tool use", "computer use", "rob
          "boxes", "CAFÉ", "cafe", "ﬁxes", "reasoning", "math", "chain-of-thought", "plain", "model", "the")
 DAY = dt.date(2026, 10, 1)
 LIMITS = (1, 2, 3, 7, 20, 500)
+
+
+_FOLDING = st.text(alphabet=st.sampled_from("aeiosyxzchéß ﬁ_1-İΣσς"), max_size=40) | st.lists(
+    st.sampled_from(["policies", "ies", "ties", "boxes", "xes", "ches", "sses", "classes", "as", "is", "bus", "gas",
+                     "series", "dishes", "quizzes", "Agents", "GUIs", "ss", "s", "yes", "İSTANBUL", "ﬁxes", "Ǆs"]),
+    max_size=8).map(" ".join)
+
+
+@given(text=_FOLDING)
+def test_the_index_folds_a_text_as_score_does(text: str) -> None:
+    assert _folded_text(text) == folded(text)
 
 
 def _settings(topics: dict[str, TopicSettings] = TOPICS, **weights: Any) -> Settings:
