@@ -260,3 +260,20 @@ def test_a_0008_store_upgrades_to_the_index(new_store: Callable[..., str], cli: 
     assert rows(url, "SELECT count(*) FROM paper_topic")[0][0] > 10
     _same_as_the_scan(engine, settings)
     engine.dispose()
+
+
+def test_the_daemon_builds_it_before_its_polls(cli: Any, db_url: str) -> None:
+    """`run --once` (embedded default: the seeds as a source) builds the index for its config
+    before it polls, and the polls keep it: `papers --topic` reads it, and it is the scan."""
+    result = cli("--db", db_url, "run", "--once")
+    assert result.code == 0, result.err
+    settings = embedded_default()
+    engine = open_engine(db_url)
+    with engine.connect() as conn:
+        stored = topic_index.stored_spec(conn)
+        assert stored is not None and stored.fingerprint == topic_index.settings_spec(settings).fingerprint
+        for topic in settings.topics:
+            indexed = topic_index.ranked(conn, settings, topic, None, 25)
+            assert indexed is not None and indexed == scanned_ranking(conn, settings, topic, None, 25)
+    assert rows(db_url, "SELECT count(*) FROM paper_topic")[0][0] > 0
+    engine.dispose()
