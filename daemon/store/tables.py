@@ -255,7 +255,11 @@ class PaperTopicRow(SQLModel, table=True):
     are the first N entries of ix_paper_topic_rank for the topic."""
 
     __tablename__ = "paper_topic"
-    __table_args__ = (Index("ix_paper_topic_rank", "topic", "neg_score", "neg_upvotes", "title", "paper_id"),)
+    # SQLite: WITHOUT ROWID, the rows kept in the primary key's tree (two trees to write, not three).
+    __table_args__ = (
+        Index("ix_paper_topic_rank", "topic", "neg_score", "neg_upvotes", "title", "paper_id"),
+        {"sqlite_with_rowid": False},
+    )
 
     paper_id: int = Field(foreign_key="paper.id", primary_key=True, sa_type=ID)
     topic: str = Field(primary_key=True, max_length=200)

@@ -33,6 +33,7 @@ def upgrade() -> None:
         sa.Column("title", CODE_POINT_TEXT, nullable=False),
         sa.ForeignKeyConstraint(["paper_id"], ["paper.id"]),
         sa.PrimaryKeyConstraint("paper_id", "topic"),
+        sqlite_with_rowid=False,
     )
     op.create_index("ix_paper_topic_rank", "paper_topic", ["topic", "neg_score", "neg_upvotes", "title", "paper_id"])
     op.create_table(
