@@ -222,21 +222,40 @@ def upkeep(conn: Connection, changes: Sequence[Any], paper_ids: Sequence[int | N
         conn.execute(delete(paper_topic_table).where(_pt.paper_id.in_(chunk)))
     rows = [row for pid, v in match.items() for row in _entries(spec, pid, v.upvotes, v.title, v.abstract,
                                                                   v.ai_keywords)]
-    if rows:
-        conn.execute(_INSERT, rows)
+    _insert(conn, rows)
     if rescore:
         _rescore(conn, spec, rescore)
 
 
+_COLUMNS = ("paper_id", "topic", "points", "neg_score", "neg_upvotes", "title")
+# PostgreSQL: one statement with the values as arrays, not a statement per row (as queries/_raw.py).
+_PG_INSERT = (f"INSERT INTO paper_topic ({', '.join(_COLUMNS)}) SELECT * FROM "
+              "unnest(%s::bigint[], %s::varchar[], %s::float8[], %s::float8[], %s::int[], %s::text[])")
+_PG_RESCORE = ("UPDATE paper_topic AS t SET neg_score = -(v.up + t.points), neg_upvotes = v.neg_upvotes "
+               "FROM unnest(%s::float8[], %s::int[], %s::bigint[]) AS v(up, neg_upvotes, paper_id) "
+               "WHERE t.paper_id = v.paper_id")
+_SQLITE_RESCORE = "UPDATE paper_topic SET neg_score = -(? + points), neg_upvotes = ? WHERE paper_id = ?"
+
+
+def _insert(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(_PG_INSERT, tuple([row[name] for row in rows] for name in _COLUMNS))
+        return
+    conn.execute(_INSERT, rows)
+
+
 def _rescore(conn: Connection, spec: Spec, upvotes: dict[int, int | None]) -> None:
-    """New keys for the entries of papers whose upvotes changed, their keyword points kept: one
-    executemany by paper. The database adds the upvote points to the stored keyword points, in
-    IEEE double precision as Python does (`up + points`), so the key is the float score.py makes."""
-    sql = "UPDATE paper_topic SET neg_score = -(%s + points), neg_upvotes = %s WHERE paper_id = %s"
-    if conn.dialect.name != "postgresql":
-        sql = sql.replace("%s", "?")
+    """New keys for the entries of papers whose upvotes changed, their keyword points kept, in one
+    step. The database adds the upvote points to the stored keyword points, in IEEE double
+    precision as Python does (`up + points`), so the key is the float score.py makes."""
     weights = spec.weights
-    conn.exec_driver_sql(sql, [(upvote_points(u, weights), -(u or 0), pid) for pid, u in sorted(upvotes.items())])
+    values = [(upvote_points(u, weights), -(u or 0), pid) for pid, u in sorted(upvotes.items())]
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(_PG_RESCORE, tuple(list(column) for column in zip(*values, strict=True)))
+        return
+    conn.exec_driver_sql(_SQLITE_RESCORE, values)
 
 
 # --- building ------------------------------------------------------------------------------------------
@@ -276,8 +295,7 @@ def _rebuild(conn: Connection, spec: Spec) -> tuple[int, int]:
         if not chunk:
             break
         rows = [row for r in chunk for row in _entries(spec, r.id, r.upvotes, r.title, r.abstract, r.ai_keywords)]
-        if rows:
-            conn.execute(_INSERT, rows)
+        _insert(conn, rows)
         papers, entries, last = papers + len(chunk), entries + len(rows), chunk[-1].id
     conn.execute(insert(topic_index_table), {"id": 1, "fingerprint": spec.fingerprint, "spec": spec.text,
                                               "built_at": clock.now()})
