@@ -33,7 +33,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, insert, select
+from sqlalchemy import Connection, Engine
 
 from paperdigest import clock
 from paperdigest.config import ScoringSettings, Settings, TopicSettings
@@ -49,8 +49,7 @@ from paperdigest.score import (
     upvote_points,
 )
 from paperdigest.store import queries
-from paperdigest.store.queries._sql import _chunks
-from paperdigest.store.tables import paper_table, paper_topic_table, topic_index_table
+from paperdigest.store.queries import topics as topic_queries
 
 log = logging.getLogger("paperdigest")
 
@@ -60,7 +59,6 @@ SCHEME = 1
 TEXT_FIELDS = frozenset({"title", "abstract", "ai_keywords"})  # a change of one of these: matched again
 REBUILD_CHUNK = 5000  # papers read (by id) and matched per step of a rebuild
 
-_pt = paper_topic_table.c
 
 
 # --- what the table is built for ---------------------------------------------------------------
@@ -129,11 +127,8 @@ def settings_spec(settings: Settings) -> Spec:
 
 def stored_spec(conn: Connection) -> Spec | None:
     """What the table holds now; None before its first build."""
-    text = conn.execute(_STORED).scalar()
+    text = topic_queries.index_spec(conn)
     return _parsed(text) if text is not None else None
-
-
-_STORED = select(topic_index_table.c.spec).where(topic_index_table.c.id == 1)
 
 
 # --- matching ------------------------------------------------------------------------------------
@@ -192,9 +187,6 @@ def _entries(spec: Spec, pid: int, upvotes: int | None, title: str, abstract: st
 # --- the ingest's part ------------------------------------------------------------------------------
 
 
-_INSERT = insert(paper_topic_table)
-
-
 def upkeep(conn: Connection, changes: Sequence[Any], paper_ids: Sequence[int | None]) -> None:
     """Keep paper_topic current with one dump's changes (ingest.diff.Change, each with its paper's
     id), in the dump's transaction: new papers, and papers whose texts changed, matched against
@@ -218,44 +210,16 @@ def upkeep(conn: Connection, changes: Sequence[Any], paper_ids: Sequence[int | N
                 rescore.pop(pid, None)
             elif "upvotes" in change.fields and pid not in match:
                 rescore[pid] = change.values.upvotes
-    for chunk in _chunks(sorted(set(replaced))):
-        conn.execute(delete(paper_topic_table).where(_pt.paper_id.in_(chunk)))
-    rows = [row for pid, v in match.items() for row in _entries(spec, pid, v.upvotes, v.title, v.abstract,
-                                                                  v.ai_keywords)]
-    _insert(conn, rows)
+    if replaced:
+        topic_queries.delete_entries(conn, replaced)
+    topic_queries.insert_entries(conn, [
+        row for pid, v in match.items() for row in _entries(spec, pid, v.upvotes, v.title, v.abstract, v.ai_keywords)
+    ])
     if rescore:
-        _rescore(conn, spec, rescore)
-
-
-_COLUMNS = ("paper_id", "topic", "points", "neg_score", "neg_upvotes", "title")
-# PostgreSQL: one statement with the values as arrays, not a statement per row (as queries/_raw.py).
-_PG_INSERT = (f"INSERT INTO paper_topic ({', '.join(_COLUMNS)}) SELECT * FROM "
-              "unnest(%s::bigint[], %s::varchar[], %s::float8[], %s::float8[], %s::int[], %s::text[])")
-_PG_RESCORE = ("UPDATE paper_topic AS t SET neg_score = -(v.up + t.points), neg_upvotes = v.neg_upvotes "
-               "FROM unnest(%s::float8[], %s::int[], %s::bigint[]) AS v(up, neg_upvotes, paper_id) "
-               "WHERE t.paper_id = v.paper_id")
-_SQLITE_RESCORE = "UPDATE paper_topic SET neg_score = -(? + points), neg_upvotes = ? WHERE paper_id = ?"
-
-
-def _insert(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(_PG_INSERT, tuple([row[name] for row in rows] for name in _COLUMNS))
-        return
-    conn.execute(_INSERT, rows)
-
-
-def _rescore(conn: Connection, spec: Spec, upvotes: dict[int, int | None]) -> None:
-    """New keys for the entries of papers whose upvotes changed, their keyword points kept, in one
-    step. The database adds the upvote points to the stored keyword points, in IEEE double
-    precision as Python does (`up + points`), so the key is the float score.py makes."""
-    weights = spec.weights
-    values = [(upvote_points(u, weights), -(u or 0), pid) for pid, u in sorted(upvotes.items())]
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(_PG_RESCORE, tuple(list(column) for column in zip(*values, strict=True)))
-        return
-    conn.exec_driver_sql(_SQLITE_RESCORE, values)
+        weights = spec.weights
+        topic_queries.rescore_entries(
+            conn, [(upvote_points(u, weights), -(u or 0), pid) for pid, u in sorted(rescore.items())]
+        )
 
 
 # --- building ------------------------------------------------------------------------------------------
@@ -285,20 +249,15 @@ def ensure(engine: Engine, settings: Settings) -> bool:
 
 
 def _rebuild(conn: Connection, spec: Spec) -> tuple[int, int]:
-    conn.execute(delete(paper_topic_table))
-    conn.execute(delete(topic_index_table))
-    c = paper_table.c
-    read = select(c.id, c.upvotes, c.title, c.abstract, c.ai_keywords).order_by(c.id).limit(REBUILD_CHUNK)
+    topic_queries.save_index(conn, spec.fingerprint, spec.text, clock.now())
     last, papers, entries = -1, 0, 0
     while spec.topics:
-        chunk = conn.execute(read.where(c.id > last)).all()
+        chunk = topic_queries.papers_to_match(conn, last, REBUILD_CHUNK)
         if not chunk:
             break
         rows = [row for r in chunk for row in _entries(spec, r.id, r.upvotes, r.title, r.abstract, r.ai_keywords)]
-        _insert(conn, rows)
+        topic_queries.insert_entries(conn, rows)
         papers, entries, last = papers + len(chunk), entries + len(rows), chunk[-1].id
-    conn.execute(insert(topic_index_table), {"id": 1, "fingerprint": spec.fingerprint, "spec": spec.text,
-                                              "built_at": clock.now()})
     return papers, entries
 
 
@@ -314,11 +273,7 @@ def ranked(conn: Connection, settings: Settings, topic: str, since: dt.date | No
     stored = stored_spec(conn)
     if stored is None or stored.fingerprint != spec.fingerprint:
         return None
-    stmt = select(_pt.paper_id, _pt.neg_score).where(_pt.topic == topic)
-    if since is not None:
-        stmt = stmt.join(paper_table, paper_table.c.id == _pt.paper_id).where(paper_table.c.first_seen >= since)
-    stmt = stmt.order_by(_pt.neg_score, _pt.neg_upvotes, _pt.title, _pt.paper_id).limit(limit)
-    keys = [(pid, neg_score) for pid, neg_score in conn.execute(stmt)]
+    keys = topic_queries.best_entries(conn, topic, since, limit)
     papers = queries.papers_by_ids(conn, [pid for pid, _ in keys])
     chosen = next(t for t in spec.topics if t.name == topic)
     scored = []
@@ -345,10 +300,4 @@ def _scored(spec: Spec, topic: _Topic, paper: Paper | None) -> ScoredPaper | Non
 
 def entries(conn: Connection, topic: str | None = None) -> list[tuple[Any, ...]]:
     """Every entry (paper_id, topic, points, neg_score, neg_upvotes, title), in key order: for tests."""
-    stmt = select(_pt.paper_id, _pt.topic, _pt.points, _pt.neg_score, _pt.neg_upvotes, _pt.title)
-    if topic is not None:
-        stmt = stmt.where(_pt.topic == topic)
-    return [tuple(r) for r in conn.execute(stmt.order_by(_pt.topic, _pt.neg_score, _pt.neg_upvotes, _pt.title,
-                                                         _pt.paper_id))]
-
-
+    return topic_queries.entries(conn, topic)
