@@ -34,9 +34,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from paperdigest import clock
 from paperdigest.config import ScoringSettings, Settings, TopicSettings
+from paperdigest.errors import StoreError
 from paperdigest.model import Paper
 from paperdigest.score import (
     _WORD,
@@ -49,6 +51,7 @@ from paperdigest.score import (
     upvote_points,
 )
 from paperdigest.store import queries
+from paperdigest.store.engine import describe
 from paperdigest.store.queries import topics as topic_queries
 
 log = logging.getLogger("paperdigest")
@@ -231,17 +234,20 @@ def ensure(engine: Engine, settings: Settings) -> bool:
     from paperdigest.ingest.write import serialise_ingests  # noqa: PLC0415  lazy: ingest imports this module
 
     spec = settings_spec(settings)
-    with engine.connect() as conn:
-        before = stored_spec(conn)
-    if before is not None and before.fingerprint == spec.fingerprint:
-        return False
-    started = time.monotonic()
-    with engine.connect().execution_options(write=True) as conn, conn.begin():
-        serialise_ingests(conn)
-        before = stored_spec(conn)
+    try:
+        with engine.connect() as conn:
+            before = stored_spec(conn)
         if before is not None and before.fingerprint == spec.fingerprint:
-            return False  # another process built it meanwhile
-        papers, entries = _rebuild(conn, spec)
+            return False
+        started = time.monotonic()
+        with engine.connect().execution_options(write=True) as conn, conn.begin():
+            serialise_ingests(conn)
+            before = stored_spec(conn)
+            if before is not None and before.fingerprint == spec.fingerprint:
+                return False  # another process built it meanwhile
+            papers, entries = _rebuild(conn, spec)
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot rebuild the topic index, nothing was changed: {describe(exc)}") from exc
     why = "first build" if before is None else "the config's topics or scoring weights changed"
     log.info("topic index rebuilt (%s): %d topics over %d papers, %d matches, in %.1f s",
              why, len(spec.topics), papers, entries, time.monotonic() - started)

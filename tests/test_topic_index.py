@@ -23,6 +23,7 @@ from sqlalchemy.pool import NullPool
 
 from paperdigest import topic_index
 from paperdigest.config import ScoringSettings, Settings, TopicSettings, embedded_default
+from paperdigest.errors import StoreError
 from paperdigest.ingest import apply
 from paperdigest.model import Listing
 from paperdigest.score import folded, ranked_papers, scanned_ranking
@@ -276,4 +277,15 @@ def test_the_daemon_builds_it_before_its_polls(cli: Any, db_url: str) -> None:
             indexed = topic_index.ranked(conn, settings, topic, None, 25)
             assert indexed is not None and indexed == scanned_ranking(conn, settings, topic, None, 25)
     assert rows(db_url, "SELECT count(*) FROM paper_topic")[0][0] > 0
+    engine.dispose()
+
+
+def test_a_store_that_refuses_the_rebuild_gives_one_error(db_url: str) -> None:
+    engine = open_engine(db_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE paper_topic")
+    with pytest.raises(StoreError, match=r"^cannot rebuild the topic index, nothing was changed: ") as raised:
+        topic_index.ensure(engine, _settings())
+    assert "\n" not in str(raised.value)
+    assert rows(db_url, "SELECT count(*) FROM topic_index") == [(0,)]
     engine.dispose()

@@ -333,8 +333,8 @@ class Service:
         papers meanwhile."""
         try:
             topic_index.ensure(self.engine, self.settings)
-        except SQLAlchemyError as exc:
-            log.error("cannot rebuild the topic index: %s", describe(exc))
+        except StoreError as exc:
+            log.error("%s", exc)
 
     def serve(self) -> int:
         """The daemon. SQLite: one per store (a file lock). PostgreSQL: lead or stand by."""
