@@ -40,11 +40,7 @@ from bench_mail import isolated_env, paperdigest_command, toml_value
 NOW = "2031-12-01T12:00:00+00:00"  # after every stored capture and the fresh dumps' (scale.FRESH_EPOCH on)
 SUBSCRIBER = "reader@example.net"
 TOPIC = "agents"
-TOPICS = {
-    "agents": ["agent", "web agent", "GUI", "computer use", "tool use"],
-    "reasoning": ["reasoning", "chain-of-thought", "math", "logic"],
-    "efficiency": ["efficient", "scaling", "routing", "compression", "latency"],
-}
+TOPICS = scale.TOPICS
 LIMIT_RATIO = 1.5
 LIMIT_MB = 150.0
 
@@ -57,6 +53,7 @@ class ReadsSetup:
     config: Path
     env: dict[str, str]
     build_s: list[float]
+    index_s: list[float | None]  # building the topic index, part of build_s (None: code without one)
 
 
 def commands(setup: ReadsSetup, url: str, dump: Path, entries: int) -> dict[str, list[str]]:
@@ -101,16 +98,17 @@ def add_sightings(path: Path) -> None:
 def prepare(workdir: Path, seed: int, sizes: list[int]) -> ReadsSetup:
     largest = max(sizes)
     paths = [workdir / f"reads_{size}.db" for size in sizes]
-    build_s = []
+    build_s, index_s = [], []
     for path, size in zip(paths, sizes, strict=True):
         started = time.perf_counter()
         scale.build_store(path, seed, range(largest - size, largest))
         add_sightings(path)
+        index_s.append(scale.index_topics(path))
         build_s.append(time.perf_counter() - started)
     config = workdir / "reads.toml"
     write_config(config)
     env = {**isolated_env(workdir), "PAPERDIGEST_NOW": NOW}
-    return ReadsSetup(workdir, sizes, [f"sqlite:///{p}" for p in paths], config, env, build_s)
+    return ReadsSetup(workdir, sizes, [f"sqlite:///{p}" for p in paths], config, env, build_s, index_s)
 
 
 def measure(workdir: Path, seed: int, sizes: list[int], rounds: int, entries: int, cpus: set[int] | None
@@ -151,7 +149,9 @@ def measure(workdir: Path, seed: int, sizes: list[int], rounds: int, entries: in
                 "peak_rss_mb": round(max(r.peak_rss_mb for r in by_size[size]), 1),
             })
     return {"sizes": sizes, "rounds": rounds, "entries_per_dump": entries, "topic": TOPIC,
-            "build_s": [round(b, 1) for b in setup.build_s], "figures": figures, "problems": problems}
+            "build_s": [round(b, 1) for b in setup.build_s],
+            "topic_index_s": [None if i is None else round(i, 1) for i in setup.index_s],
+            "figures": figures, "problems": problems}
 
 
 def _spread(values: list[float]) -> dict[str, Any]:
@@ -181,6 +181,9 @@ def lines(reads: dict[str, Any]) -> list[str]:
     out = [f"reads at scale: whole processes on SQLite stores of {', '.join(f'{s:,}' for s in sizes)} papers "
            f"(built in {', '.join(f'{b:.0f}' for b in reads['build_s'])} s); {reads['rounds']} rounds after a "
            f"warm-up; the {min(sizes):,}-paper store is the floor (ratio = wall / its wall, same round)"]
+    if any(i is not None for i in reads.get("topic_index_s", [])):
+        out.append("  topic index built (in the build times above) in "
+                   f"{', '.join(f'{i:.1f}' for i in reads['topic_index_s'])} s")
     for f in reads["figures"]:
         out.append(f"  {f['command']:<24} {f['papers']:>9,} papers  ratio {_shown(f['ratio'])}x  "
                    f"CPU ratio {_shown(f['cpu_ratio'])}x  wall {_shown(f['wall_s'])} s  CPU {_shown(f['cpu_s'])} s  "

@@ -73,6 +73,13 @@ def _engine(args: argparse.Namespace, conf: config.Settings, schema: Schema = "c
     return engine
 
 
+def _topic_index(engine: Engine, conf: config.Settings) -> None:
+    """Before an ingest: the topic index rebuilt if the config's topics or weights changed."""
+    from paperdigest import topic_index  # noqa: PLC0415  lazy: the scoring, for the ingesting commands
+
+    topic_index.ensure(engine, conf)
+
+
 def cmd_parse(args: argparse.Namespace) -> int:
     from paperdigest.ingest import job as jobs  # noqa: PLC0415  lazy: the parsers and sources, for this command only
 
@@ -88,6 +95,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     conf = _config(args)
     engine = _engine(args, conf)
+    if not args.dry_run:
+        _topic_index(engine, conf)
     for result in jobs.ingest(engine, args.sources, args.as_of, dry_run=args.dry_run, limits=conf.limits):
         if args.json:
             _print_json(result.to_json(), sys.stdout)
@@ -105,6 +114,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
     conf = _config(args)
     engine = _engine(args, conf)
+    _topic_index(engine, conf)
     return _show_backfill(
         args,
         lambda start: jobs.backfill(
@@ -123,6 +133,7 @@ def _backfill_source(args: argparse.Namespace) -> int:
 
     conf = _config(args)
     engine = _engine(args, conf)
+    _topic_index(engine, conf)
     return _show_backfill(
         args,
         lambda start: jobs.backfill_source(

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from paperdigest.config import ScoringSettings, Settings, TopicSettings
 from paperdigest.errors import UsageError
@@ -284,13 +284,26 @@ def ranked_papers(
     with engine.connect() as conn:
         if topic is None:
             return [by_upvotes(paper, settings.scoring) for paper in queries.top_papers(conn, limit, since)]
-        ranking = TopRanking(topic, settings.topics[topic], settings.scoring, limit)
-        for upvotes_known in (True, False):
-            with contextlib.closing(queries.papers_to_rank(conn, upvotes_known, since)) as rows:
-                ranking.read(rows)
-            if ranking.complete():
-                break
-        papers = queries.papers_by_ids(conn, ranking.ids())
+        from paperdigest import topic_index  # noqa: PLC0415  lazy: it imports this module
+
+        indexed = topic_index.ranked(conn, settings, topic, since, limit)
+        if indexed is not None:
+            return indexed
+        return scanned_ranking(conn, settings, topic, since, limit)
+
+
+def scanned_ranking(conn: Connection, settings: Settings, topic: str, since: dt.date | None, limit: int
+                    ) -> list[ScoredPaper]:
+    """`papers --topic` without the topic index (not built for this config yet): every paper that
+    could make the list read and scored, stopping early when the upvotes allow. The oracle the
+    index is tested against."""
+    ranking = TopRanking(topic, settings.topics[topic], settings.scoring, limit)
+    for upvotes_known in (True, False):
+        with contextlib.closing(queries.papers_to_rank(conn, upvotes_known, since)) as rows:
+            ranking.read(rows)
+        if ranking.complete():
+            break
+    papers = queries.papers_by_ids(conn, ranking.ids())
     return ranking.scored(papers)
 
 

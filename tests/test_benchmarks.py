@@ -105,6 +105,8 @@ def test_reads_at_scale_and_start_up_are_measured(report: dict[str, Any]) -> Non
     reads = report["scale"]["reads"]
     assert reads["problems"] == []
     assert reads["sizes"] == [500, 1000, 2000]  # --scale-mid outside 500..2000: their geometric mean
+    # Each store's topic index is built before the rounds, so `papers --topic` reads it there.
+    assert len(reads["topic_index_s"]) == 3 and all(s is not None for s in reads["topic_index_s"])
     commands = {"papers --top", "papers --topic", "status", "digest (one subscriber)", "ingest (50 entries)"}
     assert {(f["command"], f["papers"]) for f in reads["figures"]} == {(c, n) for c in commands for n in reads["sizes"]}
     for figure in reads["figures"]:

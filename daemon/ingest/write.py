@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from paperdigest import clock
+from paperdigest import clock, topic_index
 from paperdigest.errors import StoreError
 from paperdigest.ingest.diff import Diff, diff_rows
 from paperdigest.ingest.identity import title_key
@@ -128,6 +128,7 @@ def _write(conn: Any, listing: Listing, changes: Diff, backfill: bool) -> dt.dat
             {"dump_id": dump_id, "paper_id": paper_id, "position": change.position, "upvotes": change.upvotes}
         )
     queries.insert_sightings(conn, sightings)
+    topic_index.upkeep(conn, changes.changes, [s["paper_id"] for s in sightings])
     return ingested_at
 
 

@@ -25,7 +25,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from paperdigest import clock, config, subscribers
+from paperdigest import clock, config, subscribers, topic_index
 from paperdigest.config import Settings
 from paperdigest.digest.job import Planned, queue_due
 from paperdigest.errors import (
@@ -195,6 +195,7 @@ class Service:
     def cycle(self) -> CycleReport:
         """One full cycle: poll every source, then send what is due."""
         report = CycleReport()
+        self._topic_index()
         for name in list(self.sources):
             self.poll(name, report)
         self.send(report)
@@ -270,6 +271,7 @@ class Service:
 
     def _startup(self) -> None:
         """Catch up after downtime: poll everything, then send what the outbox says is due."""
+        self._topic_index()
         for name in list(self.sources):
             if self.stopping.is_set():
                 return
@@ -296,6 +298,8 @@ class Service:
             self._add_jobs(self.scheduler)
             self._add_watchdog(self.scheduler)
         log.info("config reloaded: %d sources, %d subscribers", len(fresh.sources), len(fresh.subscribers))
+        if self.scheduler is not None and (self.replica.role == "leader" or self.engine.dialect.name != "postgresql"):
+            self.scheduler.add_job(self._topic_index, id="topic-index", executor="ingest", replace_existing=True)
 
     def _add_watchdog(self, scheduler: BackgroundScheduler) -> None:
         if self.notifier.watchdog is not None:
@@ -321,6 +325,16 @@ class Service:
             raise StoreError(f"cannot upgrade the store {shown_url(self.store_url)}: {describe(exc)}") from None
         if done.changed:
             log.info("store upgraded from schema %s to %s", done.before or "(empty)", done.after)
+
+    def _topic_index(self) -> None:
+        """The topic index rebuilt if the config's topics or weights changed (logged): before the
+        polls, on the ingest executor (a rebuild of a large store takes a while: after READY, with
+        the watchdog fed). A store that cannot take it is logged: `papers --topic` reads the
+        papers meanwhile."""
+        try:
+            topic_index.ensure(self.engine, self.settings)
+        except StoreError as exc:
+            log.error("%s", exc)
 
     def serve(self) -> int:
         """The daemon. SQLite: one per store (a file lock). PostgreSQL: lead or stand by."""

@@ -242,6 +242,46 @@ class SubscriberRow(SQLModel, table=True):
     unsubscribed_at: dt.datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
 
 
+# Text compared by code point, as Python compares str: SQLite's default (BINARY) collation does,
+# a PostgreSQL database made with "en_US" does not, so there the column is "C".
+CODE_POINT_TEXT = Text().with_variant(Text(collation="C"), "postgresql")
+
+
+class PaperTopicRow(SQLModel, table=True):
+    """A paper that matches a topic (at least one keyword, no exclude), as the topic index was
+    built for (topic_index): its keyword points and the key `papers --topic` ranks by, kept
+    current by the ingest (paperdigest.topic_index). The key is the ranking's own, ascending:
+    minus the score, minus the upvotes (unknown: 0), the title, the paper's id; so the best N
+    are the first N entries of ix_paper_topic_rank for the topic."""
+
+    __tablename__ = "paper_topic"
+    # SQLite: WITHOUT ROWID, the rows kept in the primary key's tree (two trees to write, not three).
+    __table_args__ = (
+        Index("ix_paper_topic_rank", "topic", "neg_score", "neg_upvotes", "title", "paper_id"),
+        {"sqlite_with_rowid": False},
+    )
+
+    paper_id: int = Field(foreign_key="paper.id", primary_key=True, sa_type=ID)
+    topic: str = Field(primary_key=True, max_length=200)
+    points: float  # the keyword points (score.py), whatever the upvotes
+    neg_score: float  # -(upvote points + keyword points), computed as score.py computes it
+    neg_upvotes: int  # -(upvotes or 0)
+    title: str = Field(sa_column=Column(CODE_POINT_TEXT, nullable=False))
+
+
+class TopicIndexRow(SQLModel, table=True):
+    """What paper_topic was built for (one row, id 1): the topics and scoring weights as JSON
+    (`spec`) and their fingerprint. A config whose fingerprint differs is not served from the
+    table (`papers --topic` scans instead) until an ingest or the daemon rebuilds it."""
+
+    __tablename__ = "topic_index"
+
+    id: int = Field(primary_key=True)
+    fingerprint: str = Field(max_length=64)
+    spec: str = Field(sa_column=Column(Text, nullable=False))
+    built_at: dt.datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
 dump_table = DumpRow.__table__  # type: ignore[attr-defined]
 paper_table = PaperRow.__table__  # type: ignore[attr-defined]
 sighting_table = SightingRow.__table__  # type: ignore[attr-defined]
@@ -252,4 +292,6 @@ outbox_message_table = OutboxMessageRow.__table__  # type: ignore[attr-defined]
 rejection_table = RejectionRow.__table__  # type: ignore[attr-defined]
 replica_table = ReplicaRow.__table__  # type: ignore[attr-defined]
 subscriber_table = SubscriberRow.__table__  # type: ignore[attr-defined]
+paper_topic_table = PaperTopicRow.__table__  # type: ignore[attr-defined]
+topic_index_table = TopicIndexRow.__table__  # type: ignore[attr-defined]
 metadata = SQLModel.metadata

@@ -1,0 +1,309 @@
+"""The topic index: which papers match each topic, with the key `papers --topic` ranks them by,
+kept in the store (paper_topic) so that the best N of a topic are the first N entries of an
+index, whatever the store's size.
+
+    ensure(engine, settings)       # at an ingest's or the daemon's start: rebuilt (and logged)
+                                   # when the config's topics or scoring weights changed
+    upkeep(conn, changes, ids)     # in each dump's transaction (ingest/write.py, one call)
+    ranked(conn, settings, ...)    # `papers --topic`: None when the index is not for this config
+
+What the table was built for (the topics, the weights, and SCHEME, the matching rules) is kept
+beside it (topic_index) with its fingerprint. The ingest keeps the table current for what it was
+built for, whatever config the ingesting process has; a reader whose config has another
+fingerprint does not use it (score.ranked_papers scans the papers instead), so a changed config
+is never served stale scores, only slower ones until the next ingest or daemon start rebuilds.
+
+The matching and the scores are score.py's own functions, so a paper's entry says exactly what
+the scan would compute: keyword points once per (topic, paper), and the score as
+upvote_points + keyword points, the same floats in the same order of addition. Per dump only the
+new papers, and those whose title, abstract or AI keywords changed, are matched (a text that
+holds none of a topic's keyword stems is not even folded); a paper whose upvotes alone changed
+has its entries' keys rewritten, the keyword points kept.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import time
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from paperdigest import clock
+from paperdigest.config import ScoringSettings, Settings, TopicSettings
+from paperdigest.errors import StoreError
+from paperdigest.model import Paper
+from paperdigest.score import (
+    _WORD,
+    WHERE,
+    Hit,
+    ScoredPaper,
+    _keyword_points,
+    fold_word,
+    folded,
+    upvote_points,
+)
+from paperdigest.store import queries
+from paperdigest.store.engine import describe
+from paperdigest.store.queries import topics as topic_queries
+
+log = logging.getLogger("paperdigest")
+
+# The matching and scoring rules the table holds (score.py): part of the fingerprint, so that a
+# release that matches or scores otherwise rebuilds the table. Raise it with such a change.
+SCHEME = 1
+TEXT_FIELDS = frozenset({"title", "abstract", "ai_keywords"})  # a change of one of these: matched again
+REBUILD_CHUNK = 5000  # papers read (by id) and matched per step of a rebuild
+
+
+
+# --- what the table is built for ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Topic:
+    name: str
+    keywords: tuple[str, ...]
+    exclude: tuple[str, ...]
+    # Each keyword with its folded needle, and the excludes' needles, as score.matches folds
+    # them; a keyword that folds to nothing never hits (matches: `needle.strip() != ""`).
+    needles: tuple[tuple[str, str], ...]
+    exclude_needles: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """Topics and weights, as the table was (or is to be) built for them."""
+
+    fingerprint: str
+    text: str  # the JSON stored in topic_index.spec
+    weights: ScoringSettings
+    topics: tuple[_Topic, ...]
+
+
+def spec_of(topics: dict[str, TopicSettings], weights: ScoringSettings) -> Spec:
+    data = {
+        "scheme": SCHEME,
+        "weights": {
+            "upvotes": weights.upvotes,
+            "title": weights.title,
+            "abstract": weights.abstract,
+            "ai_keywords": weights.ai_keywords_weight,
+        },
+        "topics": {name: {"keywords": list(t.keywords), "exclude": list(t.exclude)} for name, t in topics.items()},
+    }
+    text = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return _parsed(text)
+
+
+_PARSED: dict[str, Spec] = {}  # by the stored JSON: parsed once per process
+
+
+def _parsed(text: str) -> Spec:
+    spec = _PARSED.get(text)
+    if spec is None:
+        data = json.loads(text)
+        w = data["weights"]
+        weights = ScoringSettings(upvotes=w["upvotes"], title=w["title"], abstract=w["abstract"],
+                                  ai_keywords=w["ai_keywords"])
+        topics = []
+        for name, t in sorted(data["topics"].items()):
+            keywords, exclude = tuple(t["keywords"]), tuple(t["exclude"])
+            needles = tuple((k, folded(k)) for k in keywords if folded(k).strip())
+            exclude_needles = tuple(folded(k) for k in exclude if folded(k).strip())
+            topics.append(_Topic(name, keywords, exclude, needles, exclude_needles))
+        fingerprint = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        spec = _PARSED[text] = Spec(fingerprint, text, weights, tuple(topics))
+    return spec
+
+
+def settings_spec(settings: Settings) -> Spec:
+    return spec_of(settings.topics, settings.scoring)
+
+
+def stored_spec(conn: Connection) -> Spec | None:
+    """What the table holds now; None before its first build."""
+    text = topic_queries.index_spec(conn)
+    return _parsed(text) if text is not None else None
+
+
+# --- matching ------------------------------------------------------------------------------------
+
+
+_FOLDS: dict[str, str] = {}  # fold_word's answers: a paper's words are mostly words seen before
+_FOLDS_KEPT = 200_000
+
+
+def _folded_text(text: str) -> str:
+    """score.folded(text), uncached (each paper is read once), each word folded once per process
+    (a regular expression per rule, over the whole text, measured 4x slower)."""
+    out = []
+    for word in _WORD.findall(unicodedata.normalize("NFKC", text).casefold()):
+        done = _FOLDS.get(word)
+        if done is None:
+            done = fold_word(word)
+            if len(_FOLDS) < _FOLDS_KEPT:
+                _FOLDS[word] = done
+        out.append(done)
+    return " " + " ".join(out) + " "
+
+
+def _texts(title: str, abstract: str | None, ai_keywords: Sequence[str] | None) -> tuple[str, str, str]:
+    """A paper's texts folded as score._topic_hits folds them: title, abstract, AI keywords."""
+    return (_folded_text(title), _folded_text(abstract or ""),
+            "|".join(folded(k) for k in ai_keywords) if ai_keywords else "")
+
+
+def _hits(topic: _Topic, texts: tuple[str, str, str]) -> tuple[Hit, ...] | None:
+    """score._hits(topic's keywords, excludes, *texts), with the needles folded once per topic."""
+    for needle in topic.exclude_needles:
+        if needle in texts[0] or needle in texts[1] or needle in texts[2]:
+            return None
+    hits = [Hit(word, where) for where, text in zip(WHERE, texts, strict=True)
+            for word, needle in topic.needles if needle in text]
+    return tuple(hits) or None
+
+
+def _entries(spec: Spec, pid: int, upvotes: int | None, title: str, abstract: str | None,
+             ai_keywords: Sequence[str] | None) -> Iterable[dict[str, Any]]:
+    """The paper's rows of paper_topic: one per topic it matches."""
+    texts = _texts(title, abstract, ai_keywords)
+    up = None
+    for topic in spec.topics:
+        hits = _hits(topic, texts)
+        if hits is None:
+            continue
+        if up is None:
+            up = upvote_points(upvotes, spec.weights)
+        points = _keyword_points(hits, spec.weights)
+        yield {"paper_id": pid, "topic": topic.name, "points": points, "neg_score": -(up + points),
+               "neg_upvotes": -(upvotes or 0), "title": title}
+
+
+# --- the ingest's part ------------------------------------------------------------------------------
+
+
+def upkeep(conn: Connection, changes: Sequence[Any], paper_ids: Sequence[int | None]) -> None:
+    """Keep paper_topic current with one dump's changes (ingest.diff.Change, each with its paper's
+    id), in the dump's transaction: new papers, and papers whose texts changed, matched against
+    what the table was built for; papers whose upvotes alone changed get their keys rewritten.
+    Nothing before the table's first build (ensure)."""
+    spec = stored_spec(conn)
+    if spec is None or not spec.topics:
+        return
+    match: dict[int, Any] = {}  # paper id -> the paper's values once the dump is applied
+    rescore: dict[int, int | None] = {}  # paper id -> its upvotes now
+    replaced: list[int] = []
+    for change, pid in zip(changes, paper_ids, strict=True):
+        if pid is None:  # never: every change has its paper's id by now
+            continue
+        if change.kind == "new":
+            match[pid] = change.values
+        elif change.dirty and change.fields:
+            if TEXT_FIELDS.intersection(change.fields):
+                match[pid] = change.values
+                replaced.append(pid)
+                rescore.pop(pid, None)
+            elif "upvotes" in change.fields and pid not in match:
+                rescore[pid] = change.values.upvotes
+    if replaced:
+        topic_queries.delete_entries(conn, replaced)
+    topic_queries.insert_entries(conn, [
+        row for pid, v in match.items() for row in _entries(spec, pid, v.upvotes, v.title, v.abstract, v.ai_keywords)
+    ])
+    if rescore:
+        weights = spec.weights
+        topic_queries.rescore_entries(
+            conn, [(upvote_points(u, weights), -(u or 0), pid) for pid, u in sorted(rescore.items())]
+        )
+
+
+# --- building ------------------------------------------------------------------------------------------
+
+
+def ensure(engine: Engine, settings: Settings) -> bool:
+    """Rebuild paper_topic when it was not built for these topics and weights (logged); True if it
+    was. Under the ingests' lock, in one transaction: readers see the old table or the new one."""
+    from paperdigest.ingest.write import serialise_ingests  # noqa: PLC0415  lazy: ingest imports this module
+
+    spec = settings_spec(settings)
+    try:
+        with engine.connect() as conn:
+            before = stored_spec(conn)
+        if before is not None and before.fingerprint == spec.fingerprint:
+            return False
+        started = time.monotonic()
+        with engine.connect().execution_options(write=True) as conn, conn.begin():
+            serialise_ingests(conn)
+            before = stored_spec(conn)
+            if before is not None and before.fingerprint == spec.fingerprint:
+                return False  # another process built it meanwhile
+            papers, entries = _rebuild(conn, spec)
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot rebuild the topic index, nothing was changed: {describe(exc)}") from exc
+    why = "first build" if before is None else "the config's topics or scoring weights changed"
+    log.info("topic index rebuilt (%s): %d topics over %d papers, %d matches, in %.1f s",
+             why, len(spec.topics), papers, entries, time.monotonic() - started)
+    return True
+
+
+def _rebuild(conn: Connection, spec: Spec) -> tuple[int, int]:
+    topic_queries.save_index(conn, spec.fingerprint, spec.text, clock.now())
+    last, papers, entries = -1, 0, 0
+    while spec.topics:
+        chunk = topic_queries.papers_to_match(conn, last, REBUILD_CHUNK)
+        if not chunk:
+            break
+        rows = [row for r in chunk for row in _entries(spec, r.id, r.upvotes, r.title, r.abstract, r.ai_keywords)]
+        topic_queries.insert_entries(conn, rows)
+        papers, entries, last = papers + len(chunk), entries + len(rows), chunk[-1].id
+    return papers, entries
+
+
+# --- `papers --topic` ------------------------------------------------------------------------------------
+
+
+def ranked(conn: Connection, settings: Settings, topic: str, since: dt.date | None, limit: int
+           ) -> list[ScoredPaper] | None:
+    """The best `limit` papers of `topic` (first seen since `since`), as score.ranked_papers lists
+    them, read from the index; None when the index is not built for this config's topics and
+    weights (or, a safeguard, a chosen paper's entry disagrees with the paper: never served)."""
+    spec = settings_spec(settings)
+    stored = stored_spec(conn)
+    if stored is None or stored.fingerprint != spec.fingerprint:
+        return None
+    keys = topic_queries.best_entries(conn, topic, since, limit)
+    papers = queries.papers_by_ids(conn, [pid for pid, _ in keys])
+    chosen = next(t for t in spec.topics if t.name == topic)
+    scored = []
+    for pid, neg_score in keys:
+        found = _scored(spec, chosen, papers.get(pid))
+        if found is None or -found.score != neg_score:
+            log.warning("topic index: the entry of paper %d under %r disagrees with the paper; "
+                        "reading the papers instead", pid, topic)
+            return None
+        scored.append(found)
+    return scored
+
+
+def _scored(spec: Spec, topic: _Topic, paper: Paper | None) -> ScoredPaper | None:
+    if paper is None:
+        return None
+    hits = _hits(topic, _texts(paper.title, paper.abstract, paper.ai_keywords))
+    if hits is None:
+        return None
+    up = upvote_points(paper.upvotes, spec.weights)
+    points = _keyword_points(hits, spec.weights)
+    return ScoredPaper(paper, up + points, topic.name, up, points, hits, (topic.name,))
+
+
+def entries(conn: Connection, topic: str | None = None) -> list[tuple[Any, ...]]:
+    """Every entry (paper_id, topic, points, neg_score, neg_upvotes, title), in key order: for tests."""
+    return topic_queries.entries(conn, topic)
