@@ -74,10 +74,11 @@ def _engine(args: argparse.Namespace, conf: config.Settings, schema: Schema = "c
 
 
 def _topic_index(engine: Engine, conf: config.Settings) -> None:
-    """Before an ingest: the topic index rebuilt if the config's topics or weights changed."""
+    """Before a one-shot ingest: the store's first topic index built; one built for another
+    config is kept (`run` rebuilds it; see topic_index.ensure)."""
     from paperdigest import topic_index  # noqa: PLC0415  lazy: the scoring, for the ingesting commands
 
-    topic_index.ensure(engine, conf)
+    topic_index.ensure(engine, conf, rebuild=False)
 
 
 def cmd_parse(args: argparse.Namespace) -> int:

@@ -228,9 +228,15 @@ def upkeep(conn: Connection, changes: Sequence[Any], paper_ids: Sequence[int | N
 # --- building ------------------------------------------------------------------------------------------
 
 
-def ensure(engine: Engine, settings: Settings) -> bool:
+def ensure(engine: Engine, settings: Settings, rebuild: bool = True) -> bool:
     """Rebuild paper_topic when it was not built for these topics and weights (logged); True if it
-    was. Under the ingests' lock, in one transaction: readers see the old table or the new one."""
+    was. Under the ingests' lock, in one transaction: readers see the old table or the new one.
+
+    `rebuild=False` (the one-shot `ingest` and `backfill`) builds a store's first index but keeps
+    one built for another config: such a command may run with another config than the daemon's
+    (the embedded default, a test file), and a rebuild takes the ingests' lock for minutes on a
+    large store. The ingest keeps the index current for what it was built for either way; `run`
+    (the daemon at its start and on reload, or `run --once`) rebuilds it for its config."""
     from paperdigest.ingest.write import serialise_ingests  # noqa: PLC0415  lazy: ingest imports this module
 
     spec = settings_spec(settings)
@@ -238,6 +244,10 @@ def ensure(engine: Engine, settings: Settings) -> bool:
         with engine.connect() as conn:
             before = stored_spec(conn)
         if before is not None and before.fingerprint == spec.fingerprint:
+            return False
+        if before is not None and not rebuild:
+            log.info("the topic index is kept for the topics and weights it was built for (another config's): "
+                     "`papers --topic` with this config scans the papers; `paperdigest run` rebuilds it")
             return False
         started = time.monotonic()
         with engine.connect().execution_options(write=True) as conn, conn.begin():

@@ -22,7 +22,7 @@ from sqlalchemy import Engine, create_engine, delete, insert
 from sqlalchemy.pool import NullPool
 
 from paperdigest import topic_index
-from paperdigest.config import ScoringSettings, Settings, TopicSettings, embedded_default
+from paperdigest.config import ScoringSettings, Settings, TopicSettings, embedded_default, load
 from paperdigest.errors import StoreError
 from paperdigest.ingest import apply
 from paperdigest.model import Listing
@@ -213,8 +213,9 @@ def test_a_changed_config_is_served_by_the_scan_until_the_rebuild(
 
 
 def test_the_commands_build_it_and_papers_topic_reads_it(cli: Any, db_url: str, tmp_path: Path) -> None:
-    """`ingest` builds the index for the config (embedded default: its topics); `papers --topic`
-    then gives what the scan gives; an ingest with another config rebuilds, with a log line."""
+    """`ingest` builds the store's first index for its config (embedded default: its topics);
+    `papers --topic` then gives what the scan gives. A one-shot ingest with another config keeps
+    the index (and keeps it current), saying so; `papers --topic` with that config scans."""
     assert cli("--db", db_url, "ingest", str(SEEDS)).code == 0
     assert rows(db_url, "SELECT count(*) FROM topic_index") == [(1,)]
     assert rows(db_url, "SELECT count(*) FROM paper_topic")[0][0] > 0
@@ -228,9 +229,22 @@ def test_the_commands_build_it_and_papers_topic_reads_it(cli: Any, db_url: str, 
     engine.dispose()
     config = tmp_path / "other.toml"
     config.write_text('[topics.agents]\nkeywords = ["agent"]\n[scoring]\nupvotes = 0.5\n', encoding="utf-8")
-    result = cli("--config", str(config), "--db", db_url, "-v", "ingest", str(SEEDS))
-    assert result.code == 0
-    assert "topic index rebuilt" in result.err
+    fingerprint = rows(db_url, "SELECT fingerprint FROM topic_index")
+    result = cli("--config", str(config), "--db", db_url, "-v", "ingest", str(SEEDS / "004_d0e4e6143df38525.txt"),
+                 "--as-of", "2026-11-30")
+    assert result.code == 0, result.err
+    assert "topic index rebuilt" not in result.err and "the topic index is kept" in result.err
+    assert rows(db_url, "SELECT fingerprint FROM topic_index") == fingerprint
+    other = cli("--config", str(config), "--db", db_url, "papers", "--topic", "agents", "--top", "10", "--json")
+    engine = open_engine(db_url)
+    other_settings = load(config)
+    with engine.connect() as conn:
+        assert topic_index.ranked(conn, other_settings, "agents", None, 10) is None  # not its index: the scan
+        scanned = scanned_ranking(conn, other_settings, "agents", None, 10)
+        kept = topic_index.ranked(conn, settings, "agents", None, 30)
+        assert kept == scanned_ranking(conn, settings, "agents", None, 30)  # still the default's, current
+    assert other.json_lines() == [s.to_json() for s in scanned]
+    engine.dispose()
 
 
 def test_a_0008_store_upgrades_to_the_index(new_store: Callable[..., str], cli: Any) -> None:
