@@ -273,17 +273,23 @@ def test_a_paper_page_shows_its_upvotes_over_time(sent: Sent, cli: Any, tmp_path
     assert sent.client.get("/p/" + "9" * 40).status_code == 404  # no overflow on either engine
 
 
-def test_a_paper_page_by_arxiv_id_shows_what_the_api_gives(
-    cli: Any, tmp_path: Path, db_url: str, monkeypatch: Any
-) -> None:
+API = FIXTURES / "hf_daily_papers_2023-05.json"
+
+
+@pytest.fixture
+def api_client(cli: Any, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    """The web side over a store holding the real daily-papers API sample (topic "r": robots)."""
     monkeypatch.setenv("PAPERDIGEST_WEB_SECRET", SECRET)
-    api = FIXTURES / "hf_daily_papers_2023-05.json"
-    assert cli("--db", db_url, "ingest", str(api), "--as-of", "2023-05-31").code == 0
+    assert cli("--db", db_url, "ingest", str(API), "--as-of", "2023-05-31").code == 0
     engine = open_engine(db_url)
     settings = validate({"web": {"base_url": BASE}, "topics": {"r": {"keywords": ["robot"]}}}, "t")
     with TestClient(create_app(settings, engine), base_url=BASE) as client:
-        page = client.get("/p/2305.14314")  # QLoRA, by its arXiv id
+        yield client
     engine.dispose()
+
+
+def test_a_paper_page_by_arxiv_id_shows_what_the_api_gives(api_client: TestClient) -> None:
+    page = api_client.get("/p/2305.14314")  # QLoRA, by its arXiv id
     assert page.status_code == 200
     text = " ".join(page.text.split())
     assert "Tim Dettmers, Artidoro Pagnoni, Ari Holtzman et al." in text
@@ -292,16 +298,9 @@ def test_a_paper_page_by_arxiv_id_shows_what_the_api_gives(
     assert "<svg" not in text and "No upvote counts seen yet" not in text  # one count: said, not drawn
 
 
-def test_a_feed_entry_names_its_papers_authors(cli: Any, tmp_path: Path, db_url: str, monkeypatch: Any) -> None:
-    monkeypatch.setenv("PAPERDIGEST_WEB_SECRET", SECRET)
-    api = FIXTURES / "hf_daily_papers_2023-05.json"
-    assert cli("--db", db_url, "ingest", str(api), "--as-of", "2023-05-31").code == 0
-    engine = open_engine(db_url)
-    settings = validate({"web": {"base_url": BASE}, "topics": {"r": {"keywords": ["robot"]}}}, "t")
-    with TestClient(create_app(settings, engine), base_url=BASE) as client:
-        parsed = feedparser.parse(client.get("/topics/r.atom").content)
-    engine.dispose()
-    raw = json.loads(api.read_text(encoding="utf-8"))
+def test_a_feed_entry_names_its_papers_authors(api_client: TestClient) -> None:
+    parsed = feedparser.parse(api_client.get("/topics/r.atom").content)
+    raw = json.loads(API.read_text(encoding="utf-8"))
     authors = {" ".join(item["paper"]["title"].split()): [a["name"] for a in item["paper"]["authors"]] for item in raw}
     assert not parsed.bozo and len(parsed.entries) >= 3
     for entry in parsed.entries:
