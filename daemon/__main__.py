@@ -2,7 +2,7 @@
 
 import sys
 
-from paperdigest.cli import main
+from paperdigest.cli import console
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console())

@@ -71,3 +71,31 @@ def test_the_revision_files_name_alembics_head() -> None:
     """What an open store is compared with, without Alembic, is Alembic's own newest revision."""
     migrate.newest_named.cache_clear()
     assert migrate.newest_named() == migrate.head()
+
+
+def test_the_command_tunes_the_collector_for_its_process_and_main_leaves_a_hosts_alone() -> None:
+    """`paperdigest` (the console script and `python -m paperdigest`) collects every 10,000
+    allocations instead of 700: start-up's long-lived objects are not walked dozens of times."""
+    code = (
+        "import gc, sys\n"
+        "from paperdigest import cli\n"
+        "before = gc.get_threshold()\n"
+        "try:\n"
+        "    cli.main(['status', '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "assert gc.get_threshold() == before, 'main() changed the host collector'\n"
+        "sys.argv = ['paperdigest', '--version']\n"
+        "try:\n"
+        "    cli.console()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(gc.get_threshold() == cli.GC_THRESHOLD)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "True"
+    script = Path(sys.executable).with_name("paperdigest")
+    assert "console()" in script.read_text(encoding="utf-8")  # the installed command goes through console()
+    main_module = Path(migrate.__file__).parents[1] / "__main__.py"
+    assert "console()" in main_module.read_text(encoding="utf-8")
