@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import ErrorDetails
 
 from paperdigest.errors import ConfigError
+from paperdigest.folding import folded
 from paperdigest.paths import state_dir
 from paperdigest.service.schedule import cron_trigger, parse_every
 
@@ -148,6 +149,23 @@ class ScoringSettings(_Model):
 class TopicSettings(_Model):
     keywords: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
     exclude: list[Annotated[str, Field(min_length=1)]] = []
+
+    @field_validator("keywords", "exclude")
+    @classmethod
+    def _matchable(cls, value: list[str]) -> list[str]:
+        """Keywords match as folded words (score.py): one with no word never matches, and two that
+        fold alike would count the same hit twice ("agent" and "Agents": 6 points for one word)."""
+        seen: dict[str, str] = {}
+        for keyword in value:
+            key = folded(keyword).strip()
+            if not key:
+                raise ValueError(f"{keyword!r} has no word to match (keywords match whole words)")
+            if key in seen:
+                raise ValueError(
+                    f"{keyword!r} repeats {seen[key]!r} (keywords match case-insensitively, plurals folded)"
+                )
+            seen[key] = keyword
+        return value
 
 
 class MailSettings(_Model):

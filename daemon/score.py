@@ -13,7 +13,6 @@ import contextlib
 import datetime as dt
 import heapq
 import math
-import re
 import unicodedata
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
@@ -24,28 +23,9 @@ from sqlalchemy import Connection, Engine
 
 from paperdigest.config import ScoringSettings, Settings, TopicSettings
 from paperdigest.errors import UsageError
+from paperdigest.folding import WORD, fold_word, folded
 from paperdigest.model import Paper
 from paperdigest.store import queries
-
-_WORD = re.compile(r"\w+")
-
-
-def fold_word(word: str) -> str:
-    """Simple plural folding: agents -> agent, policies -> policy, boxes -> box; 'ss' and short words stay."""
-    if len(word) > 4 and word.endswith("ies"):
-        return word[:-3] + "y"
-    if len(word) > 4 and word.endswith(("ches", "shes", "xes", "zes", "sses")):
-        return word[:-2]
-    if len(word) >= 3 and word.endswith("s") and not word.endswith("ss"):
-        return word[:-1]
-    return word
-
-
-@lru_cache(maxsize=4096)
-def folded(text: str) -> str:
-    """Text as a padded string of folded words: ' multi agent system '."""
-    words = _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
-    return " " + " ".join(fold_word(w) for w in words) + " "
 
 
 def matches(keyword: str, text_folded: str) -> bool:
@@ -384,7 +364,7 @@ class TopRanking:
         norm = unicodedata.normalize("NFKC", text).casefold()
         if not any(all(stem in norm for stem in needle) for needle in self.needles):
             return ""
-        return " " + " ".join(fold_word(w) for w in _WORD.findall(norm)) + " "
+        return " " + " ".join(fold_word(w) for w in WORD.findall(norm)) + " "
 
     def complete(self) -> bool:
         """Whether the papers whose upvotes are unknown (0 upvote points) can no longer enter."""

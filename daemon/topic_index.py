@@ -39,15 +39,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from paperdigest import clock
 from paperdigest.config import ScoringSettings, Settings, TopicSettings
 from paperdigest.errors import StoreError
+from paperdigest.folding import WORD, fold_word, folded
 from paperdigest.model import Paper
 from paperdigest.score import (
-    _WORD,
     WHERE,
     Hit,
     ScoredPaper,
     _keyword_points,
-    fold_word,
-    folded,
     upvote_points,
 )
 from paperdigest.store import queries
@@ -145,7 +143,7 @@ def _folded_text(text: str) -> str:
     """score.folded(text), uncached (each paper is read once), each word folded once per process
     (a regular expression per rule, over the whole text, measured 4x slower)."""
     out = []
-    for word in _WORD.findall(unicodedata.normalize("NFKC", text).casefold()):
+    for word in WORD.findall(unicodedata.normalize("NFKC", text).casefold()):
         done = _FOLDS.get(word)
         if done is None:
             done = fold_word(word)

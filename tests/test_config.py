@@ -272,3 +272,25 @@ def test_a_path_with_a_line_separator_is_named_on_one_line() -> None:
     with pytest.raises(ConfigError) as info:
         config.validate({"digest": {"templates": "\x85"}}, "c.toml")
     assert len(str(info.value).splitlines()) == 1 and "digest.templates" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("topic", "where", "reason"),
+    [
+        # Keywords match folded words: "Agents" is "agent" again, and the hit would count twice.
+        ({"keywords": ["agent", "Agents"]}, "topics.a.keywords", "'Agents' repeats 'agent'"),
+        ({"keywords": ["web agent", "Web  Agents"]}, "topics.a.keywords", "'Web  Agents' repeats 'web agent'"),
+        ({"keywords": ["agent", "!!!"]}, "topics.a.keywords", "'!!!' has no word to match"),
+        ({"keywords": ["  "]}, "topics.a.keywords", "'  ' has no word to match"),
+        ({"keywords": ["agent"], "exclude": ["survey", "SURVEYS"]}, "topics.a.exclude", "'SURVEYS' repeats 'survey'"),
+    ],
+)
+def test_keywords_that_never_match_or_repeat_are_refused(topic: dict[str, Any], where: str, reason: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        config.validate({"topics": {"a": topic}}, "c.toml")
+    assert f"c.toml: {where}: {reason}" in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_keywords_that_differ_as_words_are_kept() -> None:
+    settings = config.validate({"topics": {"a": {"keywords": ["agent", "agentic", "web agent", "reagent"]}}}, "c.toml")
+    assert settings.topics["a"].keywords == ["agent", "agentic", "web agent", "reagent"]

@@ -122,7 +122,9 @@ KEYWORDS = ["agent", "model", "robot", "benchmark", "reasoning", "video", "langu
 
 
 @given(
-    topic_words=st.lists(st.lists(st.sampled_from(KEYWORDS), min_size=1, max_size=3), min_size=1, max_size=4),
+    # unique: the config refuses a keyword twice in one topic
+    topic_words=st.lists(st.lists(st.sampled_from(KEYWORDS), min_size=1, max_size=3, unique=True), min_size=1,
+                         max_size=4),
     exclude=st.lists(st.sampled_from(KEYWORDS), max_size=1),
     min_score=st.sampled_from([0.0, 2.0, 5.0]),
     limit=st.integers(1, 60),

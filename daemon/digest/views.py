@@ -21,8 +21,9 @@ from urllib.parse import quote, quote_plus
 
 from markupsafe import Markup, escape
 
+from paperdigest.folding import folded
 from paperdigest.model import Paper
-from paperdigest.score import ScoredPaper, folded, matches
+from paperdigest.score import ScoredPaper, matches
 
 EXCERPT_CHARS = 300  # an abstract is cut at the last sentence end within this, when it is longer
 AUTHORS_SHOWN = 3
