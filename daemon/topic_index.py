@@ -182,10 +182,19 @@ Points = tuple[tuple[int, float], ...]  # (the topic's place in Spec.topics, its
 
 
 def _points(spec: Spec, texts: tuple[str, str, str]) -> Points:
-    """The keyword points of each topic of `spec` the texts match (score._keyword_points)."""
+    """The keyword points of each topic of `spec` the texts match: _keyword_points(_hits(...)),
+    without a Hit per hit. The same weights summed in the same order (title's hits, then the
+    abstract's, then the AI keywords', each in the topic's keyword order), so the same float."""
     weights = spec.weights
-    return tuple((n, _keyword_points(hits, weights)) for n, topic in enumerate(spec.topics)
-                 if (hits := _hits(topic, texts)) is not None)
+    by_where = tuple(zip((weights.title, weights.abstract, weights.ai_keywords_weight), texts, strict=True))
+    out = []
+    for n, topic in enumerate(spec.topics):
+        if topic.exclude_needles and any(needle in text for needle in topic.exclude_needles for text in texts):
+            continue
+        hit = [weight for weight, text in by_where if text for _, needle in topic.needles if needle in text]
+        if hit:
+            out.append((n, sum(hit)))
+    return tuple(out)
 
 
 def _rows(spec: Spec, pid: int, upvotes: int | None, title: str, points: Points) -> list[tuple[Any, ...]]:
