@@ -4,7 +4,9 @@ index, whatever the store's size.
 
     ensure(engine, settings)       # at an ingest's or the daemon's start: rebuilt (and logged)
                                    # when the config's topics or scoring weights changed
-    upkeep(conn, changes, ids)     # in each dump's transaction (ingest/write.py, one call)
+    upkeep(conn, changes, ids, listing)  # in each dump's transaction (ingest/write.py, one call)
+    EntryMatcher(spec).points(entries, keys)  # backfill's parsing worker: each entry's keyword
+                                   # points ahead (Listing.topic_points), so the writer only inserts
     ranked(conn, settings, ...)    # `papers --topic`: None when the index is not for this config
 
 What the table was built for (the topics, the weights, and SCHEME, the matching rules) is kept

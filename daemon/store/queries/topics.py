@@ -50,8 +50,9 @@ def papers_to_match(conn: Connection, after: int, limit: int) -> list[Row[Any]]:
 
 
 def insert_entries(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-    """The entries, each a tuple in ENTRY_COLUMNS order (on SQLite straight to sqlite3's
-    executemany: no dict per row)."""
+    """The entries, each a tuple in ENTRY_COLUMNS order. On SQLite straight to sqlite3's
+    executemany, no dict per row: 0.23-0.26 ms against Core's 0.46-0.49 ms for 130 entries
+    (a dump's worth and more), the dicts already built, in process on a file store."""
     if not rows:
         return
     if conn.dialect.name == "postgresql":
