@@ -15,12 +15,12 @@ built for, whatever config the ingesting process has; a reader whose config has 
 fingerprint does not use it (score.ranked_papers scans the papers instead), so a changed config
 is never served stale scores, only slower ones until the next ingest or daemon start rebuilds.
 
-The matching and the scores are score.py's own functions, so a paper's entry says exactly what
-the scan would compute: keyword points once per (topic, paper), and the score as
+The matching and the scores are score.py's rules (its folding, its weights summed in its order
+of hits, checked against the scan by tests/test_topic_index.py), so a paper's entry says exactly
+what the scan would compute: keyword points once per (topic, paper), and the score as
 upvote_points + keyword points, the same floats in the same order of addition. Per dump only the
-new papers, and those whose title, abstract or AI keywords changed, are matched (a text that
-holds none of a topic's keyword stems is not even folded); a paper whose upvotes alone changed
-has its entries' keys rewritten, the keyword points kept.
+new papers, and those whose title, abstract or AI keywords changed, are matched; a paper whose
+upvotes alone changed has its entries' keys rewritten, the keyword points kept.
 """
 
 from __future__ import annotations
