@@ -120,6 +120,10 @@ class Listing:
     # The entries' title keys (ingest.identity.title_key), when the parser worked them out: the
     # backfill's parsing worker does, so the writer does not. Derived, so left out of equality.
     title_keys: tuple[str, ...] | None = field(default=None, compare=False)
+    # The entries' keyword points per topic of the stored topic index (paperdigest.topic_index
+    # EntryMatcher), with the fingerprint of the spec matched against: worked out by the
+    # backfill's parsing worker, so the writer does not. Derived, so left out of equality.
+    topic_points: tuple[str, tuple[Any, ...]] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,9 @@ index, whatever the store's size.
 
     ensure(engine, settings)       # at an ingest's or the daemon's start: rebuilt (and logged)
                                    # when the config's topics or scoring weights changed
-    upkeep(conn, changes, ids)     # in each dump's transaction (ingest/write.py, one call)
+    upkeep(conn, changes, ids, listing)  # in each dump's transaction (ingest/write.py, one call)
+    EntryMatcher(spec).points(entries, keys)  # backfill's parsing worker: each entry's keyword
+                                   # points ahead (Listing.topic_points), so the writer only inserts
     ranked(conn, settings, ...)    # `papers --topic`: None when the index is not for this config
 
 What the table was built for (the topics, the weights, and SCHEME, the matching rules) is kept
@@ -13,12 +15,12 @@ built for, whatever config the ingesting process has; a reader whose config has 
 fingerprint does not use it (score.ranked_papers scans the papers instead), so a changed config
 is never served stale scores, only slower ones until the next ingest or daemon start rebuilds.
 
-The matching and the scores are score.py's own functions, so a paper's entry says exactly what
-the scan would compute: keyword points once per (topic, paper), and the score as
+The matching and the scores are score.py's rules (its folding, its weights summed in its order
+of hits, checked against the scan by tests/test_topic_index.py), so a paper's entry says exactly
+what the scan would compute: keyword points once per (topic, paper), and the score as
 upvote_points + keyword points, the same floats in the same order of addition. Per dump only the
-new papers, and those whose title, abstract or AI keywords changed, are matched (a text that
-holds none of a topic's keyword stems is not even folded); a paper whose upvotes alone changed
-has its entries' keys rewritten, the keyword points kept.
+new papers, and those whose title, abstract or AI keywords changed, are matched; a paper whose
+upvotes alone changed has its entries' keys rewritten, the keyword points kept.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import json
 import logging
 import time
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,22 +137,29 @@ def stored_spec(conn: Connection) -> Spec | None:
 # --- matching ------------------------------------------------------------------------------------
 
 
-_FOLDS: dict[str, str] = {}  # fold_word's answers: a paper's words are mostly words seen before
+class _Folds(dict[str, str]):
+    """fold_word's answers, by word: a paper's words are mostly words seen before. Read through
+    dict's own lookup (map(_FOLDS.__getitem__, words)); a word not seen yet is folded here."""
+
+    def __missing__(self, word: str) -> str:
+        done = fold_word(word)
+        if len(self) < _FOLDS_KEPT:
+            self[word] = done
+        return done
+
+
+_FOLDS = _Folds()
 _FOLDS_KEPT = 200_000
+_FOLD = _FOLDS.__getitem__
 
 
 def _folded_text(text: str) -> str:
     """score.folded(text), uncached (each paper is read once), each word folded once per process
-    (a regular expression per rule, over the whole text, measured 4x slower)."""
-    out = []
-    for word in WORD.findall(unicodedata.normalize("NFKC", text).casefold()):
-        done = _FOLDS.get(word)
-        if done is None:
-            done = fold_word(word)
-            if len(_FOLDS) < _FOLDS_KEPT:
-                _FOLDS[word] = done
-        out.append(done)
-    return " " + " ".join(out) + " "
+    (a regular expression per rule, over the whole text, measured 4x slower). ASCII is its own
+    NFKC form, so such a text (the usual one) skips the normalisation."""
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
+    return " " + " ".join(map(_FOLD, WORD.findall(text.casefold()))) + " "
 
 
 def _texts(title: str, abstract: str | None, ai_keywords: Sequence[str] | None) -> tuple[str, str, str]:
@@ -169,58 +178,128 @@ def _hits(topic: _Topic, texts: tuple[str, str, str]) -> tuple[Hit, ...] | None:
     return tuple(hits) or None
 
 
-def _entries(spec: Spec, pid: int, upvotes: int | None, title: str, abstract: str | None,
-             ai_keywords: Sequence[str] | None) -> Iterable[dict[str, Any]]:
-    """The paper's rows of paper_topic: one per topic it matches."""
-    texts = _texts(title, abstract, ai_keywords)
-    up = None
-    for topic in spec.topics:
-        hits = _hits(topic, texts)
-        if hits is None:
+Points = tuple[tuple[int, float], ...]  # (the topic's place in Spec.topics, its keyword points), per matched topic
+
+
+def _points(spec: Spec, texts: tuple[str, str, str]) -> Points:
+    """The keyword points of each topic of `spec` the texts match: _keyword_points(_hits(...)),
+    without a Hit per hit. The same weights summed in the same order (title's hits, then the
+    abstract's, then the AI keywords', each in the topic's keyword order), so the same float."""
+    weights = spec.weights
+    by_where = tuple(zip((weights.title, weights.abstract, weights.ai_keywords_weight), texts, strict=True))
+    out = []
+    for n, topic in enumerate(spec.topics):
+        if topic.exclude_needles and any(needle in text for needle in topic.exclude_needles for text in texts):
             continue
-        if up is None:
-            up = upvote_points(upvotes, spec.weights)
-        points = _keyword_points(hits, spec.weights)
-        yield {"paper_id": pid, "topic": topic.name, "points": points, "neg_score": -(up + points),
-               "neg_upvotes": -(upvotes or 0), "title": title}
+        hit = [weight for weight, text in by_where if text for _, needle in topic.needles if needle in text]
+        if hit:
+            out.append((n, sum(hit)))
+    return tuple(out)
+
+
+def _rows(spec: Spec, pid: int, upvotes: int | None, title: str, points: Points) -> list[tuple[Any, ...]]:
+    """The paper's rows of paper_topic (ENTRY_COLUMNS): one per topic it matches."""
+    if not points:
+        return []
+    up = upvote_points(upvotes, spec.weights)
+    neg_upvotes = -(upvotes or 0)
+    topics = spec.topics
+    return [(pid, topics[n].name, p, -(up + p), neg_upvotes, title) for n, p in points]
+
+
+def _entries(spec: Spec, pid: int, upvotes: int | None, title: str, abstract: str | None,
+             ai_keywords: Sequence[str] | None) -> list[tuple[Any, ...]]:
+    return _rows(spec, pid, upvotes, title, _points(spec, _texts(title, abstract, ai_keywords)))
+
+
+class EntryMatcher:
+    """Backfill's parsing worker matches each entry of a listing against the stored spec
+    (Listing.topic_points), so that on two cores the writer only inserts. An entry whose title
+    key and texts equal those of an entry matched in one of the last KEPT dumps reuses its
+    points (a paper is listed on many days; most entries of a dump are such papers)."""
+
+    KEPT = 32
+
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+        self.dumps = 0
+        self.seen: dict[str, tuple[int, str, str | None, Any, Points]] = {}
+
+    def points(self, entries: Sequence[Any], keys: Sequence[str]) -> tuple[Points, ...]:
+        self.dumps += 1
+        dumps, seen, spec = self.dumps, self.seen, self.spec
+        out = []
+        for entry, key in zip(entries, keys, strict=True):
+            title, abstract, ai_keywords = entry.title, entry.abstract, entry.ai_keywords
+            known = seen.get(key)
+            if known is not None and known[1] == title and known[2] == abstract and known[3] == ai_keywords:
+                points = known[4]
+            else:
+                points = _points(spec, _texts(title, abstract, ai_keywords))
+            seen[key] = (dumps, title, abstract, ai_keywords, points)
+            out.append(points)
+        if dumps % self.KEPT == 0:
+            self.seen = {k: v for k, v in seen.items() if v[0] > dumps - self.KEPT}
+        return tuple(out)
 
 
 # --- the ingest's part ------------------------------------------------------------------------------
 
 
-def upkeep(conn: Connection, changes: Sequence[Any], paper_ids: Sequence[int | None]) -> None:
+def upkeep(conn: Connection, changes: Sequence[Any], paper_ids: Sequence[int | None], listing: Any = None) -> None:
     """Keep paper_topic current with one dump's changes (ingest.diff.Change, each with its paper's
     id), in the dump's transaction: new papers, and papers whose texts changed, matched against
     what the table was built for; papers whose upvotes alone changed get their keys rewritten.
-    Nothing before the table's first build (ensure)."""
+    Nothing before the table's first build (ensure). The listing's entries' points
+    (Listing.topic_points, from backfill's parsing worker) are used when they were matched
+    against the same spec and the paper's texts are the entry's; anything else is matched here."""
     spec = stored_spec(conn)
     if spec is None or not spec.topics:
         return
-    match: dict[int, Any] = {}  # paper id -> the paper's values once the dump is applied
+    match: dict[int, Any] = {}  # paper id -> the change (its values: the paper once the dump is applied)
     rescore: dict[int, int | None] = {}  # paper id -> its upvotes now
     replaced: list[int] = []
     for change, pid in zip(changes, paper_ids, strict=True):
         if pid is None:  # never: every change has its paper's id by now
             continue
         if change.kind == "new":
-            match[pid] = change.values
+            match[pid] = change
         elif change.dirty and change.fields:
             if TEXT_FIELDS.intersection(change.fields):
-                match[pid] = change.values
+                match[pid] = change
                 replaced.append(pid)
                 rescore.pop(pid, None)
             elif "upvotes" in change.fields and pid not in match:
                 rescore[pid] = change.values.upvotes
     if replaced:
         topic_queries.delete_entries(conn, replaced)
-    topic_queries.insert_entries(conn, [
-        row for pid, v in match.items() for row in _entries(spec, pid, v.upvotes, v.title, v.abstract, v.ai_keywords)
-    ])
+    if match:
+        given = _given_points(spec, listing)
+        rows: list[tuple[Any, ...]] = []
+        for pid, change in match.items():
+            v = change.values
+            title, abstract, ai_keywords = v.title, v.abstract, v.ai_keywords
+            entry = given.get(change.position) if given else None
+            if (entry is not None and entry[0].title == title and entry[0].abstract == abstract
+                    and entry[0].ai_keywords == ai_keywords):
+                points = entry[1]
+            else:
+                points = _points(spec, _texts(title, abstract, ai_keywords))
+            rows += _rows(spec, pid, v.upvotes, title, points)
+        topic_queries.insert_entries(conn, rows)
     if rescore:
         weights = spec.weights
         topic_queries.rescore_entries(
             conn, [(upvote_points(u, weights), -(u or 0), pid) for pid, u in sorted(rescore.items())]
         )
+
+
+def _given_points(spec: Spec, listing: Any) -> dict[int, tuple[Any, Points]] | None:
+    """The listing's precomputed points by entry position, when matched against `spec`."""
+    given = getattr(listing, "topic_points", None)
+    if given is None or given[0] != spec.fingerprint:
+        return None
+    return {entry.position: (entry, points) for entry, points in zip(listing.entries, given[1], strict=True)}
 
 
 # --- building ------------------------------------------------------------------------------------------

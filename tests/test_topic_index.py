@@ -6,10 +6,13 @@ And the index's entries are what a rebuild from scratch makes of the same papers
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
+import os
 import random
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,7 +27,8 @@ from sqlalchemy.pool import NullPool
 from paperdigest import topic_index
 from paperdigest.config import ScoringSettings, Settings, TopicSettings, embedded_default, load
 from paperdigest.errors import StoreError
-from paperdigest.ingest import apply
+from paperdigest.ingest import ahead, apply, job
+from paperdigest.ingest.identity import title_key
 from paperdigest.model import Listing
 from paperdigest.score import folded, ranked_papers, scanned_ranking
 from paperdigest.store import migrate
@@ -34,6 +38,7 @@ from paperdigest.topic_index import _folded_text
 from tests.conftest import SEEDS
 from tests.listing_gen import entry
 from tests.storehelp import rows
+from tests.test_backfill_parallel import make_dumps
 
 TOPICS = {
     "agents": TopicSettings(keywords=["agent", "web agent", "GUI", "computer use", "tool use"]),
@@ -302,4 +307,104 @@ def test_a_store_that_refuses_the_rebuild_gives_one_error(db_url: str) -> None:
         topic_index.ensure(engine, _settings())
     assert "\n" not in str(raised.value)
     assert rows(db_url, "SELECT count(*) FROM topic_index") == [(0,)]
+    engine.dispose()
+
+
+# --- points matched ahead, by backfill's parsing worker (Listing.topic_points) --------------------
+
+
+def _matched_ahead(listing: Listing, spec: topic_index.Spec) -> Listing:
+    """The listing as the parsing worker sends it: each entry matched against `spec`."""
+    points = topic_index.EntryMatcher(spec).points(listing.entries, [title_key(e.title) for e in listing.entries])
+    return dataclasses.replace(listing, topic_points=(spec.fingerprint, points))
+
+
+def test_a_backfill_matched_in_the_parsing_worker_makes_the_index_of_one_matched_in_the_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, new_store: Callable[..., str]
+) -> None:
+    assert threading.active_count() == 1, "a thread leaked from another test: backfill would not fork"
+    make_dumps(tmp_path / "dumps")
+    settings = embedded_default()
+    in_writer = [0]
+    points = topic_index._points
+
+    def counted(spec: topic_index.Spec, texts: tuple[str, str, str]) -> topic_index.Points:
+        in_writer[0] += os.getpid() == parent  # the worker's calls count in its own copy
+        return points(spec, texts)
+
+    parent = os.getpid()
+    monkeypatch.setattr(topic_index, "_points", counted)
+
+    def run(url: str) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], int]:
+        engine = open_engine(url)
+        topic_index.ensure(engine, settings)
+        in_writer[0] = 0
+        outcomes = list(job.backfill(engine, [str(tmp_path / "dumps")]))
+        assert len(outcomes) == len(list((tmp_path / "dumps").iterdir()))
+        matched = in_writer[0]
+        made = _entries(engine), _rebuilt_entries(engine, settings), matched
+        engine.dispose()
+        return made
+
+    two_cores = run(new_store())
+    assert two_cores[2] == 0  # every new paper's points came from the worker
+    monkeypatch.setattr(ahead, "PARALLEL_MIN", 10**6)  # parsed in this process: matched by the writer
+    one_core = run(new_store())
+    assert one_core[2] > 0
+    assert len(two_cores[0]) > 10 and two_cores[0] == two_cores[1]
+    assert two_cores[0] == one_core[0] == one_core[1]
+
+
+def test_the_writer_uses_points_matched_ahead_only_for_the_stored_spec_and_the_entrys_own_texts(
+    db_url: str,
+) -> None:
+    engine = open_engine(db_url)
+    settings = _settings()
+    topic_index.ensure(engine, settings)
+    spec = topic_index.settings_spec(settings)
+    # Points for another spec (the index was rebuilt meanwhile): not used.
+    first = _listing(0, [{"title": "A web agent", "abstract": "plain", "upvotes": 1, "arxiv_id": "2610.00001"}])
+    apply(engine, dataclasses.replace(first, topic_points=("another spec", (((0, 99.0),),))))
+    assert 99.0 not in {e[2] for e in _entries(engine)}
+    # Points for this spec: used as they are (the worker matched the entry's texts).
+    second = _listing(1, [{"title": "A plain model", "abstract": "plain", "upvotes": 1, "arxiv_id": "2610.00002"}])
+    apply(engine, dataclasses.replace(second, topic_points=(spec.fingerprint, (((0, 99.0),),))))
+    assert {e[:3] for e in _entries(engine) if e[0] == 2} == {(2, spec.topics[0].name, 99.0)}
+    with engine.begin() as conn:  # back to what the papers say
+        conn.execute(delete(topic_index_table))
+    topic_index.ensure(engine, settings)
+    # An older dump fills a gap (the abstract) but does not rename the paper: the paper's texts
+    # are not the entry's, so the entry's points are not the paper's; matched by the writer.
+    newer = {"title": "Plain model", "abstract": None, "upvotes": 3, "arxiv_id": "2610.00003"}
+    apply(engine, _listing(9, [newer]))
+    older = _matched_ahead(_listing(5, [{**newer, "title": "A web agent", "abstract": "about agents"}]), spec)
+    assert older.topic_points is not None and older.topic_points[1][0]  # the entry's texts match
+    apply(engine, older)
+    mine = [e for e in _entries(engine) if e[0] == 3]
+    assert mine and {e[5] for e in mine} == {"Plain model"}
+    assert _entries(engine) == _rebuilt_entries(engine, settings)
+    _same_as_the_scan(engine, settings)
+    engine.dispose()
+
+
+def test_points_matched_ahead_over_many_dumps_are_the_writers(db_url: str) -> None:
+    """The worker's matcher reuses the points of an entry seen in a recent dump with the same
+    texts; listings carrying them make the index a rebuild makes, texts changing meanwhile."""
+    engine = open_engine(db_url)
+    settings = _settings()
+    topic_index.ensure(engine, settings)
+    spec = topic_index.settings_spec(settings)
+    matcher = topic_index.EntryMatcher(spec)
+    matcher.KEPT = 3  # forget often: the pruned memo is exercised too
+    for number, listing in enumerate(_dumps(seed=23, count=9, size=50)):
+        keys = [title_key(e.title) for e in listing.entries]
+        ahead_points = matcher.points(listing.entries, keys)
+        assert ahead_points == tuple(
+            topic_index._points(spec, topic_index._texts(e.title, e.abstract, e.ai_keywords)) for e in listing.entries
+        )
+        apply(engine, dataclasses.replace(listing, topic_points=(spec.fingerprint, ahead_points)),
+              backfill=number % 2 == 1)
+    assert len(matcher.seen) < 9 * 50
+    assert _entries(engine) == _rebuilt_entries(engine, settings)
+    _same_as_the_scan(engine, settings)
     engine.dispose()

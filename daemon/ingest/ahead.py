@@ -4,6 +4,7 @@ dumps while this one writes the current one (parse is pure Python; writes mostly
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import multiprocessing
@@ -17,9 +18,11 @@ from typing import Any
 
 from paperdigest.config import MAX_DUMP_BYTES
 from paperdigest.errors import BadInputError, PaperdigestError, SourceError
+from paperdigest.ingest.identity import title_key
 from paperdigest.model import Listing
 from paperdigest.parse import parse_dump
 from paperdigest.sources import files
+from paperdigest.topic_index import EntryMatcher, Spec
 
 log = logging.getLogger("paperdigest")
 
@@ -36,7 +39,7 @@ def parse_file(path: Path, as_of: dt.date | None, max_bytes: int = MAX_DUMP_BYTE
 
 
 def parsed_in_order(
-    paths: list[Path], as_of: dt.date | None, max_bytes: int = MAX_DUMP_BYTES
+    paths: list[Path], as_of: dt.date | None, max_bytes: int = MAX_DUMP_BYTES, topics: Spec | None = None
 ) -> Iterator[tuple[Path, Listing | PaperdigestError]]:
     """Every path with its parse, in the order given.
 
@@ -47,6 +50,10 @@ def parsed_in_order(
     No helper threads on this side either (they would compete with the writer for the GIL):
     results come down a pipe, read by the caller's thread. If the worker dies, the rest is
     parsed here.
+
+    With `topics` (the spec the store's topic index is built for, read before the fork), the
+    worker also matches each entry against it (Listing.topic_points): on two cores the writer
+    then only inserts the index's entries. The writer checks the spec is still the stored one.
     """
     if not _can_fork_a_parser(len(paths)):
         yield from ((path, parse_file(path, as_of, max_bytes)) for path in paths)
@@ -54,7 +61,9 @@ def parsed_in_order(
     context = multiprocessing.get_context("fork")
     reader, writer = context.Pipe(duplex=False)
     credits = context.Semaphore(_AHEAD)
-    worker = context.Process(target=_parse_ahead, args=(paths, as_of, max_bytes, reader, writer, credits), daemon=True)
+    worker = context.Process(
+        target=_parse_ahead, args=(paths, as_of, max_bytes, reader, writer, credits, topics), daemon=True
+    )
     worker.start()
     writer.close()  # the worker holds the only writing end: its exit is our EOF
     try:
@@ -76,7 +85,8 @@ def parsed_in_order(
 
 
 def _parse_ahead(
-    paths: list[Path], as_of: dt.date | None, max_bytes: int, reader: Connection, writer: Connection, credits: Any
+    paths: list[Path], as_of: dt.date | None, max_bytes: int, reader: Connection, writer: Connection, credits: Any,
+    topics: Spec | None = None,
 ) -> None:
     """The worker: parse each path in order, at most _AHEAD ahead of the reader. It ends when
     the parent does: a write to a pipe nobody reads fails, and waiting for a credit checks
@@ -84,12 +94,18 @@ def _parse_ahead(
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it ends us
     reader.close()  # the parent's end: with it closed here, the parent's exit breaks our pipe
     parent = os.getppid()
+    matcher = EntryMatcher(topics) if topics is not None and topics.topics else None
     for path in paths:
         while not credits.acquire(timeout=1.0):
             if os.getppid() != parent:
                 return
         try:
-            writer.send(parse_file(path, as_of, max_bytes))
+            parsed = parse_file(path, as_of, max_bytes)
+            if matcher is not None and isinstance(parsed, Listing):
+                keys = parsed.title_keys or [title_key(e.title) for e in parsed.entries]
+                points = (matcher.spec.fingerprint, matcher.points(parsed.entries, keys))
+                parsed = dataclasses.replace(parsed, topic_points=points)
+            writer.send(parsed)
         except Exception:  # a bug or an unpicklable result: the parent parses the rest itself
             return
 

@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
-from paperdigest import clock
+from paperdigest import clock, topic_index
 from paperdigest.config import MAX_DUMP_BYTES, LimitsSettings, Settings
 from paperdigest.errors import BadInputError, EmptyListingError, PaperdigestError, SourceError, UsageError
 from paperdigest.ingest.ahead import parsed_in_order
@@ -34,6 +35,8 @@ from paperdigest.sources import Source, files
 from paperdigest.sources.http import fetch_dump, redact
 from paperdigest.sources.huggingface import HuggingFaceSource
 from paperdigest.store import queries
+from paperdigest.store.engine import describe
+from paperdigest.topic_index import Spec
 
 log = logging.getLogger("paperdigest")
 
@@ -121,7 +124,7 @@ def backfill(
     if on_start is not None:
         on_start(len(ordered))
     stored: dict[str, list[DumpResult]] = {}  # by origin: what settles earlier refusals, at the end
-    for path, parsed in parsed_in_order([p.path for p in ordered], as_of, max_bytes):
+    for path, parsed in parsed_in_order([p.path for p in ordered], as_of, max_bytes, _index_spec(engine)):
         origin = files.origin_of(path)
         if isinstance(parsed, PaperdigestError):
             reject(engine, rejected_file(path, parsed, origin, captured[path], max_bytes))
@@ -132,6 +135,17 @@ def backfill(
         yield result
     for origin, results in stored.items():
         settle_rejections(engine, origin, results)
+
+
+def _index_spec(engine: Engine) -> Spec | None:
+    """What the store's topic index is built for, for the parsing worker to match entries against
+    (None: the writer matches them). Each dump's write checks it is still what the store holds."""
+    try:
+        with engine.connect() as conn:
+            return topic_index.stored_spec(conn)
+    except SQLAlchemyError as exc:
+        log.debug("the topic index's spec could not be read before the backfill: %s", describe(exc))
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -128,7 +128,7 @@ def _write(conn: Any, listing: Listing, changes: Diff, backfill: bool) -> dt.dat
             {"dump_id": dump_id, "paper_id": paper_id, "position": change.position, "upvotes": change.upvotes}
         )
     queries.insert_sightings(conn, sightings)
-    topic_index.upkeep(conn, changes.changes, [s["paper_id"] for s in sightings])
+    topic_index.upkeep(conn, changes.changes, [s["paper_id"] for s in sightings], listing)
     return ingested_at
 
 
