@@ -405,6 +405,22 @@ def test_paperdigest_web_serves_the_pages(sent: Sent, tmp_path: Path) -> None:
     assert f"serving {BASE} on http://127.0.0.1:{port}" in proc.stderr.read().decode()
 
 
+def test_web_with_an_unreadable_secret_file_says_so_and_never_says_serving(sent: Sent, tmp_path: Path) -> None:
+    conf = tmp_path / "secretless.toml"
+    missing = tmp_path / "no-such-secret"
+    listen = f'base_url = "{BASE}/"\nlisten = "127.0.0.1:{free_port()}"\nsecret_file = "{missing}"'
+    conf.write_text(sent.config.read_text().replace(f'base_url = "{BASE}/"', listen))
+    env = {k: v for k, v in os.environ.items() if k != "PAPERDIGEST_WEB_SECRET"}
+    done = subprocess.run(
+        [sys.executable, "-m", "paperdigest", "--config", str(conf), "--db", sent.db, "web"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"paperdigest: error: web.secret_file: cannot read {missing}: No such file or directory"
+    ]
+
+
 def test_the_pages_in_a_real_browser(sent: Sent, tmp_path: Path) -> None:
     """Screenshots at 1200 and 390 px, kept as artefacts in $PAPERDIGEST_ARTIFACTS/web (or the
     test's folder)."""

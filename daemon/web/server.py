@@ -21,6 +21,7 @@ def serve(settings: Settings, engine: Engine) -> int:
     """Serve until stopped (SIGTERM/SIGINT: uvicorn finishes the requests in flight)."""
     if settings.web is None:
         raise UsageError(f"{settings.origin}: no [web] section: set web.base_url to serve the web side")
+    app = create_app(settings, engine)  # first: a secret it cannot read is refused before "serving"
     host, _, port = settings.web.listen.rpartition(":")
     host = host.strip("[]")
     # The socket is bound here, so that a port in use is one line of ours (uvicorn would log its
@@ -35,7 +36,7 @@ def serve(settings: Settings, engine: Engine) -> int:
     where = f"http://{settings.web.listen}"
     print(f"paperdigest web: serving {settings.web.base_url} on {where} (stop with Ctrl-C or SIGTERM)", file=sys.stderr)
     config = uvicorn.Config(
-        create_app(settings, engine),
+        app,
         log_level="warning",
         access_log=False,
         server_header=False,
