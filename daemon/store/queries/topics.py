@@ -8,10 +8,10 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, insert, select
+from sqlalchemy import Connection, Row, delete, func, insert, select
 
 from paperdigest.store.queries._sql import _chunks
-from paperdigest.store.tables import paper_table, paper_topic_table, topic_index_table
+from paperdigest.store.tables import dump_table, paper_table, paper_topic_table, sighting_table, topic_index_table
 
 _pt = paper_topic_table.c
 ENTRY_COLUMNS = ("paper_id", "topic", "points", "neg_score", "neg_upvotes", "title")
@@ -27,6 +27,8 @@ _PG_RESCORE = ("UPDATE paper_topic AS t SET neg_score = -(v.up + t.points), neg_
                "WHERE t.paper_id = v.paper_id")
 _SQLITE_RESCORE = "UPDATE paper_topic SET neg_score = -(? + points), neg_upvotes = ? WHERE paper_id = ?"
 _TO_MATCH = ("id", "upvotes", "title", "abstract", "ai_keywords")
+_SQLITE_INSERT = (f"INSERT INTO paper_topic ({', '.join(ENTRY_COLUMNS)}) "
+                  f"VALUES ({', '.join('?' for _ in ENTRY_COLUMNS)})")
 
 
 def index_spec(conn: Connection) -> str | None:
@@ -47,6 +49,34 @@ def papers_to_match(conn: Connection, after: int, limit: int) -> list[Row[Any]]:
     c = paper_table.c
     stmt = select(*(c[name] for name in _TO_MATCH)).where(c.id > after).order_by(c.id).limit(limit)
     return list(conn.execute(stmt))
+
+
+def newest_dump(conn: Connection) -> int:
+    """The id of the newest committed dump; 0 before the first."""
+    return int(conn.execute(select(func.coalesce(func.max(dump_table.c.id), 0))).scalar_one())
+
+
+def papers_sighted_after(conn: Connection, dump_id: int) -> list[Row[Any]]:
+    """The papers sighted in a dump newer than `dump_id` (so also those created since), as
+    papers_to_match gives them, by id."""
+    c = paper_table.c
+    later = select(sighting_table.c.paper_id).where(sighting_table.c.dump_id > dump_id)
+    stmt = select(*(c[name] for name in _TO_MATCH)).where(c.id.in_(later)).order_by(c.id)
+    return list(conn.execute(stmt))
+
+
+def insert_entry_rows(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """insert_entries of rows as tuples in ENTRY_COLUMNS' order (a rebuild keeps its entries so:
+    a third of a dict's memory), one statement (PostgreSQL) or one executemany per 50,000."""
+    if not rows:
+        return
+    step = 50_000
+    for start in range(0, len(rows), step):
+        part = rows[start:start + step]
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(_PG_INSERT, tuple(list(column) for column in zip(*part, strict=True)))
+        else:
+            conn.exec_driver_sql(_SQLITE_INSERT, list(part))
 
 
 def insert_entries(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
