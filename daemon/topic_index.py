@@ -253,17 +253,23 @@ def ensure(engine: Engine, settings: Settings, rebuild: bool = True) -> bool:
             return False
         started = time.monotonic()
         with engine.connect() as conn:
-            with conn.begin():
-                newest = topic_queries.newest_dump(conn)
-            papers, matched = _matched(conn, spec)
-        locked = time.monotonic()
-        with engine.connect().execution_options(write=True) as conn, conn.begin():
-            serialise_ingests(conn)
-            before = stored_spec(conn)
-            if before is not None and before.fingerprint == spec.fingerprint:
-                return False  # another process built it meanwhile
-            entries = _replace(conn, spec, matched, newest)
-        held = time.monotonic() - locked
+            try:
+                with conn.begin():
+                    newest = topic_queries.newest_dump(conn)
+                    topic_queries.create_stage(conn)
+                papers = _stage(conn, spec)
+                locked = time.monotonic()
+                with conn.execution_options(write=True).begin():
+                    serialise_ingests(conn)
+                    before = stored_spec(conn)
+                    if before is not None and before.fingerprint == spec.fingerprint:
+                        return False  # another process built it meanwhile
+                    entries = _replace(conn, spec, newest)
+                held = time.monotonic() - locked
+            finally:
+                if not conn.invalidated:
+                    with conn.execution_options(write=False).begin():
+                        topic_queries.drop_stage(conn)
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot rebuild the topic index, nothing was changed: {describe(exc)}") from exc
     why = "first build" if before is None else "the config's topics or scoring weights changed"
@@ -273,26 +279,27 @@ def ensure(engine: Engine, settings: Settings, rebuild: bool = True) -> bool:
     return True
 
 
-def _matched(conn: Connection, spec: Spec) -> tuple[int, list[tuple[Any, ...]]]:
-    """Every paper read (by id, REBUILD_CHUNK at a time, each chunk its own read transaction: no
-    write lock, on SQLite none held between chunks either) and matched: (papers, the entries as
-    rows in ENTRY_COLUMNS' order). Tuples, not _entries' dicts: a third of the memory."""
+def _stage(conn: Connection, spec: Spec) -> int:
+    """Every paper read (by id, REBUILD_CHUNK at a time, each chunk in its own short transaction,
+    which takes no lock on the store: on SQLite the stage is in the temporary database, another
+    file) and matched, its entries staged (queries.topics.STAGE); the number of papers read."""
     last, papers = -1, 0
-    rows: list[tuple[Any, ...]] = []
     columns = topic_queries.ENTRY_COLUMNS
     while spec.topics:
         with conn.begin():
             chunk = topic_queries.papers_to_match(conn, last, REBUILD_CHUNK)
-        if not chunk:
-            break
-        rows.extend(tuple(e[name] for name in columns)
-                    for r in chunk for e in _entries(spec, r.id, r.upvotes, r.title, r.abstract, r.ai_keywords))
+            if not chunk:
+                break
+            topic_queries.stage_entries(conn, [
+                tuple(e[name] for name in columns)
+                for r in chunk for e in _entries(spec, r.id, r.upvotes, r.title, r.abstract, r.ai_keywords)
+            ])
         papers, last = papers + len(chunk), chunk[-1].id
-    return papers, rows
+    return papers
 
 
-def _replace(conn: Connection, spec: Spec, matched: list[tuple[Any, ...]], newest: int) -> int:
-    """Under the ingests' lock: the table replaced by `matched`, the entries of what changed since
+def _replace(conn: Connection, spec: Spec, newest: int) -> int:
+    """Under the ingests' lock: the table replaced by the stage, the entries of what changed since
     it was read made again, the fingerprint saved; the number of entries.
 
     What changed since: the papers read before an ingest committed are stale if it changed them.
@@ -305,19 +312,18 @@ def _replace(conn: Connection, spec: Spec, matched: list[tuple[Any, ...]], newes
     id is drawn under the advisory lock, after every committed dump's). So the papers sighted in
     dumps after `newest` cover every paper created or changed since the read began; matched
     again here, they are current: no ingest can commit while this transaction holds the lock."""
-    topic_queries.save_index(conn, spec.fingerprint, spec.text, clock.now())
-    topic_queries.insert_entry_rows(conn, matched)
+    topic_queries.save_index(conn, spec.fingerprint, spec.text, clock.now(), empty=False)
+    topic_queries.replace_from_stage(conn)
+    entries = topic_queries.count_entries(conn)
     if not spec.topics:
-        return 0
+        return entries
     later = topic_queries.papers_sighted_after(conn, newest)
-    ids = {r.id for r in later}
     columns = topic_queries.ENTRY_COLUMNS
     fresh = [tuple(e[name] for name in columns)
              for r in later for e in _entries(spec, r.id, r.upvotes, r.title, r.abstract, r.ai_keywords)]
-    if ids:
-        topic_queries.delete_entries(conn, ids)
-        topic_queries.insert_entry_rows(conn, fresh)
-    return len(matched) - sum(1 for row in matched if row[0] in ids) + len(fresh)
+    entries -= topic_queries.delete_entries(conn, [r.id for r in later])
+    topic_queries.insert_entry_rows(conn, fresh)
+    return entries + len(fresh)
 
 
 # --- `papers --topic` ------------------------------------------------------------------------------------

@@ -37,9 +37,10 @@ def index_spec(conn: Connection) -> str | None:
     return None if value is None else str(value)
 
 
-def save_index(conn: Connection, fingerprint: str, spec: str, built_at: dt.datetime) -> None:
-    """Empty the index and record what it is being built for."""
-    conn.execute(delete(paper_topic_table))
+def save_index(conn: Connection, fingerprint: str, spec: str, built_at: dt.datetime, empty: bool = True) -> None:
+    """Record what the index is (being) built for; emptied first unless `empty=False`."""
+    if empty:
+        conn.execute(delete(paper_topic_table))
     conn.execute(delete(topic_index_table))
     conn.execute(insert(topic_index_table), {"id": 1, "fingerprint": fingerprint, "spec": spec, "built_at": built_at})
 
@@ -65,18 +66,62 @@ def papers_sighted_after(conn: Connection, dump_id: int) -> list[Row[Any]]:
     return list(conn.execute(stmt))
 
 
-def insert_entry_rows(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-    """insert_entries of rows as tuples in ENTRY_COLUMNS' order (a rebuild keeps its entries so:
-    a third of a dict's memory), one statement (PostgreSQL) or one executemany per 50,000."""
+# A rebuild's entries, staged in a temporary table of its connection while it reads the papers
+# (memory stays flat whatever the store's size; on SQLite the temporary database is another file,
+# so writing it takes no lock on the store), then copied into paper_topic under the ingests' lock.
+STAGE = "paper_topic_rebuild"
+_STAGE_COLUMNS = ("paper_id bigint, topic text, points double precision, neg_score double precision, "
+                  "neg_upvotes integer, title text")
+_RANK = next(index for index in paper_topic_table.indexes if index.name == "ix_paper_topic_rank")
+
+
+def create_stage(conn: Connection) -> None:
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {STAGE}")
+    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {STAGE} ({_STAGE_COLUMNS})")
+
+
+def drop_stage(conn: Connection) -> None:
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {STAGE}")
+
+
+def stage_entries(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Rows in ENTRY_COLUMNS' order into the stage: one statement (PostgreSQL), one executemany."""
     if not rows:
         return
-    step = 50_000
-    for start in range(0, len(rows), step):
-        part = rows[start:start + step]
-        if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql(_PG_INSERT, tuple(list(column) for column in zip(*part, strict=True)))
-        else:
-            conn.exec_driver_sql(_SQLITE_INSERT, list(part))
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(_PG_INSERT.replace("INTO paper_topic ", f"INTO {STAGE} "),
+                             tuple(list(column) for column in zip(*rows, strict=True)))
+        return
+    conn.exec_driver_sql(_SQLITE_INSERT.replace("INTO paper_topic ", f"INTO {STAGE} "), list(rows))
+
+
+def replace_from_stage(conn: Connection) -> None:
+    """paper_topic emptied and filled from the stage, in the caller's transaction. On SQLite the
+    ranking index is dropped first and made again after: row by row, deleting and inserting its
+    entries (in random order) took 9 s of the 11 s for 400,000 entries; sorted in one pass, 1 s."""
+    columns = ", ".join(ENTRY_COLUMNS)
+    sqlite = conn.dialect.name == "sqlite"
+    if sqlite:
+        _RANK.drop(conn)
+    conn.execute(delete(paper_topic_table))
+    conn.exec_driver_sql(f"INSERT INTO paper_topic ({columns}) SELECT {columns} FROM {STAGE} "
+                         "ORDER BY paper_id, topic")
+    if sqlite:
+        _RANK.create(conn)
+
+
+def count_entries(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(paper_topic_table)).scalar_one())
+
+
+def insert_entry_rows(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """insert_entries of rows as tuples in ENTRY_COLUMNS' order."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(_PG_INSERT, tuple(list(column) for column in zip(*rows, strict=True)))
+        return
+    conn.exec_driver_sql(_SQLITE_INSERT, list(rows))
 
 
 def insert_entries(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
@@ -88,9 +133,12 @@ def insert_entries(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     conn.execute(_INSERT, rows)
 
 
-def delete_entries(conn: Connection, paper_ids: Iterable[int]) -> None:
+def delete_entries(conn: Connection, paper_ids: Iterable[int]) -> int:
+    """The papers' entries deleted; how many."""
+    deleted = 0
     for chunk in _chunks(sorted(set(paper_ids))):
-        conn.execute(delete(paper_topic_table).where(_pt.paper_id.in_(chunk)))
+        deleted += conn.execute(delete(paper_topic_table).where(_pt.paper_id.in_(chunk))).rowcount
+    return deleted
 
 
 def rescore_entries(conn: Connection, values: Sequence[tuple[float, int, int]]) -> None:
