@@ -307,12 +307,14 @@ def _given_points(spec: Spec, listing: Any) -> dict[int, tuple[Any, Points]] | N
 
 def ensure(engine: Engine, settings: Settings, rebuild: bool = True) -> bool:
     """Rebuild paper_topic when it was not built for these topics and weights (logged); True if it
-    was. Under the ingests' lock, in one transaction: readers see the old table or the new one.
+    was. The papers are read and matched without the ingests' lock (short read transactions, so
+    ingests go on meanwhile); the lock is held only for the final write, one transaction that
+    replaces the table and its fingerprint: readers see the old table or the new one.
 
     `rebuild=False` (the one-shot `ingest` and `backfill`) builds a store's first index but keeps
     one built for another config: such a command may run with another config than the daemon's
-    (the embedded default, a test file), and a rebuild takes the ingests' lock for minutes on a
-    large store. The ingest keeps the index current for what it was built for either way; `run`
+    (the embedded default, a test file), and a rebuild reads and matches every paper (minutes on
+    a large store). The ingest keeps the index current for what it was built for either way; `run`
     (the daemon at its start and on reload, or `run --once`) rebuilds it for its config."""
     from paperdigest.ingest.write import serialise_ingests  # noqa: PLC0415  lazy: ingest imports this module
 
@@ -327,31 +329,74 @@ def ensure(engine: Engine, settings: Settings, rebuild: bool = True) -> bool:
                      "`papers --topic` with this config scans the papers; `paperdigest run` rebuilds it")
             return False
         started = time.monotonic()
-        with engine.connect().execution_options(write=True) as conn, conn.begin():
-            serialise_ingests(conn)
-            before = stored_spec(conn)
-            if before is not None and before.fingerprint == spec.fingerprint:
-                return False  # another process built it meanwhile
-            papers, entries = _rebuild(conn, spec)
+        with engine.connect() as conn:
+            try:
+                with conn.begin():
+                    newest = topic_queries.newest_dump(conn)
+                    topic_queries.create_stage(conn)
+                papers = _stage(conn, spec)
+                locked = time.monotonic()
+                with conn.execution_options(write=True).begin():
+                    serialise_ingests(conn)
+                    before = stored_spec(conn)
+                    if before is not None and before.fingerprint == spec.fingerprint:
+                        return False  # another process built it meanwhile
+                    entries = _replace(conn, spec, newest)
+                held = time.monotonic() - locked
+            finally:
+                if not conn.invalidated:
+                    with conn.execution_options(write=False).begin():
+                        topic_queries.drop_stage(conn)
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot rebuild the topic index, nothing was changed: {describe(exc)}") from exc
     why = "first build" if before is None else "the config's topics or scoring weights changed"
-    log.info("topic index rebuilt (%s): %d topics over %d papers, %d matches, in %.1f s",
-             why, len(spec.topics), papers, entries, time.monotonic() - started)
+    log.info("topic index rebuilt (%s): %d topics over %d papers, %d matches, in %.1f s "
+             "(the ingests' lock held for %.1f s of it)",
+             why, len(spec.topics), papers, entries, time.monotonic() - started, held)
     return True
 
 
-def _rebuild(conn: Connection, spec: Spec) -> tuple[int, int]:
-    topic_queries.save_index(conn, spec.fingerprint, spec.text, clock.now())
-    last, papers, entries = -1, 0, 0
+def _stage(conn: Connection, spec: Spec) -> int:
+    """Every paper read (by id, REBUILD_CHUNK at a time, each chunk in its own short transaction,
+    which takes no lock on the store: on SQLite the stage is in the temporary database, another
+    file) and matched, its entries staged (queries.topics.STAGE); the number of papers read."""
+    last, papers = -1, 0
     while spec.topics:
-        chunk = topic_queries.papers_to_match(conn, last, REBUILD_CHUNK)
-        if not chunk:
-            break
-        rows = [row for r in chunk for row in _entries(spec, r.id, r.upvotes, r.title, r.abstract, r.ai_keywords)]
-        topic_queries.insert_entries(conn, rows)
-        papers, entries, last = papers + len(chunk), entries + len(rows), chunk[-1].id
-    return papers, entries
+        with conn.begin():
+            chunk = topic_queries.papers_to_match(conn, last, REBUILD_CHUNK)
+            if not chunk:
+                break
+            topic_queries.stage_entries(conn, [
+                e for r in chunk for e in _entries(spec, r.id, r.upvotes, r.title, r.abstract, r.ai_keywords)
+            ])
+        papers, last = papers + len(chunk), chunk[-1].id
+    return papers
+
+
+def _replace(conn: Connection, spec: Spec, newest: int) -> int:
+    """Under the ingests' lock: the table replaced by the stage, the entries of what changed since
+    it was read made again, the fingerprint saved; the number of entries.
+
+    What changed since: the papers read before an ingest committed are stale if it changed them.
+    Every change to a paper (its title, abstract, AI keywords, upvotes, withdrawn date, any
+    column) is written by ingest/write.py's _write and nothing else (queries.insert_papers and
+    update_papers have no other caller; papers are never deleted), in a dump's transaction that
+    also inserts a sighting of every paper the dump lists, so of every paper it creates or
+    changes. Ingests are serialised (serialise_ingests) and dumps never deleted, so a dump that
+    commits after `newest` was read has a greater id (SQLite: rowid max + 1; PostgreSQL: the
+    id is drawn under the advisory lock, after every committed dump's). So the papers sighted in
+    dumps after `newest` cover every paper created or changed since the read began; matched
+    again here, they are current: no ingest can commit while this transaction holds the lock."""
+    topic_queries.save_index(conn, spec.fingerprint, spec.text, clock.now(), empty=False)
+    topic_queries.replace_from_stage(conn)
+    entries = topic_queries.count_entries(conn)
+    if not spec.topics:
+        return entries
+    later = topic_queries.papers_sighted_after(conn, newest)
+    fresh = [e for r in later for e in _entries(spec, r.id, r.upvotes, r.title, r.abstract, r.ai_keywords)]
+    entries -= topic_queries.delete_entries(conn, [r.id for r in later])
+    topic_queries.insert_entries(conn, fresh)
+    return entries + len(fresh)
 
 
 # --- `papers --topic` ------------------------------------------------------------------------------------

@@ -408,3 +408,64 @@ def test_points_matched_ahead_over_many_dumps_are_the_writers(db_url: str) -> No
     assert _entries(engine) == _rebuilt_entries(engine, settings)
     _same_as_the_scan(engine, settings)
     engine.dispose()
+
+
+def test_an_ingest_during_the_rebuilds_reading_goes_through_and_is_in_the_index(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rebuild reads and matches the papers without the ingests' lock: an ingest that commits
+    between two of its chunks is not kept waiting (with the lock held throughout, as before, it
+    failed on SQLite with "database is locked" after the busy timeout, and waited for the whole
+    rebuild on PostgreSQL), and what it changed in papers already read, and the papers it added,
+    are in the rebuilt index as a build from scratch makes them."""
+    engine = open_engine(db_url)
+    settings = _settings()
+    topic_index.ensure(engine, settings)
+    for listing in _dumps(seed=7, count=3, size=40):
+        apply(engine, listing)
+    first = {"title": "A plain paper", "abstract": "plain", "upvotes": 1, "arxiv_id": "2610.90001"}
+    apply(engine, _listing(50, [first]))  # the newest paper: read in the last chunk
+    early = {"title": "Plain model 0", "abstract": "the", "upvotes": 2, "arxiv_id": "2610.00000"}  # read first
+    changed = _settings({**TOPICS, "plain": TopicSettings(keywords=["plain", "web agent"])})
+    monkeypatch.setattr(topic_index, "REBUILD_CHUNK", 7)
+    read = topic_index.topic_queries.papers_to_match
+    outcome: list[BaseException | None] = []
+
+    def ingest() -> None:  # an ingest of another process, as far as the store can tell
+        other = open_engine(db_url)
+        try:
+            apply(other, _listing(51, [
+                {**early, "title": "A web agent 0", "upvotes": 70},  # already read: now matches more topics
+                {"title": "A new web agent", "abstract": None, "upvotes": 3, "arxiv_id": "2610.90002"},
+                {**first, "upvotes": 9},
+            ]))
+            outcome.append(None)
+        except BaseException as exc:  # reported by the assertion below
+            outcome.append(exc)
+        finally:
+            other.dispose()
+
+    def reading(conn: Any, after: int, limit: int) -> Any:
+        chunk = read(conn, after, limit)
+        if after == -1:  # after the first chunk, before the second: the ingest runs and commits
+            worker = threading.Thread(target=ingest)
+            worker.start()
+            worker.join(timeout=120)  # a guard against a hang, not a time measured
+            assert not worker.is_alive(), "the ingest waited for the rebuild"
+        return chunk
+
+    monkeypatch.setattr(topic_index.topic_queries, "papers_to_match", reading)
+    assert topic_index.ensure(engine, changed)
+    assert outcome == [None]
+    monkeypatch.setattr(topic_index.topic_queries, "papers_to_match", read)
+    with engine.connect() as conn:
+        got = topic_index.entries(conn)
+    ids = {pid for pid, *_ in got}
+    renamed = {(e[1], e[4]) for e in got if e[5] == "A web agent 0"}
+    assert {("agents", -70), ("one", -70), ("plain", -70)} <= renamed and {u for _, u in renamed} == {-70}
+    assert {e[1] for e in got if e[5] == "A new web agent"} == {"agents", "one", "plain"}
+    assert {e[4] for e in got if e[5] == "A plain paper"} == {-9}
+    assert len(ids) > 40
+    _same_as_the_scan(engine, changed)
+    assert got == _rebuilt_entries(engine, changed)
+    engine.dispose()
