@@ -25,11 +25,11 @@ import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Column, Connection, Dialect
+from sqlalchemy import Column, Connection, Dialect, delete
 from sqlalchemy.exc import DBAPIError
 
 from paperdigest.store.queries._sql import _chunks
-from paperdigest.store.tables import outbox_table, paper_table, sighting_table
+from paperdigest.store.tables import outbox_table, paper_table, paper_topic_table, sighting_table
 
 _Processor = Callable[[Any], Any] | None
 
@@ -233,3 +233,86 @@ def accepted_mark(
                 driver.autocommit = False
 
     return mark
+
+
+# --- the topic index (paper_topic) ------------------------------------------------------------------
+# Its entries are inserted and re-keyed once per dump: on SQLite through sqlite3's executemany of
+# tuples (0.23-0.26 ms against Core's 0.46-0.49 ms for 130 entries, in process on a file store),
+# on PostgreSQL as one statement whose values are arrays (as the ingest's writes above).
+
+ENTRY_COLUMNS = ("paper_id", "topic", "points", "neg_score", "neg_upvotes", "title")
+_SQLITE_INSERT = f"INSERT INTO paper_topic ({', '.join(ENTRY_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?)"
+_PG_INSERT = (f"INSERT INTO paper_topic ({', '.join(ENTRY_COLUMNS)}) SELECT * FROM "
+              "unnest(%s::bigint[], %s::varchar[], %s::float8[], %s::float8[], %s::int[], %s::text[])")
+# New keys from the upvote points (computed by the caller) and the stored keyword points: the
+# database adds the two doubles as Python does, so the key is the float score.py makes.
+_PG_RESCORE = ("UPDATE paper_topic AS t SET neg_score = -(v.up + t.points), neg_upvotes = v.neg_upvotes "
+               "FROM unnest(%s::float8[], %s::int[], %s::bigint[]) AS v(up, neg_upvotes, paper_id) "
+               "WHERE t.paper_id = v.paper_id")
+_SQLITE_RESCORE = "UPDATE paper_topic SET neg_score = -(? + points), neg_upvotes = ? WHERE paper_id = ?"
+
+
+def insert_entries(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """The entries, each a tuple in ENTRY_COLUMNS order. On SQLite straight to sqlite3's
+    executemany, no dict per row: 0.23-0.26 ms against Core's 0.46-0.49 ms for 130 entries
+    (a dump's worth and more), the dicts already built, in process on a file store."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(_PG_INSERT, tuple(list(column) for column in zip(*rows, strict=True)))
+        return
+    conn.exec_driver_sql(_SQLITE_INSERT, list(rows))
+
+
+def rescore_entries(conn: Connection, values: Sequence[tuple[float, int, int]]) -> None:
+    """Each (upvote points, -upvotes, paper id): the paper's entries get the new key."""
+    if not values:
+        return
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(_PG_RESCORE, tuple(list(column) for column in zip(*values, strict=True)))
+        return
+    conn.exec_driver_sql(_SQLITE_RESCORE, list(values))
+
+
+# A rebuild's entries, staged in a temporary table of its connection while it reads the papers
+# (memory stays flat whatever the store's size; on SQLite the temporary database is another file,
+# so writing it takes no lock on the store), then copied into paper_topic under the ingests' lock.
+STAGE = "paper_topic_rebuild"
+_STAGE_COLUMNS = ("paper_id bigint, topic text, points double precision, neg_score double precision, "
+                  "neg_upvotes integer, title text")
+_RANK = next(index for index in paper_topic_table.indexes if index.name == "ix_paper_topic_rank")
+
+
+def create_stage(conn: Connection) -> None:
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {STAGE}")
+    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {STAGE} ({_STAGE_COLUMNS})")
+
+
+def drop_stage(conn: Connection) -> None:
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {STAGE}")
+
+
+def stage_entries(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Rows in ENTRY_COLUMNS' order into the stage: one statement (PostgreSQL), one executemany."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(_PG_INSERT.replace("INTO paper_topic ", f"INTO {STAGE} "),
+                             tuple(list(column) for column in zip(*rows, strict=True)))
+        return
+    conn.exec_driver_sql(_SQLITE_INSERT.replace("INTO paper_topic ", f"INTO {STAGE} "), list(rows))
+
+
+def replace_from_stage(conn: Connection) -> None:
+    """paper_topic emptied and filled from the stage, in the caller's transaction. On SQLite the
+    ranking index is dropped first and made again after: row by row, deleting and inserting its
+    entries (in random order) took 9 s of the 11 s for 400,000 entries; sorted in one pass, 1 s."""
+    columns = ", ".join(ENTRY_COLUMNS)
+    sqlite = conn.dialect.name == "sqlite"
+    if sqlite:
+        _RANK.drop(conn)
+    conn.execute(delete(paper_topic_table))
+    conn.exec_driver_sql(f"INSERT INTO paper_topic ({columns}) SELECT {columns} FROM {STAGE} "
+                         "ORDER BY paper_id, topic")
+    if sqlite:
+        _RANK.create(conn)
