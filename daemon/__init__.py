@@ -16,4 +16,4 @@ The pipeline, one package (or module) per stage; docs/architecture.md has the ma
 `service/` runs it on a schedule (APScheduler, systemd); `cli.py` is a thin layer of commands.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
