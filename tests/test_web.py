@@ -363,6 +363,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def refused(conf: Path, db: str, env: dict[str, str], code: int, reason: str) -> None:
+    """`paperdigest web` exits `code` with one line of error, never a 'serving' line first."""
+    done = subprocess.run(
+        [sys.executable, "-m", "paperdigest", "--config", str(conf), "--db", db, "web"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == code, done.stderr
+    assert done.stderr.strip().splitlines() == [f"paperdigest: error: {reason}"]
+
+
 def test_paperdigest_web_serves_the_pages(sent: Sent, tmp_path: Path) -> None:
     port = free_port()
     conf = tmp_path / "served.toml"
@@ -390,14 +400,7 @@ def test_paperdigest_web_serves_the_pages(sent: Sent, tmp_path: Path) -> None:
         ada = path_of(link(sent.mails["ada@example.org"], "Unsubscribe"))
         chunked = httpx.post(f"http://127.0.0.1:{port}{ada}", content=iter([b"x" * MAX_BODY, b"x" * 10]), timeout=5)
         assert chunked.status_code == 413 and subscribed(sent)["ada@example.org"] is True  # no length, still refused
-        busy = subprocess.run(
-            [sys.executable, "-m", "paperdigest", "--config", str(conf), "--db", sent.db, "web"],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-        assert busy.returncode == 1, busy.stderr
-        assert busy.stderr.strip().splitlines() == [
-            f"paperdigest: error: web.listen: cannot listen on 127.0.0.1:{port}: Address already in use"
-        ]
+        refused(conf, sent.db, env, 1, f"web.listen: cannot listen on 127.0.0.1:{port}: Address already in use")
     finally:
         proc.terminate()
         proc.wait(timeout=15)
@@ -411,14 +414,7 @@ def test_web_with_an_unreadable_secret_file_says_so_and_never_says_serving(sent:
     listen = f'base_url = "{BASE}/"\nlisten = "127.0.0.1:{free_port()}"\nsecret_file = "{missing}"'
     conf.write_text(sent.config.read_text().replace(f'base_url = "{BASE}/"', listen))
     env = {k: v for k, v in os.environ.items() if k != "PAPERDIGEST_WEB_SECRET"}
-    done = subprocess.run(
-        [sys.executable, "-m", "paperdigest", "--config", str(conf), "--db", sent.db, "web"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert done.returncode == 2, done.stderr
-    assert done.stderr.strip().splitlines() == [
-        f"paperdigest: error: web.secret_file: cannot read {missing}: No such file or directory"
-    ]
+    refused(conf, sent.db, env, 2, f"web.secret_file: cannot read {missing}: No such file or directory")
 
 
 def test_the_pages_in_a_real_browser(sent: Sent, tmp_path: Path) -> None:
