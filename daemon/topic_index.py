@@ -2,7 +2,8 @@
 kept in the store (paper_topic) so that the best N of a topic are the first N entries of an
 index, whatever the store's size.
 
-    ensure(engine, settings)       # at an ingest's or the daemon's start: rebuilt (and logged)
+    ensure(engine, settings)       # at `run`'s start or reload: rebuilt (and logged); one-shot
+                                   # ingests build a first one only (rebuild=False)
                                    # when the config's topics or scoring weights changed
     upkeep(conn, changes, ids, listing)  # in each dump's transaction (ingest/write.py, one call)
     EntryMatcher(spec).points(entries, keys)  # backfill's parsing worker: each entry's keyword
@@ -13,7 +14,7 @@ What the table was built for (the topics, the weights, and SCHEME, the matching 
 beside it (topic_index) with its fingerprint. The ingest keeps the table current for what it was
 built for, whatever config the ingesting process has; a reader whose config has another
 fingerprint does not use it (score.ranked_papers scans the papers instead), so a changed config
-is never served stale scores, only slower ones until the next ingest or daemon start rebuilds.
+is never served stale scores, only slower ones until `paperdigest run` rebuilds it.
 
 The matching and the scores are score.py's rules (its folding, its weights summed in its order
 of hits, checked against the scan by tests/test_topic_index.py), so a paper's entry says exactly

@@ -87,15 +87,21 @@ def daemons() -> Iterator[list[Daemon]]:
         d.kill()
 
 
-def test_one_leads_one_stands_by_and_takes_over_when_the_leader_dies(
-    tmp_path: Path, pg_url: str, smtp: SmtpServer, daemons: list[Daemon]
-) -> None:
+def a_leader(tmp_path: Path, pg_url: str, smtp: SmtpServer, daemons: list[Daemon]) -> tuple[Path, Daemon]:
+    """A config with an inbox, and a daemon on it that leads the store."""
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     conf = config(tmp_path, smtp.port, inbox)
     first = Daemon(conf, pg_url, None)
     daemons.append(first)
     wait_for(lambda: alive_roles(conf, pg_url) == {str(first.proc.pid): "leader"}, what="a leader")
+    return conf, first
+
+
+def test_one_leads_one_stands_by_and_takes_over_when_the_leader_dies(
+    tmp_path: Path, pg_url: str, smtp: SmtpServer, daemons: list[Daemon]
+) -> None:
+    conf, first = a_leader(tmp_path, pg_url, smtp, daemons)
     second = Daemon(conf, pg_url, None)
     daemons.append(second)
     wait_for(
@@ -114,7 +120,7 @@ def test_one_leads_one_stands_by_and_takes_over_when_the_leader_dies(
 
     first.proc.send_signal(signal.SIGKILL)
     first.proc.wait(10)
-    drop(inbox, SEED)  # arrives while nobody leads
+    drop(tmp_path / "inbox", SEED)  # arrives while nobody leads
     wait_for(
         lambda: alive_roles(conf, pg_url).get(str(second.proc.pid)) == "leader",
         timeout=TAKEOVER * 3 + 10,
@@ -183,12 +189,7 @@ def test_a_standby_feeds_the_watchdog_and_says_it_stands_by(
 ) -> None:
     """Under systemd (WatchdogSec) a standby that never pinged would be killed and restarted
     forever: it is a healthy process, and says so."""
-    inbox = tmp_path / "inbox"
-    inbox.mkdir()
-    conf = config(tmp_path, smtp.port, inbox)
-    first = Daemon(conf, pg_url, None)
-    daemons.append(first)
-    wait_for(lambda: alive_roles(conf, pg_url) == {str(first.proc.pid): "leader"}, what="a leader")
+    conf, first = a_leader(tmp_path, pg_url, smtp, daemons)
     listener = NotifyListener()
     try:
         second = Daemon(conf, pg_url, listener, extra_env={"WATCHDOG_USEC": "1000000"})

@@ -272,7 +272,7 @@ class PaperTopicRow(SQLModel, table=True):
 class TopicIndexRow(SQLModel, table=True):
     """What paper_topic was built for (one row, id 1): the topics and scoring weights as JSON
     (`spec`) and their fingerprint. A config whose fingerprint differs is not served from the
-    table (`papers --topic` scans instead) until an ingest or the daemon rebuilds it."""
+    table (`papers --topic` scans instead) until `paperdigest run` rebuilds it."""
 
     __tablename__ = "topic_index"
 
