@@ -189,7 +189,7 @@ def cmd_papers(args: argparse.Namespace) -> int:
     from paperdigest.terminal import papers_table  # noqa: PLC0415  lazy: rich, for the table
 
     conf = _config(args)
-    ranked = score.ranked_papers(_engine(args, conf), conf, args.topic, args.since, args.top)
+    ranked = score.ranked_papers(_engine(args, conf, schema="read"), conf, args.topic, args.since, args.top)
     if args.json:
         for scored in ranked:
             _print_json(scored.to_json() if args.topic else scored.paper.to_json(), sys.stdout)
@@ -204,7 +204,7 @@ def cmd_digest(args: argparse.Namespace) -> int:
     from paperdigest.mail.files import safe_name  # noqa: PLC0415  lazy: only --out names files
 
     conf = _config(args)
-    engine = _engine(args, conf)
+    engine = _engine(args, conf, schema="read")
     conf = subscribers.effective(engine, conf)
     chosen = [conf.subscriber(args.subscriber)] if args.subscriber else list(conf.subscribers)
     if not chosen:
@@ -238,7 +238,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 
     conf = _config(args)
     config.check_can_send(conf)
-    engine = _engine(args, conf)
+    engine = _engine(args, conf, schema="read" if args.dry_run else "check")
     now = clock.now()
     planned = digest_job.queue_due(engine, conf, now, dry_run=args.dry_run)
     for item in planned:
@@ -281,7 +281,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     conf = _config(args)
     store = shown_url(_store_url(args, conf))
-    report = health.status_report(conf, _engine(args, conf), store, clock.now(), args.last)
+    report = health.status_report(conf, _engine(args, conf, schema="read"), store, clock.now(), args.last)
     if args.json:
         _print_json(report, sys.stdout)
     else:
@@ -303,13 +303,15 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 def cmd_db_current(args: argparse.Namespace) -> int:
     from paperdigest.store import migrate  # noqa: PLC0415  lazy: Alembic, for the schema commands
-    from paperdigest.store.engine import sqlite_file  # noqa: PLC0415  lazy: SQLAlchemy, for the commands with a store
+    from paperdigest.store.engine import no_store, sqlite_file  # noqa: PLC0415  lazy: SQLAlchemy, for the commands with a store
 
     conf = _config(args)
     newest = migrate.head()
-    missing = sqlite_file(_store_url(args, conf))
-    if missing is not None and not missing.exists():  # a question about the store does not create one
-        print(f"no store at {missing} (nothing created); this paperdigest creates revision {newest}")
+    store = sqlite_file(_store_url(args, conf))
+    why = no_store(store) if store is not None else None
+    if store is not None and why is not None:  # a question about the store does not create or change one
+        shown = "nothing created" if why == "no such file" else f"{why}; nothing changed"
+        print(f"no store at {store} ({shown}); this paperdigest creates revision {newest}")
         return EXIT_OK
     engine = _engine(args, conf, schema="none")
     with engine.connect() as conn:
@@ -347,7 +349,7 @@ def cmd_subscribers_list(args: argparse.Namespace) -> int:
     from paperdigest import clock, subscribers  # noqa: PLC0415  lazy: the store's queries
 
     conf = _config(args)
-    listed = subscribers.subscriptions(_engine(args, conf), conf)
+    listed = subscribers.subscriptions(_engine(args, conf, schema="read"), conf)
     if args.json:
         for subscription in listed:
             _print_json(subscription.to_json(), sys.stdout)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,15 +28,17 @@ def resolve_url(cli_url: str | None, config_url: str | None = None) -> str:
     return cli_url or os.environ.get("PAPERDIGEST_DB") or config_url or default_url()
 
 
-Schema = Literal["check", "create", "upgrade", "none"]
+Schema = Literal["read", "check", "create", "upgrade", "none"]
 
 
 def open_engine(url: str, schema: Schema = "check") -> Engine:
     """An engine on the store. SQLite gets WAL, foreign keys and a busy timeout.
 
-    `schema`: "check" creates an empty store and refuses one whose schema is out of date (it
-    names `paperdigest db upgrade`); "create" creates an empty store and leaves any other alone
-    (the daemon upgrades it under its lock); "upgrade" brings it up to date; "none" leaves it
+    `schema`: "read" (the commands that only look) refuses a SQLite file that is missing, empty or
+    holds no paperdigest store, creating nothing (a mistyped path is not a new, healthy store), and
+    is "check" otherwise; "check" creates an empty store and refuses one whose schema is out of
+    date (it names `paperdigest db upgrade`); "create" creates an empty store and leaves any other
+    alone (the daemon upgrades it under its lock); "upgrade" brings it up to date; "none" leaves it
     alone."""
     try:
         parsed = make_url(url)
@@ -49,6 +53,8 @@ def open_engine(url: str, schema: Schema = "check") -> Engine:
         )
     is_sqlite = backend == "sqlite"
     store = sqlite_file(url)
+    if store is not None and schema == "read":
+        refuse_no_store(store)
     if store is not None:
         try:
             private_dir(store.parent)
@@ -66,8 +72,8 @@ def open_engine(url: str, schema: Schema = "check") -> Engine:
     if is_sqlite:
         _sqlite_setup(engine)
     try:
-        if schema in ("check", "create"):
-            migrate.check(engine, refuse_outdated=schema == "check")
+        if schema in ("read", "check", "create"):
+            migrate.check(engine, refuse_outdated=schema != "create")
         elif schema == "upgrade":
             migrate.upgrade(engine)
     except SQLAlchemyError as exc:
@@ -85,6 +91,38 @@ def sqlite_file(url: str) -> Path | None:
     if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
         return None
     return Path(parsed.database).expanduser()
+
+
+def no_store(store: Path) -> str | None:
+    """Why the SQLite file `store` holds no paperdigest store (missing, empty, or another
+    program's database), or None when it holds one, or may (then opening it says what is wrong).
+    Looks without changing anything: no file, folder, journal mode or table is created."""
+    try:
+        size = store.stat().st_size
+    except FileNotFoundError:
+        return "no such file"
+    except OSError:
+        return None  # unreadable: opening it names the reason
+    if size == 0:
+        return "an empty file"
+    try:  # mode=rw, not ro: a read-only connection would leave a WAL store's -wal and -shm behind
+        with contextlib.closing(sqlite3.connect(f"{store.resolve().as_uri()}?mode=rw", uri=True)) as conn:
+            tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.Error:
+        return None  # not a database, locked, ...: opening it names the reason
+    if {"alembic_version", "paper"} & tables:  # a store of any revision, or release 0.1.0's
+        return None
+    return "a SQLite database without paperdigest's tables" if tables else "a SQLite database without tables"
+
+
+def refuse_no_store(store: Path) -> None:
+    """Raise StoreError, naming the file, when `store` holds no paperdigest store (see no_store)."""
+    why = no_store(store)
+    if why is not None:
+        raise StoreError(
+            f"no store at {store} ({why}; nothing created): check --db, PAPERDIGEST_DB or [store] url; "
+            "`paperdigest run --once`, `ingest` or `db upgrade` creates one"
+        )
 
 
 def shown_url(url: str) -> str:
