@@ -336,8 +336,9 @@ def cmd_subscribers_add(args: argparse.Namespace) -> int:
     from paperdigest import subscribers  # noqa: PLC0415  lazy: the store's queries
 
     conf = _config(args)
-    topics = [t.strip() for t in args.topics.split(",") if t.strip()] if args.topics else []
-    values: dict[str, Any] = {"email": args.email, "topics": topics}
+    values: dict[str, Any] = {"email": args.email}
+    if args.topics is not None:  # not given: a subscriber the store keeps keeps its topics
+        values["topics"] = [t.strip() for t in args.topics.split(",") if t.strip()]
     for key in ("name", "cron", "timezone", "format", "max_papers", "min_score"):
         if getattr(args, key) is not None:
             values[key] = getattr(args, key)
@@ -479,7 +480,11 @@ DB_HELP = "the store's schema: `db upgrade` applies migrations, `db current` sho
 def _add_subscribers_command(p: argparse.ArgumentParser) -> None:
     actions = p.add_subparsers(dest="subscribers_command", metavar="ACTION", required=True)
     sub = actions.add_parser("add", help="add a subscriber (or change one, or subscribe an address again)")
-    sub.description = "add a subscriber to the store, checked like the config; the daemon picks it up by itself"
+    sub.description = (
+        "add a subscriber to the store, checked like the config; the daemon picks it up by itself. "
+        "For an address the store keeps already, only the options given change (the defaults below are for "
+        "a new one): `subscribers add ada@example.org --format text`"
+    )
     sub.set_defaults(func=cmd_subscribers_add)
     sub.add_argument("email", metavar="EMAIL")
     sub.add_argument("--topics", metavar="A,B", help="topics of the config, comma-separated (default: everything)")
