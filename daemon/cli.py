@@ -67,9 +67,9 @@ _OPENED: list[Engine] = []
 
 
 def _engine(args: argparse.Namespace, conf: config.Settings, schema: Schema = "check") -> Engine:
-    from paperdigest.store.engine import open_engine  # noqa: PLC0415  lazy: SQLAlchemy, for the commands with a store
+    from paperdigest.store.engine import open_engine, url_origin  # noqa: PLC0415  lazy: SQLAlchemy, for the commands with a store
 
-    engine = open_engine(_store_url(args, conf), schema)
+    engine = open_engine(_store_url(args, conf), schema, url_origin(args.db, conf.store.url, conf.origin))
     _OPENED.append(engine)
     return engine
 

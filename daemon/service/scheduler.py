@@ -48,7 +48,7 @@ from paperdigest.service.notify import Notifier
 from paperdigest.service.schedule import cron_trigger, parse_every
 from paperdigest.sources import Source, make_source
 from paperdigest.store import migrate, queries
-from paperdigest.store.engine import describe, open_engine, resolve_url, shown_url
+from paperdigest.store.engine import describe, open_engine, resolve_url, shown_url, url_origin
 
 log = logging.getLogger("paperdigest")
 
@@ -102,7 +102,8 @@ class Service:
         self.config_flag = config_flag
         self._warn_exposed()
         self.store_url = resolve_url(db_flag, settings.store.url)
-        self.engine: Engine = open_engine(self.store_url, schema="create")  # upgraded under the lock
+        origin = url_origin(db_flag, settings.store.url, settings.origin)
+        self.engine: Engine = open_engine(self.store_url, schema="create", origin=origin)  # upgraded under the lock
         self.notifier = notifier or Notifier()
         self.sources: dict[str, Source] = {s.name: make_source(s, settings.limits) for s in settings.sources}
         self.stopping = threading.Event()

@@ -28,10 +28,20 @@ def resolve_url(cli_url: str | None, config_url: str | None = None) -> str:
     return cli_url or os.environ.get("PAPERDIGEST_DB") or config_url or default_url()
 
 
+def url_origin(cli_url: str | None, config_url: str | None = None, config_origin: str = "the config") -> str:
+    """Where resolve_url's answer was given, for an error about it: "--db", "PAPERDIGEST_DB", or
+    the config file and its key."""
+    if cli_url:
+        return "--db"
+    if os.environ.get("PAPERDIGEST_DB"):
+        return "PAPERDIGEST_DB"
+    return f"{config_origin}: store.url" if config_url else "the embedded default's store"
+
+
 Schema = Literal["read", "check", "create", "upgrade", "none"]
 
 
-def open_engine(url: str, schema: Schema = "check") -> Engine:
+def open_engine(url: str, schema: Schema = "check", origin: str = "--db / PAPERDIGEST_DB / store.url") -> Engine:
     """An engine on the store. SQLite gets WAL, foreign keys and a busy timeout.
 
     `schema`: "read" (the commands that only look) refuses a SQLite file that is missing, empty or
@@ -39,16 +49,16 @@ def open_engine(url: str, schema: Schema = "check") -> Engine:
     is "check" otherwise; "check" creates an empty store and refuses one whose schema is out of
     date (it names `paperdigest db upgrade`); "create" creates an empty store and leaves any other
     alone (the daemon upgrades it under its lock); "upgrade" brings it up to date; "none" leaves it
-    alone."""
+    alone. `origin` says where the URL was given (url_origin), for the errors about it."""
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError):
-        raise UsageError("--db / PAPERDIGEST_DB / store.url: not a database URL (e.g. sqlite:///papers.db)") from None
+        raise UsageError(f"{origin}: not a database URL (e.g. sqlite:///papers.db)") from None
     kwargs: dict[str, Any] = {}
     backend = parsed.get_backend_name()
     if backend not in ("sqlite", "postgresql"):
         raise UsageError(
-            f"--db: {backend} is not supported: the store is SQLite (sqlite:///PATH) or PostgreSQL"
+            f"{origin}: {backend} is not supported: the store is SQLite (sqlite:///PATH) or PostgreSQL"
             " (postgresql+psycopg://USER@HOST/DB)"
         )
     is_sqlite = backend == "sqlite"
@@ -66,9 +76,9 @@ def open_engine(url: str, schema: Schema = "check") -> Engine:
     except ImportError as exc:  # the URL names a driver that is not installed
         hint = " (install the PostgreSQL driver: pip install 'paperdigest[postgresql]', and use postgresql+psycopg://)"
         shown = parsed.render_as_string(hide_password=True)
-        raise UsageError(f"--db: cannot use {shown}: {exc}{hint if not is_sqlite else ''}") from None
+        raise UsageError(f"{origin}: cannot use {shown}: {exc}{hint if not is_sqlite else ''}") from None
     except ArgumentError as exc:
-        raise UsageError(f"--db: cannot use {parsed.render_as_string(hide_password=True)}: {exc}") from None
+        raise UsageError(f"{origin}: cannot use {parsed.render_as_string(hide_password=True)}: {exc}") from None
     if is_sqlite:
         _sqlite_setup(engine)
     try:
