@@ -192,3 +192,22 @@ def test_ingest_of_a_good_and_a_bad_dump_into_a_fresh_store(cli: Any, tmp_path: 
 def test_dry_run_of_a_bad_dump_is_rejected_too(cli: Any, tmp_path: Path, db_url: str) -> None:
     path, line = write_bad(tmp_path, "meta-cut-before-date")
     check_rejection(cli("--db", db_url, "ingest", str(path), "--dry-run"), path, line)
+
+
+def test_an_entry_without_blank_lines_between_its_parts_is_explained(cli: Any, tmp_path: Path) -> None:
+    """A hand-written full dump with the title, abstract and meta block on consecutive lines: the
+    message names the block's first line and says what is missing, not 'found a meta block' on a
+    line that holds a title."""
+    path = tmp_path / "2026-11-05.txt"
+    path.write_text(
+        "Daily Papers\n\nNov 5\n\n"
+        "A Brand New Agent Benchmark\nWe present a benchmark for web agents.\n• 3 authors\n·\nNov 5 12\n\n"
+        "Another Paper on Language Models\nWe study language models.\n• 2 authors\n·\nNov 5 3\n",
+        encoding="utf-8",
+    )
+    result = cli("parse", str(path))
+    check_rejection(result, path, 5)
+    assert result.err.strip().endswith(
+        ":5: expected a title on one line, found a block of 5 lines with a meta block on line 7"
+        " (put a blank line between the title, the abstract and the meta block)"
+    )
