@@ -47,6 +47,7 @@ from paperdigest.service.lock import AlreadyRunning, InstanceLock, lock_path
 from paperdigest.service.notify import Notifier
 from paperdigest.service.schedule import cron_trigger, parse_every
 from paperdigest.sources import Source, make_source
+from paperdigest.sources.directory import DirectorySource
 from paperdigest.store import migrate, queries
 from paperdigest.store.engine import describe, open_engine, resolve_url, shown_url, url_origin
 
@@ -194,11 +195,25 @@ class Service:
         self._update_status()
 
     def cycle(self) -> CycleReport:
-        """One full cycle: poll every source, then send what is due."""
+        """One full cycle: poll every source, then send what is due. A folder that holds files
+        still being written is polled once more after its settle time: a file dropped just before
+        `run --once` is taken in this cycle if it has not changed meanwhile, not left for a next run."""
         report = CycleReport()
         self._topic_index()
         for name in list(self.sources):
             self.poll(name, report)
+            first = report.polls[-1] if report.polls and report.polls[-1].source == name else None
+            source = self.sources.get(name)
+            if first is None or not first.waiting or not isinstance(source, DirectorySource):
+                continue
+            clock.sleep(source.settle.total_seconds())
+            report.polls.pop()
+            self.poll(name, report)
+            if report.polls and report.polls[-1].source == name:  # one line for the source: both polls
+                again = report.polls[-1]
+                again.ingested[:0], again.rejected[:0] = first.ingested, first.rejected
+            else:  # the second poll failed (its error is reported): keep what the first one did
+                report.polls.append(first)
         self.send(report)
         return report
 
