@@ -67,9 +67,9 @@ _OPENED: list[Engine] = []
 
 
 def _engine(args: argparse.Namespace, conf: config.Settings, schema: Schema = "check") -> Engine:
-    from paperdigest.store.engine import open_engine  # noqa: PLC0415  lazy: SQLAlchemy, for the commands with a store
+    from paperdigest.store.engine import open_engine, url_origin  # noqa: PLC0415  lazy: SQLAlchemy, for the commands with a store
 
-    engine = open_engine(_store_url(args, conf), schema)
+    engine = open_engine(_store_url(args, conf), schema, url_origin(args.db, conf.store.url, conf.origin))
     _OPENED.append(engine)
     return engine
 
@@ -189,7 +189,7 @@ def cmd_papers(args: argparse.Namespace) -> int:
     from paperdigest.terminal import papers_table  # noqa: PLC0415  lazy: rich, for the table
 
     conf = _config(args)
-    ranked = score.ranked_papers(_engine(args, conf), conf, args.topic, args.since, args.top)
+    ranked = score.ranked_papers(_engine(args, conf, schema="read"), conf, args.topic, args.since, args.top)
     if args.json:
         for scored in ranked:
             _print_json(scored.to_json() if args.topic else scored.paper.to_json(), sys.stdout)
@@ -204,7 +204,7 @@ def cmd_digest(args: argparse.Namespace) -> int:
     from paperdigest.mail.files import safe_name  # noqa: PLC0415  lazy: only --out names files
 
     conf = _config(args)
-    engine = _engine(args, conf)
+    engine = _engine(args, conf, schema="read")
     conf = subscribers.effective(engine, conf)
     chosen = [conf.subscriber(args.subscriber)] if args.subscriber else list(conf.subscribers)
     if not chosen:
@@ -238,7 +238,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 
     conf = _config(args)
     config.check_can_send(conf)
-    engine = _engine(args, conf)
+    engine = _engine(args, conf, schema="read" if args.dry_run else "check")
     now = clock.now()
     planned = digest_job.queue_due(engine, conf, now, dry_run=args.dry_run)
     for item in planned:
@@ -281,7 +281,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     conf = _config(args)
     store = shown_url(_store_url(args, conf))
-    report = health.status_report(conf, _engine(args, conf), store, clock.now(), args.last)
+    report = health.status_report(conf, _engine(args, conf, schema="read"), store, clock.now(), args.last)
     if args.json:
         _print_json(report, sys.stdout)
     else:
@@ -303,13 +303,15 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 def cmd_db_current(args: argparse.Namespace) -> int:
     from paperdigest.store import migrate  # noqa: PLC0415  lazy: Alembic, for the schema commands
-    from paperdigest.store.engine import sqlite_file  # noqa: PLC0415  lazy: SQLAlchemy, for the commands with a store
+    from paperdigest.store.engine import no_store, sqlite_file  # noqa: PLC0415  lazy: SQLAlchemy, for the commands with a store
 
     conf = _config(args)
     newest = migrate.head()
-    missing = sqlite_file(_store_url(args, conf))
-    if missing is not None and not missing.exists():  # a question about the store does not create one
-        print(f"no store at {missing} (nothing created); this paperdigest creates revision {newest}")
+    store = sqlite_file(_store_url(args, conf))
+    why = no_store(store) if store is not None else None
+    if store is not None and why is not None:  # a question about the store does not create or change one
+        shown = "nothing created" if why == "no such file" else f"{why}; nothing changed"
+        print(f"no store at {store} ({shown}); this paperdigest creates revision {newest}")
         return EXIT_OK
     engine = _engine(args, conf, schema="none")
     with engine.connect() as conn:
@@ -334,8 +336,9 @@ def cmd_subscribers_add(args: argparse.Namespace) -> int:
     from paperdigest import subscribers  # noqa: PLC0415  lazy: the store's queries
 
     conf = _config(args)
-    topics = [t.strip() for t in args.topics.split(",") if t.strip()] if args.topics else []
-    values: dict[str, Any] = {"email": args.email, "topics": topics}
+    values: dict[str, Any] = {"email": args.email}
+    if args.topics is not None:  # not given: a subscriber the store keeps keeps its topics
+        values["topics"] = [t.strip() for t in args.topics.split(",") if t.strip()]
     for key in ("name", "cron", "timezone", "format", "max_papers", "min_score"):
         if getattr(args, key) is not None:
             values[key] = getattr(args, key)
@@ -347,7 +350,7 @@ def cmd_subscribers_list(args: argparse.Namespace) -> int:
     from paperdigest import clock, subscribers  # noqa: PLC0415  lazy: the store's queries
 
     conf = _config(args)
-    listed = subscribers.subscriptions(_engine(args, conf), conf)
+    listed = subscribers.subscriptions(_engine(args, conf, schema="read"), conf)
     if args.json:
         for subscription in listed:
             _print_json(subscription.to_json(), sys.stdout)
@@ -477,7 +480,11 @@ DB_HELP = "the store's schema: `db upgrade` applies migrations, `db current` sho
 def _add_subscribers_command(p: argparse.ArgumentParser) -> None:
     actions = p.add_subparsers(dest="subscribers_command", metavar="ACTION", required=True)
     sub = actions.add_parser("add", help="add a subscriber (or change one, or subscribe an address again)")
-    sub.description = "add a subscriber to the store, checked like the config; the daemon picks it up by itself"
+    sub.description = (
+        "add a subscriber to the store, checked like the config; the daemon picks it up by itself. "
+        "For an address the store keeps already, only the options given change (the defaults below are for "
+        "a new one): `subscribers add ada@example.org --format text`"
+    )
     sub.set_defaults(func=cmd_subscribers_add)
     sub.add_argument("email", metavar="EMAIL")
     sub.add_argument("--topics", metavar="A,B", help="topics of the config, comma-separated (default: everything)")

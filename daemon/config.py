@@ -33,7 +33,9 @@ _EMAIL = r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+$"  # ASCII only: pla
 class _Model(BaseModel):
     # Strict: TOML has real types, so "20" for a number or "yes" for a boolean is a mistake to
     # name now, not a value to coerce (a file path is the one string turned into another type).
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # TOML also has nan and inf: no weight, limit or min_score means either (a min_score of nan
+    # would empty every digest without a word), so they are refused.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 FilePath = Annotated[Path, Field(strict=False)]

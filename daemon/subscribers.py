@@ -103,25 +103,48 @@ def _stored_settings(settings: Settings, stored: str) -> SubscriberSettings | No
 
 def add(engine: Engine, settings: Settings, values: dict[str, Any]) -> str:
     """Add a subscriber to the store (or change one, or subscribe an unsubscribed address again).
-    Checked like the config; returns what was done, for the command to print."""
+    For an address the store keeps, the options not in `values` keep their stored values, not the
+    defaults. Checked like the config; returns what was done, for the command to print."""
     from paperdigest.store import queries  # noqa: PLC0415  lazy: the SQLModel tables (see above)
 
+    email = str(values.get("email", "")).lower()
+    in_config = any(s.email.lower() == email for s in settings.subscribers)
+    with engine.connect() as conn:
+        row = next((r for r in queries.stored_subscribers(conn) if r.email == email), None)
+    kept = _kept_values(row) if row is not None and not in_config else {}
     try:
-        subscriber = SubscriberSettings.model_validate(values)
+        subscriber = SubscriberSettings.model_validate({**kept, **values})
     except ValidationError as exc:
         raise UsageError(f"subscribers add: {describe_validation_error(exc)}") from None
     unknown = [topic for topic in subscriber.topics if topic not in settings.topics]
     if unknown:
         known = ", ".join(sorted(settings.topics)) or "none defined"
-        raise UsageError(f"subscribers add: --topics: unknown topic {unknown[0]!r} (known: {known})")
-    email = subscriber.email.lower()
-    in_config = any(s.email.lower() == email for s in settings.subscribers)
+        given = "--topics" if "topics" in values else "its stored topics (give --topics)"
+        raise UsageError(f"subscribers add: {given}: unknown topic {unknown[0]!r} (known: {known})")
     stored = None if in_config else json.dumps(subscriber.model_dump(), sort_keys=True)
     with engine.connect().execution_options(write=True) as conn, conn.begin():
         queries.save_subscriber(conn, email, {"settings": stored, "added_at": clock.now(), "unsubscribed_at": None})
     if in_config:
         return f"{email} is in the config ({settings.origin}), whose settings it keeps; it is subscribed"
-    return f"{email} added to the store"
+    if row is None or not kept:
+        return f"{email} added to the store"
+    if row.unsubscribed_at is not None:
+        return f"{email} subscribed again"
+    changed = [key for key, value in subscriber.model_dump().items() if key != "email" and kept.get(key) != value]
+    if not changed:
+        return f"{email} is in the store already, as given"
+    return f"{email} changed in the store: {', '.join(changed)}"
+
+
+def _kept_values(row: Row[Any]) -> dict[str, Any]:
+    """The options a store subscriber's row holds (none for an address only unsubscribed)."""
+    if row.settings is None:
+        return {}
+    try:
+        kept = json.loads(row.settings)
+    except ValueError:
+        return {}
+    return {key: value for key, value in kept.items() if key != "email"} if isinstance(kept, dict) else {}
 
 
 def remove(engine: Engine, settings: Settings, email: str) -> str:

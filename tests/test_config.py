@@ -133,10 +133,10 @@ def test_cli_refuses_a_bad_config_with_exit_2(cli: Any, tmp_path: Path) -> None:
 def test_environment_overrides(cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write(tmp_path, f'[store]\nurl = "sqlite:///{tmp_path / "from-config.db"}"\n')
     monkeypatch.setenv("PAPERDIGEST_CONFIG", str(path))
-    assert cli("status").code == 0
+    assert cli("db", "upgrade").code == 0  # creates the store where the URL says (`status` creates none)
     assert (tmp_path / "from-config.db").exists()
     monkeypatch.setenv("PAPERDIGEST_DB", f"sqlite:///{tmp_path / 'from-env.db'}")
-    assert cli("status").code == 0
+    assert cli("db", "upgrade").code == 0
     assert (tmp_path / "from-env.db").exists()
     mail = config.MailSettings(password_file=tmp_path / "absent")
     monkeypatch.setenv("PAPERDIGEST_SMTP_PASSWORD", "from-env")
@@ -217,6 +217,7 @@ def test_status_says_a_config_cannot_send_and_other_commands_still_work(
     cli: Any, tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = smtp_config(tmp_path, str(tmp_path / "missing-secret"))
+    assert cli("--db", db_url, "db", "upgrade").code == 0  # `status` looks at a store, and creates none
     status = cli("--config", str(path), "--db", db_url, "status", "--json")
     assert status.code == 1
     mail = status.json_lines()[0]["mail"]

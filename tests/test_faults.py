@@ -140,6 +140,29 @@ def test_a_file_still_being_written_is_not_ingested_half(
         assert queries.counts(conn)["papers"] == len(entries)
 
 
+
+def test_run_once_takes_a_file_dropped_just_before_it(tmp_path: Path, db_url: str) -> None:
+    """`run --once` right after a dump is dropped into the inbox: within its one cycle it polls the
+    folder again after the settle time, and takes the file if it has not changed meanwhile (it used
+    to say "1 still being written" and leave it for a next run). The file's time is set ahead, so
+    the first poll always finds it too young, however long the process takes to start."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'[[sources]]\nname = "inbox"\nkind = "directory"\npath = "{inbox}"\nevery = "15m"\n'
+        f'[mail]\ntransport = "file"\noutbox_dir = "{tmp_path / "outbox"}"\n',
+        encoding="utf-8",
+    )
+    dropped = inbox / "2026-11-04_dropped.txt"
+    dropped.write_bytes(SEED.read_bytes())
+    ahead = time.time() + 30
+    os.utime(dropped, (ahead, ahead))
+    result = run_subprocess("--config", str(config), "--db", db_url, "run", "--once")
+    assert result.code == 0, result.out + result.err
+    assert result.out.splitlines()[0] == "source inbox: 1 new dump (75 entries, 75 new papers), 0 already ingested"
+    assert (inbox / "processed" / dropped.name).read_bytes() == SEED.read_bytes()
+
 # --- private by default -------------------------------------------------------------------------------
 
 

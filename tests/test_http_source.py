@@ -952,3 +952,25 @@ def test_max_dump_bytes_from_the_config_caps_the_body(server: Server, tmp_path: 
     finally:
         close_service(service)
     assert "larger than 10000 bytes" in state.last_error
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("https://256.256.256.256/", "Invalid IPv4 address: '256.256.256.256'"),
+        ("http:///papers", "no host"),
+        ("http://", "no host"),
+        ("http://127.0.0.1:99999/papers", "port 99999 is out of range 1-65535"),
+    ],
+)
+def test_a_url_on_the_command_line_that_names_no_server_is_bad_input(
+    cli: Any, tmp_path: Path, url: str, reason: str
+) -> None:
+    """`ingest URL` / `parse URL` with a URL no request can be made to: exit 2 at once, one line
+    saying why; no request, no retries (it used to be exit 1, 'led to a URL that is not http(s)')."""
+    db = f"sqlite:///{tmp_path / 'papers.db'}"
+    for command in ("parse", "ingest"):
+        result = cli("--db", db, command, url)
+        assert (result.code, result.out) == (2, ""), result.err
+        lines = result.err.splitlines()
+        assert len(lines) == 1 and lines[0].endswith(f"not an http(s) URL a request can be made to: {reason}")

@@ -192,3 +192,42 @@ def test_ingest_of_a_good_and_a_bad_dump_into_a_fresh_store(cli: Any, tmp_path: 
 def test_dry_run_of_a_bad_dump_is_rejected_too(cli: Any, tmp_path: Path, db_url: str) -> None:
     path, line = write_bad(tmp_path, "meta-cut-before-date")
     check_rejection(cli("--db", db_url, "ingest", str(path), "--dry-run"), path, line)
+
+
+def test_an_entry_without_blank_lines_between_its_parts_is_explained(cli: Any, tmp_path: Path) -> None:
+    """A hand-written full dump with the title, abstract and meta block on consecutive lines: the
+    message names the block's first line and says what is missing, not 'found a meta block' on a
+    line that holds a title."""
+    path = tmp_path / "2026-11-05.txt"
+    path.write_text(
+        "Daily Papers\n\nNov 5\n\n"
+        "A Brand New Agent Benchmark\nWe present a benchmark for web agents.\n• 3 authors\n·\nNov 5 12\n\n"
+        "Another Paper on Language Models\nWe study language models.\n• 2 authors\n·\nNov 5 3\n",
+        encoding="utf-8",
+    )
+    result = cli("parse", str(path))
+    check_rejection(result, path, 5)
+    assert result.err.strip().endswith(
+        ":5: expected a title on one line, found a block of 5 lines with a meta block on line 7"
+        " (put a blank line between the title, the abstract and the meta block)"
+    )
+
+
+@pytest.mark.parametrize("command", ["parse", "ingest", "backfill"])
+def test_a_folder_without_dumps_is_called_so(cli: Any, tmp_path: Path, db_url: str, command: str) -> None:
+    """A folder holding no dump (empty, or only hidden and partial files) is bad input, as a glob
+    that matches nothing is: one line naming it, exit 2, nothing stored (it used to be a silent 0)."""
+    folder = tmp_path / "dumps"
+    folder.mkdir()
+    (folder / ".hidden.txt").write_bytes(seed())
+    (folder / "today.txt.part").write_bytes(seed())
+    result = cli("--db", db_url, command, str(folder))
+    assert (result.code, result.out) == (2, "")
+    assert result.err.strip() == (
+        f"paperdigest: error: {folder}: no dump files in this folder (hidden files and *.part, *.tmp,"
+        " *.crdownload, *.error, *.swp and *~ files are skipped)"
+    )
+    if command != "parse":  # parse takes one source
+        among = cli("--db", db_url, command, str(SEEDS / SEED_001), str(folder))  # one empty folder among others
+        assert among.code == 2 and f"{folder}: no dump files" in among.err
+    assert snapshot(db_url) == {table: [] for table in TABLES}

@@ -572,6 +572,7 @@ def test_status_shows_the_monday_digest_on_a_monday(
     monkeypatch.setenv("PAPERDIGEST_SMTP_PASSWORD", "x")  # its password file is a systemd credential
     example = ROOT / "deploy" / "config.example.toml"
     assert 'cron = "30 8 * * 1"                   # Mondays at 08:30' in example.read_text()
+    assert cli("--db", db_url, "db", "upgrade").code == 0  # `status` looks at a store, and creates none
     result = cli("--config", str(example), "--db", db_url, "status", "--json")
     assert result.code == 0, result.err
     runs = {run["job"]: dt.datetime.fromisoformat(run["at"]) for run in result.json_lines()[0]["next_runs"]}

@@ -251,7 +251,8 @@ def test_mail_that_failed_a_minute_ago_is_unhealthy_whatever_its_period(
 ) -> None:
     """A yearly digest refused with a 550 just now: its period is months old, the failure is not."""
     monkeypatch.setenv("PAPERDIGEST_NOW", "2026-12-01T12:00:00+00:00")
-    assert status(cli, "--db", db_url)[0] == 0  # creates the store
+    assert cli("--db", db_url, "db", "upgrade").code == 0  # `status` looks at a store, and creates none
+    assert status(cli, "--db", db_url)[0] == 0
     failed = {"claimed_at": at("2026-12-01 11:59"), "last_error": "550 no such user"}
     outbox_row(db_url, "yearly@x.org", "2026-01-01 07:00", "failed", **failed)
     code, report, text = status(cli, "--db", db_url)
@@ -262,6 +263,7 @@ def test_mail_that_failed_a_minute_ago_is_unhealthy_whatever_its_period(
 
 
 def test_mail_that_needs_attention_is_listed_first(cli: Any, tmp_path: Path, db_url: str) -> None:
+    assert cli("--db", db_url, "db", "upgrade").code == 0  # `status` looks at a store, and creates none
     assert status(cli, "--db", db_url)[0] == 0
     for i in range(25):  # newer digests, waiting for their first try
         outbox_row(db_url, f"new{i}@x.org", f"2026-11-{i + 2:02d} 07:00", "pending", attempts=0)

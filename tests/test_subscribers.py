@@ -165,3 +165,35 @@ def test_the_daemon_picks_up_a_new_subscriber_without_a_restart(
         assert again.stop() == 0
     finally:
         again.kill()
+
+
+def test_adding_an_address_the_store_keeps_changes_only_the_options_given(
+    cli: Any, tmp_path: Path, db_url: str
+) -> None:
+    """`subscribers add` again, with one option, to change it (or to subscribe an address again
+    after an unsubscribe): the options not given keep what the store holds, never the defaults."""
+    conf = config(tmp_path, 25)
+
+    def grace() -> dict[str, Any]:
+        listed = cli("--config", conf, "--db", db_url, "subscribers", "list", "--json").json_lines()
+        return next(s for s in listed if s["email"].lower() == "grace@example.org")
+
+    options = ["--topics", "robotics", "--cron", "0 9 * * MON-FRI", "--timezone", "Europe/Berlin", "--max-papers", "5"]
+    options += ["--name", "Grace"]
+    added = cli("--config", conf, "--db", db_url, "subscribers", "add", "grace@example.org", *options)
+    assert added.code == 0 and added.out.strip() == "grace@example.org added to the store"
+    before = grace()
+    changed = cli("--config", conf, "--db", db_url, "subscribers", "add", "grace@example.org", "--format", "text")
+    assert changed.code == 0 and changed.out.strip() == "grace@example.org changed in the store: format"
+    assert grace() == {**before, "format": "text"}
+    same = cli("--config", conf, "--db", db_url, "subscribers", "add", "grace@example.org")
+    assert same.out.strip() == "grace@example.org is in the store already, as given"
+    assert grace() == {**before, "format": "text"}
+
+    subscribers.unsubscribe(open_engine(db_url), "grace@example.org")  # one-click, from the mail
+    again = cli("--config", conf, "--db", db_url, "subscribers", "add", "grace@example.org")
+    assert again.code == 0 and again.out.strip() == "grace@example.org subscribed again"
+    assert grace() == {**before, "format": "text"}
+    everything = cli("--config", conf, "--db", db_url, "subscribers", "add", "grace@example.org", "--topics", "")
+    assert everything.out.strip() == "grace@example.org changed in the store: topics"
+    assert grace()["topics"] == [] and grace()["cron"] == "0 9 * * MON-FRI"

@@ -308,6 +308,28 @@ def test_a_feed_entry_names_its_papers_authors(api_client: TestClient) -> None:
         assert names == authors[" ".join(entry.title.split())][:10], entry.title  # RFC 4287 atom:author, at most ten
 
 
+
+def test_a_feed_entry_says_when_it_names_only_the_first_ten_authors(
+    cli: Any, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PaLM 2 has 128 authors and StarCoder 67: the entry names the first ten, then says how many
+    more there are (it used to stop at ten as if that were all)."""
+    monkeypatch.setenv("PAPERDIGEST_WEB_SECRET", SECRET)
+    assert cli("--db", db_url, "ingest", str(API), "--as-of", "2023-05-31").code == 0
+    engine = open_engine(db_url)
+    settings = validate({"web": {"base_url": BASE}, "topics": {"big": {"keywords": ["PaLM", "StarCoder"]}}}, "t")
+    with TestClient(create_app(settings, engine), base_url=BASE) as client:
+        parsed = feedparser.parse(client.get("/topics/big.atom").content)
+    engine.dispose()
+    raw = json.loads(API.read_text(encoding="utf-8"))
+    authors = {" ".join(item["paper"]["title"].split()): [a["name"] for a in item["paper"]["authors"]] for item in raw}
+    by_title = {" ".join(entry.title.split()): [a["name"] for a in entry.authors] for entry in parsed.entries}
+    palm = authors["PaLM 2 Technical Report"]
+    assert by_title["PaLM 2 Technical Report"] == [*palm[:10], f"et al. ({len(palm) - 10} more)"]
+    for title, names in by_title.items():
+        listed = authors[title]
+        assert names == listed[:10] + ([f"et al. ({len(listed) - 10} more)"] if len(listed) > 10 else []), title
+
 # --- safe to expose --------------------------------------------------------------------------------
 
 

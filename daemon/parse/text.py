@@ -174,6 +174,13 @@ class _EntryReader:
     def _single(self, what: str) -> tuple[int, str]:
         number, texts = self.units[self.pos]
         if len(texts) != 1:
+            inside = _meta_inside(texts)
+            if inside is not None:  # title, abstract and meta block with no blank lines between them
+                raise self.fail(
+                    number,
+                    f"expected {what} on one line, found a block of {len(texts)} lines with a meta block on line "
+                    f"{number + inside} (put a blank line between the title, the abstract and the meta block)",
+                )
             if _looks_like_meta(texts):
                 raise self.fail(number, f"expected {what}, found a meta block ('• N authors', '·', date)")
             raise self.fail(
@@ -254,6 +261,14 @@ def _org_name(line: str) -> str:
 
 def _looks_like_meta(texts: list[str]) -> bool:
     return bool(_AUTHORS.match(texts[0])) or _META_DOT in texts
+
+
+def _meta_inside(texts: list[str]) -> int | None:
+    """Where a meta block starts inside a block that begins with other lines (its index), or None."""
+    for index in range(1, len(texts) - 1):
+        if texts[index + 1] == _META_DOT:
+            return index
+    return None
 
 
 def _blocks(lines: list[str], start: int, end: int) -> list[_Unit]:

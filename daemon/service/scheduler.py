@@ -47,8 +47,9 @@ from paperdigest.service.lock import AlreadyRunning, InstanceLock, lock_path
 from paperdigest.service.notify import Notifier
 from paperdigest.service.schedule import cron_trigger, parse_every
 from paperdigest.sources import Source, make_source
+from paperdigest.sources.directory import DirectorySource
 from paperdigest.store import migrate, queries
-from paperdigest.store.engine import describe, open_engine, resolve_url, shown_url
+from paperdigest.store.engine import describe, open_engine, resolve_url, shown_url, url_origin
 
 log = logging.getLogger("paperdigest")
 
@@ -102,7 +103,8 @@ class Service:
         self.config_flag = config_flag
         self._warn_exposed()
         self.store_url = resolve_url(db_flag, settings.store.url)
-        self.engine: Engine = open_engine(self.store_url, schema="create")  # upgraded under the lock
+        origin = url_origin(db_flag, settings.store.url, settings.origin)
+        self.engine: Engine = open_engine(self.store_url, schema="create", origin=origin)  # upgraded under the lock
         self.notifier = notifier or Notifier()
         self.sources: dict[str, Source] = {s.name: make_source(s, settings.limits) for s in settings.sources}
         self.stopping = threading.Event()
@@ -193,11 +195,25 @@ class Service:
         self._update_status()
 
     def cycle(self) -> CycleReport:
-        """One full cycle: poll every source, then send what is due."""
+        """One full cycle: poll every source, then send what is due. A folder that holds files
+        still being written is polled once more after its settle time: a file dropped just before
+        `run --once` is taken in this cycle if it has not changed meanwhile, not left for a next run."""
         report = CycleReport()
         self._topic_index()
         for name in list(self.sources):
             self.poll(name, report)
+            first = report.polls[-1] if report.polls and report.polls[-1].source == name else None
+            source = self.sources.get(name)
+            if first is None or not first.waiting or not isinstance(source, DirectorySource):
+                continue
+            clock.sleep(source.settle.total_seconds())
+            report.polls.pop()
+            self.poll(name, report)
+            if report.polls and report.polls[-1].source == name:  # one line for the source: both polls
+                again = report.polls[-1]
+                again.ingested[:0], again.rejected[:0] = first.ingested, first.rejected
+            else:  # the second poll failed (its error is reported): keep what the first one did
+                report.polls.append(first)
         self.send(report)
         return report
 

@@ -19,6 +19,7 @@ REJECTED = "rejected"
 
 # Files still being written or not meant as dumps.
 _SKIP_SUFFIXES = (".part", ".tmp", ".crdownload", ".error", ".swp")
+_SKIPPED = "hidden files and *.part, *.tmp, *.crdownload, *.error, *.swp and *~ files are skipped"
 
 
 def is_candidate(path: Path) -> bool:
@@ -27,7 +28,8 @@ def is_candidate(path: Path) -> bool:
 
 
 def expand(paths: Iterable[str]) -> list[Path]:
-    """Files named, files inside directories (recursively) and glob matches; each once."""
+    """Files named, files inside directories (recursively) and glob matches; each once. A pattern
+    that matches nothing, or a folder that holds no dump file, is a UsageError naming it."""
     found: dict[Path, None] = {}
     for raw in paths:
         matches = sorted(glob.glob(raw, recursive=True)) if glob.has_magic(raw) else [raw]
@@ -36,9 +38,11 @@ def expand(paths: Iterable[str]) -> list[Path]:
         for match in matches:
             path = Path(match)
             if path.is_dir():
-                for sub in sorted(path.rglob("*")):
-                    if sub.is_file() and is_candidate(sub) and not _in_hidden_dir(sub, path):
-                        found[sub] = None
+                inside = [s for s in sorted(path.rglob("*")) if s.is_file() and is_candidate(s)]
+                inside = [sub for sub in inside if not _in_hidden_dir(sub, path)]
+                if not inside:  # as a pattern that matches nothing: a mistyped or not yet filled folder
+                    raise UsageError(f"{match}: no dump files in this folder ({_SKIPPED})")
+                found.update(dict.fromkeys(inside))
             elif path.is_file():
                 found[path] = None
             elif not path.exists():

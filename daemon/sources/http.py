@@ -21,7 +21,7 @@ import httpx
 
 from paperdigest import __version__, clock
 from paperdigest.config import MAX_DUMP_BYTES, LimitsSettings
-from paperdigest.errors import SourceError
+from paperdigest.errors import SourceError, UsageError
 from paperdigest.model import Fetched, Found, RawDump, SourceMemory
 from paperdigest.parse import content_hash
 from paperdigest.paths import private_dir, state_dir, write_atomically
@@ -277,11 +277,28 @@ def _within(timeout: float | None, left: float) -> float:
     return left if timeout is None else min(timeout, left)
 
 
+def _check_cli_url(url: str) -> None:
+    """Refuse, as bad input, an http(s) URL given on the command line that names no server."""
+    try:
+        parts = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise UsageError(f"{redact(url)}: not an http(s) URL a request can be made to: {exc}") from None
+    reason = None
+    if not parts.host:
+        reason = "no host"
+    elif parts.port is not None and not 0 < parts.port < 65536:
+        reason = f"port {parts.port} is out of range 1-65535"
+    if reason is not None:
+        raise UsageError(f"{redact(url)}: not an http(s) URL a request can be made to: {reason}")
+
+
 def fetch_dump(
     url: str, archive: bool = True, now: dt.datetime | None = None, limits: LimitsSettings | None = None
 ) -> RawDump:
-    """One listing fetched for `parse` / `ingest URL`: same client rules as the daemon's sources."""
+    """One listing fetched for `parse` / `ingest URL`: same client rules as the daemon's sources.
+    A URL no request can be made to (no host, a bad address or port) is a UsageError, unfetched."""
     now = now or clock.now()
+    _check_cli_url(url)
     source = HttpSource.configured("cli", url, limits or LimitsSettings())
     try:
         fetched = source.get({})

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,29 +28,43 @@ def resolve_url(cli_url: str | None, config_url: str | None = None) -> str:
     return cli_url or os.environ.get("PAPERDIGEST_DB") or config_url or default_url()
 
 
-Schema = Literal["check", "create", "upgrade", "none"]
+def url_origin(cli_url: str | None, config_url: str | None = None, config_origin: str = "the config") -> str:
+    """Where resolve_url's answer was given, for an error about it: "--db", "PAPERDIGEST_DB", or
+    the config file and its key."""
+    if cli_url:
+        return "--db"
+    if os.environ.get("PAPERDIGEST_DB"):
+        return "PAPERDIGEST_DB"
+    return f"{config_origin}: store.url" if config_url else "the embedded default's store"
 
 
-def open_engine(url: str, schema: Schema = "check") -> Engine:
+Schema = Literal["read", "check", "create", "upgrade", "none"]
+
+
+def open_engine(url: str, schema: Schema = "check", origin: str = "--db / PAPERDIGEST_DB / store.url") -> Engine:
     """An engine on the store. SQLite gets WAL, foreign keys and a busy timeout.
 
-    `schema`: "check" creates an empty store and refuses one whose schema is out of date (it
-    names `paperdigest db upgrade`); "create" creates an empty store and leaves any other alone
-    (the daemon upgrades it under its lock); "upgrade" brings it up to date; "none" leaves it
-    alone."""
+    `schema`: "read" (the commands that only look) refuses a SQLite file that is missing, empty or
+    holds no paperdigest store, creating nothing (a mistyped path is not a new, healthy store), and
+    is "check" otherwise; "check" creates an empty store and refuses one whose schema is out of
+    date (it names `paperdigest db upgrade`); "create" creates an empty store and leaves any other
+    alone (the daemon upgrades it under its lock); "upgrade" brings it up to date; "none" leaves it
+    alone. `origin` says where the URL was given (url_origin), for the errors about it."""
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError):
-        raise UsageError("--db / PAPERDIGEST_DB / store.url: not a database URL (e.g. sqlite:///papers.db)") from None
+        raise UsageError(f"{origin}: not a database URL (e.g. sqlite:///papers.db)") from None
     kwargs: dict[str, Any] = {}
     backend = parsed.get_backend_name()
     if backend not in ("sqlite", "postgresql"):
         raise UsageError(
-            f"--db: {backend} is not supported: the store is SQLite (sqlite:///PATH) or PostgreSQL"
+            f"{origin}: {backend} is not supported: the store is SQLite (sqlite:///PATH) or PostgreSQL"
             " (postgresql+psycopg://USER@HOST/DB)"
         )
     is_sqlite = backend == "sqlite"
     store = sqlite_file(url)
+    if store is not None and schema == "read":
+        refuse_no_store(store)
     if store is not None:
         try:
             private_dir(store.parent)
@@ -60,14 +76,14 @@ def open_engine(url: str, schema: Schema = "check") -> Engine:
     except ImportError as exc:  # the URL names a driver that is not installed
         hint = " (install the PostgreSQL driver: pip install 'paperdigest[postgresql]', and use postgresql+psycopg://)"
         shown = parsed.render_as_string(hide_password=True)
-        raise UsageError(f"--db: cannot use {shown}: {exc}{hint if not is_sqlite else ''}") from None
+        raise UsageError(f"{origin}: cannot use {shown}: {exc}{hint if not is_sqlite else ''}") from None
     except ArgumentError as exc:
-        raise UsageError(f"--db: cannot use {parsed.render_as_string(hide_password=True)}: {exc}") from None
+        raise UsageError(f"{origin}: cannot use {parsed.render_as_string(hide_password=True)}: {exc}") from None
     if is_sqlite:
         _sqlite_setup(engine)
     try:
-        if schema in ("check", "create"):
-            migrate.check(engine, refuse_outdated=schema == "check")
+        if schema in ("read", "check", "create"):
+            migrate.check(engine, refuse_outdated=schema != "create")
         elif schema == "upgrade":
             migrate.upgrade(engine)
     except SQLAlchemyError as exc:
@@ -85,6 +101,38 @@ def sqlite_file(url: str) -> Path | None:
     if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
         return None
     return Path(parsed.database).expanduser()
+
+
+def no_store(store: Path) -> str | None:
+    """Why the SQLite file `store` holds no paperdigest store (missing, empty, or another
+    program's database), or None when it holds one, or may (then opening it says what is wrong).
+    Looks without changing anything: no file, folder, journal mode or table is created."""
+    try:
+        size = store.stat().st_size
+    except FileNotFoundError:
+        return "no such file"
+    except OSError:
+        return None  # unreadable: opening it names the reason
+    if size == 0:
+        return "an empty file"
+    try:  # mode=rw, not ro: a read-only connection would leave a WAL store's -wal and -shm behind
+        with contextlib.closing(sqlite3.connect(f"{store.resolve().as_uri()}?mode=rw", uri=True)) as conn:
+            tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.Error:
+        return None  # not a database, locked, ...: opening it names the reason
+    if {"alembic_version", "paper"} & tables:  # a store of any revision, or release 0.1.0's
+        return None
+    return "a SQLite database without paperdigest's tables" if tables else "a SQLite database without tables"
+
+
+def refuse_no_store(store: Path) -> None:
+    """Raise StoreError, naming the file, when `store` holds no paperdigest store (see no_store)."""
+    why = no_store(store)
+    if why is not None:
+        raise StoreError(
+            f"no store at {store} ({why}; nothing created): check --db, PAPERDIGEST_DB or [store] url; "
+            "`paperdigest run --once`, `ingest` or `db upgrade` creates one"
+        )
 
 
 def shown_url(url: str) -> str:

@@ -213,11 +213,13 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
 
 
 def _entry_authors(paper: Paper) -> list[str]:
-    """An entry's own authors (RFC 4287 atom:author): the paper's first names, else its org.
+    """An entry's own authors (RFC 4287 atom:author): the paper's first names, then "et al. (N
+    more)" when there are more (as the digest says "et al."), else its org.
 
     With neither, the entry has none and the feed's author stands for it."""
     if paper.author_names:
-        return list(paper.author_names[:FEED_AUTHORS])
+        more = len(paper.author_names) - FEED_AUTHORS
+        return [*paper.author_names[:FEED_AUTHORS], *([f"et al. ({more} more)"] if more > 0 else [])]
     return [paper.org] if paper.org else []
 
 
