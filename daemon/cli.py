@@ -67,9 +67,14 @@ _OPENED: list[Engine] = []
 
 
 def _engine(args: argparse.Namespace, conf: config.Settings, schema: Schema = "check") -> Engine:
-    from paperdigest.store.engine import open_engine, url_origin  # noqa: PLC0415  lazy: SQLAlchemy, for the commands with a store
+    from paperdigest.store.engine import EMBEDDED_STORE, open_engine, url_origin  # noqa: PLC0415  lazy: SQLAlchemy, for the commands with a store
 
-    engine = open_engine(_store_url(args, conf), schema, url_origin(args.db, conf.store.url, conf.origin))
+    origin = url_origin(args.db, conf.store.url, conf.origin)
+    if schema == "read" and origin == EMBEDDED_STORE:
+        # The embedded default's own file is never a typo: a fresh install's first `status` or
+        # `papers` makes it, empty, as `run` would. A path someone gave must name a store.
+        schema = "check"
+    engine = open_engine(_store_url(args, conf), schema, origin)
     _OPENED.append(engine)
     return engine
 

@@ -3,6 +3,7 @@ file or another program's database is one line and exit 1, not a new store repor
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -85,3 +86,16 @@ def test_the_in_memory_store_of_the_config_check_still_answers(cli: Any) -> None
     result = cli("--db", "sqlite://", "status", "--json")
     assert result.code == 0, result.err
     assert result.json_lines()[0]["papers"] == 0
+
+
+def test_a_fresh_installs_first_status_makes_the_embedded_default_store(tmp_path: Path) -> None:
+    """No config, no --db: the store under the state directory is the tool's own and cannot be
+    mistyped, so `status` before the first run makes it (empty), as it always did, and answers."""
+    state = tmp_path / "state"
+    env = {"STATE_DIRECTORY": str(state)}
+    result = run_subprocess("status", "--json", env=env, cwd=tmp_path)
+    assert result.code in (0, 1), result.err  # 1: unhealthy (nothing polled yet), never an error
+    assert "no store at" not in result.err
+    report = json.loads(result.out)
+    assert report["papers"] == 0
+    assert (state / "papers.db").exists()

@@ -28,6 +28,9 @@ def resolve_url(cli_url: str | None, config_url: str | None = None) -> str:
     return cli_url or os.environ.get("PAPERDIGEST_DB") or config_url or default_url()
 
 
+EMBEDDED_STORE = "the embedded default's store"  # url_origin of the store under the state directory
+
+
 def url_origin(cli_url: str | None, config_url: str | None = None, config_origin: str = "the config") -> str:
     """Where resolve_url's answer was given, for an error about it: "--db", "PAPERDIGEST_DB", or
     the config file and its key."""
@@ -35,7 +38,7 @@ def url_origin(cli_url: str | None, config_url: str | None = None, config_origin
         return "--db"
     if os.environ.get("PAPERDIGEST_DB"):
         return "PAPERDIGEST_DB"
-    return f"{config_origin}: store.url" if config_url else "the embedded default's store"
+    return f"{config_origin}: store.url" if config_url else EMBEDDED_STORE
 
 
 Schema = Literal["read", "check", "create", "upgrade", "none"]
