@@ -78,6 +78,7 @@ class _Topic:
     # them; a keyword that folds to nothing never hits (matches: `needle.strip() != ""`).
     needles: tuple[tuple[str, str], ...]
     exclude_needles: tuple[str, ...]
+    needle_set: frozenset[str]  # the keywords' needles
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +89,7 @@ class Spec:
     text: str  # the JSON stored in topic_index.spec
     weights: ScoringSettings
     topics: tuple[_Topic, ...]
+    needles: tuple[str, ...]  # every topic's keywords' needles, each once
 
 
 def spec_of(topics: dict[str, TopicSettings], weights: ScoringSettings) -> Spec:
@@ -120,9 +122,11 @@ def _parsed(text: str) -> Spec:
             keywords, exclude = tuple(t["keywords"]), tuple(t["exclude"])
             needles = tuple((k, folded(k)) for k in keywords if folded(k).strip())
             exclude_needles = tuple(folded(k) for k in exclude if folded(k).strip())
-            topics.append(_Topic(name, keywords, exclude, needles, exclude_needles))
+            topics.append(_Topic(name, keywords, exclude, needles, exclude_needles,
+                                 frozenset(needle for _, needle in needles)))
         fingerprint = hashlib.sha256(text.encode("utf-8")).hexdigest()
-        spec = _PARSED[text] = Spec(fingerprint, text, weights, tuple(topics))
+        every = tuple(dict.fromkeys(needle for topic in topics for _, needle in topic.needles))
+        spec = _PARSED[text] = Spec(fingerprint, text, weights, tuple(topics), every)
     return spec
 
 
@@ -186,14 +190,24 @@ Points = tuple[tuple[int, float], ...]  # (the topic's place in Spec.topics, its
 def _points(spec: Spec, texts: tuple[str, str, str]) -> Points:
     """The keyword points of each topic of `spec` the texts match: _keyword_points(_hits(...)),
     without a Hit per hit. The same weights summed in the same order (title's hits, then the
-    abstract's, then the AI keywords', each in the topic's keyword order), so the same float."""
+    abstract's, then the AI keywords', each in the topic's keyword order), so the same float.
+    First the needles found in any of the texts (one test each, on the texts joined: a needle in
+    one text is in the joined string), then only the topics with one of those, text by text:
+    most papers hold no keyword of most topics (three times fewer tests, in process)."""
+    joined = "\x00".join(texts)
+    found = {needle for needle in spec.needles if needle in joined}
+    if not found:
+        return ()
     weights = spec.weights
     by_where = tuple(zip((weights.title, weights.abstract, weights.ai_keywords_weight), texts, strict=True))
     out = []
     for n, topic in enumerate(spec.topics):
+        if found.isdisjoint(topic.needle_set):
+            continue
         if topic.exclude_needles and any(needle in text for needle in topic.exclude_needles for text in texts):
             continue
-        hit = [weight for weight, text in by_where if text for _, needle in topic.needles if needle in text]
+        hit = [weight for weight, text in by_where if text for _, needle in topic.needles
+               if needle in found and needle in text]
         if hit:
             out.append((n, sum(hit)))
     return tuple(out)
