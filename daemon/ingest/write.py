@@ -146,10 +146,6 @@ def _write(
 
 GROUP_DUMPS = 32  # a backfill's group: at most this many dumps in one transaction ...
 GROUP_SECONDS = 0.5  # ... or this much time writing them (the results are shown as each group commits)
-# SQLite's page cache for a backfill's writes, in KiB (the default is 2 MiB): the papers' and
-# the topic index's indexes take pages at random places, and a large store's working set is
-# tens of MiB. The pages are held only while they are used (RSS grows with the store up to this).
-BACKFILL_CACHE_KIB = 65_536
 
 
 class Batch:
@@ -172,8 +168,6 @@ class Batch:
         try:
             self._conn = engine.connect().execution_options(write=True)
             self._tx = self._conn.begin()
-            if self._conn.dialect.name == "sqlite":
-                self._conn.exec_driver_sql(f"PRAGMA cache_size = -{BACKFILL_CACHE_KIB}")
             serialise_ingests(self._conn)
             self._index = topic_index.Upkeep(self._conn)
         except SQLAlchemyError as exc:
