@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 
 from paperdigest import topic_index
 from paperdigest.config import embedded_default
@@ -24,6 +24,7 @@ from paperdigest.errors import ParseError, StoreError
 from paperdigest.ingest import apply, job, write
 from paperdigest.model import DumpResult, Listing
 from paperdigest.store.engine import open_engine
+from paperdigest.store.queries import topics as topic_queries
 from tests.conftest import ROOT
 from tests.storehelp import execute, rows, table
 from tests.test_topic_index import _dumps, _entries, _rebuilt_entries, _same_as_the_scan, _settings
@@ -160,6 +161,7 @@ def test_a_backfill_in_groups_stores_what_ingest_stores_dump_by_dump(
     paths = write_dumps(tmp_path / "dumps", count=23, size=30)
     paths[11].write_bytes(b"\x00\x01 not a listing")  # mid-group: its group is committed first
     monkeypatch.setattr(write, "GROUP_DUMPS", 4)
+    monkeypatch.setattr(write, "GROUP_SECONDS", 3600.0)  # groups by count alone, whatever the machine's load
     one_by_one, grouped = new_store(), new_store()
 
     engine = indexed(one_by_one)
@@ -174,8 +176,16 @@ def test_a_backfill_in_groups_stores_what_ingest_stores_dump_by_dump(
     engine.dispose()
 
     engine = indexed(grouped)
+    commits, rekeys = [0], [0]
+    event.listen(engine, "commit", lambda conn: commits.__setitem__(0, commits[0] + 1))
+    rescore = topic_queries.rescore_entries
+    monkeypatch.setattr(topic_queries, "rescore_entries",
+                        lambda conn, values: (rekeys.__setitem__(0, rekeys[0] + 1), rescore(conn, values))[1])
     assert outcomes(engine, tmp_path / "dumps") == expected
     engine.dispose()
+    # Groups 0-3, 4-7, 8-10 (ended by the bad dump), 12-15, 16-19, 20-22: a commit each, and the
+    # refusal's and the settling's; one re-key per group at most (dump by dump: one per dump).
+    assert commits[0] == 6 + 2 and 0 < rekeys[0] <= 6
     assert stored(grouped) == stored(one_by_one)
     assert whole_dumps_only(grouped) == len(paths) - 1
     assert rows(grouped, "SELECT file FROM rejection") == [(str(paths[11]),)]
