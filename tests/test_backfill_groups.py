@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -246,8 +247,9 @@ def test_a_dump_the_store_refuses_leaves_the_others_of_its_group_stored(
 # --- a killed backfill --------------------------------------------------------------------------
 
 
-def test_a_killed_backfill_leaves_whole_dumps_and_a_rerun_completes_it(db_url: str, tmp_path: Path) -> None:
-    """The real command, killed (SIGKILL) once it has reported its first group: the dumps it
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_a_killed_backfill_leaves_whole_dumps_and_a_rerun_completes_it(db_url: str, tmp_path: Path, sig: int) -> None:
+    """The real command, killed (SIGKILL, SIGTERM) once it has reported its first group: the dumps it
     reported are stored, every stored dump is whole, the group in flight is not stored; a rerun
     stores the rest, and the store is the one an uninterrupted backfill makes."""
     paths = write_dumps(tmp_path / "dumps", count=240, size=40)
@@ -257,8 +259,8 @@ def test_a_killed_backfill_leaves_whole_dumps_and_a_rerun_completes_it(db_url: s
                             text=True)
     assert proc.stdout is not None
     reported = [json.loads(proc.stdout.readline())]
-    proc.kill()
-    proc.wait(timeout=30)
+    proc.send_signal(sig)
+    assert proc.wait(timeout=30) == -sig
     reported += [json.loads(line) for line in proc.stdout.read().splitlines()]  # what it printed before the kill
     proc.stdout.close()
 
