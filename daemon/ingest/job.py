@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,9 +26,16 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from paperdigest import clock, topic_index
 from paperdigest.config import MAX_DUMP_BYTES, LimitsSettings, Settings
-from paperdigest.errors import BadInputError, EmptyListingError, PaperdigestError, SourceError, UsageError
+from paperdigest.errors import (
+    BadInputError,
+    EmptyListingError,
+    PaperdigestError,
+    SourceError,
+    StoreError,
+    UsageError,
+)
 from paperdigest.ingest.ahead import parsed_in_order
-from paperdigest.ingest.write import apply, reject, settle_rejections
+from paperdigest.ingest.write import Batch, apply, reject, settle_rejections
 from paperdigest.model import DumpResult, Fetched, Found, Listing, PollResult, Rejected, SourceMemory
 from paperdigest.parse import content_hash, parse_dump
 from paperdigest.sources import Source, files
@@ -115,7 +122,15 @@ def backfill(
     max_bytes: int = MAX_DUMP_BYTES,
 ) -> Iterator[Outcome]:
     """Ingest many dumps as history: oldest capture first, bad dumps reported (and recorded for
-    `status`), never fatal. A file larger than `max_bytes` is refused unread."""
+    `status`), never fatal. A file larger than `max_bytes` is refused unread.
+
+    The good dumps are written in groups (write.Batch: up to GROUP_DUMPS consecutive dumps, or
+    GROUP_SECONDS of writing, in one transaction), each dump's outcome given once its group has
+    committed, in order. A dump that does not parse ends its group first (committed, given), then
+    is refused. A group the store refuses is rolled back and redone one dump per transaction, as
+    `ingest` stores them: the dumps before the refused one are stored and given, and its
+    StoreError ends the backfill, as it would have dump by dump. Killed mid-group, the group's
+    dumps are not stored (nor given); a rerun stores them (those stored are known by their hash)."""
     ordered = files.order_by_capture(files.expand(paths), as_of)
     captured = {p.path: p.as_of for p in ordered}
     # What is loaded by now lives as long as the process: frozen, no collection walks it again,
@@ -124,15 +139,53 @@ def backfill(
     if on_start is not None:
         on_start(len(ordered))
     stored: dict[str, list[DumpResult]] = {}  # by origin: what settles earlier refusals, at the end
-    for path, parsed in parsed_in_order([p.path for p in ordered], as_of, max_bytes, _index_spec(engine)):
-        origin = files.origin_of(path)
-        if isinstance(parsed, PaperdigestError):
-            reject(engine, rejected_file(path, parsed, origin, captured[path], max_bytes))
-            yield Failure(str(path), parsed)
-            continue
-        result = apply(engine, parsed, backfill=True)
-        stored.setdefault(origin, []).append(result)
-        yield result
+    group: Batch | None = None
+    origins: list[str] = []  # of the group's dumps
+
+    def given(results: Iterable[DumpResult]) -> Iterator[Outcome]:
+        for origin, result in zip(origins, results, strict=False):
+            stored.setdefault(origin, []).append(result)
+            yield result
+        origins.clear()
+
+    def one_by_one(listings: list[Listing]) -> Iterator[DumpResult]:
+        """A refused group's dumps, one per transaction: a StoreError here ends the backfill."""
+        return (apply(engine, listing, backfill=True) for listing in listings)
+
+    def committed() -> Iterator[Outcome]:
+        nonlocal group
+        if group is None:
+            return
+        done, group = group, None
+        try:
+            results: Iterable[DumpResult] = done.commit()
+        except StoreError:
+            results = one_by_one(done.listings)
+        yield from given(results)
+
+    try:
+        for path, parsed in parsed_in_order([p.path for p in ordered], as_of, max_bytes, _index_spec(engine)):
+            origin = files.origin_of(path)
+            if isinstance(parsed, PaperdigestError):
+                yield from committed()
+                reject(engine, rejected_file(path, parsed, origin, captured[path], max_bytes))
+                yield Failure(str(path), parsed)
+                continue
+            if group is None:
+                group = Batch(engine, backfill=True)
+            origins.append(origin)
+            try:
+                group.add(parsed)
+            except StoreError:  # rolled back: redone one dump per transaction
+                redo, group = group.listings, None
+                yield from given(one_by_one(redo))
+                continue
+            if group.full:
+                yield from committed()
+        yield from committed()
+    finally:
+        if group is not None:
+            group.close()
     for origin, results in stored.items():
         settle_rejections(engine, origin, results)
 

@@ -4,6 +4,11 @@
     changes = diff_rows(listing, known)     # diff.py: pure
     write(changes)                          # insert dump, insert/update papers, sightings
 
+Backfill writes its dumps in groups (Batch): several dumps in one transaction, each diffed
+against everything before it (the group's earlier dumps included), the topic index kept once
+per group. A group is stored entirely or not at all; one the store refuses is redone dump by
+dump by the caller, so a dump is still stored entirely or not at all, whatever its group.
+
 A dump's content hash makes the same bytes twice a no-op. Refused dumps are remembered for
 `status` (reject), and settled by a newer good dump from the same source.
 """
@@ -13,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import time
 from typing import Any
 
 from sqlalchemy import Engine, text
@@ -91,8 +97,11 @@ def _columns_to_write(fields: tuple[str, ...]) -> tuple[str, ...]:
     return (*(name for name in ("upvotes", "first_seen") if name in fields), "last_seen")
 
 
-def _write(conn: Any, listing: Listing, changes: Diff, backfill: bool) -> dt.datetime:
-    """Insert the dump, its new papers and sightings, update the changed papers; the ingest time."""
+def _write(
+    conn: Any, listing: Listing, changes: Diff, backfill: bool, index: topic_index.Upkeep | None = None
+) -> dt.datetime:
+    """Insert the dump, its new papers and sightings, update the changed papers; the ingest time.
+    The topic index is kept here, or, given `index` (a group's), there, at the group's end."""
     ingested_at = clock.now()
     new = [c for c in changes.changes if c.kind == "new"]
     dump_id = queries.insert_dump(
@@ -128,8 +137,87 @@ def _write(conn: Any, listing: Listing, changes: Diff, backfill: bool) -> dt.dat
             {"dump_id": dump_id, "paper_id": paper_id, "position": change.position, "upvotes": change.upvotes}
         )
     queries.insert_sightings(conn, sightings)
-    topic_index.upkeep(conn, changes.changes, [s["paper_id"] for s in sightings], listing)
+    if index is None:
+        topic_index.upkeep(conn, changes.changes, [s["paper_id"] for s in sightings], listing)
+    else:
+        index.add(changes.changes, [s["paper_id"] for s in sightings], listing)
     return ingested_at
+
+
+GROUP_DUMPS = 32  # a backfill's group: at most this many dumps in one transaction ...
+GROUP_SECONDS = 0.5  # ... or this much time writing them (the results are shown as each group commits)
+
+
+class Batch:
+    """A backfill's group of dumps: written one by one (`add`) into one write transaction, each
+    diffed against the store as the group's earlier dumps left it (its reads are inside the same
+    transaction), so the stored result is what one transaction per dump stores. The topic index
+    is kept once, at `commit` (topic_index.Upkeep). Nothing is stored before `commit`; `close`
+    rolls back what was not committed. A refusal by the store raises StoreError, with the group
+    rolled back: the caller redoes its dumps one by one (`apply`) to find the refused one.
+
+    Taken by the backfill of dump files only: a poll or `ingest` stores each dump as it comes."""
+
+    def __init__(self, engine: Engine, *, backfill: bool = True) -> None:
+        self.listings: list[Listing] = []
+        self.results: list[DumpResult] = []
+        self.started = time.monotonic()
+        self._backfill = backfill
+        self._conn: Any = None
+        self._tx: Any = None
+        try:
+            self._conn = engine.connect().execution_options(write=True)
+            self._tx = self._conn.begin()
+            serialise_ingests(self._conn)
+            self._index = topic_index.Upkeep(self._conn)
+        except SQLAlchemyError as exc:
+            self.close()
+            raise StoreError(f"the store refused a group of dumps, nothing of it was written: {describe(exc)}") from exc
+
+    @property
+    def full(self) -> bool:
+        return len(self.listings) >= GROUP_DUMPS or time.monotonic() - self.started >= GROUP_SECONDS
+
+    def add(self, listing: Listing) -> None:
+        """Write one more dump into the group (its result is kept for `commit`)."""
+        conn = self._conn
+        self.listings.append(listing)
+        try:
+            row = queries.dump_by_hash(conn, listing.content_hash)
+            if row is not None:
+                self.results.append(_duplicate(listing, row))
+                return
+            changes = _diff_against_store(conn, listing)
+            _write(conn, listing, changes, self._backfill, self._index)
+            self.results.append(_result(listing, changes))
+        except SQLAlchemyError as exc:
+            self.close()
+            raise StoreError(f"{listing.source}: the store refused the dump, its group was rolled back: "
+                             f"{describe(exc)}") from exc
+
+    def commit(self) -> list[DumpResult]:
+        """The topic index kept, the group committed; each dump's result, in order."""
+        try:
+            self._index.flush()
+            self._tx.commit()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"the store refused a group of dumps, nothing of it was written: {describe(exc)}") from exc
+        finally:
+            self.close()
+        return self.results
+
+    def close(self) -> None:
+        """Roll back what was not committed and give the connection back (safe to call again)."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            if self._tx is not None and self._tx.is_active:
+                self._tx.rollback()
+        except SQLAlchemyError as exc:
+            log.debug("rolling back a backfill's group: %s", describe(exc))
+        finally:
+            conn.close()
 
 
 INGEST_LOCK = 0x70646967  # "pdig": the PostgreSQL advisory lock held by each ingest's transaction
