@@ -308,6 +308,24 @@ def test_ingest_url_of_a_body_already_archived_keeps_one_copy(
     assert len(list((tmp_path / "state" / "archive" / "cli").iterdir())) == 2
 
 
+def test_ingest_url_of_a_page_that_is_no_listing_is_listed_by_status_until_a_good_one(
+    server: Server, tmp_path: Path, cli: Any, monkeypatch: pytest.MonkeyPatch, db_url: str
+) -> None:
+    """`ingest URL` refuses a fetched body that does not parse, as it refuses a file: exit 2, and
+    `status` lists it (unhealthy) until a newer good dump from the same URL settles it."""
+    monkeypatch.setenv("PAPERDIGEST_NOW", "2026-03-02T09:30:00+00:00")
+    server.program(Reply(200, NOT_A_LISTING.read_bytes(), {"Content-Type": HTML_TYPE}))
+    assert cli("--db", db_url, "ingest", server.url("/papers")).code == 2
+    shown = cli("--db", db_url, "status", "--json")
+    (rejected,) = json.loads(shown.out)["rejected"]
+    assert shown.code == 1 and rejected["source"] == server.url("/papers")
+    assert rejected["file"].endswith(".html") and rejected["as_of"] == "2026-03-02"
+    monkeypatch.setenv("PAPERDIGEST_NOW", "2026-03-03T09:30:00+00:00")
+    server.program(json_reply(API_FIXTURE.read_bytes()))
+    assert cli("--db", db_url, "ingest", server.url("/papers"), "--as-of", "2026-03-03").code == 0
+    assert json.loads(cli("--db", db_url, "status", "--json").out)["rejected"] == []
+
+
 def test_body_is_archived_even_when_it_does_not_parse(
     server: Server, engine: Engine, tmp_path: Path, sources: list[HttpSource]
 ) -> None:

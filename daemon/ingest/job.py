@@ -96,7 +96,14 @@ def parse_paths(
                 reject(engine, rejected_file(pending.path, exc, origin, pending.as_of, limits.max_dump_bytes))
             raise
     for url in (p for p in paths if is_url(p)):
-        listings.append((redact(url), parse_dump(fetch_dump(url, archive=archive, limits=limits), as_of)))
+        raw = fetch_dump(url, archive=archive, limits=limits)
+        try:
+            listings.append((redact(url), parse_dump(raw, as_of)))
+        except BadInputError as exc:
+            if engine is not None:  # fetched but not a listing: refused, as a file would be, for `status`
+                captured = as_of or clock.today()
+                reject(engine, Rejected(redact(url), raw.source, str(exc), content_hash(raw.data), captured))
+            raise
     return listings
 
 
