@@ -218,7 +218,7 @@ def test_hostile_title_is_escaped_in_html_and_literal_in_text(store: Engine) -> 
     built = digest.build(store, conf, conf.subscribers[0].model_copy(update={"max_papers": 500}), NOW)
     html = render.render_html(built)
     assert "<script>" not in html.lower()
-    assert '&lt;script&gt;alert(1)&lt;/script&gt; &amp; "quotes" agent' in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &#34;quotes&#34; agent" in html  # as markupsafe escapes it
     assert "<b>injects</b>" not in html
     soup = BeautifulSoup(html, "html.parser")
     assert HOSTILE in soup.get_text()
