@@ -185,6 +185,24 @@ def test_send_twice_delivers_each_digest_once(cli: Any, store: str, smtp: SmtpSe
     assert sent == len(json.loads(outbox(store)[0]["papers"])) > 0
 
 
+def test_a_mailed_digest_has_its_html_7bit_and_its_text_quoted_printable(
+    cli: Any, store: str, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    """The shipped template's HTML goes as it is (ASCII, its non-ASCII as character references,
+    no line over 998 octets), and reads as the digest: the em dash of its title included."""
+    config = write_config(tmp_path, config_text(smtp.port, ["ada@example.org"]))
+    assert cli("--config", config, "--db", store, "send").code == 0
+    (received,) = smtp.handler.by_recipient()["ada@example.org"]
+    assert all(len(line) <= 998 for line in received.data.split(b"\r\n")) and max(received.data) < 128
+    html = received.message.get_body(preferencelist=("html",))
+    text = received.message.get_body(preferencelist=("plain",))
+    assert html is not None and text is not None
+    assert html["Content-Transfer-Encoding"] == "7bit" and text["Content-Transfer-Encoding"] == "quoted-printable"
+    content = html.get_content()
+    assert "<title>Paper digest &#8212; " in content and "<style>" not in content and "<mark style=" in content
+    assert "Paper digest — " in text.get_content()
+
+
 def test_dry_run_stores_and_sends_nothing(cli: Any, store: str, smtp: SmtpServer, tmp_path: Path) -> None:
     config = write_config(tmp_path, config_text(smtp.port, ["ada@example.org"]))
     result = cli("--config", config, "--db", store, "send", "--dry-run")

@@ -54,10 +54,11 @@ def build_message(
     """A message with text/plain first and text/html last when both are given.
 
     The Subject goes through the email package's SMTP policy (RFC 2047 encoding and folding)
-    unless it is short printable ASCII already; addresses are written by _address. The bodies
-    are UTF-8, quoted-printable by the C encoder, and the MIME frame is written here: the email
-    package's content manager and generator cost several times more than everything else in a
-    digest, for the same bytes.
+    unless it is short printable ASCII already; addresses are written by _address. A body goes
+    as it is (7bit) when it is printable ASCII in lines of at most 998 octets (the mailed HTML,
+    its non-ASCII written as character references by render.py), else as UTF-8, quoted-printable
+    by the C encoder; the MIME frame is written here: the email package's content manager and
+    generator cost several times more than everything else in a digest, for the same bytes.
     """
     if text is None and html is None:
         raise ValueError("a message needs a text or an HTML body")
@@ -77,8 +78,13 @@ def build_message(
     parts = [_part(subtype, body) for subtype, body in (("plain", text), ("html", html)) if body is not None]
     if len(parts) == 1:
         return b"".join(head) + parts[0]
-    # Quoted-printable output never holds "=_" ("=" itself is sent as =3D): no body can close the frame.
-    boundary = b"=_" + hashlib.sha256(msg_id.encode("utf-8", "replace")).hexdigest()[:24].encode()
+    # Quoted-printable output never holds "=_" ("=" itself is sent as =3D); a 7bit body may, so
+    # the boundary is one that none of them holds (the first but for a body made to hold it).
+    boundary = b""
+    seed = msg_id.encode("utf-8", "replace")
+    while not boundary or any(boundary in part for part in parts):
+        boundary = b"=_" + hashlib.sha256(seed).hexdigest()[:24].encode()
+        seed += b"+"
     frame = [b'Content-Type: multipart/alternative; boundary="' + boundary + b'"\r\n\r\n']
     for part in parts:
         frame += [b"--" + boundary + b"\r\n", part, b"\r\n"]
@@ -136,15 +142,36 @@ def _address(field: str, display: str | None, email: str) -> bytes:
     return f"{field}: {words}{space}<{email}>\r\n".encode("ascii")
 
 
+MAX_LINE = 998  # octets in a line, CRLF left out (RFC 5322 2.1.1)
+_PRINTABLE = b"\t\n" + bytes(range(0x20, 0x7F))  # what a 7bit body may hold (LF: its line ends)
+
+
 def _part(subtype: str, body: str) -> bytes:
-    """One text part: its headers, a blank line, the body in quoted-printable with CRLF lines."""
+    """One text part: its headers, a blank line, the body with CRLF lines: as it is (7bit) when
+    it is printable ASCII (tab allowed) in lines of at most 998 octets, none ending in white
+    space (which a relay may strip); else UTF-8 in quoted-printable."""
     lines = body.replace("\r\n", "\n").replace("\r", "\n")
+    if lines.isascii():
+        raw = lines.encode("ascii")
+        if (
+            not raw.translate(None, _PRINTABLE)  # nothing but printable ASCII, tab and LF
+            and b" \n" not in raw
+            and b"\t\n" not in raw
+            and not raw.endswith((b" ", b"\t"))
+            and max(map(len, raw.split(b"\n"))) <= MAX_LINE
+        ):
+            return _framed(subtype, b"7bit", raw.replace(b"\n", b"\r\n"))
     # Encoded with LF line ends, soft breaks included, then every line end made CRLF.
     encoded = binascii.b2a_qp(lines.encode("utf-8"), quotetabs=False, istext=True, header=False)
-    encoded = encoded.replace(b"\n", b"\r\n")
+    return _framed(subtype, b"quoted-printable", encoded.replace(b"\n", b"\r\n"))
+
+
+def _framed(subtype: str, encoding: bytes, encoded: bytes) -> bytes:
     return (
         f'Content-Type: text/{subtype}; charset="utf-8"\r\n'.encode()
-        + b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        + b"Content-Transfer-Encoding: "
+        + encoding
+        + b"\r\n\r\n"
         + encoded
         + (b"" if encoded.endswith(b"\r\n") else b"\r\n")
     )
