@@ -61,8 +61,10 @@ def read(raw: bytes) -> tuple[object, ...]:
     # To is left out: the package's own writer and reader lose display names (an encoded word
     # glued to an atom, "=?...?=" in a quoted string read as encoded, white space inside an
     # encoded word read as a plain space), so it is no oracle for them; decoded_to checks ours
-    # exactly instead.
-    headers = tuple(str(parsed[name]) for name in ("From", "Subject", "Date", "Message-ID"))
+    # exactly instead. The Subject is left out too: the package's folder loses white space
+    # between two encoded words it writes ("a\xa0  ¡" reads back as "a\xa0¡"), ours does not,
+    # so it is checked against the subject itself.
+    headers = tuple(str(parsed[name]) for name in ("From", "Date", "Message-ID"))
     return parsed.get_content_type(), headers, bodies, parsed.defects
 
 
@@ -85,6 +87,7 @@ texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=4
 @example(to_name="0  0", subject="0", text=None, html=None)
 @example(to_name='a "b" \\c', subject="0", text=None, html=None)
 @example(to_name="Ann (x) =?utf-8?q?Eve?=", subject="=?utf-8?q?Hi?= (a) <b@c>", text="t", html=None)
+@example(to_name=None, subject="00000000\xa0\xa0\xa0\xa0\U00010000\U00010000  \xa1", text=None, html=None)
 def test_reads_back_as_the_email_package_would_build_it(
     to_name: str | None, subject: str, text: str | None, html: str | None
 ) -> None:
@@ -98,6 +101,7 @@ def test_reads_back_as_the_email_package_would_build_it(
     assert b"\n" not in raw.replace(b"\r\n", b"")  # CRLF only
     assert read(raw) == read(oracle(to_name, subject, text, html))
     assert read(raw)[3] == []  # no defects
+    assert str(message_from_bytes(raw, policy=policy.default)["Subject"]) == clean_header(subject)
     assert message_from_bytes(raw, policy=policy.default)["To"].defects == ()
     assert decoded_to(raw) == (clean_header(to_name or ""), "zoe@example.org")
 
@@ -167,3 +171,26 @@ def test_ascii_bodies_read_back_as_the_email_package_would_build_them(text: str 
     assert b"\n" not in raw.replace(b"\r\n", b"")
     assert read(raw) == read(oracle(None, "s", text, html))
     assert read(raw)[3] == []
+
+
+subjects = st.lists(
+    st.sampled_from(["", " ", "x", "Paper", "—", "é", "=?", "?=", "_", "=", "?", "(a)", "𝒳", "y" * 80, "\xa0"]),
+    min_size=1,
+    max_size=40,
+).map("".join) | st.text(min_size=1, max_size=300)
+
+
+@given(subject=subjects)
+@example(subject="Paper digest — 12 new papers on agents, robotics (Nov 3)")
+@example(subject="¡  ¡")
+@example(subject="a " + "é" * 200 + "  b  " + "z" * 100)
+def test_the_subject_reads_back_whole_and_folds_under_78(subject: str) -> None:
+    if not clean_header(subject):
+        subject = "s"
+    raw = ours(None, subject, "t", None)
+    parsed = message_from_bytes(raw, policy=policy.default)
+    assert str(parsed["Subject"]) == clean_header(subject) and parsed["Subject"].defects == ()
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    subject_lines = head[head.index(b"Subject:") :].split(b"\r\n")
+    folded = [subject_lines[0], *[line for line in subject_lines[1:] if line[:1] == b" "]]  # its continuations
+    assert all(len(line) <= 78 for line in folded) and all(line.strip() for line in folded)
