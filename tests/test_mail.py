@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import smtplib
 import sqlite3
 import ssl
 import subprocess
@@ -32,6 +33,7 @@ from paperdigest.errors import ConfigError
 from paperdigest.ingest import apply
 from paperdigest.mail import outbox as outbox_module
 from paperdigest.mail.message import build_message, message_id
+from paperdigest.mail.smtp import SmtpOptions, SmtpTransport
 from paperdigest.model import RawDump
 from paperdigest.parse import parse_dump
 from paperdigest.service.leader import Replica
@@ -143,6 +145,26 @@ def test_message_structure_and_headers() -> None:
     text_part = next(parsed.iter_parts())  # type: ignore[attr-defined]
     assert text_part.get_content_charset() == "utf-8"
     assert text_part.get_content().replace("\r\n", "\n") == "Grüße\n"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        b".starts with a dot\r\n.\r\n..two\r\nmid . dot\r\n.\r\n",
+        b"Subject: x\r\n\r\nno line end at the end\r\n.",
+        b"Subject: x\r\n\r\n" + b"\r\n".join(b"." * n for n in range(5)) + b"\r\n",
+    ],
+)
+def test_our_data_stuffs_dots_as_smtplib_does(smtp: SmtpServer, message: bytes) -> None:
+    """SmtpTransport's DATA (dot-stuffing by bytes.replace) delivers what smtplib's own does."""
+    with smtplib.SMTP("127.0.0.1", smtp.port, timeout=10) as client:
+        client.sendmail("digest@example.org", ["stock@example.org"], message)
+    options = SmtpOptions("127.0.0.1", smtp.port, "none", None, None, 10.0)
+    with SmtpTransport(options) as transport:
+        transport.send(sender="digest@example.org", recipient="ours@example.org", message=message, name="x")
+    received = smtp.handler.by_recipient()
+    assert received["ours@example.org"][0].data == received["stock@example.org"][0].data
+    assert received["ours@example.org"][0].data.rstrip(b"\r\n") == message.rstrip(b"\r\n")
 
 
 def test_header_tricks_cannot_add_a_header() -> None:
