@@ -697,6 +697,32 @@ def test_a_live_builders_reservation_is_left_a_dead_ones_is_built(
     assert scalar(store, "SELECT count(*) FROM outbox_message") == 1
 
 
+def test_a_batch_reservation_returns_exactly_the_rows_it_took(cli: Any, store: str, tmp_path: Path) -> None:
+    """One INSERT reserves a batch: the pairs it returns are the new rows, with their ids; a row
+    already finished (pending) or reserved by a live builder is not among them."""
+    settings, engine, now = _outbox_setup(cli, store, tmp_path, ["a@example.org"])  # a: pending
+    period = digest_job.current_period(settings.subscribers[0], now)
+    assert period is not None
+    _replica_seen(store, "builder-live", now)
+    _replica_seen(store, "me", now)
+    live, me = Replica(engine, "sender", dt.timedelta(seconds=30)), Replica(engine, "sender", dt.timedelta(seconds=30))
+    live.id, me.id = "builder-live", "me"
+    assert list(outbox_module.reserve(engine, [("b@example.org", period)], live, now)) == [("b@example.org", period)]
+    pairs = [(f"{name}@example.org", period) for name in ("A", "b", "c", "d")]
+    got = outbox_module.reserve(engine, pairs, me, now)
+    assert sorted(got) == [("c@example.org", period), ("d@example.org", period)]
+    by = {row["subscriber"]: row for row in outbox(store)}
+    for subscriber in ("c@example.org", "d@example.org"):
+        row = by[subscriber]
+        assert (row["id"], row["status"], row["claimed_by"]) == (got[(subscriber, period)], "building", "me")
+    assert (by["b@example.org"]["status"], by["b@example.org"]["claimed_by"]) == ("building", "builder-live")
+    assert by["a@example.org"]["status"] == "pending"
+    kept = outbox_module.fill(engine, me, [(got[("c@example.org", period)], {"subject": "c"}, b"message c")])
+    assert kept == [True] and scalar(store, "SELECT count(*) FROM outbox_message") == 2  # a's and c's
+    stolen = outbox_module.fill(engine, live, [(got[("d@example.org", period)], {"subject": "d"}, b"message d")])
+    assert stolen == [False] and scalar(store, "SELECT count(*) FROM outbox_message") == 2  # not live's to fill
+
+
 # --- the window SMTP leaves: between the server's 250 and our record of it -------------------
 
 
