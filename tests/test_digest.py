@@ -21,6 +21,7 @@ from paperdigest.digest import render, views
 from paperdigest.ingest import apply
 from paperdigest.model import Paper, RawDump
 from paperdigest.parse import parse_dump
+from paperdigest.score import Hit, ScoredPaper
 from paperdigest.store import queries
 from paperdigest.store.engine import open_engine
 from paperdigest.store.tables import paper_table
@@ -85,6 +86,23 @@ WINDOW = digest.Window(
     dt.datetime(2026, 11, 22, 6, tzinfo=UTC),
     dt.datetime(2026, 11, 23, 6, tzinfo=UTC),
 )
+
+
+def test_a_paper_view_is_shared_only_by_equal_paper_score_and_hits() -> None:
+    """view() is cached by (paper, score, hits): the same view again for those, a view of its own
+    for another keyword hit, score, or the same paper with its upvotes changed."""
+    paper = p(1, "A GUI agent for the web", 3, "An agent that clicks.")
+    hits = (Hit("agent", "title"), Hit("GUI", "title"))
+    first = views.view(ScoredPaper(paper, 5.0, "agents", 2.0, 3.0, hits, ("agents",)))
+    again = views.view(ScoredPaper(p(1, "A GUI agent for the web", 3, "An agent that clicks."), 5.0, "x", 2.0, 3.0,
+                                   hits, ("x",)))
+    assert again is first and "<mark>agent</mark>" in first.summary_html and first.why.startswith("title: agent, GUI")
+    other_hits = views.view(ScoredPaper(paper, 5.0, "agents", 2.0, 3.0, hits[1:], ("agents",)))
+    other_score = views.view(ScoredPaper(paper, 6.0, "agents", 2.0, 3.0, hits, ("agents",)))
+    upvoted = views.view(ScoredPaper(dataclasses_replace(paper, upvotes=40), 5.0, "agents", 2.0, 3.0, hits, ()))
+    assert "<mark>" not in other_hits.summary_html and other_hits.why.startswith("title: GUI;")
+    assert other_score.score == "6.0" and first.score == "5.0"
+    assert upvoted.facts != first.facts and "40 upvotes" in upvoted.why
 
 
 def test_selection_ranks_caps_thresholds_and_skips_sent() -> None:
