@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import replace as dataclasses_replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -341,6 +342,20 @@ def test_non_ascii_becomes_character_references_unless_a_c1_control_is_there() -
     assert render.ascii_html("<p>Grüße — ünïcödé 𝒳</p>") == expected
     assert render.ascii_html("<p>plain</p>") == "<p>plain</p>"
     assert render.ascii_html("<p>a\x85b</p>") is None  # &#133; would read as windows-1252's "…"
+
+
+def test_once_renders_a_macro_once_per_item_and_arguments(tmp_path: Path) -> None:
+    """once(macro, item, *args): the macro's output kept by (its code, the item itself, args), so
+    an item it has seen comes back as rendered then (items must not change: views are frozen)."""
+    (tmp_path / "digest.html.j2").write_text(
+        "{% macro m(x, n) %}<b>{{ x.a }}</b>{{ n }}{% endmacro %}"
+        "{{ once(m, first, 1) }} {{ once(m, first, 2) }} {{ once(m, second, 1) }}\n"
+    )
+    template = render.environment(tmp_path).get_template("digest.html.j2")
+    first, second = SimpleNamespace(a="x<"), SimpleNamespace(a="y")
+    assert template.render(first=first, second=second) == "<b>x&lt;</b>1 <b>x&lt;</b>2 <b>y</b>1\n"
+    first.a = "changed"  # not seen by once(): the same item, rendered already
+    assert template.render(first=first, second=SimpleNamespace(a="z")) == "<b>x&lt;</b>1 <b>x&lt;</b>2 <b>z</b>1\n"
 
 
 def test_style_constants_are_folded_only_when_assigned_once_and_used_plainly(tmp_path: Path) -> None:

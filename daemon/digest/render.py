@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import css_inline
 import jinja2
 import jinja2.ext
+import jinja2.runtime
 from markupsafe import Markup, escape
 
 from paperdigest.digest import Digest
@@ -91,7 +92,28 @@ def environment(template_dir: Path | None = None) -> jinja2.Environment:
     )
     env.filters["wrap"] = _wrap
     env.filters["mark_style"] = mark_style
+    env.globals["once"] = once
     return env
+
+
+_ONCE: dict[tuple[object, int, tuple[object, ...]], tuple[object, str]] = {}
+ONCE_KEPT = 16384
+
+
+def once(macro: jinja2.runtime.Macro, item: object, *args: object) -> str:
+    """`macro(item, *args)`, rendered once and kept: what a template calls a macro through when
+    its output depends on nothing but its arguments (a paper's block: its view, cached and shared
+    by views.view, and its rank). Kept by the macro's compiled code (a template changed and
+    reloaded is new code), `item` itself (held, so that its id names it) and the other arguments."""
+    key = (getattr(macro, "_func").__code__, id(item), args)  # noqa: B009  Jinja's Macro keeps its function there
+    found = _ONCE.get(key)
+    if found is not None and found[0] is item:
+        return found[1]
+    out: str = macro(item, *args)
+    if len(_ONCE) >= ONCE_KEPT:
+        _ONCE.clear()
+    _ONCE[key] = (item, out)
+    return out
 
 
 # `{% set s_NAME = "text" %}` on a line of its own; the text holds no quote, brace or backslash.
