@@ -345,11 +345,11 @@ def test_non_ascii_becomes_character_references_unless_a_c1_control_is_there() -
 
 
 def test_once_renders_a_macro_once_per_item_and_arguments(tmp_path: Path) -> None:
-    """once(macro, item, *args): the macro's output kept by (its code, the item itself, args), so
+    """item | once(macro, *args): the macro's output kept by (its code, the item itself, args), so
     an item it has seen comes back as rendered then (items must not change: views are frozen)."""
     (tmp_path / "digest.html.j2").write_text(
         "{% macro m(x, n) %}<b>{{ x.a }}</b>{{ n }}{% endmacro %}"
-        "{{ once(m, first, 1) }} {{ once(m, first, 2) }} {{ once(m, second, 1) }}\n"
+        "{{ first | once(m, 1) }} {{ first | once(m, 2) }} {{ second | once(m, 1) }}\n"
     )
     template = render.environment(tmp_path).get_template("digest.html.j2")
     first, second = SimpleNamespace(a="x<"), SimpleNamespace(a="y")

@@ -92,7 +92,7 @@ def environment(template_dir: Path | None = None) -> jinja2.Environment:
     )
     env.filters["wrap"] = _wrap
     env.filters["mark_style"] = mark_style
-    env.globals["once"] = once
+    env.filters["once"] = once  # a filter, not a global: Jinja calls a global through Context.call, at ~1 µs
     return env
 
 
@@ -100,11 +100,12 @@ _ONCE: dict[tuple[object, int, tuple[object, ...]], tuple[object, str]] = {}
 ONCE_KEPT = 16384
 
 
-def once(macro: jinja2.runtime.Macro, item: object, *args: object) -> str:
-    """`macro(item, *args)`, rendered once and kept: what a template calls a macro through when
-    its output depends on nothing but its arguments (a paper's block: its view, cached and shared
-    by views.view, and its rank). Kept by the macro's compiled code (a template changed and
-    reloaded is new code), `item` itself (held, so that its id names it) and the other arguments."""
+def once(item: object, macro: jinja2.runtime.Macro, *args: object) -> str:
+    """`{{ item | once(macro, *args) }}`: `macro(item, *args)`, rendered once and kept: what a
+    template calls a macro through when its output depends on nothing but its arguments (a
+    paper's block: its view, cached and shared by views.view, and its rank). Kept by the macro's
+    compiled code (a template changed and reloaded is new code), `item` itself (held, so that
+    its id names it) and the other arguments."""
     key = (getattr(macro, "_func").__code__, id(item), args)  # noqa: B009  Jinja's Macro keeps its function there
     found = _ONCE.get(key)
     if found is not None and found[0] is item:
