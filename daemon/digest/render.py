@@ -18,9 +18,9 @@ import textwrap
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-import css_inline
 import jinja2
 import jinja2.ext
 import jinja2.runtime
@@ -31,8 +31,10 @@ from paperdigest.digest.views import PaperView, excerpt, paper_url, view
 from paperdigest.errors import ConfigError
 from paperdigest.web.links import MailLinks
 
+if TYPE_CHECKING:
+    import css_inline
+
 TEXT_WIDTH = 72
-_INLINER = css_inline.CSSInliner(keep_style_tags=False)
 
 __all__ = ["PaperView", "environment", "excerpt", "paper_url", "render_both", "render_html", "render_text", "subject"]
 
@@ -177,6 +179,13 @@ class _Traits:
 _TRAITS: weakref.WeakKeyDictionary[jinja2.Template, _Traits] = weakref.WeakKeyDictionary()
 
 
+@functools.cache
+def _inliner() -> css_inline.CSSInliner:
+    import css_inline  # noqa: PLC0415  lazy: only a template with a <style> block needs it (~10-25 ms of imports)
+
+    return css_inline.CSSInliner(keep_style_tags=False)
+
+
 def traits(env: jinja2.Environment, template: jinja2.Template) -> _Traits:
     """What `template`'s HTML needs, from its source (cached by template: a template Jinja
     reloads is a new object, decided again). Non-ASCII may become character references unless a
@@ -262,7 +271,7 @@ def render_both(
         html_body = template.render(context)
         known = traits(env, template)
         if known.inline:
-            html_body = str(_INLINER.inline(html_body))
+            html_body = str(_inliner().inline(html_body))
         if references and known.references:
             html_body = ascii_html(html_body) or html_body
     return text_body, html_body
