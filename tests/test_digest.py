@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import replace as dataclasses_replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from paperdigest.digest import render, views
 from paperdigest.ingest import apply
 from paperdigest.model import Paper, RawDump
 from paperdigest.parse import parse_dump
+from paperdigest.score import Hit, ScoredPaper
 from paperdigest.store import queries
 from paperdigest.store.engine import open_engine
 from paperdigest.store.tables import paper_table
@@ -85,6 +87,23 @@ WINDOW = digest.Window(
     dt.datetime(2026, 11, 22, 6, tzinfo=UTC),
     dt.datetime(2026, 11, 23, 6, tzinfo=UTC),
 )
+
+
+def test_a_paper_view_is_shared_only_by_equal_paper_score_and_hits() -> None:
+    """view() is cached by (paper, score, hits): the same view again for those, a view of its own
+    for another keyword hit, score, or the same paper with its upvotes changed."""
+    paper = p(1, "A GUI agent for the web", 3, "An agent that clicks.")
+    hits = (Hit("agent", "title"), Hit("GUI", "title"))
+    first = views.view(ScoredPaper(paper, 5.0, "agents", 2.0, 3.0, hits, ("agents",)))
+    again = views.view(ScoredPaper(p(1, "A GUI agent for the web", 3, "An agent that clicks."), 5.0, "x", 2.0, 3.0,
+                                   hits, ("x",)))
+    assert again is first and "<mark>agent</mark>" in first.summary_html and first.why.startswith("title: agent, GUI")
+    other_hits = views.view(ScoredPaper(paper, 5.0, "agents", 2.0, 3.0, hits[1:], ("agents",)))
+    other_score = views.view(ScoredPaper(paper, 6.0, "agents", 2.0, 3.0, hits, ("agents",)))
+    upvoted = views.view(ScoredPaper(dataclasses_replace(paper, upvotes=40), 5.0, "agents", 2.0, 3.0, hits, ()))
+    assert "<mark>" not in other_hits.summary_html and other_hits.why.startswith("title: GUI;")
+    assert other_score.score == "6.0" and first.score == "5.0"
+    assert upvoted.facts != first.facts and "40 upvotes" in upvoted.why
 
 
 def test_selection_ranks_caps_thresholds_and_skips_sent() -> None:
@@ -218,7 +237,7 @@ def test_hostile_title_is_escaped_in_html_and_literal_in_text(store: Engine) -> 
     built = digest.build(store, conf, conf.subscribers[0].model_copy(update={"max_papers": 500}), NOW)
     html = render.render_html(built)
     assert "<script>" not in html.lower()
-    assert '&lt;script&gt;alert(1)&lt;/script&gt; &amp; "quotes" agent' in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &#34;quotes&#34; agent" in html  # as markupsafe escapes it
     assert "<b>injects</b>" not in html
     soup = BeautifulSoup(html, "html.parser")
     assert HOSTILE in soup.get_text()
@@ -258,6 +277,98 @@ def test_user_templates_override_the_shipped_ones(store: Engine, tmp_path: Path)
     env = render.environment(conf.digest.templates)
     assert render.render_text(built, env) == f"{len(built.papers)} papers for ada@example.org\n"
     assert "<table" in render.render_html(built, env)  # the HTML template still comes from the package
+
+
+def test_the_shipped_html_template_has_its_styles_inline_and_skips_the_inliner(store: Engine) -> None:
+    """No <style> to inline (only the dark mode block, kept as it is), every element styled
+    already, and the template known not to need css_inline, whose output would differ (it adds
+    <tbody>); its {% set s_... %} styles written into the compiled template."""
+    conf = settings()
+    built = digest.build(store, conf, conf.subscribers[0], NOW)
+    html = render.render_html(built)
+    soup = BeautifulSoup(html, "html.parser")
+    assert [style.get("data-css-inline") for style in soup.find_all("style")] == ["keep"]
+    unstyled = [el for el in soup.body.find_all(True) if not el.get("style") and el.name not in ("br", "tr", "li")]
+    assert [str(el)[:20] for el in unstyled] == ['<td align="center">\n'] and soup.body.get("style")  # as before
+    assert soup.find("mark") is not None and all(m.get("style") for m in soup.find_all("mark"))
+    env = render.environment()
+    template = env.get_template("digest.html.j2")
+    assert render.traits(env, template) == render._Traits(inline=False, references=True)
+    assert "<tbody>" not in html
+    source = env.loader.get_source(env, "digest.html.j2")[0]  # type: ignore[union-attr]
+    assert "{{ s_meta }}" in source and "{{ s_meta }}" not in render.Constants(env).preprocess(source, "digest.html.j2")
+
+
+def test_a_user_html_template_with_a_style_block_is_still_inlined(store: Engine, tmp_path: Path) -> None:
+    (tmp_path / "digest.html.j2").write_text(
+        "<html><head>{# a <link> in a comment is no link #}<style>.count { color: #b91c1c; }</style>"
+        '<style data-css-inline="keep">@media print { p { color: #000; } }</style></head>'
+        '<body><p class="count">{{ count }} — papers</p></body></html>\n'
+    )
+    conf = settings(digest={"templates": str(tmp_path)})
+    built = digest.build(store, conf, conf.subscribers[0], NOW)
+    env = render.environment(conf.digest.templates)
+    html = render.render_html(built, env)
+    soup = BeautifulSoup(html, "html.parser")
+    assert soup.find("p", class_="count")["style"] == "color: #b91c1c;"  # type: ignore[index]
+    assert [style.get("data-css-inline") for style in soup.find_all("style")] == ["keep"]
+    assert render.traits(env, env.get_template("digest.html.j2")) == render._Traits(inline=True, references=True)
+    mailed = render.render_both(built, env, text=False, references=True)[1]
+    assert mailed is not None and "&#8212; papers" in mailed and mailed.isascii()
+
+
+@pytest.mark.parametrize(
+    ("body", "inline", "references"),
+    [
+        ("<p>{{ count }}</p>", False, True),
+        ("<style data-css-inline='keep'>p { color: red }</style><p>{{ count }}</p>", False, True),
+        ('<link rel="stylesheet" href="https://example.org/a.css"><p>{{ count }}</p>', True, True),
+        ("<STYLE>p { color: red }</STYLE><p>{{ count }}</p>", True, True),
+        ("<script>var a = '{{ count }}';</script><p>x</p>", False, False),  # a reference is no character there
+        ("<style data-css-inline=keep>p::after { content: '→' }</style><p>x</p>", False, False),
+        ('{% include "digest.txt.j2" %}', True, False),
+    ],
+)
+def test_what_a_template_needs_is_read_from_its_source(
+    tmp_path: Path, body: str, inline: bool, references: bool
+) -> None:
+    (tmp_path / "digest.html.j2").write_text(body)
+    env = render.environment(tmp_path)
+    assert render.traits(env, env.get_template("digest.html.j2")) == render._Traits(inline, references)
+
+
+def test_non_ascii_becomes_character_references_unless_a_c1_control_is_there() -> None:
+    expected = "<p>Gr&#252;&#223;e &#8212; &#252;n&#239;c&#246;d&#233; &#119987;</p>"
+    assert render.ascii_html("<p>Grüße — ünïcödé 𝒳</p>") == expected
+    assert render.ascii_html("<p>plain</p>") == "<p>plain</p>"
+    assert render.ascii_html("<p>a\x85b</p>") is None  # &#133; would read as windows-1252's "…"
+
+
+def test_once_renders_a_macro_once_per_item_and_arguments(tmp_path: Path) -> None:
+    """item | once(macro, *args): the macro's output kept by (its code, the item itself, args), so
+    an item it has seen comes back as rendered then (items must not change: views are frozen)."""
+    (tmp_path / "digest.html.j2").write_text(
+        "{% macro m(x, n) %}<b>{{ x.a }}</b>{{ n }}{% endmacro %}"
+        "{{ first | once(m, 1) }} {{ first | once(m, 2) }} {{ second | once(m, 1) }}\n"
+    )
+    template = render.environment(tmp_path).get_template("digest.html.j2")
+    first, second = SimpleNamespace(a="x<"), SimpleNamespace(a="y")
+    assert template.render(first=first, second=second) == "<b>x&lt;</b>1 <b>x&lt;</b>2 <b>y</b>1\n"
+    first.a = "changed"  # not seen by once(): the same item, rendered already
+    assert template.render(first=first, second=SimpleNamespace(a="z")) == "<b>x&lt;</b>1 <b>x&lt;</b>2 <b>z</b>1\n"
+
+
+def test_style_constants_are_folded_only_when_assigned_once_and_used_plainly(tmp_path: Path) -> None:
+    (tmp_path / "digest.html.j2").write_text(
+        '{% set s_a = "color: red;" %}\n{% set s_b = "a<b" %}\n{% set s_c = "x" %}\n{% set s_c = "y" %}\n'
+        '<p style="{{ s_a }}">{{ s_b }}</p><p>{{ s_c }}</p><p>{{ s_b | upper }}</p>\n'
+    )
+    env = render.environment(tmp_path)
+    source = env.loader.get_source(env, "digest.html.j2")[0]  # type: ignore[union-attr]
+    folded = render.Constants(env).preprocess(source, "digest.html.j2")
+    assert '<p style="color: red;">' in folded  # s_a: once, used plainly
+    assert "{{ s_b }}" in folded and "{{ s_c }}" in folded  # s_b: also in a filter; s_c: set twice
+    assert env.get_template("digest.html.j2").render() == '<p style="color: red;">a&lt;b</p><p>y</p><p>A&lt;B</p>\n'
 
 
 # --- the command -----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import smtplib
 import sqlite3
 import ssl
 import subprocess
@@ -32,6 +33,7 @@ from paperdigest.errors import ConfigError
 from paperdigest.ingest import apply
 from paperdigest.mail import outbox as outbox_module
 from paperdigest.mail.message import build_message, message_id
+from paperdigest.mail.smtp import SmtpOptions, SmtpTransport
 from paperdigest.model import RawDump
 from paperdigest.parse import parse_dump
 from paperdigest.service.leader import Replica
@@ -145,6 +147,26 @@ def test_message_structure_and_headers() -> None:
     assert text_part.get_content().replace("\r\n", "\n") == "Grüße\n"
 
 
+@pytest.mark.parametrize(
+    "message",
+    [
+        b".starts with a dot\r\n.\r\n..two\r\nmid . dot\r\n.\r\n",
+        b"Subject: x\r\n\r\nno line end at the end\r\n.",
+        b"Subject: x\r\n\r\n" + b"\r\n".join(b"." * n for n in range(5)) + b"\r\n",
+    ],
+)
+def test_our_data_stuffs_dots_as_smtplib_does(smtp: SmtpServer, message: bytes) -> None:
+    """SmtpTransport's DATA (dot-stuffing by bytes.replace) delivers what smtplib's own does."""
+    with smtplib.SMTP("127.0.0.1", smtp.port, timeout=10) as client:
+        client.sendmail("digest@example.org", ["stock@example.org"], message)
+    options = SmtpOptions("127.0.0.1", smtp.port, "none", None, None, 10.0)
+    with SmtpTransport(options) as transport:
+        transport.send(sender="digest@example.org", recipient="ours@example.org", message=message, name="x")
+    received = smtp.handler.by_recipient()
+    assert received["ours@example.org"][0].data == received["stock@example.org"][0].data
+    assert received["ours@example.org"][0].data.rstrip(b"\r\n") == message.rstrip(b"\r\n")
+
+
 def test_header_tricks_cannot_add_a_header() -> None:
     raw = bytes(
         build_message(
@@ -183,6 +205,24 @@ def test_send_twice_delivers_each_digest_once(cli: Any, store: str, smtp: SmtpSe
     assert [row["status"] for row in outbox(store)] == ["sent", "sent"]
     sent = scalar(store, "SELECT count(*) FROM sent_paper WHERE subscriber = 'ada@example.org'")
     assert sent == len(json.loads(outbox(store)[0]["papers"])) > 0
+
+
+def test_a_mailed_digest_has_its_html_7bit_and_its_text_quoted_printable(
+    cli: Any, store: str, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    """The shipped template's HTML goes as it is (ASCII, its non-ASCII as character references,
+    no line over 998 octets), and reads as the digest: the em dash of its title included."""
+    config = write_config(tmp_path, config_text(smtp.port, ["ada@example.org"]))
+    assert cli("--config", config, "--db", store, "send").code == 0
+    (received,) = smtp.handler.by_recipient()["ada@example.org"]
+    assert all(len(line) <= 998 for line in received.data.split(b"\r\n")) and max(received.data) < 128
+    html = received.message.get_body(preferencelist=("html",))
+    text = received.message.get_body(preferencelist=("plain",))
+    assert html is not None and text is not None
+    assert html["Content-Transfer-Encoding"] == "7bit" and text["Content-Transfer-Encoding"] == "quoted-printable"
+    content = html.get_content()
+    assert "<title>Paper digest &#8212; " in content and "<style>" not in content and "<mark style=" in content
+    assert "Paper digest — " in text.get_content()
 
 
 def test_dry_run_stores_and_sends_nothing(cli: Any, store: str, smtp: SmtpServer, tmp_path: Path) -> None:
@@ -655,6 +695,32 @@ def test_a_live_builders_reservation_is_left_a_dead_ones_is_built(
     assert by["b@example.org"]["status"] == "pending" and by["b@example.org"]["claimed_by"] is None
     assert by["b@example.org"]["message_id"]
     assert scalar(store, "SELECT count(*) FROM outbox_message") == 1
+
+
+def test_a_batch_reservation_returns_exactly_the_rows_it_took(cli: Any, store: str, tmp_path: Path) -> None:
+    """One INSERT reserves a batch: the pairs it returns are the new rows, with their ids; a row
+    already finished (pending) or reserved by a live builder is not among them."""
+    settings, engine, now = _outbox_setup(cli, store, tmp_path, ["a@example.org"])  # a: pending
+    period = digest_job.current_period(settings.subscribers[0], now)
+    assert period is not None
+    _replica_seen(store, "builder-live", now)
+    _replica_seen(store, "me", now)
+    live, me = Replica(engine, "sender", dt.timedelta(seconds=30)), Replica(engine, "sender", dt.timedelta(seconds=30))
+    live.id, me.id = "builder-live", "me"
+    assert list(outbox_module.reserve(engine, [("b@example.org", period)], live, now)) == [("b@example.org", period)]
+    pairs = [(f"{name}@example.org", period) for name in ("A", "b", "c", "d")]
+    got = outbox_module.reserve(engine, pairs, me, now)
+    assert sorted(got) == [("c@example.org", period), ("d@example.org", period)]
+    by = {row["subscriber"]: row for row in outbox(store)}
+    for subscriber in ("c@example.org", "d@example.org"):
+        row = by[subscriber]
+        assert (row["id"], row["status"], row["claimed_by"]) == (got[(subscriber, period)], "building", "me")
+    assert (by["b@example.org"]["status"], by["b@example.org"]["claimed_by"]) == ("building", "builder-live")
+    assert by["a@example.org"]["status"] == "pending"
+    kept = outbox_module.fill(engine, me, [(got[("c@example.org", period)], {"subject": "c"}, b"message c")])
+    assert kept == [True] and scalar(store, "SELECT count(*) FROM outbox_message") == 2  # a's and c's
+    stolen = outbox_module.fill(engine, live, [(got[("d@example.org", period)], {"subject": "d"}, b"message d")])
+    assert stolen == [False] and scalar(store, "SELECT count(*) FROM outbox_message") == 2  # not live's to fill
 
 
 # --- the window SMTP leaves: between the server's 250 and our record of it -------------------

@@ -70,6 +70,7 @@ def compose(
         html=subscriber.format in ("html", "both"),
         links=mail_links,
         unsubscribe_by_mail=split_from(settings.mail.from_)[1],
+        references=True,  # pure ASCII HTML: its part goes out 7-bit, not quoted-printable
     )
     subject = render.subject(built)
     msg_id = message_id(subscriber.email, period, settings.mail.from_)

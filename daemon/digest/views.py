@@ -110,8 +110,24 @@ def links(paper: Paper) -> tuple[Link, ...]:
     return tuple(found)
 
 
+_VIEWS: dict[tuple[Paper, float, tuple[Any, ...]], PaperView] = {}
+VIEWS_KEPT = 16384
+
+
 def view(scored: ScoredPaper) -> PaperView:
-    """The paper as this subscriber's digest shows it: the keywords it matched marked, and why."""
+    """The paper as this subscriber's digest shows it: the keywords it matched marked, and why.
+    (Cached by paper, score and hits, all a view depends on: a batch's digests show the same
+    papers with the same scores again and again, 154 distinct views in the benchmark's 23,310.)"""
+    key = (scored.paper, scored.score, scored.hits)
+    found = _VIEWS.get(key)
+    if found is None:
+        if len(_VIEWS) >= VIEWS_KEPT:
+            _VIEWS.clear()
+        found = _VIEWS[key] = _view(scored)
+    return found
+
+
+def _view(scored: ScoredPaper) -> PaperView:
     shown = _paper_fields(scored.paper)
     keywords = tuple(dict.fromkeys(hit.keyword for hit in scored.hits))
     summary_html = marked(shown["summary"], keywords)

@@ -54,10 +54,11 @@ def build_message(
     """A message with text/plain first and text/html last when both are given.
 
     The Subject goes through the email package's SMTP policy (RFC 2047 encoding and folding)
-    unless it is short printable ASCII already; addresses are written by _address. The bodies
-    are UTF-8, quoted-printable by the C encoder, and the MIME frame is written here: the email
-    package's content manager and generator cost several times more than everything else in a
-    digest, for the same bytes.
+    unless it is short printable ASCII already; addresses are written by _address. A body goes
+    as it is (7bit) when it is printable ASCII in lines of at most 998 octets (the mailed HTML,
+    its non-ASCII written as character references by render.py), else as UTF-8, quoted-printable
+    by the C encoder; the MIME frame is written here: the email package's content manager and
+    generator cost several times more than everything else in a digest, for the same bytes.
     """
     if text is None and html is None:
         raise ValueError("a message needs a text or an HTML body")
@@ -66,7 +67,7 @@ def build_message(
     head = [
         _address("From", from_name, from_addr),
         _address("To", to_name, to_email),
-        _fold("Subject", clean_header(subject)),
+        _unstructured("Subject", clean_header(subject)),
         _fold("Date", format_datetime(date)),
         _fold("Message-ID", clean_header(msg_id)),
         _fold("List-Id", f"Paper Digest <digest.{domain}>"),
@@ -77,8 +78,13 @@ def build_message(
     parts = [_part(subtype, body) for subtype, body in (("plain", text), ("html", html)) if body is not None]
     if len(parts) == 1:
         return b"".join(head) + parts[0]
-    # Quoted-printable output never holds "=_" ("=" itself is sent as =3D): no body can close the frame.
-    boundary = b"=_" + hashlib.sha256(msg_id.encode("utf-8", "replace")).hexdigest()[:24].encode()
+    # Quoted-printable output never holds "=_" ("=" itself is sent as =3D); a 7bit body may, so
+    # the boundary is one that none of them holds (the first but for a body made to hold it).
+    boundary = b""
+    seed = msg_id.encode("utf-8", "replace")
+    while not boundary or any(boundary in part for part in parts):
+        boundary = b"=_" + hashlib.sha256(seed).hexdigest()[:24].encode()
+        seed += b"+"
     frame = [b'Content-Type: multipart/alternative; boundary="' + boundary + b'"\r\n\r\n']
     for part in parts:
         frame += [b"--" + boundary + b"\r\n", part, b"\r\n"]
@@ -106,6 +112,64 @@ def _fold(name: str, value: str) -> bytes:
     if len(name) + len(value) <= 76 and _PLAIN.fullmatch(value):
         return f"{name}: {value}\r\n".encode("ascii")
     return SMTP.fold_binary(name, SMTP.header_factory(name, value))
+
+
+_Q_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!*+-/")
+_WORD_MAX = 75  # an encoded word is at most 75 characters (RFC 2047 2)
+
+
+def _unstructured(name: str, value: str) -> bytes:
+    """An unstructured header (the Subject) folded under 78 characters, written here (the email
+    package's folder costs ~0.07 ms a message, as much as the rest of the headers together):
+    printable ASCII words as they are, each run of words with anything else in it (or "=?", or
+    too long to fold) as RFC 2047 Q-encoded words. White space between two encoded words is not
+    text for a reader, so a run's own spaces are encoded inside its words; the spaces between
+    items are kept, and a fold (CRLF) goes only before one of them, never before the first
+    (a reader may keep that space)."""
+    if len(name) + len(value) <= 76 and "=?" not in value and _PLAIN.fullmatch(value):
+        return f"{name}: {value}\r\n".encode("ascii")
+    first_room = 78 - len(name) - 2  # after "Subject: "
+    items: list[str] = []
+    run: list[str] = []
+    for index, token in enumerate(value.split(" ")):
+        too_long = len(token) > (first_room if index == 0 else 76)
+        if (run and not token) or too_long or "=?" in token or not _PLAIN.fullmatch(token):
+            run.append(token)  # a run's empty tokens (spaces in a row) are its own spaces
+            continue
+        if run:
+            items += _encoded_words(" ".join(run), _WORD_MAX if items else first_room)
+            run = []
+        items.append(token)
+    if run:
+        items += _encoded_words(" ".join(run), _WORD_MAX if items else first_room)
+    lines = [f"{name}: {items[0]}"]
+    for item in items[1:]:
+        if item and len(lines[-1]) + 1 + len(item) > 78:
+            lines.append("")
+        lines[-1] += " " + item
+    return ("\r\n".join(lines) + "\r\n").encode("ascii")
+
+
+def _encoded_words(text: str, first: int) -> list[str]:
+    """`text` as Q-encoded words (UTF-8), the first at most `first` characters long, the others
+    75, a character never split between two of them."""
+    words: list[str] = []
+    room = min(first, _WORD_MAX) - len("=?utf-8?q??=")
+    current = ""
+    for char in text:
+        if char in _Q_SAFE:
+            piece = char
+        elif char == " ":
+            piece = "_"
+        else:
+            piece = "".join(f"={byte:02X}" for byte in char.encode("utf-8"))
+        if current and len(current) + len(piece) > room:
+            words.append(f"=?utf-8?q?{current}?=")
+            current = ""
+            room = _WORD_MAX - len("=?utf-8?q??=")
+        current += piece
+    words.append(f"=?utf-8?q?{current}?=")
+    return words
 
 
 def _fold_list(name: str, items: list[str]) -> bytes:
@@ -136,15 +200,36 @@ def _address(field: str, display: str | None, email: str) -> bytes:
     return f"{field}: {words}{space}<{email}>\r\n".encode("ascii")
 
 
+MAX_LINE = 998  # octets in a line, CRLF left out (RFC 5322 2.1.1)
+_PRINTABLE = b"\t\n" + bytes(range(0x20, 0x7F))  # what a 7bit body may hold (LF: its line ends)
+
+
 def _part(subtype: str, body: str) -> bytes:
-    """One text part: its headers, a blank line, the body in quoted-printable with CRLF lines."""
-    lines = body.replace("\r\n", "\n").replace("\r", "\n")
+    """One text part: its headers, a blank line, the body with CRLF lines: as it is (7bit) when
+    it is printable ASCII (tab allowed) in lines of at most 998 octets, none ending in white
+    space (which a relay may strip); else UTF-8 in quoted-printable."""
+    lines = body.replace("\r\n", "\n").replace("\r", "\n") if "\r" in body else body
+    if lines.isascii():
+        raw = lines.encode("ascii")
+        if (
+            not raw.translate(None, _PRINTABLE)  # nothing but printable ASCII, tab and LF
+            and b" \n" not in raw
+            and b"\t\n" not in raw
+            and not raw.endswith((b" ", b"\t"))
+            and max(map(len, raw.split(b"\n"))) <= MAX_LINE
+        ):
+            return _framed(subtype, b"7bit", raw.replace(b"\n", b"\r\n"))
     # Encoded with LF line ends, soft breaks included, then every line end made CRLF.
     encoded = binascii.b2a_qp(lines.encode("utf-8"), quotetabs=False, istext=True, header=False)
-    encoded = encoded.replace(b"\n", b"\r\n")
+    return _framed(subtype, b"quoted-printable", encoded.replace(b"\n", b"\r\n"))
+
+
+def _framed(subtype: str, encoding: bytes, encoded: bytes) -> bytes:
     return (
         f'Content-Type: text/{subtype}; charset="utf-8"\r\n'.encode()
-        + b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        + b"Content-Transfer-Encoding: "
+        + encoding
+        + b"\r\n\r\n"
         + encoded
         + (b"" if encoded.endswith(b"\r\n") else b"\r\n")
     )

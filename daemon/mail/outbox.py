@@ -110,7 +110,7 @@ def fill(engine: Engine, me: Replica, items: list[tuple[int, dict[str, Any], byt
     """Store finished digests in their reserved rows (row id, row values, message), in one
     transaction; False for a reservation taken over meanwhile (its builder was judged gone)."""
     with engine.connect().execution_options(write=True) as conn, conn.begin():
-        return [queries.fill_outbox(conn, row_id, me.id, row, message) for row_id, row, message in items]
+        return queries.fill_outboxes(conn, me.id, items)
 
 
 def takeover(settings: Settings) -> dt.timedelta:

@@ -282,17 +282,31 @@ def reserve_outbox(
     conn: Connection, rows: list[dict[str, Any]], me: str, since: dt.datetime
 ) -> dict[tuple[str, dt.datetime], int]:
     """Reserve (subscriber, period) rows for the replica `me` before their digests are built:
-    status `building`, claimed by `me` (the other values are placeholders until `fill_outbox`).
+    status `building`, claimed by `me` (the other values are placeholders until `fill_outboxes`).
     A pair already there is taken only when it is `building` and its builder is gone. Returns the
     pairs reserved, with their row ids; the rest belong to someone else."""
     got: dict[tuple[str, dt.datetime], int] = {}
+    by_subscriber = {values["subscriber"]: values for values in rows}
+    rest = rows  # those whose INSERT has not run yet
+    if rows and len(by_subscriber) == len(rows):
+        # One INSERT for them all (SQLAlchemy's "insertmanyvalues": a statement of many VALUES);
+        # it returns the rows it inserted, ours, named by subscriber (one period each here).
+        inserted = conn.execute(
+            _reserve_many(conn.dialect.name), [{**values, "status": "building", "claimed_by": me} for values in rows]
+        )
+        for row_id, subscriber in inserted:
+            got[(subscriber, by_subscriber[subscriber]["period"])] = int(row_id)
+        rest = []
     insert_new = _reserve(conn.dialect.name)
     for values in rows:
         key = (values["subscriber"], values["period"])
-        new = conn.execute(insert_new, {**values, "status": "building", "claimed_by": me}).scalar()
-        if new is not None:
-            got[key] = int(new)
+        if key in got:
             continue
+        if rest:
+            new = conn.execute(insert_new, {**values, "status": "building", "claimed_by": me}).scalar()
+            if new is not None:
+                got[key] = int(new)
+                continue
         taken = conn.execute(
             update(outbox_table)
             .where(
@@ -325,6 +339,15 @@ def _reserve(dialect: str) -> Executable:
 
 
 @functools.cache
+def _reserve_many(dialect: str) -> Executable:
+    return (
+        upsert(dialect, outbox_table)
+        .on_conflict_do_nothing(index_elements=["subscriber", "period"])
+        .returning(_o.id, _o.subscriber)
+    )
+
+
+@functools.cache
 def _fill(names: tuple[str, ...]) -> Executable:
     """The UPDATE that fills a reservation with these columns (built once: building it costs more
     than running it)."""
@@ -335,15 +358,22 @@ def _fill(names: tuple[str, ...]) -> Executable:
     )
 
 
-def fill_outbox(conn: Connection, row_id: int, me: str, values: dict[str, Any], message: bytes) -> bool:
-    """Turn the reservation `row_id` of `me` into the finished digest (its row and message);
-    False, and nothing written, when the reservation was taken over meanwhile."""
-    names = tuple(sorted(values))
-    params = {f"v_{name}": values[name] for name in names}
-    if conn.execute(_fill(names), {**params, "row_id": row_id, "me": me}).rowcount != 1:
-        return False
-    conn.execute(_INSERT_MESSAGE, {"outbox_id": row_id, "message": message})
-    return True
+def fill_outboxes(conn: Connection, me: str, items: list[tuple[int, dict[str, Any], bytes]]) -> list[bool]:
+    """Turn reservations of `me` (row id, values, message) into finished digests: each one's
+    UPDATE on its own, its row count saying whether the reservation is still `me`'s (False, and
+    nothing written for it, when it was taken over meanwhile), then the messages of those that
+    are in one INSERT of many rows (executemany)."""
+    kept = []
+    for row_id, values, _ in items:
+        names = tuple(sorted(values))
+        params = {f"v_{name}": values[name] for name in names}
+        kept.append(conn.execute(_fill(names), {**params, "row_id": row_id, "me": me}).rowcount == 1)
+    messages = [
+        {"outbox_id": row_id, "message": message} for (row_id, _, message), ok in zip(items, kept, strict=True) if ok
+    ]
+    if messages:
+        conn.execute(_INSERT_MESSAGE, messages)
+    return kept
 
 
 def finish_outbox(conn: Connection, row_id: int, token: str, values: dict[str, Any]) -> bool:
