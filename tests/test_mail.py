@@ -348,6 +348,11 @@ def test_server_down_then_up(cli: Any, store: str, tmp_path: Path, monkeypatch: 
     down = cli("--config", config, "--db", store, "send")
     assert down.code == 1 and "cannot connect" in down.out
     assert {row["status"] for row in outbox(store)} == {"pending"}
+    # Every digest left waiting is named, not only the one that met the dead server.
+    told = sorted(line.split()[:2] for line in down.out.splitlines() if line.startswith(("retry ", "waiting ")))
+    assert [who for _, who in told] == ["ada@example.org", "grace@example.org"], down.out
+    assert sorted(what for what, _ in told) == ["retry", "waiting"], down.out
+    assert "not tried: the server was unusable" in down.out
     server = SmtpServer(Handler(), port=port).start()
     try:
         monkeypatch.setenv("PAPERDIGEST_NOW", "2026-11-23T09:05:00+00:00")

@@ -67,7 +67,7 @@ def backoff(attempts: int) -> dt.timedelta:
 class Delivery:
     subscriber: str
     period: dt.datetime
-    outcome: str  # sent | retry | failed
+    outcome: str  # sent | retry | failed | waiting (not tried: the server was unusable)
     detail: str
 
 
@@ -173,6 +173,7 @@ def _deliver(
                         accepted.append(row)
                     if stop_batch:
                         halted = True
+                        results += _not_tried(batch, left, row.subscriber, now)
                         break
                 _record_batch(conn, accepted, now)
                 if left:
@@ -187,6 +188,17 @@ def _deliver(
 
 
 _LOST = "delivered; the claim was lost meanwhile"
+
+
+def _not_tried(batch: list[Any], left: list[int], failed: str, now: dt.datetime) -> list[Delivery]:
+    """The rows of a batch left untried once the server proved unusable: each told, so that a
+    `send` names every digest still waiting, not only the one that met the server."""
+    return [
+        Delivery(row.subscriber, clock.as_utc(row.period) or now, "waiting",
+                 f"not tried: the server was unusable (see {failed}); it goes at the next send")
+        for row in batch
+        if row.id in left
+    ]
 
 
 def _claim(conn: Connection, me: Replica, now: dt.datetime, after: int) -> tuple[list[Any], dict[int, bytes]]:

@@ -186,7 +186,7 @@ class Service:
                 "empty, not sent" if item.status == "empty" else f"{item.papers} papers queued",
             )
         for d in deliveries:
-            level = logging.INFO if d.outcome == "sent" else logging.WARNING
+            level = logging.INFO if d.outcome in ("sent", "waiting") else logging.WARNING  # waiting: its cause is told
             log.log(level, "mail to %s (%s): %s: %s", d.subscriber, f"{d.period:%Y-%m-%d %H:%M}Z", d.outcome, d.detail)
         if report is not None:
             report.planned.extend(planned)
