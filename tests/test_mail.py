@@ -352,7 +352,7 @@ def test_server_down_then_up(cli: Any, store: str, tmp_path: Path, monkeypatch: 
     told = sorted(line.split()[:2] for line in down.out.splitlines() if line.startswith(("retry ", "waiting ")))
     assert [who for _, who in told] == ["ada@example.org", "grace@example.org"], down.out
     assert sorted(what for what, _ in told) == ["retry", "waiting"], down.out
-    assert "not tried: the server was unusable" in down.out
+    assert "not tried: the batch stopped at " in down.out
     server = SmtpServer(Handler(), port=port).start()
     try:
         monkeypatch.setenv("PAPERDIGEST_NOW", "2026-11-23T09:05:00+00:00")
@@ -571,7 +571,8 @@ def test_an_unexpected_error_leaves_no_claim_behind(cli: Any, store: str, tmp_pa
         raise UnicodeEncodeError("ascii", recipient, 0, 1, "ordinal not in range(128)")
 
     results = outbox_module.deliver_due(engine, settings, ScriptedTransport(explode), now)
-    assert [r.outcome for r in results] == ["retry"] and "UnicodeEncodeError" in results[0].detail
+    assert [r.outcome for r in results] == ["retry", "waiting"] and "UnicodeEncodeError" in results[0].detail
+    assert results[1].subscriber == "b@example.org" and "not tried" in results[1].detail  # told, not hidden
     assert [row["status"] for row in outbox(store)] == ["pending", "pending"]  # nothing stuck in `sending`
 
 

@@ -67,7 +67,7 @@ def backoff(attempts: int) -> dt.timedelta:
 class Delivery:
     subscriber: str
     period: dt.datetime
-    outcome: str  # sent | retry | failed | waiting (not tried: the server was unusable)
+    outcome: str  # sent | retry | failed | waiting (not tried: its batch stopped at a failure)
     detail: str
 
 
@@ -191,11 +191,12 @@ _LOST = "delivered; the claim was lost meanwhile"
 
 
 def _not_tried(batch: list[Any], left: list[int], failed: str, now: dt.datetime) -> list[Delivery]:
-    """The rows of a batch left untried once the server proved unusable: each told, so that a
-    `send` names every digest still waiting, not only the one that met the server."""
+    """The rows of a batch left untried once a failure stopped it (the server unusable, or a
+    surprise): each told, so that `send` names every digest still waiting, not only the one that
+    met the failure."""
     return [
         Delivery(row.subscriber, clock.as_utc(row.period) or now, "waiting",
-                 f"not tried: the server was unusable (see {failed}); it goes at the next send")
+                 f"not tried: the batch stopped at {failed}'s failure; it goes at the next send")
         for row in batch
         if row.id in left
     ]
