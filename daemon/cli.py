@@ -9,7 +9,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -117,17 +117,23 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         return _backfill_source(args)
     if not args.paths:
         raise UsageError("backfill: name dumps (PATH...), or a source's days (--source NAME --from DATE --to DATE)")
+    from paperdigest import topic_index  # noqa: PLC0415  lazy: the scoring, for the ingesting commands
     from paperdigest.ingest import job as jobs  # noqa: PLC0415  lazy: parsing, sources (httpx) and the writes
 
     conf = _config(args)
     engine = _engine(args, conf)
-    _topic_index(engine, conf)
-    return _show_backfill(
-        args,
-        lambda start: jobs.backfill(
-            engine, args.paths, args.as_of, on_start=start, max_bytes=conf.limits.max_dump_bytes
-        ),
-    )
+    # A first history load (no papers yet) builds the topic index once, at the end; an interrupted
+    # one leaves it unbuilt, never stale (topic_index.defer_first_build).
+    deferred = topic_index.defer_first_build(engine, conf)
+    if not deferred:
+        _topic_index(engine, conf)
+
+    def outcomes(start: Callable[[int], None]) -> Iterator[Any]:
+        yield from jobs.backfill(engine, args.paths, args.as_of, on_start=start, max_bytes=conf.limits.max_dump_bytes)
+        if deferred:
+            _topic_index(engine, conf)
+
+    return _show_backfill(args, outcomes)
 
 
 def _backfill_source(args: argparse.Namespace) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
@@ -97,6 +98,17 @@ _ENTRY_KEYWORDS = attrgetter(*(f.name for f in fields(Entry) if f.kw_only))
 _NO_KEYWORDS = (None,) * sum(1 for f in fields(Entry) if f.kw_only)
 
 
+# How entries cross from backfill's parsing worker (ingest.ahead) to its writer: each entry as a
+# plain tuple of its values in field order (pickled and unpickled in C; rebuilding frozen Entry
+# objects cost the writer about 0.5 ms a dump), read on the writer's side as an EntryRow, a
+# named tuple with the Entry's field names: the diff and the topic index's upkeep read entries
+# by attribute, which both give. A transport format between the two processes of one command:
+# an EntryRow never leaves the backfill's writer (no to_json; equal only to the same values).
+entry_values = _ENTRY_VALUES  # an entry's values in field order
+_named_tuple: Any = collections.namedtuple
+EntryRow: Any = _named_tuple("EntryRow", _ENTRY_FIELDS)
+
+
 def _entry(values: tuple[Any, ...]) -> Entry:
     """An Entry from its values in field order (how it crosses from the parsing worker)."""
     entry: Entry = _make_entry(values)
@@ -116,6 +128,8 @@ class Listing:
     as_of: dt.date
     layout: str
     content_hash: str
+    # Entry objects; in backfill's writer, when they came from its parsing worker, EntryRows
+    # (the same values and attribute names: the transport of ingest.ahead, read by the diff).
     entries: tuple[Entry, ...]
     # The entries' title keys (ingest.identity.title_key), when the parser worked them out: the
     # backfill's parsing worker does, so the writer does not. Derived, so left out of equality.

@@ -263,6 +263,10 @@ def test_a_killed_backfill_leaves_whole_dumps_and_a_rerun_completes_it(db_url: s
     assert proc.wait(timeout=30) == -sig
     reported += [json.loads(line) for line in proc.stdout.read().splitlines()]  # what it printed before the kill
     proc.stdout.close()
+    engine = open_engine(db_url)  # a first history load, killed: its index unbuilt, never stale
+    with engine.connect() as conn:
+        assert topic_index.stored_spec(conn) is None and not _entries(engine)
+    engine.dispose()
 
     stored_dumps = whole_dumps_only(db_url)
     assert len(reported) <= stored_dumps < len(paths)  # killed mid-run, every reported dump stored
@@ -276,4 +280,66 @@ def test_a_killed_backfill_leaves_whole_dumps_and_a_rerun_completes_it(db_url: s
     assert whole_dumps_only(db_url) == len(paths)
     engine = open_engine(db_url)  # the command built the index for its config, the embedded default
     assert _entries(engine) and _entries(engine) == _rebuilt_entries(engine, embedded_default())
+    engine.dispose()
+
+
+# --- a first history load: the topic index built once, at the end --------------------------------
+
+
+def _backfill_command(db_url: str, folder: Path) -> list[str]:
+    return [sys.executable, "-m", "paperdigest", "--db", db_url, "backfill", str(folder), "--json"]
+
+
+def built_after_every_dump(url: str) -> bool:
+    """The topic index was (last) built after the last dump was written."""
+    return bool(rows(url, "SELECT (SELECT built_at FROM topic_index) >= (SELECT MAX(ingested_at) FROM dump)")[0][0])
+
+
+def test_a_first_history_load_builds_the_topic_index_once_at_the_end(db_url: str, tmp_path: Path) -> None:
+    """The real command into a store with no papers: no upkeep per group (the index is left unbuilt
+    while the dumps are written), then one first build over every paper it stored, whose entries
+    are the ones a rebuild from scratch makes; a second backfill into the now filled store keeps
+    the index per group (its first build is not redone)."""
+    write_dumps(tmp_path / "dumps", count=40, size=40)
+    done = subprocess.run(_backfill_command(db_url, tmp_path / "dumps"), cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    papers = rows(db_url, "SELECT COUNT(*) FROM paper")[0][0]
+    assert papers > 0
+    assert built_after_every_dump(db_url)
+    engine = open_engine(db_url)
+    with engine.connect() as conn:
+        assert topic_index.stored_spec(conn) == topic_index.settings_spec(embedded_default())
+    built = _entries(engine)
+    assert built and built == _rebuilt_entries(engine, embedded_default())
+
+    write_dumps(tmp_path / "more", count=20, size=40, seed=6)
+    again = subprocess.run(_backfill_command(db_url, tmp_path / "more"), cwd=ROOT, capture_output=True, text=True,
+                           timeout=300, check=False)
+    assert again.returncode == 0, again.stderr
+    assert not built_after_every_dump(db_url)  # kept per group, not built again
+    assert rows(db_url, "SELECT COUNT(*) FROM paper")[0][0] > papers
+    assert _entries(engine) == _rebuilt_entries(engine, embedded_default())
+    engine.dispose()
+
+
+def test_only_an_empty_store_s_index_waits_for_the_end(db_url: str, tmp_path: Path) -> None:
+    """defer_first_build: an empty store's index built for these settings is unbuilt (and said so);
+    one built for another config, or any store with papers, is left as it is."""
+    engine = open_engine(db_url)
+    assert topic_index.ensure(engine, _settings())  # another config's index, on an empty store
+    assert not topic_index.defer_first_build(engine, embedded_default())
+    with engine.connect() as conn:
+        assert topic_index.stored_spec(conn) == topic_index.settings_spec(_settings())
+    assert topic_index.defer_first_build(engine, _settings())
+    with engine.connect() as conn:
+        assert topic_index.stored_spec(conn) is None and not _entries(engine)
+    assert topic_index.defer_first_build(engine, _settings())  # still empty, still unbuilt
+    write_dumps(tmp_path / "dumps", count=2, size=10)
+    assert all(not isinstance(o, job.Failure) for o in job.backfill(engine, [str(tmp_path / "dumps")]))
+    assert topic_index.ensure(engine, _settings())
+    assert not topic_index.defer_first_build(engine, _settings())  # papers now: kept per group
+    with engine.connect() as conn:
+        assert topic_index.stored_spec(conn) == topic_index.settings_spec(_settings())
+    assert _entries(engine)
     engine.dispose()

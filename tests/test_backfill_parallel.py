@@ -20,7 +20,7 @@ import pytest
 
 from paperdigest.errors import EmptyListingError, ParseError
 from paperdigest.ingest import ahead, job
-from paperdigest.model import Listing
+from paperdigest.model import Entry, EntryRow, Listing, entry_values
 from paperdigest.store import queries
 from paperdigest.store.engine import open_engine
 from paperdigest.terminal import progress_for
@@ -44,7 +44,11 @@ def make_dumps(folder: Path) -> list[Path]:
 
 
 def outcome(parsed: Listing | Exception) -> Any:
-    return (type(parsed).__name__, str(parsed)) if isinstance(parsed, Exception) else parsed
+    """What a parse gave, comparable whichever side parsed it: the worker's entries arrive as
+    EntryRows (its transport), the in-process ones as Entry objects; each as its values."""
+    if isinstance(parsed, Exception):
+        return (type(parsed).__name__, str(parsed))
+    return dataclasses.replace(parsed, entries=tuple(tuple(entry_values(e)) for e in parsed.entries))
 
 
 PARSE_FILE = ahead.parse_file
@@ -77,6 +81,23 @@ def test_the_worker_parses_the_same_listings_in_the_same_order(dumps: list[Path]
     here = [(path, outcome(ahead.parse_file(path, None))) for path in dumps]
     assert forked == here
     assert forked[BROKEN][1][0] == "ParseError" and str(dumps[BROKEN]) in forked[BROKEN][1][1]
+
+
+def test_the_worker_s_entries_read_as_the_parsed_entries_do(dumps: list[Path]) -> None:
+    """The transport: the writer gets EntryRows, each field read by name as from the Entry (what
+    the diff and the topic index's upkeep do), the listing's other fields as parsed."""
+    forked = [parsed for _, parsed in ahead.parsed_in_order(dumps, None) if isinstance(parsed, Listing)]
+    here = [parsed for parsed in (ahead.parse_file(p, None) for p in dumps) if isinstance(parsed, Listing)]
+    assert len(forked) == len(here) == COUNT - 1
+    names = [f.name for f in dataclasses.fields(Entry)]
+    for got, want in zip(forked, here, strict=True):
+        assert all(type(e) is EntryRow for e in got.entries)
+        assert [[getattr(e, n) for n in names] for e in got.entries] == [
+            [getattr(e, n) for n in names] for e in want.entries
+        ]
+        assert (got.source, got.as_of, got.layout, got.content_hash, got.title_keys) == (
+            want.source, want.as_of, want.layout, want.content_hash, want.title_keys
+        )
 
 
 def test_the_parsing_happens_in_another_process(dumps: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -49,6 +49,16 @@ def save_index(conn: Connection, fingerprint: str, spec: str, built_at: dt.datet
     conn.execute(insert(topic_index_table), {"id": 1, "fingerprint": fingerprint, "spec": spec, "built_at": built_at})
 
 
+def forget_index(conn: Connection) -> None:
+    """The index unbuilt: its entries and what it was built for deleted (its first build to come)."""
+    conn.execute(delete(paper_topic_table))
+    conn.execute(delete(topic_index_table))
+
+
+def has_papers(conn: Connection) -> bool:
+    return conn.execute(select(paper_table.c.id).limit(1)).first() is not None
+
+
 def papers_to_match(conn: Connection, after: int, limit: int) -> list[Row[Any]]:
     """The next `limit` papers by id after `after`, as (id, upvotes, title, abstract, ai_keywords)."""
     c = paper_table.c
