@@ -108,7 +108,11 @@ def backfill_summary(
     console = Console(file=out, width=100)
     console.print(table)
     if failures:  # each was reported on stderr as it happened: not again here
-        console.print(f"{len(failures)} rejected (see above); `paperdigest status` lists them", markup=False)
+        console.print(
+            f"{len(failures)} rejected (see above); `paperdigest status` lists each until a newer good dump "
+            "from its folder is stored (this backfill's newer dumps count)",
+            markup=False,
+        )
     if days is not None:
         skipped = sum(1 for d in days if d.what == "skipped")
         empty = [d.day for d in days if d.what == "empty"]

@@ -111,8 +111,11 @@ def test_dumps_rejected_by_ingest_and_backfill_are_listed(cli: Any, tmp_path: Pa
     settled(folder / "2026-11-05_broken.txt", GARBAGE)
     backfill = cli("--db", db_url, "backfill", str(folder))
     assert backfill.code == 2
-    # Reported once (on stderr as it happens), not again in the summary on stdout.
+    # Reported once (on stderr as it happens), not again in the summary on stdout, which says how
+    # long `status` lists it (a trial read "status lists them" and found it settled already).
     assert (backfill.out + backfill.err).count("2026-11-05_broken.txt") == 1
+    told = " ".join(backfill.out.split())  # the summary wraps at the terminal's width
+    assert "lists each until a newer good dump from its folder is stored (this backfill's newer dumps count)" in told
     code, report, _ = status(cli, "--db", db_url)
     assert code == 1 and [r["file"] for r in report["rejected"]] == [str(folder / "2026-11-05_broken.txt")]
     assert report["rejected"][0]["source"] == str(folder)
