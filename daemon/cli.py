@@ -253,7 +253,8 @@ def cmd_send(args: argparse.Namespace) -> int:
     now = clock.now()
     planned = digest_job.queue_due(engine, conf, now, dry_run=args.dry_run)
     for item in planned:
-        what = "nothing new: not sent" if item.status == "empty" else f"{item.papers} papers: {item.subject}"
+        noun = "paper" if item.papers == 1 else "papers"
+        what = "nothing new: not sent" if item.status == "empty" else f"{item.papers} {noun}: {item.subject}"
         prefix = "would queue" if args.dry_run else "queued"
         print(f"{prefix} {item.subscriber} for {item.period:%Y-%m-%d %H:%M}Z: {what}")
     if args.dry_run:
