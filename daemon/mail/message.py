@@ -53,8 +53,8 @@ def build_message(
 ) -> bytes:
     """A message with text/plain first and text/html last when both are given.
 
-    The Subject goes through the email package's SMTP policy (RFC 2047 encoding and folding)
-    unless it is short printable ASCII already; addresses are written by _address. A body goes
+    The Subject is written by _unstructured (RFC 2047 Q-encoded words where needed, folded),
+    the addresses by _address, the other headers by _fold. A body goes
     as it is (7bit) when it is printable ASCII in lines of at most 998 octets (the mailed HTML,
     its non-ASCII written as character references by render.py), else as UTF-8, quoted-printable
     by the C encoder; the MIME frame is written here: the email package's content manager and

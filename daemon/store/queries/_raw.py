@@ -256,22 +256,23 @@ def insert_entries(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
     """The entries, each a tuple in ENTRY_COLUMNS order. On SQLite straight to sqlite3's
     executemany, no dict per row: 0.23-0.26 ms against Core's 0.46-0.49 ms for 130 entries
     (a dump's worth and more), the dicts already built, in process on a file store."""
-    if not rows:
-        return
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(_PG_INSERT, tuple(list(column) for column in zip(*rows, strict=True)))
-        return
-    conn.exec_driver_sql(_SQLITE_INSERT, list(rows))
+    _rows_or_arrays(conn, _PG_INSERT, _SQLITE_INSERT, rows)
 
 
 def rescore_entries(conn: Connection, values: Sequence[tuple[float, int, int]]) -> None:
     """Each (upvote points, -upvotes, paper id): the paper's entries get the new key."""
-    if not values:
+    _rows_or_arrays(conn, _PG_RESCORE, _SQLITE_RESCORE, values)
+
+
+def _rows_or_arrays(conn: Connection, postgresql: str, sqlite: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """One statement over the rows: on PostgreSQL with each column as an array (unnest), on
+    SQLite as sqlite3's executemany of the tuples."""
+    if not rows:
         return
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(_PG_RESCORE, tuple(list(column) for column in zip(*values, strict=True)))
-        return
-    conn.exec_driver_sql(_SQLITE_RESCORE, list(values))
+        conn.exec_driver_sql(postgresql, tuple(list(column) for column in zip(*rows, strict=True)))
+    else:
+        conn.exec_driver_sql(sqlite, list(rows))
 
 
 # A rebuild's entries, staged in a temporary table of its connection while it reads the papers
@@ -281,6 +282,10 @@ STAGE = "paper_topic_rebuild"
 _STAGE_COLUMNS = ("paper_id bigint, topic text, points double precision, neg_score double precision, "
                   "neg_upvotes integer, title text")
 _RANK = next(index for index in paper_topic_table.indexes if index.name == "ix_paper_topic_rank")
+
+
+_PG_STAGE = _PG_INSERT.replace("INTO paper_topic ", f"INTO {STAGE} ")
+_SQLITE_STAGE = _SQLITE_INSERT.replace("INTO paper_topic ", f"INTO {STAGE} ")
 
 
 def create_stage(conn: Connection) -> None:
@@ -294,13 +299,7 @@ def drop_stage(conn: Connection) -> None:
 
 def stage_entries(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
     """Rows in ENTRY_COLUMNS' order into the stage: one statement (PostgreSQL), one executemany."""
-    if not rows:
-        return
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(_PG_INSERT.replace("INTO paper_topic ", f"INTO {STAGE} "),
-                             tuple(list(column) for column in zip(*rows, strict=True)))
-        return
-    conn.exec_driver_sql(_SQLITE_INSERT.replace("INTO paper_topic ", f"INTO {STAGE} "), list(rows))
+    _rows_or_arrays(conn, _PG_STAGE, _SQLITE_STAGE, rows)
 
 
 def replace_from_stage(conn: Connection) -> None:
