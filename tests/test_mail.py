@@ -95,8 +95,9 @@ def store(db_url: str, monkeypatch: pytest.MonkeyPatch, cli: Any) -> str:
 
 
 @pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer(Handler()).start()
+def smtp(request: pytest.FixtureRequest) -> Iterator[SmtpServer]:
+    """aiosmtpd on loopback; indirectly parametrized True, it offers PIPELINING."""
+    server = SmtpServer(Handler(pipelining=getattr(request, "param", False))).start()
     yield server
     server.stop()
 
@@ -189,6 +190,7 @@ def test_header_tricks_cannot_add_a_header() -> None:
 # --- sending ---------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("smtp", [False, True], ids=["plain", "pipelining"], indirect=True)
 def test_send_twice_delivers_each_digest_once(cli: Any, store: str, smtp: SmtpServer, tmp_path: Path) -> None:
     config = write_config(tmp_path, config_text(smtp.port, ["ada@example.org", "grace@example.org"]))
     first = cli("--config", config, "--db", store, "send")
@@ -289,6 +291,7 @@ def test_wrong_password_keeps_the_digest_pending(
         server.stop()
 
 
+@pytest.mark.parametrize("smtp", [False, True], ids=["plain", "pipelining"], indirect=True)
 def test_transient_451_retries_with_backoff(
     cli: Any, store: str, smtp: SmtpServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -308,6 +311,7 @@ def test_transient_451_retries_with_backoff(
     assert {k: len(v) for k, v in smtp.handler.by_recipient().items()} == {"ada@example.org": 1, "grace@example.org": 1}
 
 
+@pytest.mark.parametrize("smtp", [False, True], ids=["plain", "pipelining"], indirect=True)
 def test_permanent_550_is_recorded_and_does_not_block_others(
     cli: Any, store: str, smtp: SmtpServer, tmp_path: Path
 ) -> None:
@@ -327,6 +331,7 @@ def test_permanent_550_is_recorded_and_does_not_block_others(
     assert cli("--config", config, "--db", store, "send").out.strip() == "nothing due"  # failed is final
 
 
+@pytest.mark.parametrize("smtp", [False, True], ids=["plain", "pipelining"], indirect=True)
 def test_data_550_and_421(cli: Any, store: str, smtp: SmtpServer, tmp_path: Path) -> None:
     smtp.handler.data_replies["ada@example.org"] = "550 5.7.1 message refused"
     smtp.handler.data_replies["grace@example.org"] = "421 4.3.2 shutting down"
@@ -382,7 +387,8 @@ def test_file_transport_writes_eml_and_html(cli: Any, store: str, tmp_path: Path
 # --- a crash in the middle of a batch --------------------------------------------------------
 
 
-def test_sigkill_in_the_middle_of_a_batch_of_50(store: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("pipelining", [False, True], ids=["plain", "pipelining"])
+def test_sigkill_in_the_middle_of_a_batch_of_50(store: str, tmp_path: Path, pipelining: bool) -> None:
     """Killed after the server took some messages, restarted: everyone gets exactly one digest.
 
     The only repeat SMTP allows is the message whose 250 reply raced the kill: it is sent again
@@ -391,7 +397,7 @@ def test_sigkill_in_the_middle_of_a_batch_of_50(store: str, tmp_path: Path) -> N
     """
     subscribers = [f"reader{i:02d}@example.org" for i in range(50)]
     killed = threading.Event()
-    handler = Handler(delay=0.01)
+    handler = Handler(delay=0.01, pipelining=pipelining)
     server = SmtpServer(handler).start()
     config = write_config(tmp_path, config_text(server.port, subscribers))
     env = dict(os.environ, PAPERDIGEST_NOW=SEND_AT, PAPERDIGEST_DB=store, PAPERDIGEST_CONFIG=config)
