@@ -735,6 +735,32 @@ def test_a_batch_reservation_returns_exactly_the_rows_it_took(cli: Any, store: s
     assert stolen == [False] and scalar(store, "SELECT count(*) FROM outbox_message") == 2  # not live's to fill
 
 
+def test_a_batch_is_recorded_sent_in_one_update_only_for_rows_still_accepted(
+    cli: Any, store: str, tmp_path: Path
+) -> None:
+    """finish_accepted_many marks a batch's accepted rows sent and records their papers; a row
+    another run finished first (already sent) or not accepted (pending) is left as it is, and
+    nothing is recorded for it."""
+    _settings, engine, now = _outbox_setup(cli, store, tmp_path, ["a@example.org", "b@example.org", "c@example.org"])
+    by = {row["subscriber"]: row for row in outbox(store)}
+    ids = {name: by[f"{name}@example.org"]["id"] for name in "abc"}
+    with engine.begin() as conn:
+        conn.execute(update(outbox_table).where(outbox_table.c.id.in_([ids["a"], ids["b"]])).values(status="accepted"))
+        assert queries.finish_accepted(conn, ids["b"], "b@example.org", {1: 5}, now)  # another run finished b
+    shown = {name: {int(pid): votes for pid, votes in json.loads(by[f"{name}@example.org"]["papers"]).items()}
+             for name in "abc"}  # fmt: skip
+    assert shown["a"] and shown["c"]
+    with engine.begin() as conn:
+        done = queries.finish_accepted_many(
+            conn, [(ids[name], f"{name.upper()}@example.org", shown[name]) for name in "abc"], now
+        )
+    engine.dispose()
+    assert done == {ids["a"]}
+    assert [row["status"] for row in outbox(store)] == ["sent", "sent", "pending"]
+    recorded = dict(rows(store, "SELECT subscriber, count(*) FROM sent_paper GROUP BY subscriber"))
+    assert recorded == {"a@example.org": len(shown["a"]), "b@example.org": 1}
+
+
 # --- the window SMTP leaves: between the server's 250 and our record of it -------------------
 
 

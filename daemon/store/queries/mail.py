@@ -398,6 +398,35 @@ def accepted_mark(conn: Connection, row_id: int, token: str, sent_at: dt.datetim
     return _raw.accepted_mark(conn, row_id, token, sent_at, attempts)
 
 
+_SENT_MANY = (
+    update(outbox_table)
+    .where(_o.id.in_(bindparam("row_ids", expanding=True)), _o.status == "accepted")
+    .values(status="sent", claimed_by=None)
+    .returning(_o.id)
+)
+
+
+def finish_accepted_many(
+    conn: Connection, rows: list[tuple[int, str, dict[int, int | None]]], sent_at: dt.datetime
+) -> set[int]:
+    """finish_accepted for a batch of (row id, subscriber, papers shown), in the caller's
+    transaction: one UPDATE ... RETURNING marks the rows sent (those another run finished first
+    are left out, and nothing is written for them), one INSERT of many rows records the papers of
+    those it returned. Returns their ids. Two statements a batch where finish_accepted is two a row."""
+    done: set[int] = set()
+    for chunk in _chunks([row_id for row_id, _, _ in rows]):
+        done.update(int(row_id) for row_id in conn.execute(_SENT_MANY, {"row_ids": list(chunk)}).scalars())
+    papers = [
+        {"subscriber": subscriber.lower(), "paper_id": pid, "upvotes": votes, "sent_at": sent_at}
+        for row_id, subscriber, upvotes in rows
+        if row_id in done
+        for pid, votes in upvotes.items()
+    ]
+    if papers:
+        conn.execute(_record_sent(conn.dialect.name), papers)
+    return done
+
+
 def outbox_accepted(conn: Connection, since: dt.datetime) -> list[Row[Any]]:
     """Rows the server took whose papers are not recorded yet and whose sender is gone (it died
     between its two commits): no live replica whose heartbeat is at or after `since` holds them."""
