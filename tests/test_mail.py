@@ -729,8 +729,12 @@ def test_a_batch_reservation_returns_exactly_the_rows_it_took(cli: Any, store: s
         assert (row["id"], row["status"], row["claimed_by"]) == (got[(subscriber, period)], "building", "me")
     assert (by["b@example.org"]["status"], by["b@example.org"]["claimed_by"]) == ("building", "builder-live")
     assert by["a@example.org"]["status"] == "pending"
-    kept = outbox_module.fill(engine, me, [(got[("c@example.org", period)], {"subject": "c"}, b"message c")])
-    assert kept == [True] and scalar(store, "SELECT count(*) FROM outbox_message") == 2  # a's and c's
+    b_id = by["b@example.org"]["id"]  # live's: in a batch of me's, only me's reservation is filled
+    c_id = got[("c@example.org", period)]
+    batch = [(b_id, {"subject": "b"}, b"message b"), (c_id, {"subject": "c"}, b"message c")]
+    kept = outbox_module.fill(engine, me, batch)
+    assert kept == [False, True] and scalar(store, "SELECT count(*) FROM outbox_message") == 2  # a's and c's
+    assert {row["subscriber"]: row["subject"] for row in outbox(store)}["b@example.org"] == ""
     stolen = outbox_module.fill(engine, live, [(got[("d@example.org", period)], {"subject": "d"}, b"message d")])
     assert stolen == [False] and scalar(store, "SELECT count(*) FROM outbox_message") == 2  # not live's to fill
 

@@ -235,6 +235,55 @@ def accepted_mark(
     return mark
 
 
+# --- fill_outboxes: a batch of reservations turned into finished digests ---------------------------
+# Each reservation's UPDATE keeps its "still ours" check (status `building`, claimed by the filler):
+# the rows it changed are the reservations still ours. On SQLite one driver execute a row, its row
+# count; on PostgreSQL one UPDATE ... FROM unnest(...) RETURNING for the batch (one round trip, not
+# one a row). Figures (benchmarks/raw_vs_core.py, "fill"): see benchmarks/README.md, "Mail".
+
+
+def fill_outboxes(conn: Connection, me: str, items: Sequence[tuple[int, dict[str, Any]]]) -> list[bool]:
+    """Set each (row id, values) reservation's columns (values' keys, every item the same ones),
+    release its claim, where it is still `building` and claimed by `me`; for each, whether it was."""
+    if not items:
+        return []
+    names = sorted(items[0][1])
+    if any(sorted(values) != names for _, values in items):
+        raise ValueError("fill_outboxes: every reservation is filled with the same columns")
+    columns = [outbox_table.c[name] for name in names]  # column names are never caller text
+    rows = [[values[name] for name in names] for _, values in items]
+    if _postgresql(conn):
+        keyed = [[row_id, *values] for (row_id, _), values in zip(items, rows, strict=True)]
+        sets = ", ".join(f"{name} = v.{name}" for name in names)
+        sql = (
+            f"UPDATE outbox SET {sets}, claimed_by = NULL, claimed_at = NULL"
+            f" FROM {_unnest(conn, [outbox_table.c.id, *columns])} AS v(row_id, {', '.join(names)})"
+            " WHERE outbox.id = v.row_id AND outbox.status = 'building' AND outbox.claimed_by = %s"
+            " RETURNING outbox.id"
+        )
+        arrays = _arrays(conn, [outbox_table.c.id, *columns], keyed)
+        done = {int(row_id) for (row_id,) in conn.exec_driver_sql(sql, (*arrays, me))}
+        return [row_id in done for row_id, _ in items]
+    sets = ", ".join(f"{name} = ?" for name in names)
+    sql = (
+        f"UPDATE outbox SET {sets}, claimed_by = NULL, claimed_at = NULL"
+        " WHERE id = ? AND status = 'building' AND claimed_by = ?"
+    )
+    driver = conn.connection.driver_connection
+    if driver is None or not conn.in_transaction():
+        raise RuntimeError("fill_outboxes: runs in the caller's transaction")  # the engine's BEGIN IMMEDIATE
+    cursor = driver.cursor()
+    error = conn.dialect.loaded_dbapi.Error
+    kept = []
+    for (row_id, _), bound in zip(items, _bound(rows, _binders(conn.dialect, columns)), strict=True):
+        params = (*bound, row_id, me)
+        try:
+            kept.append(cursor.execute(sql, params).rowcount == 1)
+        except error as exc:  # as SQLAlchemy would raise it (a busy or read-only store: OperationalError)
+            raise DBAPIError.instance(sql, params, exc, error) from None
+    return kept
+
+
 # --- the topic index (paper_topic) ------------------------------------------------------------------
 # Its entries are inserted and re-keyed once per dump: on SQLite through sqlite3's executemany of
 # tuples (0.23-0.26 ms against Core's 0.46-0.49 ms for 130 entries, in process on a file store),

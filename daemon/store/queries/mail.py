@@ -347,27 +347,12 @@ def _reserve_many(dialect: str) -> Executable:
     )
 
 
-@functools.cache
-def _fill(names: tuple[str, ...]) -> Executable:
-    """The UPDATE that fills a reservation with these columns (built once: building it costs more
-    than running it)."""
-    return (
-        update(outbox_table)
-        .where(_o.id == bindparam("row_id"), _o.status == "building", _o.claimed_by == bindparam("me"))
-        .values({**{name: bindparam(f"v_{name}") for name in names}, "claimed_by": None, "claimed_at": None})
-    )
-
-
 def fill_outboxes(conn: Connection, me: str, items: list[tuple[int, dict[str, Any], bytes]]) -> list[bool]:
     """Turn reservations of `me` (row id, values, message) into finished digests: each one's
-    UPDATE on its own, its row count saying whether the reservation is still `me`'s (False, and
-    nothing written for it, when it was taken over meanwhile), then the messages of those that
-    are in one INSERT of many rows (executemany)."""
-    kept = []
-    for row_id, values, _ in items:
-        names = tuple(sorted(values))
-        params = {f"v_{name}": values[name] for name in names}
-        kept.append(conn.execute(_fill(names), {**params, "row_id": row_id, "me": me}).rowcount == 1)
+    UPDATE keeps its own check that the reservation is still `me`'s (False, and nothing written
+    for it, when it was taken over meanwhile), through the driver (_raw.py); then the messages of
+    those that are, in one INSERT of many rows (executemany)."""
+    kept = _raw.fill_outboxes(conn, me, [(row_id, values) for row_id, values, _ in items])
     messages = [
         {"outbox_id": row_id, "message": message} for (row_id, _, message), ok in zip(items, kept, strict=True) if ok
     ]
