@@ -17,6 +17,9 @@ daemon/store/queries/_raw.py (see benchmarks/README.md, "Raw statements").
    of 50 reservations (each row's 13 columns and a 54 KB message) as shipped (the UPDATEs through
    the driver: one a row on SQLite, one UPDATE ... FROM unnest for the batch on PostgreSQL) and
    with Core's UPDATE a row; CPU and wall time per reservation, the median of --fills batches.
+4. The papers of a delivered batch (sent_paper): 50 digests of 23 papers each, through
+   `_raw.insert_sent_papers` as shipped and through Core's executemany of the upsert; CPU and wall
+   time per digest, the median of --fills batches, each on new subscribers.
 
 Nothing here asserts a timing; it prints a table.
 """
@@ -267,13 +270,55 @@ def fills(url: str, batches: int, size: int = 50) -> dict[str, tuple[float, floa
     return {name: (statistics.median(cpu[name]), statistics.median(wall[name])) for name in variants}
 
 
+def sent_papers(url: str, batches: int, size: int = 50, per_digest: int = 23) -> dict[str, tuple[float, float]]:
+    """Median CPU and wall microseconds per digest of recording a batch's papers: shipped and Core."""
+    from paperdigest.store.queries import _raw  # noqa: PLC0415
+    from paperdigest.store.queries._sql import upsert  # noqa: PLC0415
+    from paperdigest.store.tables import sent_paper_table  # noqa: PLC0415
+
+    engine = open_engine(url)
+    now = dt.datetime(2026, 11, 23, 9, tzinfo=dt.UTC)
+    for listing in listings(1):  # papers to point at
+        apply(engine, listing)
+    with engine.connect() as conn:
+        pids = [int(pid) for pid in conn.execute(select(paper_table.c.id)).scalars()]
+
+    def core(conn: Connection, rows: list[tuple[str, int, int | None, dt.datetime]]) -> None:
+        stmt = upsert(conn.dialect.name, sent_paper_table).on_conflict_do_nothing(
+            index_elements=["subscriber", "paper_id"]
+        )
+        conn.execute(stmt, [{"subscriber": s, "paper_id": p, "upvotes": u, "sent_at": t} for s, p, u, t in rows])
+
+    variants: dict[str, Callable[..., None]] = {
+        "as shipped (_raw.insert_sent_papers)": _raw.insert_sent_papers,
+        "Core's executemany of the upsert": core,
+    }
+    cpu: dict[str, list[float]] = {name: [] for name in variants}
+    wall: dict[str, list[float]] = {name: [] for name in variants}
+    serial = 0
+    with engine.connect().execution_options(write=True) as conn:
+        for _ in range(batches):
+            for name, record in variants.items():
+                rows = []
+                for _digest in range(size):
+                    serial += 1
+                    rows += [(f"s{serial}@example.org", pid, 7, now) for pid in pids[serial % 40 :][:per_digest]]
+                started, used = time.perf_counter(), time.process_time()
+                with conn.begin():
+                    record(conn, rows)
+                cpu[name].append((time.process_time() - used) / size * 1e6)
+                wall[name].append((time.perf_counter() - started) / size * 1e6)
+    engine.dispose()
+    return {name: (statistics.median(cpu[name]), statistics.median(wall[name])) for name in variants}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--postgresql", metavar="URL", help="also measure on this server (it creates databases)")
     parser.add_argument("--rounds", type=int, default=10, help="runs per variant (default 10)")
     parser.add_argument("--dumps", type=int, default=50, help="dumps per run (default 50)")
     parser.add_argument("--fills", type=int, default=40, help="batches of 50 reservations filled (default 40)")
-    parser.add_argument("--only-fill", action="store_true", help="measure the fill only")
+    parser.add_argument("--only-fill", action="store_true", help="measure the fill and the papers sent only")
     args = parser.parse_args(argv)
     parsed = listings(args.dumps)
     engines = [("sqlite", None)] + ([("postgresql", args.postgresql)] if args.postgresql else [])
@@ -282,6 +327,9 @@ def main(argv: list[str] | None = None) -> int:
             with stores(server, tmp) as fresh:
                 print(f"{label}: the fill of a batch of 50, µs per reservation (median of {args.fills})")
                 for name, (cpu, wall) in fills(fresh(), args.fills).items():
+                    print(f"  {name:50} cpu {cpu:8.1f}   wall {wall:8.1f}")
+                print(f"{label}: the papers of a delivered batch of 50, µs per digest (median of {args.fills})")
+                for name, (cpu, wall) in sent_papers(fresh(), args.fills).items():
                     print(f"  {name:50} cpu {cpu:8.1f}   wall {wall:8.1f}")
                 if args.only_fill:
                     continue

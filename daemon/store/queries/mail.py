@@ -160,18 +160,7 @@ def record_sent_upvotes(
     conn: Connection, subscriber: str, upvotes: dict[int, int | None], sent_at: dt.datetime
 ) -> None:
     """Record papers as sent to a subscriber, with the upvotes they showed; ones already there stay."""
-    if not upvotes:
-        return
-    rows = [
-        {"subscriber": subscriber.lower(), "paper_id": pid, "upvotes": votes, "sent_at": sent_at}
-        for pid, votes in upvotes.items()
-    ]
-    conn.execute(_record_sent(conn.dialect.name), rows)
-
-
-@functools.cache
-def _record_sent(dialect: str) -> Executable:
-    return upsert(dialect, sent_paper_table).on_conflict_do_nothing(index_elements=["subscriber", "paper_id"])
+    _raw.insert_sent_papers(conn, [(subscriber.lower(), pid, votes, sent_at) for pid, votes in upvotes.items()])
 
 
 def last_window(conn: Connection, subscriber: str) -> tuple[dt.datetime, int | None] | None:
@@ -401,14 +390,15 @@ def finish_accepted_many(
     done: set[int] = set()
     for chunk in _chunks([row_id for row_id, _, _ in rows]):
         done.update(int(row_id) for row_id in conn.execute(_SENT_MANY, {"row_ids": list(chunk)}).scalars())
-    papers = [
-        {"subscriber": subscriber.lower(), "paper_id": pid, "upvotes": votes, "sent_at": sent_at}
-        for row_id, subscriber, upvotes in rows
-        if row_id in done
-        for pid, votes in upvotes.items()
-    ]
-    if papers:
-        conn.execute(_record_sent(conn.dialect.name), papers)
+    _raw.insert_sent_papers(
+        conn,
+        [
+            (subscriber.lower(), pid, votes, sent_at)
+            for row_id, subscriber, upvotes in rows
+            if row_id in done
+            for pid, votes in upvotes.items()
+        ],
+    )
     return done
 
 
