@@ -239,7 +239,9 @@ def accepted_mark(
 # Each reservation's UPDATE keeps its "still ours" check (status `building`, claimed by the filler):
 # the rows it changed are the reservations still ours. On SQLite one driver execute a row, its row
 # count; on PostgreSQL one UPDATE ... FROM unnest(...) RETURNING for the batch (one round trip, not
-# one a row). Figures (benchmarks/raw_vs_core.py, "fill"): see benchmarks/README.md, "Mail".
+# one a row). raw_vs_core.py --only-fill, per reservation of a batch of 50 with its 54 KB message:
+# SQLite 49-51 µs CPU against Core's 189-197 (one UPDATE a row); PostgreSQL 57-64 against 87-129
+# µs CPU, 237-266 against 299-364 µs wall.
 
 
 def fill_outboxes(conn: Connection, me: str, items: Sequence[tuple[int, dict[str, Any]]]) -> list[bool]:
@@ -288,7 +290,8 @@ def fill_outboxes(conn: Connection, me: str, items: Sequence[tuple[int, dict[str
 # About 23 rows a digest, 1,150 a batch of 50. Core's executemany of that upsert is, on PostgreSQL,
 # one statement a row (psycopg pipelines them, but the server still runs each): one INSERT ...
 # SELECT FROM unnest(...) does the batch's at once. On SQLite sqlite3's executemany of tuples.
-# Figures (benchmarks/raw_vs_core.py, "papers sent"): see benchmarks/README.md, "Mail".
+# raw_vs_core.py --only-fill, per digest of a batch of 50: SQLite 41 µs CPU against Core's 97;
+# PostgreSQL 97 against 185 µs CPU, 254 against 456 µs wall.
 
 _SENT_PAPER_COLUMNS = ("subscriber", "paper_id", "upvotes", "sent_at")
 _SENT_PAPER_INSERT = f"INSERT INTO sent_paper ({', '.join(_SENT_PAPER_COLUMNS)}) "
