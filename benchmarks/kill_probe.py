@@ -18,7 +18,6 @@ import smtplib
 import struct
 import sys
 import time
-from typing import Any
 
 # Offsets in the page, each an unsigned 64-bit little-endian integer.
 MAILS, DOTS, REPLIES, FIRST_MAIL_NS, LAST_REPLY_NS = 0, 8, 16, 24, 32
@@ -34,17 +33,17 @@ def _bump(page: mmap.mmap, offset: int) -> None:
 
 
 def install(page: mmap.mmap) -> None:
-    """Wrap smtplib.SMTP's mail, send and getreply so that they count into `page`."""
-    original_mail, original_send, original_getreply = smtplib.SMTP.mail, smtplib.SMTP.send, smtplib.SMTP.getreply
+    """Wrap smtplib.SMTP's send and getreply so that they count into `page`. A MAIL is counted as
+    its command is handed over: smtplib's own `mail()` writes it through `send`, and so does the
+    transport's PIPELINING path (MAIL, RCPT and DATA in one write, which `mail()` never sees)."""
+    original_send, original_getreply = smtplib.SMTP.send, smtplib.SMTP.getreply
     awaiting: dict[int, bool] = {}  # id(client) -> the last thing sent ended a message
 
-    def mail(self: smtplib.SMTP, sender: str, options: Any = ()) -> tuple[int, bytes]:
-        if read(page, MAILS) == 0:
-            struct.pack_into("<Q", page, FIRST_MAIL_NS, time.monotonic_ns())
-        _bump(page, MAILS)
-        return original_mail(self, sender, options)
-
     def send(self: smtplib.SMTP, s: bytes | str) -> None:
+        if isinstance(s, str) and s.startswith("mail FROM:"):
+            if read(page, MAILS) == 0:
+                struct.pack_into("<Q", page, FIRST_MAIL_NS, time.monotonic_ns())
+            _bump(page, MAILS)
         original_send(self, s)
         if isinstance(s, bytes) and s.endswith(b"\r\n.\r\n"):
             _bump(page, DOTS)
@@ -57,7 +56,6 @@ def install(page: mmap.mmap) -> None:
             struct.pack_into("<Q", page, LAST_REPLY_NS, time.monotonic_ns())
         return reply
 
-    smtplib.SMTP.mail = mail  # type: ignore[method-assign]
     smtplib.SMTP.send = send  # type: ignore[method-assign]
     smtplib.SMTP.getreply = getreply  # type: ignore[method-assign]
 

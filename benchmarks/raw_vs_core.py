@@ -13,6 +13,13 @@ daemon/store/queries/_raw.py (see benchmarks/README.md, "Raw statements").
 2. The accepted mark, the commit after the server's 250 (README, "Mail"): how long calling it
    takes as shipped (one autocommitted statement) and as Core's UPDATE in its own transaction;
    the median of 2,000 marks of one outbox row.
+3. The fill of a batch, a run's reservations turned into finished digests: `queries.fill_outboxes`
+   of 50 reservations (each row's 13 columns and a 54 KB message) as shipped (the UPDATEs through
+   the driver: one a row on SQLite, one UPDATE ... FROM unnest for the batch on PostgreSQL) and
+   with Core's UPDATE a row; CPU and wall time per reservation, the median of --fills batches.
+4. The papers of a delivered batch (sent_paper): 50 digests of 23 papers each, through
+   `_raw.insert_sent_papers` as shipped and through Core's executemany of the upsert; CPU and wall
+   time per digest, the median of --fills batches, each on new subscribers.
 
 Nothing here asserts a timing; it prints a table.
 """
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import random
 import statistics
 import sys
@@ -32,7 +40,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import synth
-from sqlalchemy import Connection, create_engine, insert, select, update
+from sqlalchemy import Connection, bindparam, create_engine, insert, select, update
 
 from paperdigest.ingest import apply
 from paperdigest.model import Listing, RawDump
@@ -40,7 +48,7 @@ from paperdigest.parse import parse_dump
 from paperdigest.store import queries
 from paperdigest.store.engine import open_engine
 from paperdigest.store.queries import papers
-from paperdigest.store.tables import outbox_table, paper_table
+from paperdigest.store.tables import outbox_message_table, outbox_table, paper_table
 
 InsertPapers = Callable[[Connection, list[tuple[Any, str]], dict[str, Any]], list[int]]
 
@@ -191,17 +199,140 @@ def accepted_marks(url: str, marks: int = 2000) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in taken.items()}
 
 
+def _core_fill(conn: Connection, me: str, items: list[tuple[int, dict[str, Any], bytes]]) -> list[bool]:
+    """The fill before it went raw: Core's UPDATE a reservation (built once per column set), its
+    row count the "still ours" check; then the messages, as shipped."""
+    kept = []
+    for row_id, values, _ in items:
+        names = tuple(sorted(values))
+        stmt = _core_fill_stmt(names)
+        params = {f"v_{name}": values[name] for name in names}
+        kept.append(conn.execute(stmt, {**params, "row_id": row_id, "me": me}).rowcount == 1)
+    messages = [{"outbox_id": row_id, "message": m} for (row_id, _, m), ok in zip(items, kept, strict=True) if ok]
+    conn.execute(insert(outbox_message_table), messages)
+    return kept
+
+
+@functools.cache
+def _core_fill_stmt(names: tuple[str, ...]) -> Any:
+    c = outbox_table.c
+    return (
+        update(outbox_table)
+        .where(c.id == bindparam("row_id"), c.status == "building", c.claimed_by == bindparam("me"))
+        .values({**{name: bindparam(f"v_{name}") for name in names}, "claimed_by": None, "claimed_at": None})
+    )
+
+
+def fills(url: str, batches: int, size: int = 50) -> dict[str, tuple[float, float]]:
+    """Median CPU and wall microseconds per reservation of filling a batch: as shipped, and Core."""
+    engine = open_engine(url)
+    now = dt.datetime(2026, 11, 23, 9, tzinfo=dt.UTC)
+    message = b"x" * 54_000
+    variants: dict[str, Callable[..., list[bool]]] = {
+        "as shipped (through the driver)": queries.fill_outboxes,
+        "Core, one UPDATE a row": _core_fill,
+    }
+    cpu: dict[str, list[float]] = {name: [] for name in variants}
+    wall: dict[str, list[float]] = {name: [] for name in variants}
+    serial = 0
+    with engine.connect().execution_options(write=True) as conn:
+        for _ in range(batches):
+            for name, fill in variants.items():
+                period = now + dt.timedelta(hours=serial)
+                serial += 1
+                reserved = [
+                    {
+                        "subscriber": f"r{n}@example.org", "period": period, "window_start": period,
+                        "window_end": period, "created_at": now, "attempts": 0, "next_attempt_at": now,
+                        "claimed_at": now, "message_id": "", "subject": "", "papers": "{}",
+                    }
+                    for n in range(size)
+                ]  # fmt: skip
+                with conn.begin():
+                    ids = list(queries.reserve_outbox(conn, reserved, "me", now - dt.timedelta(minutes=1)).values())
+                items = [
+                    (row_id, {
+                        "subscriber": f"r{n}@example.org", "period": period,
+                        "window_start": period - dt.timedelta(days=1),
+                        "window_end": period, "window_start_dump": 1, "window_end_dump": 2, "created_at": now,
+                        "status": "pending", "attempts": 0, "next_attempt_at": now,
+                        "message_id": f"<digest.{n}.{serial}@example.org>", "subject": "Paper digest: 23 new papers",
+                        "papers": '{"1": 5, "2": 7}',
+                    }, message)
+                    for n, row_id in enumerate(ids)
+                ]  # fmt: skip
+                started, used = time.perf_counter(), time.process_time()
+                with conn.begin():
+                    assert all(fill(conn, "me", items))
+                cpu[name].append((time.process_time() - used) / size * 1e6)
+                wall[name].append((time.perf_counter() - started) / size * 1e6)
+    engine.dispose()
+    return {name: (statistics.median(cpu[name]), statistics.median(wall[name])) for name in variants}
+
+
+def sent_papers(url: str, batches: int, size: int = 50, per_digest: int = 23) -> dict[str, tuple[float, float]]:
+    """Median CPU and wall microseconds per digest of recording a batch's papers: shipped and Core."""
+    from paperdigest.store.queries import _raw  # noqa: PLC0415
+    from paperdigest.store.queries._sql import upsert  # noqa: PLC0415
+    from paperdigest.store.tables import sent_paper_table  # noqa: PLC0415
+
+    engine = open_engine(url)
+    now = dt.datetime(2026, 11, 23, 9, tzinfo=dt.UTC)
+    for listing in listings(1):  # papers to point at
+        apply(engine, listing)
+    with engine.connect() as conn:
+        pids = [int(pid) for pid in conn.execute(select(paper_table.c.id)).scalars()]
+
+    def core(conn: Connection, rows: list[tuple[str, int, int | None, dt.datetime]]) -> None:
+        stmt = upsert(conn.dialect.name, sent_paper_table).on_conflict_do_nothing(
+            index_elements=["subscriber", "paper_id"]
+        )
+        conn.execute(stmt, [{"subscriber": s, "paper_id": p, "upvotes": u, "sent_at": t} for s, p, u, t in rows])
+
+    variants: dict[str, Callable[..., None]] = {
+        "as shipped (_raw.insert_sent_papers)": _raw.insert_sent_papers,
+        "Core's executemany of the upsert": core,
+    }
+    cpu: dict[str, list[float]] = {name: [] for name in variants}
+    wall: dict[str, list[float]] = {name: [] for name in variants}
+    serial = 0
+    with engine.connect().execution_options(write=True) as conn:
+        for _ in range(batches):
+            for name, record in variants.items():
+                rows = []
+                for _digest in range(size):
+                    serial += 1
+                    rows += [(f"s{serial}@example.org", pid, 7, now) for pid in pids[serial % 40 :][:per_digest]]
+                started, used = time.perf_counter(), time.process_time()
+                with conn.begin():
+                    record(conn, rows)
+                cpu[name].append((time.process_time() - used) / size * 1e6)
+                wall[name].append((time.perf_counter() - started) / size * 1e6)
+    engine.dispose()
+    return {name: (statistics.median(cpu[name]), statistics.median(wall[name])) for name in variants}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--postgresql", metavar="URL", help="also measure on this server (it creates databases)")
     parser.add_argument("--rounds", type=int, default=10, help="runs per variant (default 10)")
     parser.add_argument("--dumps", type=int, default=50, help="dumps per run (default 50)")
+    parser.add_argument("--fills", type=int, default=40, help="batches of 50 reservations filled (default 40)")
+    parser.add_argument("--only-fill", action="store_true", help="measure the fill and the papers sent only")
     args = parser.parse_args(argv)
     parsed = listings(args.dumps)
     engines = [("sqlite", None)] + ([("postgresql", args.postgresql)] if args.postgresql else [])
     with tempfile.TemporaryDirectory(prefix="raw-vs-core-") as tmp:
         for label, server in engines:
             with stores(server, tmp) as fresh:
+                print(f"{label}: the fill of a batch of 50, µs per reservation (median of {args.fills})")
+                for name, (cpu, wall) in fills(fresh(), args.fills).items():
+                    print(f"  {name:50} cpu {cpu:8.1f}   wall {wall:8.1f}")
+                print(f"{label}: the papers of a delivered batch of 50, µs per digest (median of {args.fills})")
+                for name, (cpu, wall) in sent_papers(fresh(), args.fills).items():
+                    print(f"  {name:50} cpu {cpu:8.1f}   wall {wall:8.1f}")
+                if args.only_fill:
+                    continue
                 print(f"{label}: apply, ms per 200-entry dump (least of {args.rounds} runs of {args.dumps} dumps)")
                 results = ingest(fresh, parsed, args.rounds)
                 base_cpu, base_wall = results[next(iter(VARIANTS))]

@@ -37,16 +37,44 @@ class Received:
 @dataclass
 class Handler:
     """Records messages. `rcpt_replies` / `data_replies` map a recipient to a reply such as
-    '550 5.1.1 no such user'; `data_failures` answers DATA with a reply for the next N messages."""
+    '550 5.1.1 no such user' (`mail_replies` a sender); a recipient in `drop_at_rcpt` or
+    `drop_at_data` has the connection closed there, unanswered. `pipelining`: EHLO offers
+    PIPELINING (RFC 2920), which aiosmtpd serves (it reads commands as they come) but does not
+    advertise; `pipelined` then records, for each MAIL, the commands already waiting behind it."""
 
     received: list[Received] = field(default_factory=list)
     rcpt_replies: dict[str, str] = field(default_factory=dict)
     data_replies: dict[str, str] = field(default_factory=dict)
+    mail_replies: dict[str, str] = field(default_factory=dict)
+    drop_at_rcpt: set[str] = field(default_factory=set)
+    drop_at_data: set[str] = field(default_factory=set)
+    pipelining: bool = False
+    pipelined: list[bytes] = field(default_factory=list)
     delay: float = 0.0
     on_message: Any = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname  # what aiosmtpd does itself when there is no hook
+        if self.pipelining:
+            responses.insert(1, "250-PIPELINING")
+        return responses
+
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        self.pipelined.append(bytes(server._reader._buffer))  # what the client wrote after MAIL, unread yet
+        reply = self.mail_replies.get(address.lower())
+        if reply:
+            return reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        if address.lower() in self.drop_at_rcpt:
+            server.transport.close()
+            return "250 OK"  # never arrives: the connection is closed
         reply = self.rcpt_replies.get(address.lower())
         if reply:
             return reply
@@ -54,6 +82,9 @@ class Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if any(rcpt.lower() in self.drop_at_data for rcpt in envelope.rcpt_tos):
+            server.transport.close()
+            return "250 OK"  # never arrives: the connection is closed after the whole message
         for rcpt in envelope.rcpt_tos:
             reply = self.data_replies.get(rcpt.lower())
             if reply:

@@ -95,8 +95,9 @@ def store(db_url: str, monkeypatch: pytest.MonkeyPatch, cli: Any) -> str:
 
 
 @pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer(Handler()).start()
+def smtp(request: pytest.FixtureRequest) -> Iterator[SmtpServer]:
+    """aiosmtpd on loopback; indirectly parametrized True, it offers PIPELINING."""
+    server = SmtpServer(Handler(pipelining=getattr(request, "param", False))).start()
     yield server
     server.stop()
 
@@ -189,6 +190,7 @@ def test_header_tricks_cannot_add_a_header() -> None:
 # --- sending ---------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("smtp", [False, True], ids=["plain", "pipelining"], indirect=True)
 def test_send_twice_delivers_each_digest_once(cli: Any, store: str, smtp: SmtpServer, tmp_path: Path) -> None:
     config = write_config(tmp_path, config_text(smtp.port, ["ada@example.org", "grace@example.org"]))
     first = cli("--config", config, "--db", store, "send")
@@ -289,6 +291,7 @@ def test_wrong_password_keeps_the_digest_pending(
         server.stop()
 
 
+@pytest.mark.parametrize("smtp", [False, True], ids=["plain", "pipelining"], indirect=True)
 def test_transient_451_retries_with_backoff(
     cli: Any, store: str, smtp: SmtpServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -308,6 +311,7 @@ def test_transient_451_retries_with_backoff(
     assert {k: len(v) for k, v in smtp.handler.by_recipient().items()} == {"ada@example.org": 1, "grace@example.org": 1}
 
 
+@pytest.mark.parametrize("smtp", [False, True], ids=["plain", "pipelining"], indirect=True)
 def test_permanent_550_is_recorded_and_does_not_block_others(
     cli: Any, store: str, smtp: SmtpServer, tmp_path: Path
 ) -> None:
@@ -327,6 +331,7 @@ def test_permanent_550_is_recorded_and_does_not_block_others(
     assert cli("--config", config, "--db", store, "send").out.strip() == "nothing due"  # failed is final
 
 
+@pytest.mark.parametrize("smtp", [False, True], ids=["plain", "pipelining"], indirect=True)
 def test_data_550_and_421(cli: Any, store: str, smtp: SmtpServer, tmp_path: Path) -> None:
     smtp.handler.data_replies["ada@example.org"] = "550 5.7.1 message refused"
     smtp.handler.data_replies["grace@example.org"] = "421 4.3.2 shutting down"
@@ -382,7 +387,8 @@ def test_file_transport_writes_eml_and_html(cli: Any, store: str, tmp_path: Path
 # --- a crash in the middle of a batch --------------------------------------------------------
 
 
-def test_sigkill_in_the_middle_of_a_batch_of_50(store: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("pipelining", [False, True], ids=["plain", "pipelining"])
+def test_sigkill_in_the_middle_of_a_batch_of_50(store: str, tmp_path: Path, pipelining: bool) -> None:
     """Killed after the server took some messages, restarted: everyone gets exactly one digest.
 
     The only repeat SMTP allows is the message whose 250 reply raced the kill: it is sent again
@@ -391,7 +397,7 @@ def test_sigkill_in_the_middle_of_a_batch_of_50(store: str, tmp_path: Path) -> N
     """
     subscribers = [f"reader{i:02d}@example.org" for i in range(50)]
     killed = threading.Event()
-    handler = Handler(delay=0.01)
+    handler = Handler(delay=0.01, pipelining=pipelining)
     server = SmtpServer(handler).start()
     config = write_config(tmp_path, config_text(server.port, subscribers))
     env = dict(os.environ, PAPERDIGEST_NOW=SEND_AT, PAPERDIGEST_DB=store, PAPERDIGEST_CONFIG=config)
@@ -723,10 +729,40 @@ def test_a_batch_reservation_returns_exactly_the_rows_it_took(cli: Any, store: s
         assert (row["id"], row["status"], row["claimed_by"]) == (got[(subscriber, period)], "building", "me")
     assert (by["b@example.org"]["status"], by["b@example.org"]["claimed_by"]) == ("building", "builder-live")
     assert by["a@example.org"]["status"] == "pending"
-    kept = outbox_module.fill(engine, me, [(got[("c@example.org", period)], {"subject": "c"}, b"message c")])
-    assert kept == [True] and scalar(store, "SELECT count(*) FROM outbox_message") == 2  # a's and c's
+    b_id = by["b@example.org"]["id"]  # live's: in a batch of me's, only me's reservation is filled
+    c_id = got[("c@example.org", period)]
+    batch = [(b_id, {"subject": "b"}, b"message b"), (c_id, {"subject": "c"}, b"message c")]
+    kept = outbox_module.fill(engine, me, batch)
+    assert kept == [False, True] and scalar(store, "SELECT count(*) FROM outbox_message") == 2  # a's and c's
+    assert {row["subscriber"]: row["subject"] for row in outbox(store)}["b@example.org"] == ""
     stolen = outbox_module.fill(engine, live, [(got[("d@example.org", period)], {"subject": "d"}, b"message d")])
     assert stolen == [False] and scalar(store, "SELECT count(*) FROM outbox_message") == 2  # not live's to fill
+
+
+def test_a_batch_is_recorded_sent_in_one_update_only_for_rows_still_accepted(
+    cli: Any, store: str, tmp_path: Path
+) -> None:
+    """finish_accepted_many marks a batch's accepted rows sent and records their papers; a row
+    another run finished first (already sent) or not accepted (pending) is left as it is, and
+    nothing is recorded for it."""
+    _settings, engine, now = _outbox_setup(cli, store, tmp_path, ["a@example.org", "b@example.org", "c@example.org"])
+    by = {row["subscriber"]: row for row in outbox(store)}
+    ids = {name: by[f"{name}@example.org"]["id"] for name in "abc"}
+    with engine.begin() as conn:
+        conn.execute(update(outbox_table).where(outbox_table.c.id.in_([ids["a"], ids["b"]])).values(status="accepted"))
+        assert queries.finish_accepted(conn, ids["b"], "b@example.org", {1: 5}, now)  # another run finished b
+    shown = {name: {int(pid): votes for pid, votes in json.loads(by[f"{name}@example.org"]["papers"]).items()}
+             for name in "abc"}  # fmt: skip
+    assert shown["a"] and shown["c"]
+    with engine.begin() as conn:
+        done = queries.finish_accepted_many(
+            conn, [(ids[name], f"{name.upper()}@example.org", shown[name]) for name in "abc"], now
+        )
+    engine.dispose()
+    assert done == {ids["a"]}
+    assert [row["status"] for row in outbox(store)] == ["sent", "sent", "pending"]
+    recorded = dict(rows(store, "SELECT subscriber, count(*) FROM sent_paper GROUP BY subscriber"))
+    assert recorded == {"a@example.org": len(shown["a"]), "b@example.org": 1}
 
 
 # --- the window SMTP leaves: between the server's 250 and our record of it -------------------

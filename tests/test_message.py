@@ -194,3 +194,39 @@ def test_the_subject_reads_back_whole_and_folds_under_78(subject: str) -> None:
     subject_lines = head[head.index(b"Subject:") :].split(b"\r\n")
     folded = [subject_lines[0], *[line for line in subject_lines[1:] if line[:1] == b" "]]  # its continuations
     assert all(len(line) <= 78 for line in folded) and all(line.strip() for line in folded)
+
+
+# --- List-Unsubscribe: written here, its URLs never encoded ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("to_email", "header"),
+    [
+        # As the email package's SMTP policy folded them before (its bytes, for every address the
+        # config accepts that fits): on the header's line when it fits, else on a line of its own.
+        ("a@x.org", b"List-Unsubscribe: <mailto:digest@example.org?subject=unsubscribe%20a@x.org>\r\n"),
+        ("reader0123@example.org",
+         b"List-Unsubscribe:\r\n <mailto:digest@example.org?subject=unsubscribe%20reader0123@example.org>\r\n"),
+        ("o'brien+tag@example.org",
+         b"List-Unsubscribe:\r\n <mailto:digest@example.org?subject=unsubscribe%20o'brien+tag@example.org>\r\n"),
+        # Longer than a line: the policy RFC 2047-encoded the URL, which no client reads as one.
+        ("a.long.address.of.someone.with.a.long.name@subdomain.example.org",
+         b"List-Unsubscribe:\r\n <mailto:digest@example.org?subject=unsubscribe%20"
+         b"a.long.address.of.someone.with.a.long.name@subdomain.example.org>\r\n"),
+        # What would end the subject or the URL early is percent-encoded (RFC 6068), as is non-ASCII.
+        ("a%b&c?d#e@x.org",
+         b"List-Unsubscribe:\r\n <mailto:digest@example.org?subject=unsubscribe%20a%25b%26c%3Fd%23e@x.org>\r\n"),
+        ("Zo\u00eb <z\u00f6e@x.org>",
+         b"List-Unsubscribe:\r\n <mailto:digest@example.org?subject=unsubscribe%20z%C3%B6e@x.org>\r\n"),
+    ],
+)
+def test_list_unsubscribe_holds_its_mailto_as_it_is(to_email: str, header: bytes) -> None:
+    raw = build_message(
+        from_header=FROM, to_email=to_email, to_name=None, subject="s", text="t", html=None,
+        msg_id="<digest.abc@example.org>", date=DATE,
+    )  # fmt: skip
+    head = raw.split(b"\r\n\r\n", 1)[0] + b"\r\n"
+    at = head.index(b"List-Unsubscribe:")
+    assert head[at : at + len(header)] == header
+    assert b"=?" not in header
+    assert message_from_bytes(raw, policy=policy.default)["List-Unsubscribe"].defects == ()

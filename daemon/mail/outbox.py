@@ -258,10 +258,11 @@ def _record_batch(conn: Connection, accepted: list[Any], now: dt.datetime) -> No
     if not accepted:
         return
 
+    shown = [(row.id, row.subscriber, _shown(row.papers)) for row in accepted]
+
     def record() -> bool:
         with conn.begin():
-            for row in accepted:
-                queries.finish_accepted(conn, row.id, row.subscriber, _shown(row.papers), now)
+            queries.finish_accepted_many(conn, shown, now)
         return True
 
     _retry_busy(record, accepted[0].subscriber)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import smtplib
 import ssl
 from dataclasses import dataclass
@@ -34,6 +35,11 @@ def _data(client: smtplib.SMTP, msg: bytes) -> tuple[int, bytes]:
     code, reply = client.getreply()
     if code != 354:
         raise smtplib.SMTPDataError(code, reply)
+    return _body(client, msg)
+
+
+def _body(client: smtplib.SMTP, msg: bytes) -> tuple[int, bytes]:
+    """The message after the server's 354, dot-stuffed and ended by CRLF "." CRLF; the server's reply."""
     stuffed = msg.replace(b"\n.", b"\n..")
     if stuffed.startswith(b"."):
         stuffed = b"." + stuffed
@@ -41,6 +47,55 @@ def _data(client: smtplib.SMTP, msg: bytes) -> tuple[int, bytes]:
         stuffed += b"\r\n"
     client.send(stuffed + b".\r\n")
     return client.getreply()
+
+
+def _pipelined(client: smtplib.SMTP, sender: str, recipient: str, msg: bytes) -> None:
+    """smtplib's sendmail for one recipient, with MAIL, RCPT and DATA sent in one write (RFC 2920
+    PIPELINING, for a server that offers it) and their three replies read after: two round trips
+    fewer a message. The commands are the bytes sendmail writes (SIZE included when offered), and
+    every refusal raises what sendmail raises for it, after what sendmail does about it (RSET, or
+    the connection closed after a 421), so the caller tells them apart as before. The message goes
+    only after a 250 to MAIL and to RCPT and a 354 to DATA; after a refused MAIL or RCPT the
+    server answers the pipelined DATA (503/554), and that reply is read, so the next message's
+    replies are its own. A server that answers that DATA with 354 anyway (no body may follow a
+    refused transaction) loses the connection: nothing is sent on it."""
+    size = f" size={len(msg)}" if client.does_esmtp and client.has_extn("size") else ""
+    client.send(f"mail FROM:{smtplib.quoteaddr(sender)}{size}\r\nrcpt TO:{smtplib.quoteaddr(recipient)}\r\ndata\r\n")
+    mail = client.getreply()
+    if mail[0] == 421:  # the server is closing: no further reply comes
+        client.close()
+        raise smtplib.SMTPSenderRefused(mail[0], mail[1], sender)
+    rcpt = client.getreply()
+    if rcpt[0] == 421:
+        client.close()
+        if mail[0] != 250:
+            raise smtplib.SMTPSenderRefused(mail[0], mail[1], sender)
+        raise smtplib.SMTPRecipientsRefused({recipient: rcpt})
+    data = client.getreply()
+    refused = mail[0] != 250 or rcpt[0] not in (250, 251)
+    if refused:
+        if data[0] == 421 or data[0] == 354:  # closing; or waiting for a body that must not come
+            client.close()
+        else:
+            _rset(client)
+        if mail[0] != 250:
+            raise smtplib.SMTPSenderRefused(mail[0], mail[1], sender)
+        raise smtplib.SMTPRecipientsRefused({recipient: rcpt})
+    if data[0] != 354:
+        raise smtplib.SMTPDataError(*data)
+    code, reply = _body(client, msg)
+    if code != 250:
+        if code == 421:
+            client.close()
+        else:
+            _rset(client)
+        raise smtplib.SMTPDataError(code, reply)
+
+
+def _rset(client: smtplib.SMTP) -> None:
+    """RSET as sendmail sends it after a refusal: a connection already gone is left to the caller."""
+    with contextlib.suppress(smtplib.SMTPServerDisconnected):
+        client.rset()
 
 
 class _Smtp(smtplib.SMTP):
@@ -127,7 +182,10 @@ class SmtpTransport:
         if self.client is None:
             self.client = self._connect()
         try:
-            self.client.sendmail(sender, [recipient], message)
+            if self.client.has_extn("pipelining"):
+                _pipelined(self.client, sender, recipient, message)
+            else:
+                self.client.sendmail(sender, [recipient], message)
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = exc.recipients.get(recipient, (550, b"recipient refused"))
             self._after_refusal(code)

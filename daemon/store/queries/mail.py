@@ -160,18 +160,7 @@ def record_sent_upvotes(
     conn: Connection, subscriber: str, upvotes: dict[int, int | None], sent_at: dt.datetime
 ) -> None:
     """Record papers as sent to a subscriber, with the upvotes they showed; ones already there stay."""
-    if not upvotes:
-        return
-    rows = [
-        {"subscriber": subscriber.lower(), "paper_id": pid, "upvotes": votes, "sent_at": sent_at}
-        for pid, votes in upvotes.items()
-    ]
-    conn.execute(_record_sent(conn.dialect.name), rows)
-
-
-@functools.cache
-def _record_sent(dialect: str) -> Executable:
-    return upsert(dialect, sent_paper_table).on_conflict_do_nothing(index_elements=["subscriber", "paper_id"])
+    _raw.insert_sent_papers(conn, [(subscriber.lower(), pid, votes, sent_at) for pid, votes in upvotes.items()])
 
 
 def last_window(conn: Connection, subscriber: str) -> tuple[dt.datetime, int | None] | None:
@@ -347,27 +336,12 @@ def _reserve_many(dialect: str) -> Executable:
     )
 
 
-@functools.cache
-def _fill(names: tuple[str, ...]) -> Executable:
-    """The UPDATE that fills a reservation with these columns (built once: building it costs more
-    than running it)."""
-    return (
-        update(outbox_table)
-        .where(_o.id == bindparam("row_id"), _o.status == "building", _o.claimed_by == bindparam("me"))
-        .values({**{name: bindparam(f"v_{name}") for name in names}, "claimed_by": None, "claimed_at": None})
-    )
-
-
 def fill_outboxes(conn: Connection, me: str, items: list[tuple[int, dict[str, Any], bytes]]) -> list[bool]:
     """Turn reservations of `me` (row id, values, message) into finished digests: each one's
-    UPDATE on its own, its row count saying whether the reservation is still `me`'s (False, and
-    nothing written for it, when it was taken over meanwhile), then the messages of those that
-    are in one INSERT of many rows (executemany)."""
-    kept = []
-    for row_id, values, _ in items:
-        names = tuple(sorted(values))
-        params = {f"v_{name}": values[name] for name in names}
-        kept.append(conn.execute(_fill(names), {**params, "row_id": row_id, "me": me}).rowcount == 1)
+    UPDATE keeps its own check that the reservation is still `me`'s (False, and nothing written
+    for it, when it was taken over meanwhile), through the driver (_raw.py); then the messages of
+    those that are, in one INSERT of many rows (executemany)."""
+    kept = _raw.fill_outboxes(conn, me, [(row_id, values) for row_id, values, _ in items])
     messages = [
         {"outbox_id": row_id, "message": message} for (row_id, _, message), ok in zip(items, kept, strict=True) if ok
     ]
@@ -396,6 +370,36 @@ def accepted_mark(conn: Connection, row_id: int, token: str, sent_at: dt.datetim
     if conn.in_transaction():
         raise RuntimeError("accepted_mark commits on its own: call it outside a transaction")
     return _raw.accepted_mark(conn, row_id, token, sent_at, attempts)
+
+
+_SENT_MANY = (
+    update(outbox_table)
+    .where(_o.id.in_(bindparam("row_ids", expanding=True)), _o.status == "accepted")
+    .values(status="sent", claimed_by=None)
+    .returning(_o.id)
+)
+
+
+def finish_accepted_many(
+    conn: Connection, rows: list[tuple[int, str, dict[int, int | None]]], sent_at: dt.datetime
+) -> set[int]:
+    """finish_accepted for a batch of (row id, subscriber, papers shown), in the caller's
+    transaction: one UPDATE ... RETURNING marks the rows sent (those another run finished first
+    are left out, and nothing is written for them), one INSERT of many rows records the papers of
+    those it returned. Returns their ids. Two statements a batch where finish_accepted is two a row."""
+    done: set[int] = set()
+    for chunk in _chunks([row_id for row_id, _, _ in rows]):
+        done.update(int(row_id) for row_id in conn.execute(_SENT_MANY, {"row_ids": list(chunk)}).scalars())
+    _raw.insert_sent_papers(
+        conn,
+        [
+            (subscriber.lower(), pid, votes, sent_at)
+            for row_id, subscriber, upvotes in rows
+            if row_id in done
+            for pid, votes in upvotes.items()
+        ],
+    )
+    return done
 
 
 def outbox_accepted(conn: Connection, since: dt.datetime) -> list[Row[Any]]:
