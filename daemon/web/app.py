@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import urllib.parse
 
 from feedgen.feed import FeedGenerator
@@ -44,6 +45,10 @@ FEED_DIGESTS = 30  # a subscriber's feed: its last 30 digests
 TOPIC_DAYS = 14  # a topic's feed: the papers brought in over the last two weeks...
 TOPIC_ENTRIES = 50  # ...its best 50
 FEED_AUTHORS = 10  # an entry names at most the first ten authors of its paper
+# What XML 1.0 cannot carry (its Char production): C0 controls but tab, LF and CR, lone
+# surrogates, U+FFFE/U+FFFF. A paper's text can hold them (the store keeps what a listing said);
+# lxml refuses them, so one such title made every feed holding the paper answer 500.
+NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; "
@@ -179,7 +184,7 @@ class Web:
     def _feed(self, request: Request, title: str, self_url: str, entries: list[tuple[Paper, dt.datetime]]) -> Response:
         feed = FeedGenerator()
         feed.id(self_url)
-        feed.title(title)
+        feed.title(_xml_text(title))
         feed.link(href=self_url, rel="self")
         feed.link(href=self.base, rel="alternate")
         feed.author({"name": "Paper Digest"})  # RFC 4287: a feed names an author when its entries do not
@@ -187,13 +192,13 @@ class Web:
         for paper, when in reversed(entries):  # feedgen lists the last added first
             entry = feed.add_entry()
             entry.id(f"tag:{self.host},2026:paper:{paper.id}")  # stable: one id per paper, wherever it shows
-            entry.title(paper.title)
+            entry.title(_xml_text(paper.title))
             entry.link(href=paper_url(paper.title, paper.arxiv_id))
             for name in _entry_authors(paper):
-                entry.author({"name": name})
+                entry.author({"name": _xml_text(name)})
             entry.updated(when)
             if paper.abstract:
-                entry.summary(paper.abstract)
+                entry.summary(_xml_text(paper.abstract))
         body = feed.atom_str(pretty=True)
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
         if _matches(request.headers.get("if-none-match"), etag):
@@ -210,6 +215,11 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
         return False
     tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
     return "*" in tags or etag in tags
+
+
+def _xml_text(text: str) -> str:
+    """`text` without the characters XML cannot hold (NOT_XML); the rest is escaped by feedgen."""
+    return NOT_XML.sub("", text)
 
 
 def _entry_authors(paper: Paper) -> list[str]:

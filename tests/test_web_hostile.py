@@ -1,0 +1,104 @@
+"""The web side against what a new user's trial threw at it: control characters in a paper's
+title (an Atom feed is XML, which cannot carry them), HEAD on an unsubscribe link, RFC 8058's
+one-click POST sent as multipart/form-data, odd paper ids, and where `paperdigest web` says it
+cannot listen. Each ran against a real store (SQLite and PostgreSQL) made by the real commands."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import feedparser
+import pytest
+from starlette.testclient import TestClient
+
+from paperdigest.config import load
+from paperdigest.store.engine import open_engine
+from paperdigest.web.app import create_app
+from tests.conftest import FIXTURES
+
+BASE = "https://digest.example.org"
+SECRET = "a test secret that is long enough"
+NOW = "2026-11-23T12:00:00+00:00"
+API = FIXTURES / "hf_daily_papers_2023-05.json"
+HOSTILE_TITLE = "Ctl \x01\x08 <script>x</script> robot"
+HOSTILE_SUMMARY = "Form feed \x0c and bell \x07 in a robot abstract </summary><evil/>"
+
+
+def write_config(tmp_path: Path, extra: str = "") -> Path:
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[topics.robots]\nkeywords = ["robot"]\n'
+        f'[mail]\nfrom = "Digest <digest@example.org>"\ntransport = "file"\noutbox_dir = "{tmp_path / "out"}"\n'
+        f'[web]\nbase_url = "{BASE}/"\n{extra}'
+        '[[subscribers]]\nemail = "ada@example.org"\ntopics = ["robots"]\ncron = "0 7 * * *"\ntimezone = "UTC"\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def hostile_dump(tmp_path: Path) -> Path:
+    """Two real items of the daily-papers sample, one given control characters in its title and
+    abstract (JSON carries them escaped; the store keeps them)."""
+    items = json.loads(API.read_text(encoding="utf-8"))[:2]
+    items[0]["paper"]["title"] = HOSTILE_TITLE
+    items[0]["paper"]["summary"] = HOSTILE_SUMMARY
+    items[0]["paper"]["authors"][0]["name"] = "Bell\x07 Author"
+    items[1]["paper"]["title"] = "A calm robot paper"
+    path = tmp_path / "2026-11-23_hostile.json"
+    path.write_text(json.dumps(items), encoding="utf-8")
+    return path
+
+
+Served = tuple[TestClient, Path]  # the app on the store, and the outbox folder of its mail
+
+
+@pytest.fixture
+def hostile(cli: Any, tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
+    monkeypatch.setenv("PAPERDIGEST_WEB_SECRET", SECRET)
+    monkeypatch.setenv("PAPERDIGEST_NOW", NOW)
+    conf = write_config(tmp_path)
+    assert cli("--db", db_url, "ingest", str(hostile_dump(tmp_path))).code == 0
+    assert cli("--config", str(conf), "--db", db_url, "send").code == 0
+    engine = open_engine(db_url)
+    with engine.connect() as conn:  # the store kept the control characters: the feed must cope
+        titles = [row[0] for row in conn.exec_driver_sql("SELECT title FROM paper")]
+    assert HOSTILE_TITLE in titles
+    with TestClient(create_app(load(conf), engine), base_url=BASE) as client:
+        yield client, tmp_path / "out"
+    engine.dispose()
+
+
+def mailed_link(outbox: Path, label: str) -> str:
+    (eml,) = outbox.glob("*.eml")
+    message = message_from_bytes(eml.read_bytes(), policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    part = message.get_body(preferencelist=("plain",))
+    assert part is not None
+    text = str(part.get_content())
+    found = re.search(rf"^{label}: {re.escape(BASE)}(\S+?)\r?$", text, re.MULTILINE)
+    assert found, f"no {label!r} line in the mail"
+    return found.group(1)
+
+
+def test_a_title_with_control_characters_does_not_break_the_feeds(hostile: Served) -> None:
+    """XML 1.0 has no control characters but tab, CR and LF: one such title used to make every
+    feed holding that paper answer 500 (lxml refuses them), for every reader of the topic."""
+    client, outbox = hostile
+    for path in ("/topics/robots.atom", mailed_link(outbox, "Atom feed")):
+        answer = client.get(path)
+        assert answer.status_code == 200, (path, answer.text[:200])
+        parsed = feedparser.parse(answer.content)
+        assert not parsed.bozo, (path, parsed.get("bozo_exception"))
+        titles = [" ".join(entry.title.split()) for entry in parsed.entries]
+        assert "Ctl <script>x</script> robot" in titles and "A calm robot paper" in titles, titles
+        assert b"<evil/>" not in answer.content and b"<script>" not in answer.content  # still escaped
+        summaries = [" ".join(entry.summary.split()) for entry in parsed.entries]
+        assert "Form feed and bell in a robot abstract </summary><evil/>" in summaries, summaries
+        authors = [a["name"] for entry in parsed.entries for a in entry.get("authors", [])]
+        assert "Bell Author" in authors
