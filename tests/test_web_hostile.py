@@ -17,6 +17,7 @@ import feedparser
 import pytest
 from starlette.testclient import TestClient
 
+from paperdigest import subscribers
 from paperdigest.config import load
 from paperdigest.store.engine import open_engine
 from paperdigest.web.app import create_app
@@ -102,3 +103,19 @@ def test_a_title_with_control_characters_does_not_break_the_feeds(hostile: Serve
         assert "Form feed and bell in a robot abstract </summary><evil/>" in summaries, summaries
         authors = [a["name"] for entry in parsed.entries for a in entry.get("authors", [])]
         assert "Bell Author" in authors
+
+
+def test_head_on_an_unsubscribe_link_answers_like_get_and_changes_nothing(
+    hostile: Served, db_url: str, tmp_path: Path
+) -> None:
+    """A HEAD (link checkers, some mail scanners) was taken for a POST without One-Click: 400."""
+    client, outbox = hostile
+    path = mailed_link(outbox, "Unsubscribe")
+    head = client.head(path)
+    get = client.get(path)
+    assert head.status_code == get.status_code == 200
+    assert head.headers["content-type"] == get.headers["content-type"] and head.content == b""
+    engine = open_engine(db_url)
+    listed = {s.settings.email: s.subscribed for s in subscribers.subscriptions(engine, load(tmp_path / "c.toml"))}
+    engine.dispose()
+    assert listed == {"ada@example.org": True}

@@ -76,7 +76,7 @@ class Web:
         email = self.tokens.read("unsubscribe", request.path_params["token"])
         if email is None:
             return _message("Not a valid link", "This unsubscribe link is not one of ours.", 400)
-        if request.method == "GET":
+        if request.method in ("GET", "HEAD"):  # HEAD (link checkers): what GET says, no change
             action = f"/u/{request.path_params['token']}"
             return HTMLResponse(pages.page("unsubscribe.html", title="Unsubscribe", email=email, action=action))
         form = urllib.parse.parse_qs((await request.body()).decode("utf-8", "replace"))
