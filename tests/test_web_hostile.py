@@ -119,3 +119,26 @@ def test_head_on_an_unsubscribe_link_answers_like_get_and_changes_nothing(
     listed = {s.settings.email: s.subscribed for s in subscribers.subscriptions(engine, load(tmp_path / "c.toml"))}
     engine.dispose()
     assert listed == {"ada@example.org": True}
+
+
+def test_a_one_click_post_as_multipart_form_data_unsubscribes(
+    hostile: Served, db_url: str, tmp_path: Path
+) -> None:
+    """RFC 8058 lets a mail client send its POST as multipart/form-data (it prefers it) or
+    urlencoded: both unsubscribe; a multipart body without the pair does not."""
+    client, outbox = hostile
+    path = mailed_link(outbox, "Unsubscribe")
+
+    def listed() -> dict[str, bool]:
+        engine = open_engine(db_url)
+        found = {s.settings.email: s.subscribed for s in subscribers.subscriptions(engine, load(tmp_path / "c.toml"))}
+        engine.dispose()
+        return found
+
+    other = client.post(path, files={"Something": (None, "else")})
+    assert other.status_code == 400 and listed() == {"ada@example.org": True}
+    junk = client.post(path, content=b"--x\r\nnot a part", headers={"Content-Type": "multipart/form-data; boundary=x"})
+    assert junk.status_code == 400 and listed() == {"ada@example.org": True}
+    done = client.post(path, files={"List-Unsubscribe": (None, "One-Click")})
+    assert done.request.headers["content-type"].startswith("multipart/form-data")
+    assert done.status_code == 200 and listed() == {"ada@example.org": False}

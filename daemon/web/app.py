@@ -16,6 +16,9 @@ security headers; a request body is at most MAX_BODY bytes.
 from __future__ import annotations
 
 import datetime as dt
+import email.message
+import email.parser
+import email.policy
 import hashlib
 import json
 import re
@@ -79,8 +82,7 @@ class Web:
         if request.method in ("GET", "HEAD"):  # HEAD (link checkers): what GET says, no change
             action = f"/u/{request.path_params['token']}"
             return HTMLResponse(pages.page("unsubscribe.html", title="Unsubscribe", email=email, action=action))
-        form = urllib.parse.parse_qs((await request.body()).decode("utf-8", "replace"))
-        if form.get("List-Unsubscribe") != ["One-Click"]:
+        if not _one_click(request.headers.get("content-type", ""), await request.body()):
             return _message("Not unsubscribed", "Send List-Unsubscribe=One-Click to unsubscribe.", 400)
         subscribers.unsubscribe(self.engine, email)
         return _message("Unsubscribed", f"{email} gets no more digests.", 200)
@@ -207,6 +209,27 @@ class Web:
 
     async def home(self, request: Request) -> Response:
         return HTMLResponse(pages.page("home.html", title="Paper Digest"))
+
+
+def _one_click(content_type: str, body: bytes) -> bool:
+    """Whether a POST's body is RFC 8058's `List-Unsubscribe=One-Click`: as multipart/form-data
+    (which RFC 8058 asks mail clients for) or urlencoded (which most send; any other type is read
+    as that too). The body is at most MAX_BODY bytes (see `guarded`)."""
+    if content_type.split(";", 1)[0].strip().lower() == "multipart/form-data":
+        head = b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n"
+        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+        if not message.is_multipart():
+            return False
+        fields: dict[str, list[bytes]] = {}
+        for part in message.get_payload():
+            assert isinstance(part, email.message.Message)
+            name = part.get_param("name", header="content-disposition")
+            payload = part.get_payload(decode=True)
+            if isinstance(name, str) and isinstance(payload, bytes):
+                fields.setdefault(name, []).append(payload)
+        return fields.get("List-Unsubscribe") == [b"One-Click"]
+    form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
+    return form.get("List-Unsubscribe") == ["One-Click"]
 
 
 def _matches(if_none_match: str | None, etag: str) -> bool:
