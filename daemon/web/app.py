@@ -133,7 +133,7 @@ class Web:
         raw = request.path_params["paper_id"]
         with self.engine.connect() as conn:  # an arXiv id (2305.14314), or the store's own id
             found = queries.paper_by_arxiv_id(conn, raw)
-            if found is None and raw.isdigit() and len(raw) < 19:
+            if found is None and raw.isascii() and raw.isdigit() and len(raw) < 19:  # not '²' or '١'
                 found = queries.papers_by_ids(conn, [int(raw)]).get(int(raw))
             history = queries.upvote_history(conn, found.id) if found else []
         if found is None:
