@@ -6,7 +6,11 @@ cannot listen. Each ran against a real store (SQLite and PostgreSQL) made by the
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -21,7 +25,7 @@ from paperdigest import subscribers
 from paperdigest.config import load
 from paperdigest.store.engine import open_engine
 from paperdigest.web.app import create_app
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, ROOT
 
 BASE = "https://digest.example.org"
 SECRET = "a test secret that is long enough"
@@ -150,3 +154,21 @@ def test_a_paper_id_of_odd_digits_is_not_found_not_a_server_error(hostile: Serve
     client, _ = hostile
     answer = client.get(f"/p/{raw}")
     assert answer.status_code == 404, answer.text[:200]
+
+
+def test_a_listen_address_in_use_names_the_config_file(tmp_path: Path, db_url: str) -> None:
+    """Every other config error names the file; this one said only 'web.listen: ...'."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        conf = write_config(tmp_path, f'listen = "127.0.0.1:{port}"\n')
+        done = subprocess.run(
+            [sys.executable, "-m", "paperdigest", "--config", str(conf), "--db", db_url, "web"],
+            cwd=ROOT, env=dict(os.environ, PAPERDIGEST_WEB_SECRET=SECRET),
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"paperdigest: error: {conf}: web.listen: cannot listen on 127.0.0.1:{port}: Address already in use"
+    ]

@@ -32,7 +32,8 @@ def serve(settings: Settings, engine: Engine) -> int:
         sock.bind((host, int(port)))
     except OSError as exc:
         sock.close()
-        raise ListenError(f"web.listen: cannot listen on {settings.web.listen}: {exc.strerror or exc}") from None
+        reason = exc.strerror or exc
+        raise ListenError(f"{settings.origin}: web.listen: cannot listen on {settings.web.listen}: {reason}") from None
     where = f"http://{settings.web.listen}"
     print(f"paperdigest web: serving {settings.web.base_url} on {where} (stop with Ctrl-C or SIGTERM)", file=sys.stderr)
     config = uvicorn.Config(
