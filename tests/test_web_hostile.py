@@ -156,8 +156,9 @@ def test_a_paper_id_of_odd_digits_is_not_found_not_a_server_error(hostile: Serve
     assert answer.status_code == 404, answer.text[:200]
 
 
-def test_a_listen_address_in_use_names_the_config_file(tmp_path: Path, db_url: str) -> None:
+def test_a_listen_address_in_use_names_the_config_file(cli: Any, tmp_path: Path, db_url: str) -> None:
     """Every other config error names the file; this one said only 'web.listen: ...'."""
+    assert cli("--db", db_url, "db", "upgrade").code == 0
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -172,3 +173,25 @@ def test_a_listen_address_in_use_names_the_config_file(tmp_path: Path, db_url: s
     assert done.stderr.strip().splitlines() == [
         f"paperdigest: error: {conf}: web.listen: cannot listen on 127.0.0.1:{port}: Address already in use"
     ]
+
+
+def test_web_on_a_mistyped_store_path_creates_nothing(tmp_path: Path) -> None:
+    """As `status` and `papers` do: a path someone gave must name a store. `web` used to make an
+    empty one there and serve 404s for every link mailed."""
+    conf = write_config(tmp_path, f'listen = "127.0.0.1:{free_port()}"\n')
+    typo = tmp_path / "papres.db"
+    done = subprocess.run(
+        [sys.executable, "-m", "paperdigest", "--config", str(conf), "--db", f"sqlite:///{typo}", "web"],
+        cwd=ROOT, env=dict(os.environ, PAPERDIGEST_WEB_SECRET=SECRET),
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"paperdigest: error: no store at {typo} (no such file; nothing created)"), line
+    assert not list(tmp_path.glob("papres.db*"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -17,10 +17,16 @@ class ListenError(PaperdigestError):
     """The address of `[web] listen` cannot be bound (in use, not ours, not permitted): exit 1."""
 
 
-def serve(settings: Settings, engine: Engine) -> int:
-    """Serve until stopped (SIGTERM/SIGINT: uvicorn finishes the requests in flight)."""
+def require_web(settings: Settings) -> None:
+    """Refuse (exit 2) a config without [web]: before the store is opened, so that is what it says."""
     if settings.web is None:
         raise UsageError(f"{settings.origin}: no [web] section: set web.base_url to serve the web side")
+
+
+def serve(settings: Settings, engine: Engine) -> int:
+    """Serve until stopped (SIGTERM/SIGINT: uvicorn finishes the requests in flight)."""
+    require_web(settings)
+    assert settings.web is not None
     app = create_app(settings, engine)  # first: a secret it cannot read is refused before "serving"
     host, _, port = settings.web.listen.rpartition(":")
     host = host.strip("[]")
