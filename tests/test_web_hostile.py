@@ -191,6 +191,19 @@ def test_web_on_a_mistyped_store_path_creates_nothing(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("papres.db*"))
 
 
+def test_a_subscribers_pages_are_not_kept_by_shared_caches(hostile: Served) -> None:
+    """The pages a token names (a digest, the archive, the feed, unsubscribe) are one subscriber's:
+    a proxy or CDN in front of base_url must not keep them for others; they had no Cache-Control."""
+    client, outbox = hostile
+    unsubscribe = mailed_link(outbox, "Unsubscribe")
+    for path in (mailed_link(outbox, "View in your browser"), mailed_link(outbox, "Atom feed"), unsubscribe):
+        answer = client.get(path)
+        assert answer.status_code == 200 and "private" in answer.headers["cache-control"], path
+    assert "no-store" in client.get(unsubscribe).headers["cache-control"]
+    assert "no-store" in client.get(unsubscribe + "x").headers["cache-control"]  # a refusal too
+    assert "cache-control" not in client.get("/topics/robots.atom").headers  # public: the reader's choice
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -315,12 +315,26 @@ def guarded(app: ASGIApp) -> ASGIApp:
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 extra = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+                caching = _cache_control(scope.get("path", ""))
+                if caching is not None:
+                    extra.append((b"cache-control", caching.encode()))
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
         await app(scope, buffered, with_headers)
 
     return middleware
+
+
+def _cache_control(path: str) -> str | None:
+    """A page named by a subscriber's token is that subscriber's: never kept by a shared cache (a
+    proxy or CDN in front of base_url); the unsubscribe page is not kept at all, and a feed may be
+    kept by its reader, who asks again with If-None-Match. Public pages say nothing."""
+    if path.startswith("/u/"):
+        return "private, no-store"
+    if path.startswith(("/d/", "/s/", "/f/")):
+        return "private, no-cache"
+    return None
 
 
 async def _refuse(send: Send, status: int, body: bytes) -> None:
