@@ -150,7 +150,8 @@ def test_a_one_click_post_as_multipart_form_data_unsubscribes(
 
 @pytest.mark.parametrize("raw", ["%C2%B2", "%D9%A1", "1%E2%82%80", "-1", "%00"])
 def test_a_paper_id_of_odd_digits_is_not_found_not_a_server_error(hostile: Served, raw: str) -> None:
-    """'²' passed str.isdigit() and broke int() (500, a traceback); '١' (Arabic-Indic one) showed paper 1."""
+    """'²' passed str.isdigit() and broke int() (500, a traceback); '١' (Arabic-Indic one) showed paper 1;
+    a NUL reached PostgreSQL, which refuses it in text (500)."""
     client, _ = hostile
     answer = client.get(f"/p/{raw}")
     assert answer.status_code == 404, answer.text[:200]

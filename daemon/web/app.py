@@ -131,6 +131,8 @@ class Web:
 
     async def paper(self, request: Request) -> Response:
         raw = request.path_params["paper_id"]
+        if not raw.isprintable():  # a NUL or other control names no paper (PostgreSQL refuses NUL in text: 500)
+            return _message("Not found", "There is no such paper.", 404)
         with self.engine.connect() as conn:  # an arXiv id (2305.14314), or the store's own id
             found = queries.paper_by_arxiv_id(conn, raw)
             if found is None and raw.isascii() and raw.isdigit() and len(raw) < 19:  # not '²' or '١'
