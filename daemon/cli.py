@@ -341,7 +341,9 @@ def cmd_web(args: argparse.Namespace) -> int:
     from paperdigest.web import server as web_server  # noqa: PLC0415  lazy: Starlette and uvicorn, for the web side
 
     conf = _config(args)
-    return web_server.serve(conf, _engine(args, conf))
+    web_server.require_web(conf)
+    # A reader, as `status` is: a mistyped store path is refused, not made an empty store to serve.
+    return web_server.serve(conf, _engine(args, conf, schema="read"))
 
 
 def cmd_subscribers_add(args: argparse.Namespace) -> int:

@@ -70,6 +70,8 @@ def status(conf: Path, db: str) -> dict[str, Any]:
         [sys.executable, "-m", "paperdigest", "--config", str(conf), "--db", db, "status", "--json"],
         cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
+    if result.returncode == 1 and not result.stdout and "no store in" in result.stderr:
+        return {"replicas": []}  # the first daemon has not made the schema yet: `status` creates none
     report: dict[str, Any] = json.loads(result.stdout)
     return report
 

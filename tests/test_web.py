@@ -422,7 +422,7 @@ def test_paperdigest_web_serves_the_pages(sent: Sent, tmp_path: Path) -> None:
         ada = path_of(link(sent.mails["ada@example.org"], "Unsubscribe"))
         chunked = httpx.post(f"http://127.0.0.1:{port}{ada}", content=iter([b"x" * MAX_BODY, b"x" * 10]), timeout=5)
         assert chunked.status_code == 413 and subscribed(sent)["ada@example.org"] is True  # no length, still refused
-        refused(conf, sent.db, env, 1, f"web.listen: cannot listen on 127.0.0.1:{port}: Address already in use")
+        refused(conf, sent.db, env, 1, f"{conf}: web.listen: cannot listen on 127.0.0.1:{port}: Address already in use")
     finally:
         proc.terminate()
         proc.wait(timeout=15)

@@ -116,7 +116,11 @@ class HuggingFaceSource:
         for page in range(MAX_PAGES):
             headers = _conditional(validators) if page == 0 else {}
             self.pacer.wait()
-            got = self.http.get(headers, self.page_url(day, page))
+            try:
+                got = self.http.get(headers, self.page_url(day, page))
+            except SourceError as exc:  # the URL in its message hides the query: name the day
+                prefix = f"source {self.name}: "
+                raise SourceError(f"{prefix}{day} page {page}: {str(exc).removeprefix(prefix)}") from exc
             if got is None:  # 304 on the first page: the day's listing is as it was
                 return DayListing(None, Day(day, None), kept)
             response_headers, body = got
@@ -145,7 +149,11 @@ class HuggingFaceSource:
         """The items of one page (how paging knows where the day ends)."""
         try:
             data = json.loads(body)
-        except (ValueError, RecursionError):
+        except ValueError as exc:  # a cut-off answer, or a page that is not JSON (an HTML error page)
+            where = f"{exc.msg}: byte {exc.pos} of {len(body)}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+            cut = "; cut off?" if body.lstrip()[:1] in (b"[", b"{") else ""
+            raise SourceError(f"source {self.name}: {day} page {page}: the answer is not JSON ({where}{cut})") from None
+        except RecursionError:
             data = None
         if not isinstance(data, list):
             raise SourceError(

@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -85,6 +85,8 @@ def open_engine(url: str, schema: Schema = "check", origin: str = "--db / PAPERD
     if is_sqlite:
         _sqlite_setup(engine)
     try:
+        if schema == "read" and not is_sqlite:
+            _refuse_no_schema(engine, parsed.render_as_string(hide_password=True))
         if schema in ("read", "check", "create"):
             migrate.check(engine, refuse_outdated=schema != "create")
         elif schema == "upgrade":
@@ -136,6 +138,20 @@ def refuse_no_store(store: Path) -> None:
             f"no store at {store} ({why}; nothing created): check --db, PAPERDIGEST_DB or [store] url; "
             "`paperdigest run --once`, `ingest` or `db upgrade` creates one"
         )
+
+
+def _refuse_no_schema(engine: Engine, shown: str) -> None:
+    """refuse_no_store for PostgreSQL: a database without paperdigest's tables (empty, or another
+    program's) is refused for a command that only looks, and left as it was."""
+    found = set(inspect(engine).get_table_names())
+    if {"alembic_version", "paper"} & found:  # a store of any revision, or release 0.1.0's
+        return
+    why = "a database without paperdigest's tables" if found else "a database without tables"
+    engine.dispose()
+    raise StoreError(
+        f"no store in {shown} ({why}; nothing created): check --db, PAPERDIGEST_DB or [store] url; "
+        "`paperdigest run --once`, `ingest` or `db upgrade` creates one"
+    )
 
 
 def shown_url(url: str) -> str:

@@ -16,8 +16,12 @@ security headers; a request body is at most MAX_BODY bytes.
 from __future__ import annotations
 
 import datetime as dt
+import email.message
+import email.parser
+import email.policy
 import hashlib
 import json
+import re
 import urllib.parse
 
 from feedgen.feed import FeedGenerator
@@ -44,6 +48,10 @@ FEED_DIGESTS = 30  # a subscriber's feed: its last 30 digests
 TOPIC_DAYS = 14  # a topic's feed: the papers brought in over the last two weeks...
 TOPIC_ENTRIES = 50  # ...its best 50
 FEED_AUTHORS = 10  # an entry names at most the first ten authors of its paper
+# What XML 1.0 cannot carry (its Char production): C0 controls but tab, LF and CR, lone
+# surrogates, U+FFFE/U+FFFF. A paper's text can hold them (the store keeps what a listing said);
+# lxml refuses them, so one such title made every feed holding the paper answer 500.
+NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; "
@@ -71,11 +79,10 @@ class Web:
         email = self.tokens.read("unsubscribe", request.path_params["token"])
         if email is None:
             return _message("Not a valid link", "This unsubscribe link is not one of ours.", 400)
-        if request.method == "GET":
+        if request.method in ("GET", "HEAD"):  # HEAD (link checkers): what GET says, no change
             action = f"/u/{request.path_params['token']}"
             return HTMLResponse(pages.page("unsubscribe.html", title="Unsubscribe", email=email, action=action))
-        form = urllib.parse.parse_qs((await request.body()).decode("utf-8", "replace"))
-        if form.get("List-Unsubscribe") != ["One-Click"]:
+        if not _one_click(request.headers.get("content-type", ""), await request.body()):
             return _message("Not unsubscribed", "Send List-Unsubscribe=One-Click to unsubscribe.", 400)
         subscribers.unsubscribe(self.engine, email)
         return _message("Unsubscribed", f"{email} gets no more digests.", 200)
@@ -124,9 +131,11 @@ class Web:
 
     async def paper(self, request: Request) -> Response:
         raw = request.path_params["paper_id"]
+        if not raw.isprintable():  # a NUL or other control names no paper (PostgreSQL refuses NUL in text: 500)
+            return _message("Not found", "There is no such paper.", 404)
         with self.engine.connect() as conn:  # an arXiv id (2305.14314), or the store's own id
             found = queries.paper_by_arxiv_id(conn, raw)
-            if found is None and raw.isdigit() and len(raw) < 19:
+            if found is None and raw.isascii() and raw.isdigit() and len(raw) < 19:  # not '²' or '١'
                 found = queries.papers_by_ids(conn, [int(raw)]).get(int(raw))
             history = queries.upvote_history(conn, found.id) if found else []
         if found is None:
@@ -179,7 +188,7 @@ class Web:
     def _feed(self, request: Request, title: str, self_url: str, entries: list[tuple[Paper, dt.datetime]]) -> Response:
         feed = FeedGenerator()
         feed.id(self_url)
-        feed.title(title)
+        feed.title(_xml_text(title))
         feed.link(href=self_url, rel="self")
         feed.link(href=self.base, rel="alternate")
         feed.author({"name": "Paper Digest"})  # RFC 4287: a feed names an author when its entries do not
@@ -187,13 +196,13 @@ class Web:
         for paper, when in reversed(entries):  # feedgen lists the last added first
             entry = feed.add_entry()
             entry.id(f"tag:{self.host},2026:paper:{paper.id}")  # stable: one id per paper, wherever it shows
-            entry.title(paper.title)
+            entry.title(_xml_text(paper.title))
             entry.link(href=paper_url(paper.title, paper.arxiv_id))
             for name in _entry_authors(paper):
-                entry.author({"name": name})
+                entry.author({"name": _xml_text(name)})
             entry.updated(when)
             if paper.abstract:
-                entry.summary(paper.abstract)
+                entry.summary(_xml_text(paper.abstract))
         body = feed.atom_str(pretty=True)
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
         if _matches(request.headers.get("if-none-match"), etag):
@@ -204,12 +213,38 @@ class Web:
         return HTMLResponse(pages.page("home.html", title="Paper Digest"))
 
 
+def _one_click(content_type: str, body: bytes) -> bool:
+    """Whether a POST's body is RFC 8058's `List-Unsubscribe=One-Click`: as multipart/form-data
+    (which RFC 8058 asks mail clients for) or urlencoded (which most send; any other type is read
+    as that too). The body is at most MAX_BODY bytes (see `guarded`)."""
+    if content_type.split(";", 1)[0].strip().lower() == "multipart/form-data":
+        head = b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n"
+        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+        if not message.is_multipart():
+            return False
+        fields: dict[str, list[bytes]] = {}
+        for part in message.get_payload():
+            assert isinstance(part, email.message.Message)
+            name = part.get_param("name", header="content-disposition")
+            payload = part.get_payload(decode=True)
+            if isinstance(name, str) and isinstance(payload, bytes):
+                fields.setdefault(name, []).append(payload)
+        return fields.get("List-Unsubscribe") == [b"One-Click"]
+    form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
+    return form.get("List-Unsubscribe") == ["One-Click"]
+
+
 def _matches(if_none_match: str | None, etag: str) -> bool:
     """RFC 9110's weak comparison for If-None-Match: any of a list, "W/" ignored, or "*"."""
     if not if_none_match:
         return False
     tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
     return "*" in tags or etag in tags
+
+
+def _xml_text(text: str) -> str:
+    """`text` without the characters XML cannot hold (NOT_XML); the rest is escaped by feedgen."""
+    return NOT_XML.sub("", text)
 
 
 def _entry_authors(paper: Paper) -> list[str]:
@@ -282,12 +317,26 @@ def guarded(app: ASGIApp) -> ASGIApp:
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 extra = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+                caching = _cache_control(scope.get("path", ""))
+                if caching is not None:
+                    extra.append((b"cache-control", caching.encode()))
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
         await app(scope, buffered, with_headers)
 
     return middleware
+
+
+def _cache_control(path: str) -> str | None:
+    """A page named by a subscriber's token is that subscriber's: never kept by a shared cache (a
+    proxy or CDN in front of base_url); the unsubscribe page is not kept at all, and a feed may be
+    kept by its reader, who asks again with If-None-Match. Public pages say nothing."""
+    if path.startswith("/u/"):
+        return "private, no-store"
+    if path.startswith(("/d/", "/s/", "/f/")):
+        return "private, no-cache"
+    return None
 
 
 async def _refuse(send: Send, status: int, body: bytes) -> None:

@@ -17,10 +17,16 @@ class ListenError(PaperdigestError):
     """The address of `[web] listen` cannot be bound (in use, not ours, not permitted): exit 1."""
 
 
-def serve(settings: Settings, engine: Engine) -> int:
-    """Serve until stopped (SIGTERM/SIGINT: uvicorn finishes the requests in flight)."""
+def require_web(settings: Settings) -> None:
+    """Refuse (exit 2) a config without [web]: before the store is opened, so that is what it says."""
     if settings.web is None:
         raise UsageError(f"{settings.origin}: no [web] section: set web.base_url to serve the web side")
+
+
+def serve(settings: Settings, engine: Engine) -> int:
+    """Serve until stopped (SIGTERM/SIGINT: uvicorn finishes the requests in flight)."""
+    require_web(settings)
+    assert settings.web is not None
     app = create_app(settings, engine)  # first: a secret it cannot read is refused before "serving"
     host, _, port = settings.web.listen.rpartition(":")
     host = host.strip("[]")
@@ -32,7 +38,8 @@ def serve(settings: Settings, engine: Engine) -> int:
         sock.bind((host, int(port)))
     except OSError as exc:
         sock.close()
-        raise ListenError(f"web.listen: cannot listen on {settings.web.listen}: {exc.strerror or exc}") from None
+        reason = exc.strerror or exc
+        raise ListenError(f"{settings.origin}: web.listen: cannot listen on {settings.web.listen}: {reason}") from None
     where = f"http://{settings.web.listen}"
     print(f"paperdigest web: serving {settings.web.base_url} on {where} (stop with Ctrl-C or SIGTERM)", file=sys.stderr)
     config = uvicorn.Config(
