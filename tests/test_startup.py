@@ -1,5 +1,5 @@
 """Start-up (issue 13): a command imports what it needs. `--version` starts without SQLAlchemy or
-pydantic; `status` without Alembic, Jinja2, httpx, rich or the web side, nor SQLModel and
+pydantic; `status` without Alembic, Jinja2, httpx, rich, APScheduler or the web side, nor SQLModel and
 SQLAlchemy's ORM: it reads the store through SQLAlchemy Core on tables reflected from the store
 (store/status.py), never through the SQLModel classes of store/tables.py. Checked by the modules a
 real process imported (`python -X importtime`), so a top-level import added anywhere on these paths
@@ -16,7 +16,10 @@ from pathlib import Path
 from paperdigest.store import migrate
 
 NEVER_FOR_VERSION = ("sqlalchemy", "pydantic", "alembic", "jinja2", "httpx", "apscheduler", "rich", "sqlmodel")
-NEVER_FOR_STATUS = ("alembic", "jinja2", "httpx", "rich", "uvicorn", "starlette", "markupsafe", "sqlmodel")
+# APScheduler: the config's cron check and `status`'s next runs use our crontab trigger, which only
+# the daemon's module (service/scheduler.py) registers with APScheduler.
+NEVER_FOR_STATUS = ("alembic", "jinja2", "httpx", "rich", "uvicorn", "starlette", "markupsafe", "sqlmodel",
+                    "apscheduler")
 # Modules within packages `status` does import: the ORM (SQLModel's base) and our SQLModel tables
 # and the queries built on them (store/status.py reads for status instead).
 NEVER_FOR_STATUS_MODULES = ("sqlalchemy.orm", "paperdigest.store.tables", "paperdigest.store.queries",
@@ -99,3 +102,30 @@ def test_the_command_tunes_the_collector_for_its_process_and_main_leaves_a_hosts
     assert "console()" in script.read_text(encoding="utf-8")  # the installed command goes through console()
     main_module = Path(migrate.__file__).parents[1] / "__main__.py"
     assert "console()" in main_module.read_text(encoding="utf-8")
+
+
+def test_status_in_a_process_of_its_own_runs_without_the_collector_and_only_status(tmp_path: Path) -> None:
+    """`paperdigest status` (console()) turns the cyclic collector off: its read is bounded. Other
+    commands keep it (a backfill or `papers --topic` on a large store needs it), and main() called
+    by a host program leaves the host's collector alone, `status` included."""
+    env = {**os.environ, "STATE_DIRECTORY": str(tmp_path / "state"), "PAPERDIGEST_DB": f"sqlite:///{tmp_path}/s.db"}
+    env.pop("PAPERDIGEST_CONFIG", None)
+    code = (
+        "import contextlib, gc, io, sys\n"
+        "from paperdigest import cli\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    cli.main(['status'])\n"  # in-process: creates the store, and must leave the collector on
+        "    hosted = gc.isenabled()\n"
+        "    sys.argv = ['paperdigest', 'db', 'current']\n"
+        "    cli.console()\n"
+        "    other = gc.isenabled()\n"
+        "    sys.argv = ['paperdigest', 'status']\n"
+        "    code = cli.console()\n"
+        "print(hosted, other, gc.isenabled(), code)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    *enabled, code = done.stdout.split()
+    assert enabled == ["True", "True", "False"]
+    assert code in ("0", "1")  # status ran to its verdict (1: the store is unhealthy)

@@ -42,11 +42,11 @@ from paperdigest.ingest.job import poll_source, record_poll
 from paperdigest.mail import outbox, transport_for
 from paperdigest.mail.files import written_files
 from paperdigest.model import Day, PollResult
+from paperdigest.service.crontab import CrontabTrigger
 from paperdigest.service.health import empty_day, empty_is_expected, next_digests, poll_interval
 from paperdigest.service.leader import Leadership, Replica, beating
 from paperdigest.service.lock import AlreadyRunning, InstanceLock, lock_path
 from paperdigest.service.notify import Notifier
-from paperdigest.service.crontab import CrontabTrigger
 from paperdigest.service.schedule import cron_trigger, parse_every
 from paperdigest.sources import Source, make_source
 from paperdigest.sources.directory import DirectorySource
