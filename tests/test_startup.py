@@ -129,3 +129,31 @@ def test_status_in_a_process_of_its_own_runs_without_the_collector_and_only_stat
     *enabled, code = done.stdout.split()
     assert enabled == ["True", "True", "False"]
     assert code in ("0", "1")  # status ran to its verdict (1: the store is unhealthy)
+
+
+def test_the_command_skips_pydantics_plugin_search_unless_told_otherwise() -> None:
+    """console() sets PYDANTIC_DISABLE_PLUGINS (pydantic then reads no distribution's entry points
+    when the config's models are built); a value already given, even empty, is kept; main() called
+    by a host program sets nothing."""
+    code = (
+        "import os, sys\n"
+        "from paperdigest import cli\n"
+        "try:\n"
+        "    cli.main(['status', '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('env', repr(os.environ.get('PYDANTIC_DISABLE_PLUGINS')))\n"
+        "sys.argv = ['paperdigest', '--version']\n"
+        "try:\n"
+        "    cli.console()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('env', repr(os.environ.get('PYDANTIC_DISABLE_PLUGINS')))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    for given, expected in ((None, ["None", "'__all__'"]), ("", ["''", "''"]), ("logfire", ["'logfire'", "'logfire'"])):
+        run_env = env if given is None else {**env, "PYDANTIC_DISABLE_PLUGINS": given}
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=run_env, timeout=60,
+                              check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert [line[4:] for line in done.stdout.splitlines() if line.startswith("env ")] == expected, given
