@@ -8,6 +8,7 @@ fails here rather than silently costing every command. Times are the benchmark's
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -104,31 +105,37 @@ def test_the_command_tunes_the_collector_for_its_process_and_main_leaves_a_hosts
     assert "console()" in main_module.read_text(encoding="utf-8")
 
 
-def test_status_in_a_process_of_its_own_runs_without_the_collector_and_only_status(tmp_path: Path) -> None:
-    """`paperdigest status` (console()) turns the cyclic collector off: its read is bounded. Other
-    commands keep it (a backfill or `papers --topic` on a large store needs it), and main() called
-    by a host program leaves the host's collector alone, `status` included."""
+def test_status_in_a_process_of_its_own_runs_without_the_collector_nor_the_teardown(tmp_path: Path) -> None:
+    """`paperdigest status` (console()) turns the cyclic collector off (its read is bounded) and
+    ends without the interpreter's teardown: the exit handlers still run, the output is whole, the
+    exit code is status's own. Other commands keep the collector and return from console() (a
+    backfill or `papers --topic` on a large store needs it), and main() called by a host program
+    leaves the host's collector alone and returns to it, `status` included."""
     env = {**os.environ, "STATE_DIRECTORY": str(tmp_path / "state"), "PAPERDIGEST_DB": f"sqlite:///{tmp_path}/s.db"}
     env.pop("PAPERDIGEST_CONFIG", None)
     code = (
-        "import contextlib, gc, io, sys\n"
+        "import atexit, contextlib, gc, io, sys\n"
         "from paperdigest import cli\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
-        "    cli.main(['status'])\n"  # in-process: creates the store, and must leave the collector on
-        "    hosted = gc.isenabled()\n"
+        "    cli.main(['db', 'upgrade'])\n"  # creates the store
+        "    hosted = cli.main(['status'])\n"  # in-process: returns, the collector kept
         "    sys.argv = ['paperdigest', 'db', 'current']\n"
-        "    cli.console()\n"
-        "    other = gc.isenabled()\n"
-        "    sys.argv = ['paperdigest', 'status']\n"
-        "    code = cli.console()\n"
-        "print(hosted, other, gc.isenabled(), code)\n"
+        "    other = cli.console()\n"
+        "print('hosted', hosted in (0, 1), 'other', other, gc.isenabled())\n"
+        "atexit.register(lambda: print('at exit', gc.isenabled()))\n"
+        "sys.argv = ['paperdigest', 'status', '--json']\n"
+        "cli.console()\n"
+        "print('not reached')\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120,
                           check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-    *enabled, code = done.stdout.split()
-    assert enabled == ["True", "True", "False"]
-    assert code in ("0", "1")  # status ran to its verdict (1: the store is unhealthy)
+    assert done.returncode in (0, 1), done.stderr[-2000:]  # status's own verdict
+    lines = done.stdout.splitlines()
+    assert lines[0] == "hosted True other 0 True"
+    report = json.loads(lines[-2])  # status's whole output, flushed before the exit handler's line
+    assert report["healthy"] is (done.returncode == 0)
+    assert lines[-1] == "at exit False"  # the handler ran, with the collector off
+    assert "not reached" not in done.stdout
 
 
 def test_the_command_skips_pydantics_plugin_search_unless_told_otherwise() -> None:
