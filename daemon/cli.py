@@ -558,7 +558,7 @@ GC_THRESHOLD = (10_000, 10, 10)
 # `status` is start-up and a read of bounded size (counts, the last --last dumps, at most 20 outbox
 # rows and 20 rejections, the sources, replicas and subscribers). In a process of its own
 # (console()) it runs without the cyclic collector: even every 10,000 allocations, collections
-# walked start-up's objects for ~50 M of its ~1,450 M instructions (callgrind); reference counting
+# walked start-up's objects for ~30 M of its ~1,450 M instructions (callgrind); reference counting
 # frees what it drops. And it ends without the interpreter's teardown (freeing every module and
 # object one by one, ~90 M more, though the process is about to go): the exit handlers run and
 # the output is flushed as Python's own exit does, then the process exits (_exit_now).
