@@ -6,7 +6,10 @@ embedded default (no config at all: SQLite under the state directory, seeds/ as 
 read-only source, one demo subscriber of every topic, mail written as .eml files).
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here, unlike the other modules: pydantic would have to
+# compile and evaluate every field's annotation from its text (~60 of them, ~8 M instructions of
+# every command's start-up, issue 13); written as objects, they are read as they are. The three
+# validators that return their own class name it in quotes.
 
 import datetime as dt
 import json
@@ -120,7 +123,7 @@ class SourceSettings(_Model):
         return value
 
     @model_validator(mode="after")
-    def _where(self) -> SourceSettings:
+    def _where(self) -> "SourceSettings":
         if self.kind == "directory" and self.path is None:
             raise ValueError("a directory source needs 'path'")
         if self.kind == "url" and not (self.url or "").startswith(("http://", "https://")):
@@ -237,7 +240,7 @@ class LimitsSettings(_Model):
     fetch_budget: Annotated[float, Field(gt=0, strict=True)] | None = None  # s, a whole fetch, retries included
 
     @model_validator(mode="after")
-    def _budget(self) -> LimitsSettings:
+    def _budget(self) -> "LimitsSettings":
         if self.fetch_budget is not None and self.fetch_budget < self.fetch_deadline:
             raise ValueError(
                 f"limits.fetch_budget ({self.fetch_budget:g} s) must be at least "
@@ -315,7 +318,7 @@ class Settings(_Model):
     origin: Annotated[str, Field(exclude=True)] = "embedded default"
 
     @model_validator(mode="after")
-    def _references(self) -> Settings:
+    def _references(self) -> "Settings":
         for index, subscriber in enumerate(self.subscribers):
             for topic in subscriber.topics:
                 if topic not in self.topics:

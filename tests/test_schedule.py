@@ -544,6 +544,10 @@ def test_fire_times_agree_with_croniter_across_clock_changes(case: Case) -> None
 
 
 def test_the_trigger_is_an_apscheduler_trigger() -> None:
+    """Once the daemon's module is loaded (it registers the trigger with APScheduler; crontab.py
+    itself imports no APScheduler, for `status`'s start-up), a job runs on it."""
+    from paperdigest.service import scheduler as _daemon  # noqa: F401, PLC0415  registers CrontabTrigger
+
     trigger = cron_trigger("30 8 * * 1", "America/New_York")
     assert isinstance(trigger, BaseTrigger)
     scheduler = BackgroundScheduler(timezone=UTC)

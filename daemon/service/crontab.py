@@ -3,6 +3,7 @@
     spec = parse("30 8 * * mon-fri")                  # five fields, or @daily, @weekly, ...
     trigger = CrontabTrigger(spec, ZoneInfo("Europe/Berlin"))
     trigger.get_next_fire_time(None, now)             # an APScheduler 3 trigger the daemon schedules
+                                                      # (registered as one by service/scheduler.py)
 
 Read as Vixie cron and cronie read it:
 - minute 0-59, hour 0-23, day of month 1-31, month 1-12 or jan-dec, day of week 0-7 or
@@ -25,7 +26,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from apscheduler.triggers.base import BaseTrigger
+# Not a subclass of APScheduler's BaseTrigger: the config's validation and `status` ask a trigger
+# for its next fire time and start without APScheduler (issue 13: its package reads its own
+# version from its metadata at import). service/scheduler.py, which hands triggers to APScheduler,
+# registers CrontabTrigger as a BaseTrigger (an ABC), whose one abstract method it implements.
 
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
@@ -165,7 +169,7 @@ def _matching_days(spec: CronSpec, first: dt.date) -> Iterator[dt.date]:
             return
 
 
-class CrontabTrigger(BaseTrigger):  # type: ignore[misc]  # APScheduler ships no type hints
+class CrontabTrigger:
     """Fires when the wall clock in `zone` matches `spec`, with cron's rules for DST changes."""
 
     __slots__ = ("_times", "spec", "zone")

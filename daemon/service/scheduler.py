@@ -21,6 +21,7 @@ from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -41,6 +42,7 @@ from paperdigest.ingest.job import poll_source, record_poll
 from paperdigest.mail import outbox, transport_for
 from paperdigest.mail.files import written_files
 from paperdigest.model import Day, PollResult
+from paperdigest.service.crontab import CrontabTrigger
 from paperdigest.service.health import empty_day, empty_is_expected, next_digests, poll_interval
 from paperdigest.service.leader import Leadership, Replica, beating
 from paperdigest.service.lock import AlreadyRunning, InstanceLock, lock_path
@@ -52,6 +54,10 @@ from paperdigest.store import migrate, queries
 from paperdigest.store.engine import describe, open_engine, resolve_url, shown_url, url_origin
 
 log = logging.getLogger("paperdigest")
+
+# Our crontab(5) trigger answers APScheduler's one question (get_next_fire_time) without importing
+# APScheduler (crontab.py): it becomes one of its triggers here, where the daemon hands it over.
+BaseTrigger.register(CrontabTrigger)
 
 @dataclass
 class CycleReport:
