@@ -58,3 +58,18 @@ def test_a_stop_signal_inside_event_wait_does_not_deadlock(service: Service, sig
 def test_sighup_inside_event_wait_does_not_deadlock(service: Service) -> None:
     assert not raise_while_holding(service.stopping._cond, signal.SIGHUP), "the handler blocked on the held lock"
     assert service.reload_signalled and not service.stop_signalled
+
+
+def test_a_send_tick_after_the_stop_builds_nothing(service: Service) -> None:
+    """A send tick that was already due when SIGTERM came does not build the next digests: the
+    daemon is stopping, and only the job in flight is finished."""
+    from sqlalchemy import text  # noqa: PLC0415
+
+    service.stopping.set()
+    service.send()
+    with service.engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM outbox")).scalar_one() == 0
+    service.stopping.clear()
+    service.send()  # the same tick, not stopping: the demo period's digest is decided and held
+    with service.engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM outbox")).scalar_one() == 1

@@ -168,6 +168,8 @@ class Service:
                 log.info("source %s: %s: no papers %s", name, day.day, expected)
 
     def send(self, report: CycleReport | None = None) -> None:
+        if self.stopping.is_set():  # a tick already due when SIGTERM came: build nothing more, exit
+            return
         now = clock.now()
         try:
             planned = queue_due(self.engine, self.settings, now, replica=self.replica)
