@@ -21,14 +21,12 @@ PostgreSQL the round trips, not the rows, were the cost (benchmarks/README.md, "
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Column, Connection, Dialect, delete
 from sqlalchemy.exc import DBAPIError
 
-from paperdigest.store.queries._sql import _chunks
 from paperdigest.store.tables import outbox_table, paper_table, paper_topic_table, sighting_table
 
 _Processor = Callable[[Any], Any] | None
@@ -127,35 +125,47 @@ def papers_where(conn: Connection, columns: Sequence[str], where: str, values: S
 
 
 # --- insert_papers: the ingest's new papers ------------------------------------------------------
-# One multi-row INSERT ... RETURNING id and identity. CPU time of `apply` per 200-entry dump on
-# SQLite (about 5.8 ms as it is), the least of 10 runs of 50 dumps: Core's own INSERT ... RETURNING
-# (insertmanyvalues) costs 0.9-1.25 ms more (16-22%), ordered (sort_by_parameter_order: one
-# statement per row on SQLite) 0.8-1.5 ms more, Core's executemany with the ids read back 0.8 ms
-# more. On PostgreSQL, Core's RETURNING costs 0.7 ms more; its executemany with the ids read back
-# is 1.4 ms cheaper there, but reads the ids back by an index the planner may pass over.
+# PostgreSQL: one INSERT ... SELECT FROM unnest(...) RETURNING id and identity. SQLite: one
+# executemany of a single-row INSERT with the ids given, the ones SQLite would choose itself
+# (the table has no AUTOINCREMENT: a new row's rowid is the largest one plus one, row after row;
+# the write transaction holds the store, so nothing else inserts between the read of the
+# largest and the insert). The statement's text is then the same for every dump (prepared once
+# by sqlite3's cache), where the multi-row INSERT ... RETURNING it replaces (the fastest of the
+# Core forms measured before, benchmarks/README.md "Raw statements") had a text per number of
+# new papers, parsed again for nearly every dump, and its ids to fetch and match back.
 
 
-def insert_papers(conn: Connection, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
-    """INSERT INTO paper (columns) VALUES (...), (...) RETURNING id, title_key, arxiv_id, one
-    statement per CHUNK rows: the new rows' ids with their identity, in no particular order."""
+def insert_papers(conn: Connection, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[int]:
+    """INSERT INTO paper (columns) the rows; the new rows' ids, in the rows' order. `columns`
+    must hold title_key and arxiv_id (a row's identity, by which PostgreSQL's ids come back)."""
     known = [paper_table.c[name] for name in columns]  # never caller text
     if _postgresql(conn):  # one statement, whatever the count: values as arrays
         sql = (
             f"INSERT INTO paper ({', '.join(columns)}) SELECT * FROM {_unnest(conn, known)}"
             " RETURNING id, title_key, arxiv_id"
         )
-        return [tuple(row) for row in conn.exec_driver_sql(sql, _arrays(conn, known, rows))]
-    binders = _binders(conn.dialect, known)
-    one = f"({_marks(len(columns))})"
-    found: list[tuple[Any, ...]] = []
-    for chunk in _chunks(_bound(rows, binders)):
-        sql = (
-            f"INSERT INTO paper ({', '.join(columns)}) VALUES {', '.join([one] * len(chunk))}"
-            " RETURNING id, title_key, arxiv_id"
-        )
-        result = conn.exec_driver_sql(_sql(conn, sql), tuple(itertools.chain.from_iterable(chunk)))
-        found.extend(map(tuple, result.fetchall()))
-    return found
+        inserted = conn.exec_driver_sql(sql, _arrays(conn, known, rows))
+        ids = {(key, arxiv_id): int(pid) for pid, key, arxiv_id in inserted}  # the identity is unique
+        key_at, arxiv_at = columns.index("title_key"), columns.index("arxiv_id")
+        return [ids[row[key_at], row[arxiv_at]] for row in rows]
+    top = conn.exec_driver_sql("SELECT max(id) FROM paper").scalar() or 0
+    if top + len(rows) >= _SQLITE_LAST_ROWID:  # SQLite would pick unused rowids at random: let it
+        return _sqlite_insert_returning(conn, columns, rows)
+    first = top + 1
+    sql = f"INSERT INTO paper (id, {', '.join(columns)}) VALUES (?, {_marks(len(columns))})"
+    bound = _bound(rows, _binders(conn.dialect, known))
+    conn.exec_driver_sql(sql, [(pid, *row) for pid, row in enumerate(bound, first)])
+    return list(range(first, first + len(rows)))
+
+
+_SQLITE_LAST_ROWID = 2**63 - 1
+
+
+def _sqlite_insert_returning(conn: Connection, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[int]:
+    """SQLite, the rowids left to SQLite: one INSERT ... RETURNING a row (the rows' order kept)."""
+    sql = f"INSERT INTO paper ({', '.join(columns)}) VALUES ({_marks(len(columns))}) RETURNING id"
+    bound = _bound(rows, _binders(conn.dialect, [paper_table.c[name] for name in columns]))
+    return [int(conn.exec_driver_sql(sql, row).scalar_one()) for row in bound]
 
 
 # --- update_papers: the ingest's changed papers ----------------------------------------------------
@@ -180,18 +190,27 @@ def update_papers(conn: Connection, fields: Sequence[str], rows: Sequence[Sequen
     conn.exec_driver_sql(_sql(conn, f"UPDATE paper SET {sets} WHERE id = ?"), _bound(rows, binders))
 
 
-# --- insert_sightings: PostgreSQL only ----------------------------------------------------------
-# SQLite takes Core's executemany (sqlite3's own loop); on PostgreSQL that is one statement per
-# row in a pipeline, where one INSERT ... SELECT FROM unnest(...) does the dump's 200 at once.
+# --- insert_sightings: a dump's sightings ---------------------------------------------------------
+# On PostgreSQL one INSERT ... SELECT FROM unnest(...) does the dump's 200 at once (Core's
+# executemany is one statement per row in a pipeline). On SQLite sqlite3's executemany of the
+# tuples: Core's executemany (a dict per row, built and processed per row) cost 0.55 ms more per
+# dump of the backfill's 200 entries (in process, 2,000 dumps: 1.5 -> 0.4 s, alternated runs).
 
 _SIGHTING_COLUMNS = ("dump_id", "paper_id", "position", "upvotes")
+_SQLITE_SIGHTINGS = f"INSERT INTO sighting ({', '.join(_SIGHTING_COLUMNS)}) VALUES (?, ?, ?, ?)"
 
 
-def insert_sightings(conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
-    """PostgreSQL: INSERT INTO sighting (dump_id, paper_id, position, upvotes), one statement."""
-    known = [sighting_table.c[name] for name in _SIGHTING_COLUMNS]
-    sql = f"INSERT INTO sighting ({', '.join(_SIGHTING_COLUMNS)}) SELECT * FROM {_unnest(conn, known)}"
-    conn.exec_driver_sql(sql, _arrays(conn, known, rows))
+def insert_sightings(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """INSERT INTO sighting (dump_id, paper_id, position, upvotes): each row a tuple in that
+    order (integers, upvotes None when unknown: no bind processing), one statement."""
+    if not rows:
+        return
+    if _postgresql(conn):
+        known = [sighting_table.c[name] for name in _SIGHTING_COLUMNS]
+        sql = f"INSERT INTO sighting ({', '.join(_SIGHTING_COLUMNS)}) SELECT * FROM {_unnest(conn, known)}"
+        conn.exec_driver_sql(sql, _arrays(conn, known, rows))
+        return
+    conn.exec_driver_sql(_SQLITE_SIGHTINGS, list(rows))
 
 
 # --- accepted_mark: the commit after the server's 250 --------------------------------------------
