@@ -48,7 +48,7 @@ def paper_rows_by_identity(
     for column, values in (("arxiv_id", sorted(set(arxiv_ids))), ("title_key", sorted(set(title_keys)))):
         for chunk in _chunks(values):
             for row in _raw.papers_where(conn, _PAPER_READ, column, chunk):
-                found[row[0]] = tuple(row)
+                found[row[0]] = row
     return list(found.values())
 
 
