@@ -6,6 +6,7 @@ a killed backfill leaves whole dumps only, which a rerun completes. Both engines
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import os
 import random
@@ -215,6 +216,28 @@ def test_new_papers_get_the_ids_the_database_would_give_them(
         engine.dispose()
     assert stored(named) == stored(chosen)
     assert rows(named, "SELECT count(*), min(id), max(id) FROM paper") == [(9 * 24 // 2 + 1, 1, 9 * 24 // 2 + 1)]
+
+
+def test_the_collector_runs_less_often_while_a_backfill_runs_and_as_before_after(
+    new_store: Callable[..., str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_dumps(tmp_path / "dumps", count=6, size=10, refused_in=4)
+    monkeypatch.setattr(write, "GROUP_DUMPS", 2)
+    before = gc.get_threshold()
+    url = new_store()
+    engine = indexed(url)
+    refuse_a_title(url)
+    seen = []
+    with pytest.raises(StoreError):  # ended by an error: restored all the same
+        for _ in job.backfill(engine, [str(tmp_path / "dumps")]):
+            seen.append(gc.get_threshold())
+    assert gc.get_threshold() == before
+    accept_it(url)
+    for _ in job.backfill(engine, [str(tmp_path / "dumps")]):
+        seen.append(gc.get_threshold())
+    engine.dispose()
+    assert len(seen) == 4 + 6 and set(seen) == {(job.GC_YOUNG, *before[1:])} and before[0] < job.GC_YOUNG
+    assert gc.get_threshold() == before
 
 
 # --- a dump the store refuses -------------------------------------------------------------------
