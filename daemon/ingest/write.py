@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import time
 from typing import Any
@@ -90,6 +91,7 @@ def apply(
         raise StoreError(f"{listing.source}: the store refused the dump, nothing was written: {describe(exc)}") from exc
 
 
+@functools.lru_cache(maxsize=256)  # by the change's fields: a few distinct tuples, asked per known paper
 def _columns_to_write(fields: tuple[str, ...]) -> tuple[str, ...]:
     """last_seen always; upvotes and first_seen when they changed; every column otherwise."""
     if not set(fields) <= {"upvotes", "first_seen"}:
