@@ -136,9 +136,10 @@ def _result_processors(dialect: Dialect, columns: tuple[str, ...]) -> tuple[tupl
 # (the table has no AUTOINCREMENT: a new row's rowid is the largest one plus one, row after row;
 # the write transaction holds the store, so nothing else inserts between the read of the
 # largest and the insert). The statement's text is then the same for every dump (prepared once
-# by sqlite3's cache), where the multi-row INSERT ... RETURNING it replaces (the fastest of the
-# Core forms measured before, benchmarks/README.md "Raw statements") had a text per number of
-# new papers, parsed again for nearly every dump, and its ids to fetch and match back.
+# by sqlite3's cache), where the multi-row INSERT ... RETURNING it replaces (faster than each
+# Core form, benchmarks/README.md "Raw statements") had a text per number of new papers, parsed
+# again for nearly every dump, and its ids to fetch and match back: 3.2 -> 2.7 s over the full
+# benchmark's 2,000 dumps (200,000 new papers; in process, one core).
 
 
 def insert_papers(conn: Connection, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[int]:
@@ -199,8 +200,11 @@ def update_papers(conn: Connection, fields: Sequence[str], rows: Sequence[Sequen
 # --- insert_sightings: a dump's sightings ---------------------------------------------------------
 # On PostgreSQL one INSERT ... SELECT FROM unnest(...) does the dump's 200 at once (Core's
 # executemany is one statement per row in a pipeline). On SQLite sqlite3's executemany of the
-# tuples: Core's executemany (a dict per row, built and processed per row) cost 0.55 ms more per
-# dump of the backfill's 200 entries (in process, 2,000 dumps: 1.5 -> 0.4 s, alternated runs).
+# tuples: Core's executemany (a dict per row, built and processed per row) cost 0.27 ms more a
+# dump of 200 entries (1.45 -> 0.90 s over the full benchmark's 2,000 dumps, in process, one
+# core). That is 3-4% of the path, under this module's bar of a tenth: kept because the backfill's
+# CPU target (issue 13) is missed by about as much as such cuts add up to, and because the
+# PostgreSQL form of the same function was raw already (benchmarks/README.md, third round).
 
 _SIGHTING_COLUMNS = ("dump_id", "paper_id", "position", "upvotes")
 _SQLITE_SIGHTINGS = f"INSERT INTO sighting ({', '.join(_SIGHTING_COLUMNS)}) VALUES (?, ?, ?, ?)"
