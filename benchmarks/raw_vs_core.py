@@ -90,7 +90,8 @@ def core_executemany(conn: Connection, papers_: list[tuple[Any, str]], first: di
 
 
 VARIANTS: dict[str, InsertPapers] = {
-    "as shipped (raw multi-row INSERT ... RETURNING)": queries.insert_papers,
+    # SQLite: one executemany, the ids SQLite would give; PostgreSQL: INSERT ... unnest ... RETURNING
+    "as shipped (raw)": queries.insert_papers,
     "Core INSERT ... RETURNING": core_returning,
     "Core INSERT ... RETURNING, ordered": core_returning_ordered,
     "Core executemany, ids read back": core_executemany,

@@ -133,7 +133,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     def outcomes(start: Callable[[int], None]) -> Iterator[Any]:
         yield from jobs.backfill(engine, args.paths, args.as_of, on_start=start, max_bytes=conf.limits.max_dump_bytes)
         if deferred:
-            _topic_index(engine, conf)
+            with jobs.collected_less():  # as the backfill's dumps: tens of thousands of papers matched
+                _topic_index(engine, conf)
 
     return _show_backfill(args, outcomes)
 

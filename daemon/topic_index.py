@@ -159,12 +159,20 @@ _FOLDS_KEPT = 200_000
 _FOLD = _FOLDS.__getitem__
 
 
+# ASCII's word characters (\w: letters, digits, "_") lower-cased, every other ASCII character a
+# space: an ASCII text's words, case-folded, are text.translate(_ASCII_WORDS).split(), which costs
+# 4.2 µs against WORD.findall(text.casefold())'s 7.3 µs for an abstract of some 250 characters
+# (str.translate keeps a table of ASCII answers; the split is C). Tested against WORD.findall.
+_ASCII_WORDS = {i: chr(i).lower() if chr(i).isalnum() or chr(i) == "_" else " " for i in range(128)}
+
+
 def _folded_text(text: str) -> str:
     """score.folded(text), uncached (each paper is read once), each word folded once per process
     (a regular expression per rule, over the whole text, measured 4x slower). ASCII is its own
-    NFKC form, so such a text (the usual one) skips the normalisation."""
-    if not text.isascii():
-        text = unicodedata.normalize("NFKC", text)
+    NFKC form, so such a text (the usual one) skips the normalisation, and is split by a table."""
+    if text.isascii():
+        return " " + " ".join(map(_FOLD, text.translate(_ASCII_WORDS).split())) + " "
+    text = unicodedata.normalize("NFKC", text)
     return " " + " ".join(map(_FOLD, WORD.findall(text.casefold()))) + " "
 
 

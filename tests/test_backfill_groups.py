@@ -6,6 +6,7 @@ a killed backfill leaves whole dumps only, which a rerun completes. Both engines
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import os
 import random
@@ -25,6 +26,7 @@ from paperdigest.errors import ParseError, StoreError
 from paperdigest.ingest import apply, job, write
 from paperdigest.model import DumpResult, Listing
 from paperdigest.store.engine import open_engine
+from paperdigest.store.queries import _raw
 from paperdigest.store.queries import topics as topic_queries
 from tests.conftest import ROOT
 from tests.storehelp import execute, rows, table
@@ -190,6 +192,52 @@ def test_a_backfill_in_groups_stores_what_ingest_stores_dump_by_dump(
     assert stored(grouped) == stored(one_by_one)
     assert whole_dumps_only(grouped) == len(paths) - 1
     assert rows(grouped, "SELECT file FROM rejection") == [(str(paths[11]),)]
+
+
+@pytest.mark.sqlite_only  # PostgreSQL draws them from the sequence (queries/_raw.py insert_papers)
+def test_new_papers_get_the_ids_the_database_would_give_them(
+    new_store: Callable[..., str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ingest names each new paper's id (the largest plus one, row after row, in
+    one executemany): the same store as letting SQLite choose them (INSERT ... RETURNING a row,
+    what it falls back to next to the largest rowid), ids included, after a refused dump too."""
+    write_dumps(tmp_path / "dumps", count=9, size=24, refused_in=4)
+    monkeypatch.setattr(write, "GROUP_DUMPS", 3)
+    monkeypatch.setattr(write, "GROUP_SECONDS", 3600.0)
+    named, chosen = new_store(), new_store()
+    for url, last in ((named, _raw._SQLITE_LAST_ROWID), (chosen, 0)):  # 0: SQLite chooses every id
+        monkeypatch.setattr(_raw, "_SQLITE_LAST_ROWID", last)
+        engine = indexed(url)
+        refuse_a_title(url)
+        with pytest.raises(StoreError):
+            outcomes(engine, tmp_path / "dumps")
+        accept_it(url)
+        outcomes(engine, tmp_path / "dumps")
+        engine.dispose()
+    assert stored(named) == stored(chosen)
+    assert rows(named, "SELECT count(*), min(id), max(id) FROM paper") == [(9 * 24 // 2 + 1, 1, 9 * 24 // 2 + 1)]
+
+
+def test_the_collector_runs_less_often_while_a_backfill_runs_and_as_before_after(
+    new_store: Callable[..., str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_dumps(tmp_path / "dumps", count=6, size=10, refused_in=4)
+    monkeypatch.setattr(write, "GROUP_DUMPS", 2)
+    before = gc.get_threshold()
+    url = new_store()
+    engine = indexed(url)
+    refuse_a_title(url)
+    seen = []
+    with pytest.raises(StoreError):  # ended by an error: restored all the same
+        for _ in job.backfill(engine, [str(tmp_path / "dumps")]):
+            seen.append(gc.get_threshold())
+    assert gc.get_threshold() == before
+    accept_it(url)
+    for _ in job.backfill(engine, [str(tmp_path / "dumps")]):
+        seen.append(gc.get_threshold())
+    engine.dispose()
+    assert len(seen) == 4 + 6 and set(seen) == {(job.GC_YOUNG, *before[1:])} and before[0] < job.GC_YOUNG
+    assert gc.get_threshold() == before
 
 
 # --- a dump the store refuses -------------------------------------------------------------------

@@ -21,6 +21,8 @@ import pytest
 from paperdigest.errors import EmptyListingError, ParseError
 from paperdigest.ingest import ahead, job
 from paperdigest.model import Entry, EntryRow, Listing, entry_values
+from paperdigest.parse import parse_dump
+from paperdigest.sources import files
 from paperdigest.store import queries
 from paperdigest.store.engine import open_engine
 from paperdigest.terminal import progress_for
@@ -88,16 +90,34 @@ def test_the_worker_s_entries_read_as_the_parsed_entries_do(dumps: list[Path]) -
     the diff and the topic index's upkeep do), the listing's other fields as parsed."""
     forked = [parsed for _, parsed in ahead.parsed_in_order(dumps, None) if isinstance(parsed, Listing)]
     here = [parsed for parsed in (ahead.parse_file(p, None) for p in dumps) if isinstance(parsed, Listing)]
-    assert len(forked) == len(here) == COUNT - 1
+    model = [parse_dump(files.read(p), None) for i, p in enumerate(dumps) if i != BROKEN]  # Entry objects
+    assert len(forked) == len(here) == len(model) == COUNT - 1
+    assert all(type(e) is Entry for listing in model for e in listing.entries)
     names = [f.name for f in dataclasses.fields(Entry)]
-    for got, want in zip(forked, here, strict=True):
+    for got, done_here, want in zip(forked, here, model, strict=True):
         assert all(type(e) is EntryRow for e in got.entries)
-        assert [[getattr(e, n) for n in names] for e in got.entries] == [
-            [getattr(e, n) for n in names] for e in want.entries
-        ]
-        assert (got.source, got.as_of, got.layout, got.content_hash, got.title_keys) == (
-            want.source, want.as_of, want.layout, want.content_hash, want.title_keys
-        )
+        for other in (got, done_here):
+            assert [[getattr(e, n) for n in names] for e in other.entries] == [
+                [getattr(e, n) for n in names] for e in want.entries
+            ]
+            assert (other.source, other.as_of, other.layout, other.content_hash, other.title_keys) == (
+                want.source, want.as_of, want.layout, want.content_hash, want.title_keys
+            )
+
+
+def test_backfill_s_parse_makes_a_text_dump_s_entries_as_rows_of_the_same_values() -> None:
+    """parse_dump(rows=True), backfill's parse: a text dump's entries are EntryRows (model.short_entry_row)
+    of the values the Entry objects hold, every layout of the seeds; the other formats stay Entries."""
+    layouts = set()
+    for seed in sorted(SEEDS.iterdir()):
+        raw = files.read(seed)
+        rows, entries = parse_dump(raw, None, rows=True), parse_dump(raw, None)
+        layouts.add(entries.layout)
+        text = entries.layout in ("full", "pairs", "dense")
+        assert all(type(e) is (EntryRow if text else Entry) for e in rows.entries)
+        assert [tuple(entry_values(e)) for e in rows.entries] == [tuple(entry_values(e)) for e in entries.entries]
+        assert dataclasses.replace(rows, entries=entries.entries) == entries
+    assert {"full", "pairs", "dense"} <= layouts
 
 
 def test_the_parsing_happens_in_another_process(dumps: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:

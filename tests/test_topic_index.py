@@ -27,6 +27,7 @@ from sqlalchemy.pool import NullPool
 from paperdigest import topic_index
 from paperdigest.config import ScoringSettings, Settings, TopicSettings, embedded_default, load
 from paperdigest.errors import StoreError
+from paperdigest.folding import WORD
 from paperdigest.ingest import ahead, apply, job
 from paperdigest.ingest.identity import title_key
 from paperdigest.model import Listing
@@ -58,9 +59,14 @@ _FOLDING = st.text(alphabet=st.sampled_from("aeiosyxzchéß ﬁ_1-İΣσς"), ma
     max_size=8).map(" ".join)
 
 
-@given(text=_FOLDING)
+@given(text=_FOLDING | st.text(alphabet=st.characters(max_codepoint=127), max_size=60))  # ASCII: split by a table
 def test_the_index_folds_a_text_as_score_does(text: str) -> None:
     assert _folded_text(text) == folded(text)
+
+
+def test_an_ascii_text_splits_into_the_words_the_word_pattern_finds() -> None:
+    for text in ["".join(map(chr, range(128))), *(f"a{chr(i)}b" for i in range(128))]:  # each character
+        assert text.translate(topic_index._ASCII_WORDS).split() == WORD.findall(text.casefold()), repr(text)
 
 
 def _settings(topics: dict[str, TopicSettings] = TOPICS, **weights: Any) -> Settings:

@@ -33,9 +33,11 @@ _AHEAD = 4  # dumps parsed ahead of the writer: bounds the memory the worker can
 
 
 def parse_file(path: Path, as_of: dt.date | None, max_bytes: int = MAX_DUMP_BYTES) -> Listing | PaperdigestError:
-    """One dump file parsed, or the reason it cannot be (a bad dump is an outcome, not a crash)."""
+    """One dump file parsed, or the reason it cannot be (a bad dump is an outcome, not a crash).
+    A text dump's entries are EntryRows (parse_dump's `rows`): this is the backfill's parse, and
+    only its writer reads them, as it reads those that cross from the worker."""
     try:
-        return parse_dump(files.read(path, max_bytes), as_of)
+        return parse_dump(files.read(path, max_bytes), as_of, rows=True)
     except (BadInputError, SourceError) as exc:
         return exc
 

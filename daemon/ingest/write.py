@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import time
 from typing import Any
@@ -90,6 +91,7 @@ def apply(
         raise StoreError(f"{listing.source}: the store refused the dump, nothing was written: {describe(exc)}") from exc
 
 
+@functools.lru_cache(maxsize=256)  # by the change's fields: a few distinct tuples, asked per known paper
 def _columns_to_write(fields: tuple[str, ...]) -> tuple[str, ...]:
     """last_seen always; upvotes and first_seen when they changed; every column otherwise."""
     if not set(fields) <= {"upvotes", "first_seen"}:
@@ -130,17 +132,15 @@ def _write(
             groups.setdefault(_columns_to_write(change.fields), []).append((change.values, change.title_key))
     for columns, papers in groups.items():
         queries.update_papers(conn, papers, columns)
-    sightings = []
-    for change in changes.changes:
-        paper_id = next(new_ids) if change.kind == "new" else change.paper_id
-        sightings.append(
-            {"dump_id": dump_id, "paper_id": paper_id, "position": change.position, "upvotes": change.upvotes}
-        )
-    queries.insert_sightings(conn, sightings)
+    paper_ids = [next(new_ids) if change.kind == "new" else change.paper_id for change in changes.changes]
+    queries.insert_sightings(
+        conn,
+        [(dump_id, pid, c.position, c.upvotes) for pid, c in zip(paper_ids, changes.changes, strict=True)],
+    )
     if index is None:
-        topic_index.upkeep(conn, changes.changes, [s["paper_id"] for s in sightings], listing)
+        topic_index.upkeep(conn, changes.changes, paper_ids, listing)
     else:
-        index.add(changes.changes, [s["paper_id"] for s in sightings], listing)
+        index.add(changes.changes, paper_ids, listing)
     return ingested_at
 
 

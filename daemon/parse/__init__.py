@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Callable
+from typing import Any
 
 from paperdigest import clock
 from paperdigest.errors import EmptyListingError, ParseError
 from paperdigest.ingest.identity import title_key
-from paperdigest.model import Entry, Listing, RawDump
+from paperdigest.model import Entry, Listing, RawDump, short_entry_row
 from paperdigest.parse.api_json import parse_api_json
 from paperdigest.parse.dates import DateValueError, date_from_filename, latest_on_or_before, mtime_date
 from paperdigest.parse.decode import decode_dump
@@ -49,7 +51,9 @@ def capture_date(
     return reference
 
 
-def parse_dump(raw: RawDump, as_of: dt.date | None = None) -> Listing:
+def parse_dump(raw: RawDump, as_of: dt.date | None = None, *, rows: bool = False) -> Listing:
+    """The dump's listing. With `rows` (backfill's parse, for its writer alone), a text dump's
+    entries are model.EntryRows, not Entry objects: the same values, made in a twelfth of the time."""
     text = decode_dump(raw.data, raw.source)
     kind = detect_format(text)
     if kind == "json":
@@ -63,7 +67,7 @@ def parse_dump(raw: RawDump, as_of: dt.date | None = None) -> Listing:
     else:
         listing = parse_text(text, raw.source)
         capture = capture_date(raw.source, raw.mtime, as_of, listing.header_date)
-        entries = _resolved(listing.entries, capture, raw.source)
+        entries = _resolved(listing.entries, capture, raw.source, short_entry_row if rows else Entry)
         layout = listing.layout
     if not entries:
         raise EmptyListingError(raw.source, None, "the listing holds no entries")
@@ -71,9 +75,9 @@ def parse_dump(raw: RawDump, as_of: dt.date | None = None) -> Listing:
     return Listing(raw.source, capture, layout, content_hash(raw.data), tuple(entries), keys)
 
 
-def _resolved(entries: list[TextEntry], capture: dt.date, source: str) -> list[Entry]:
-    """The entries of a text dump, their dates made whole. A dump's entries share a few dates:
-    each distinct one is worked out once."""
+def _resolved(entries: list[TextEntry], capture: dt.date, source: str, make: Callable[..., Any] = Entry) -> list[Any]:
+    """The entries of a text dump (made by `make`: Entry, or model.short_entry_row), their dates
+    made whole. A dump's entries share a few dates: each distinct one is worked out once."""
     days: dict[tuple[int, int, int | None], dt.date] = {}
     resolved = []
     for position, entry in enumerate(entries, 1):
@@ -86,7 +90,7 @@ def _resolved(entries: list[TextEntry], capture: dt.date, source: str) -> list[E
         # Positional, in Entry's field order (position, the Listed fields, line): a keyword call
         # costs a fifth more, by the hundred thousand.
         title, abstract, authors, org, upvotes = entry.title, entry.abstract, entry.authors, entry.org, entry.upvotes
-        resolved.append(Entry(position, title, abstract, authors, org, published, upvotes, None, entry.line))
+        resolved.append(make(position, title, abstract, authors, org, published, upvotes, None, entry.line))
     return resolved
 
 

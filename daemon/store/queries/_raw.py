@@ -21,14 +21,13 @@ PostgreSQL the round trips, not the rows, were the cost (benchmarks/README.md, "
 from __future__ import annotations
 
 import datetime as dt
-import itertools
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Column, Connection, Dialect, delete
 from sqlalchemy.exc import DBAPIError
 
-from paperdigest.store.queries._sql import _chunks
 from paperdigest.store.tables import outbox_table, paper_table, paper_topic_table, sent_paper_table, sighting_table
 
 _Processor = Callable[[Any], Any] | None
@@ -90,72 +89,90 @@ def _bound(rows: Sequence[Sequence[Any]], binders: list[_Processor]) -> list[tup
 # what brings the full ingest benchmark back under its target (benchmarks/README.md).
 
 
-def papers_where(conn: Connection, columns: Sequence[str], where: str, values: Sequence[Any]) -> list[list[Any]]:
-    """`SELECT columns FROM paper WHERE where IN (values)`: each row as a list, its values as Core
+def papers_where(conn: Connection, columns: Sequence[str], where: str, values: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """`SELECT columns FROM paper WHERE where IN (values)`: each row as a tuple, its values as Core
     would type them (each column's own result processor: sqlite3 hands dates and lists back as
     text, psycopg lists as lists, which the model keeps as tuples)."""
-    known = [paper_table.c[name] for name in (*columns, where)]  # column names are never caller text
-    processors = [
-        (at, processor)
-        for at, column in enumerate(known[:-1])
-        if (processor := column.type.dialect_impl(conn.dialect).result_processor(conn.dialect, None)) is not None
-    ]
     if _postgresql(conn):  # one array: the same text for every dump (see the module's docstring)
         sql = f"SELECT {', '.join(columns)} FROM paper WHERE {where} = ANY(%s::text[])"
         params: tuple[Any, ...] = (list(values),)
     else:
         sql = f"SELECT {', '.join(columns)} FROM paper WHERE {where} IN ({_marks(len(values))})"
         params = tuple(values)
-    # The rows of a dump share their dates (first and last seen among a few days): each distinct
-    # value of a column is converted once. None stays None (every processor's answer to it).
-    seen: list[dict[Any, Any]] = [{} for _ in processors]
-    rows = []
-    for raw in conn.exec_driver_sql(sql, params).fetchall():
-        row = list(raw)
-        for (at, processor), memo in zip(processors, seen, strict=True):
-            value = row[at]
-            if value is None:
-                continue
-            try:
-                row[at] = memo[value]
-            except KeyError:
-                row[at] = memo[value] = processor(value)
-            except TypeError:  # unhashable (psycopg's lists)
-                row[at] = processor(value)
-        rows.append(row)
-    return rows
+    rows = conn.exec_driver_sql(sql, params).fetchall()
+    processors = _result_processors(conn.dialect, tuple(columns))
+    if not rows or not processors:
+        return [tuple(row) for row in rows]
+    # Column by column: the rows of a dump share their dates (first and last seen among a few
+    # days) and most of their other processed values are None, so each distinct value of a
+    # column is converted once and the column mapped through the answers in C (0.25 ms less a
+    # dump of 100 known papers than a loop over each row's processed values).
+    table = list(zip(*rows, strict=True))
+    for at, processor in processors:
+        column = table[at]
+        try:
+            answers = {value: processor(value) for value in set(column) if value is not None}
+        except TypeError:  # unhashable (psycopg's lists)
+            table[at] = tuple(None if value is None else processor(value) for value in column)
+            continue
+        answers[None] = None  # every processor's answer to it
+        table[at] = tuple(map(answers.__getitem__, column))
+    return list(zip(*table, strict=True))
+
+
+@functools.cache
+def _result_processors(dialect: Dialect, columns: tuple[str, ...]) -> tuple[tuple[int, Callable[[Any], Any]], ...]:
+    """The paper columns' result processors (the ones that have one), by place: once per dialect."""
+    return tuple(
+        (at, processor)
+        for at, name in enumerate(columns)
+        if (processor := paper_table.c[name].type.dialect_impl(dialect).result_processor(dialect, None)) is not None
+    )
 
 
 # --- insert_papers: the ingest's new papers ------------------------------------------------------
-# One multi-row INSERT ... RETURNING id and identity. CPU time of `apply` per 200-entry dump on
-# SQLite (about 5.8 ms as it is), the least of 10 runs of 50 dumps: Core's own INSERT ... RETURNING
-# (insertmanyvalues) costs 0.9-1.25 ms more (16-22%), ordered (sort_by_parameter_order: one
-# statement per row on SQLite) 0.8-1.5 ms more, Core's executemany with the ids read back 0.8 ms
-# more. On PostgreSQL, Core's RETURNING costs 0.7 ms more; its executemany with the ids read back
-# is 1.4 ms cheaper there, but reads the ids back by an index the planner may pass over.
+# PostgreSQL: one INSERT ... SELECT FROM unnest(...) RETURNING id and identity. SQLite: one
+# executemany of a single-row INSERT with the ids given, the ones SQLite would choose itself
+# (the table has no AUTOINCREMENT: a new row's rowid is the largest one plus one, row after row;
+# the write transaction holds the store, so nothing else inserts between the read of the
+# largest and the insert). The statement's text is then the same for every dump (prepared once
+# by sqlite3's cache), where the multi-row INSERT ... RETURNING it replaces (faster than each
+# Core form, benchmarks/README.md "Raw statements") had a text per number of new papers, parsed
+# again for nearly every dump, and its ids to fetch and match back: 3.2 -> 2.7 s over the full
+# benchmark's 2,000 dumps (200,000 new papers; in process, one core).
 
 
-def insert_papers(conn: Connection, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
-    """INSERT INTO paper (columns) VALUES (...), (...) RETURNING id, title_key, arxiv_id, one
-    statement per CHUNK rows: the new rows' ids with their identity, in no particular order."""
+def insert_papers(conn: Connection, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[int]:
+    """INSERT INTO paper (columns) the rows; the new rows' ids, in the rows' order. `columns`
+    must hold title_key and arxiv_id (a row's identity, by which PostgreSQL's ids come back)."""
     known = [paper_table.c[name] for name in columns]  # never caller text
     if _postgresql(conn):  # one statement, whatever the count: values as arrays
         sql = (
             f"INSERT INTO paper ({', '.join(columns)}) SELECT * FROM {_unnest(conn, known)}"
             " RETURNING id, title_key, arxiv_id"
         )
-        return [tuple(row) for row in conn.exec_driver_sql(sql, _arrays(conn, known, rows))]
-    binders = _binders(conn.dialect, known)
-    one = f"({_marks(len(columns))})"
-    found: list[tuple[Any, ...]] = []
-    for chunk in _chunks(_bound(rows, binders)):
-        sql = (
-            f"INSERT INTO paper ({', '.join(columns)}) VALUES {', '.join([one] * len(chunk))}"
-            " RETURNING id, title_key, arxiv_id"
-        )
-        result = conn.exec_driver_sql(_sql(conn, sql), tuple(itertools.chain.from_iterable(chunk)))
-        found.extend(map(tuple, result.fetchall()))
-    return found
+        inserted = conn.exec_driver_sql(sql, _arrays(conn, known, rows))
+        ids = {(key, arxiv_id): int(pid) for pid, key, arxiv_id in inserted}  # the identity is unique
+        key_at, arxiv_at = columns.index("title_key"), columns.index("arxiv_id")
+        return [ids[row[key_at], row[arxiv_at]] for row in rows]
+    top = conn.exec_driver_sql("SELECT max(id) FROM paper").scalar() or 0
+    if top + len(rows) >= _SQLITE_LAST_ROWID:  # SQLite would pick unused rowids at random: let it
+        return _sqlite_insert_returning(conn, columns, rows)
+    first = top + 1
+    sql = f"INSERT INTO paper (id, {', '.join(columns)}) VALUES (?, {_marks(len(columns))})"
+    bound = _bound(rows, _binders(conn.dialect, known))
+    conn.exec_driver_sql(sql, [(pid, *row) for pid, row in enumerate(bound, first)])
+    return list(range(first, first + len(rows)))
+
+
+_SQLITE_LAST_ROWID = 2**63 - 1
+
+
+def _sqlite_insert_returning(conn: Connection, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[int]:
+    """SQLite, the rowids left to SQLite: one INSERT ... RETURNING a row (the rows' order kept)."""
+    sql = f"INSERT INTO paper ({', '.join(columns)}) VALUES ({_marks(len(columns))}) RETURNING id"
+    bound = _bound(rows, _binders(conn.dialect, [paper_table.c[name] for name in columns]))
+    return [int(conn.exec_driver_sql(sql, row).scalar_one()) for row in bound]
 
 
 # --- update_papers: the ingest's changed papers ----------------------------------------------------
@@ -180,18 +197,30 @@ def update_papers(conn: Connection, fields: Sequence[str], rows: Sequence[Sequen
     conn.exec_driver_sql(_sql(conn, f"UPDATE paper SET {sets} WHERE id = ?"), _bound(rows, binders))
 
 
-# --- insert_sightings: PostgreSQL only ----------------------------------------------------------
-# SQLite takes Core's executemany (sqlite3's own loop); on PostgreSQL that is one statement per
-# row in a pipeline, where one INSERT ... SELECT FROM unnest(...) does the dump's 200 at once.
+# --- insert_sightings: a dump's sightings ---------------------------------------------------------
+# On PostgreSQL one INSERT ... SELECT FROM unnest(...) does the dump's 200 at once (Core's
+# executemany is one statement per row in a pipeline). On SQLite sqlite3's executemany of the
+# tuples: Core's executemany (a dict per row, built and processed per row) cost 0.27 ms more a
+# dump of 200 entries (1.45 -> 0.90 s over the full benchmark's 2,000 dumps, in process, one
+# core). That is 3-4% of the path, under this module's bar of a tenth: kept because the backfill's
+# CPU target (issue 13) is missed by about as much as such cuts add up to, and because the
+# PostgreSQL form of the same function was raw already (benchmarks/README.md, third round).
 
 _SIGHTING_COLUMNS = ("dump_id", "paper_id", "position", "upvotes")
+_SQLITE_SIGHTINGS = f"INSERT INTO sighting ({', '.join(_SIGHTING_COLUMNS)}) VALUES (?, ?, ?, ?)"
 
 
-def insert_sightings(conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
-    """PostgreSQL: INSERT INTO sighting (dump_id, paper_id, position, upvotes), one statement."""
-    known = [sighting_table.c[name] for name in _SIGHTING_COLUMNS]
-    sql = f"INSERT INTO sighting ({', '.join(_SIGHTING_COLUMNS)}) SELECT * FROM {_unnest(conn, known)}"
-    conn.exec_driver_sql(sql, _arrays(conn, known, rows))
+def insert_sightings(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """INSERT INTO sighting (dump_id, paper_id, position, upvotes): each row a tuple in that
+    order (integers, upvotes None when unknown: no bind processing), one statement."""
+    if not rows:
+        return
+    if _postgresql(conn):
+        known = [sighting_table.c[name] for name in _SIGHTING_COLUMNS]
+        sql = f"INSERT INTO sighting ({', '.join(_SIGHTING_COLUMNS)}) SELECT * FROM {_unnest(conn, known)}"
+        conn.exec_driver_sql(sql, _arrays(conn, known, rows))
+        return
+    conn.exec_driver_sql(_SQLITE_SIGHTINGS, list(rows))
 
 
 # --- accepted_mark: the commit after the server's 250 --------------------------------------------

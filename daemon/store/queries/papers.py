@@ -36,7 +36,6 @@ _PAPER_COLUMNS = [paper_table.c[name] for name in _PAPER_READ]
 # (70 of the 115 µs a small SELECT takes through Core on SQLite).
 _DUMP_BY_HASH = select(dump_table).where(dump_table.c.content_hash == bindparam("content_hash"))
 _INSERT_DUMP = insert(dump_table).returning(dump_table.c.id)
-_INSERT_SIGHTINGS = insert(sighting_table)
 
 
 def paper_rows_by_identity(
@@ -49,7 +48,7 @@ def paper_rows_by_identity(
     for column, values in (("arxiv_id", sorted(set(arxiv_ids))), ("title_key", sorted(set(title_keys)))):
         for chunk in _chunks(values):
             for row in _raw.papers_where(conn, _PAPER_READ, column, chunk):
-                found[row[0]] = tuple(row)
+                found[row[0]] = row
     return list(found.values())
 
 
@@ -91,10 +90,7 @@ def insert_papers(conn: Connection, papers: list[tuple[Any, str]], first: dict[s
     extra = tuple(first.values())
     values = _values_getter(WRITTEN_PAPER_COLUMNS)
     rows = [values(paper, key) + extra for paper, key in papers]
-    inserted = _raw.insert_papers(conn, (*WRITTEN_PAPER_COLUMNS, *first), rows)
-    # Each id comes back with its paper's identity, unique in the table (uq_paper_title_key_arxiv).
-    ids = {(key, arxiv_id): int(pid) for pid, key, arxiv_id in inserted}
-    return [ids[key, paper.arxiv_id] for paper, key in papers]
+    return _raw.insert_papers(conn, (*WRITTEN_PAPER_COLUMNS, *first), rows)
 
 
 def update_papers(
@@ -107,13 +103,9 @@ def update_papers(
     _raw.update_papers(conn, fields, [(*values(paper, key), paper.id) for paper, key in papers])
 
 
-def insert_sightings(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    if conn.dialect.name == "postgresql":  # one statement, not one per row (queries/_raw.py)
-        _raw.insert_sightings(conn, [(r["dump_id"], r["paper_id"], r["position"], r["upvotes"]) for r in rows])
-        return
-    conn.execute(_INSERT_SIGHTINGS, rows)
+def insert_sightings(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """A dump's sightings, each (dump_id, paper_id, position, upvotes), in one statement."""
+    _raw.insert_sightings(conn, rows)
 
 
 def _top_order(conn: Connection) -> tuple[Any, ...]:
