@@ -218,8 +218,10 @@ def status_lines(report: Mapping[str, Any]) -> list[str]:
         lines.append(f"  cannot send: {problem}")
     for m in mail["attention"]:
         when = f", next try {utc_minute(m['next_attempt_at'])}" if m["status"] == "pending" else ""
-        lines.append(
-            f"  {m['status']:8} {m['subscriber']} for {utc_minute(m['period'])} after {m['attempts']} "
-            f"attempt(s){when}: {m['last_error'] or '-'}"
-        )
+        head = f"  {m['status']:8} {m['subscriber']} for {utc_minute(m['period'])}"
+        if not m["attempts"] and not m["last_error"]:  # left untried (a batch stopped at another's failure)
+            lines.append(f"{head}: not tried yet{when}")
+            continue
+        tries = f"{m['attempts']} attempt{'s' if m['attempts'] != 1 else ''}"
+        lines.append(f"{head} after {tries}{when}: {m['last_error'] or '-'}")
     return lines

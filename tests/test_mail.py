@@ -345,6 +345,10 @@ def test_data_550_and_421(cli: Any, store: str, smtp: SmtpServer, tmp_path: Path
     assert rows["grace@example.org"]["status"] == "pending"  # 421: the server is going away, retry later
     assert rows["linus@example.org"]["status"] == "pending"  # the batch stopped at 421, not tried yet
     assert smtp.handler.received == []
+    shown = {line.split()[1]: line for line in cli("--db", store, "status").out.splitlines() if "@" in line}
+    grace, linus = shown["grace@example.org"], shown["linus@example.org"]
+    assert "after 1 attempt," in grace and "421 4.3.2 shutting down" in grace  # one, not "1 attempt(s)"
+    assert ": not tried yet" in linus and "attempt" not in linus, linus  # not "after 0 attempt(s): -"
 
 
 def test_server_down_then_up(cli: Any, store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
