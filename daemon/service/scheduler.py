@@ -475,7 +475,7 @@ class Service:
         return f"{clock.as_utc(dump.ingested_at):%Y-%m-%d %H:%M}Z {dump.source}: {dump.new} new"
 
     def _send_after_takeover(self) -> None:
-        log.info("the takeover time has passed since this replica began to lead: sending what a dead sender left")
+        log.info("the takeover time has passed since this replica began to lead: looking for what a dead sender left")
         self.send()
 
     def _between_ticks(self) -> None:
