@@ -944,7 +944,7 @@ def test_a_redirect_loop_ends_after_max_redirects_without_retrying(
     server.program(default=Reply(302, b"", {"Location": "/loop"}))
     sleeps = Sleeps()
     message, _ = timed_failure(make(sources, server.url("/loop"), tmp_path / "archive", sleep=sleeps), engine)
-    assert "TooManyRedirects" in message
+    assert "TooManyRedirects: more than 20 redirects" in message
     assert len(server.requests) == http_source.MAX_REDIRECTS + 1 == 21
     assert sleeps == []
 

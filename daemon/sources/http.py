@@ -180,7 +180,11 @@ class HttpSource:
             if cutoff.fired:
                 raise self._late(url, until, budget_end) from None
             return _Again(f"cannot connect: {exc.__class__.__name__}")
-        except httpx.HTTPError as exc:  # redirect loops, broken encodings: not worth retrying
+        except httpx.TooManyRedirects:  # a loop, or a chain too long: not worth retrying
+            raise SourceError(
+                f"source {self.name}: {redact(url)}: TooManyRedirects: more than {MAX_REDIRECTS} redirects"
+            ) from None
+        except httpx.HTTPError as exc:  # broken encodings...: not worth retrying
             raise SourceError(f"source {self.name}: {redact(url)}: {exc.__class__.__name__}") from None
 
     def _body(self, url: str, response: httpx.Response, until: float, budget_end: float) -> bytes:
