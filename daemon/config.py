@@ -202,6 +202,29 @@ class MailSettings(_Model):
             _check_readable(value)
         return value
 
+    @model_validator(mode="after")
+    def _no_password_in_clear(self) -> "MailSettings":
+        # AUTH over a connection without TLS sends the password as base64 text: refused unless the
+        # server is on this host (a local relay), as Postfix's client refuses plaintext SASL by default.
+        if self.transport == "smtp" and self.username and self.security == "none" and not _loopback(self.host):
+            raise ValueError(
+                f'security = "none" with a username would send the SMTP password unencrypted to {self.host}: '
+                'use "starttls" or "ssl" (a relay on this host, localhost or 127.0.0.1, may use "none")'
+            )
+        return self
+
+
+def _loopback(host: str) -> bool:
+    """localhost or a loopback address (127.0.0.0/8, ::1)."""
+    import ipaddress  # noqa: PLC0415  lazy: only a config with SMTP authentication without TLS asks
+
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
 
 class DigestSettings(_Model):
     send_empty: bool = False

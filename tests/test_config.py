@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -295,3 +296,28 @@ def test_keywords_that_never_match_or_repeat_are_refused(topic: dict[str, Any], 
 def test_keywords_that_differ_as_words_are_kept() -> None:
     settings = config.validate({"topics": {"a": {"keywords": ["agent", "agentic", "web agent", "reagent"]}}}, "c.toml")
     assert settings.topics["a"].keywords == ["agent", "agentic", "web agent", "reagent"]
+
+
+@pytest.mark.parametrize(
+    ("host", "security", "username", "refused"),
+    [
+        ("smtp.example.org", "none", "digest", True),  # the password would cross the network in clear
+        ("192.0.2.7", "none", "digest", True),
+        ("smtp.example.org", "starttls", "digest", False),
+        ("smtp.example.org", "ssl", "digest", False),
+        ("smtp.example.org", "none", None, False),  # no AUTH, no password sent
+        ("127.0.0.1", "none", "digest", False),  # a relay on this host
+        ("127.0.0.53", "none", "digest", False),
+        ("::1", "none", "digest", False),
+        ("localhost", "none", "digest", False),
+    ],
+)
+def test_smtp_auth_without_tls_is_refused_unless_the_server_is_on_this_host(
+    host: str, security: str, username: str | None, refused: bool
+) -> None:
+    mail = {"transport": "smtp", "host": host, "security": security} | ({"username": username} if username else {})
+    if refused:
+        with pytest.raises(ConfigError, match=r"c\.toml: mail: .*unencrypted to " + re.escape(host)):
+            config.validate({"mail": mail}, "c.toml")
+    else:
+        assert config.validate({"mail": mail}, "c.toml").mail.host == host
