@@ -597,8 +597,8 @@ def main(argv: Sequence[str] | None = None, *, own_process: bool = False) -> int
 
     setup_logging(args.verbose, daemon=args.command == "run")
     code = _run(args)
-    if own_process and args.command in NO_TEARDOWN:
-        _exit_now(code)
+    if own_process and args.command in NO_TEARDOWN and sys.getprofile() is None:
+        _exit_now(code)  # not under a profiler (cProfile writes its figures after main returns)
     return code
 
 

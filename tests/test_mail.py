@@ -6,6 +6,7 @@ import datetime as dt
 import email.utils
 import json
 import os
+import pstats
 import re
 import signal
 import smtplib
@@ -241,6 +242,14 @@ def test_send_in_a_process_of_its_own_ends_without_the_teardown_its_work_whole(
                             env=env, timeout=120, check=False)
     assert hosted.returncode == 0, hosted.stdout + hosted.stderr
     assert hosted.stdout.splitlines()[-4:] == ["nothing due", "hosted 0", "not reached", "at exit True"]
+    # Under cProfile (benchmarks/bench.py --profile) the process exits as Python does: the profiler
+    # writes its figures after the command returns.
+    stats = tmp_path / "send.prof"
+    profiled = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(stats), "-m", "paperdigest", "--config",
+                               config, "--db", store, "send"], capture_output=True, text=True, env=env, timeout=120,
+                              check=False)
+    assert profiled.returncode == 0 and profiled.stdout.strip() == "nothing due", profiled.stdout + profiled.stderr
+    assert "cmd_send" in str(pstats.Stats(str(stats)).stats)
 
 
 def test_a_mailed_digest_has_its_html_7bit_and_its_text_quoted_printable(
