@@ -253,6 +253,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     conf = _config(args)
     config.check_can_send(conf)
     engine = _engine(args, conf, schema="read" if args.dry_run else "check")
+    _started()
     now = clock.now()
     planned = digest_job.queue_due(engine, conf, now, dry_run=args.dry_run)
     for item in planned:
@@ -571,6 +572,12 @@ QUICK = frozenset({"status"})
 # (~2 s), spent freeing what the process is about to give back whole. Its engines are disposed
 # (_run), its SMTP session quit and its heartbeat thread joined before the command returns.
 NO_TEARDOWN = QUICK | {"send"}
+# And `send` starts without the collector: the ~120,000 objects of its start-up (the modules,
+# SQLAlchemy's and pydantic's classes, the config of 1,000 subscribers) are then frozen (gc.freeze:
+# kept out of every later collection, at no walk) and the collector turned back on for the work
+# (_started). Collections walked them some 16 times, ~35 ms of a 1,000-digest send's ~2 s of CPU.
+FROZEN_START = frozenset({"send"})
+_paused: list[bool] = []  # main() turned the collector off for the start-up of its command
 
 
 def console() -> int:
@@ -593,10 +600,18 @@ def main(argv: Sequence[str] | None = None, *, own_process: bool = False) -> int
     quick = own_process and args.command in QUICK
     if quick:
         gc.disable()
+    elif own_process and args.command in FROZEN_START and gc.isenabled():
+        gc.disable()
+        _paused.append(True)
     from paperdigest.service.logs import setup_logging  # noqa: PLC0415  lazy: after --version and --help have exited
 
     setup_logging(args.verbose, daemon=args.command == "run")
-    code = _run(args)
+    try:
+        code = _run(args)
+    finally:
+        if _paused:  # the command failed before it started its work
+            _paused.clear()
+            gc.enable()
     if own_process and args.command in NO_TEARDOWN and sys.getprofile() is None:
         _exit_now(code)  # not under a profiler (cProfile writes its figures after main returns)
     return code
@@ -627,6 +642,15 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         while _OPENED:
             _OPENED.pop().dispose()
+
+
+def _started() -> None:
+    """The command's start-up is done (its modules imported, its config read): what main() paused
+    the collector for (FROZEN_START) is frozen, and the collector is on again. Nothing otherwise."""
+    if _paused:
+        _paused.clear()
+        gc.freeze()
+        gc.enable()
 
 
 def _exit_now(code: int) -> None:
