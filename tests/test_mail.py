@@ -6,6 +6,7 @@ import datetime as dt
 import email.utils
 import json
 import os
+import pstats
 import re
 import signal
 import smtplib
@@ -207,6 +208,50 @@ def test_send_twice_delivers_each_digest_once(cli: Any, store: str, smtp: SmtpSe
     assert [row["status"] for row in outbox(store)] == ["sent", "sent"]
     sent = scalar(store, "SELECT count(*) FROM sent_paper WHERE subscriber = 'ada@example.org'")
     assert sent == len(json.loads(outbox(store)[0]["papers"])) > 0
+
+
+def test_send_in_a_process_of_its_own_ends_without_the_teardown_its_work_whole(
+    store: str, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    """`paperdigest send` (console()) skips the interpreter's teardown (cli.NO_TEARDOWN) but keeps
+    the collector, its start-up's objects frozen out of it (cli.FROZEN_START): the digests are
+    delivered and recorded, the exit handlers run after the output is flushed, the exit code is
+    send's own; the SQLite store is left whole (its engines disposed) and
+    a second send finds nothing due. main() called by a host program returns to it, and leaves
+    the host's collector as it was (nothing frozen)."""
+    config = write_config(tmp_path, config_text(smtp.port, ["ada@example.org", "grace@example.org"]))
+    env = dict(os.environ, PAPERDIGEST_NOW=SEND_AT)
+    code = (
+        "import atexit, gc, sys\n"
+        "from paperdigest import cli\n"
+        "atexit.register(lambda: print('at exit', gc.isenabled(), gc.get_freeze_count() > 0))\n"
+        "hosted = sys.argv[2:] == ['hosted']\n"
+        f"sys.argv = ['paperdigest', '--config', {config!r}, '--db', {store!r}, sys.argv[1]]\n"
+        "print('hosted', cli.main(sys.argv[1:])) if hosted else cli.console()\n"
+        "print('not reached')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, "send"], capture_output=True, text=True, env=env,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert sorted(line.split(" for ")[0] for line in lines if line.startswith("sent ")) == [
+        "sent ada@example.org", "sent grace@example.org"]
+    assert lines[-1] == "at exit True True"  # the handler ran last, the collector on, start-up frozen
+    assert "not reached" not in done.stdout
+    assert sorted(smtp.handler.by_recipient()) == ["ada@example.org", "grace@example.org"]
+    assert [row["status"] for row in outbox(store)] == ["sent", "sent"]
+    hosted = subprocess.run([sys.executable, "-c", code, "send", "hosted"], capture_output=True, text=True,
+                            env=env, timeout=120, check=False)
+    assert hosted.returncode == 0, hosted.stdout + hosted.stderr
+    assert hosted.stdout.splitlines()[-4:] == ["nothing due", "hosted 0", "not reached", "at exit True False"]
+    # Under cProfile (benchmarks/bench.py --profile) the process exits as Python does: the profiler
+    # writes its figures after the command returns.
+    stats = tmp_path / "send.prof"
+    profiled = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(stats), "-m", "paperdigest", "--config",
+                               config, "--db", store, "send"], capture_output=True, text=True, env=env, timeout=120,
+                              check=False)
+    assert profiled.returncode == 0 and profiled.stdout.strip() == "nothing due", profiled.stdout + profiled.stderr
+    assert "cmd_send" in str(pstats.Stats(str(stats)).stats)
 
 
 def test_a_mailed_digest_has_its_html_7bit_and_its_text_quoted_printable(
