@@ -4,14 +4,13 @@ dumps while this one writes the current one (parse is pure Python; writes mostly
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
-import marshal
 import multiprocessing
 import operator
 import os
-import pickle
 import signal
 import threading
 from collections.abc import Iterator
@@ -19,6 +18,11 @@ from functools import partial
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover  (not on Windows, where the worker is not forked either)
+    fcntl = None  # type: ignore[assignment]
 
 from paperdigest.config import MAX_DUMP_BYTES
 from paperdigest.errors import BadInputError, PaperdigestError, SourceError
@@ -32,6 +36,7 @@ log = logging.getLogger("paperdigest")
 
 PARALLEL_MIN = 16  # fewer dumps than this are parsed in-process: a worker costs more than it saves
 _AHEAD = 4  # dumps parsed ahead of the writer: bounds the memory the worker can fill
+_PIPE_BYTES = 1 << 20  # the pipe's room: _AHEAD full dumps' listings and more (Linux's default cap for a user)
 
 
 def parse_file(path: Path, as_of: dt.date | None, max_bytes: int = MAX_DUMP_BYTES) -> Listing | PaperdigestError:
@@ -66,6 +71,7 @@ def parsed_in_order(
         return
     context = multiprocessing.get_context("fork")
     reader, writer = context.Pipe(duplex=False)
+    _widen(reader)
     credits = context.Semaphore(_AHEAD)
     worker = context.Process(
         target=_parse_ahead, args=(paths, as_of, max_bytes, reader, writer, credits, topics), daemon=True
@@ -75,14 +81,14 @@ def parsed_in_order(
     try:
         for done, path in enumerate(paths):
             try:
-                parsed = _decode(reader.recv_bytes())
+                parsed = reader.recv()
             except (EOFError, OSError):
                 worker.join(timeout=1)
                 log.warning("the parsing worker stopped (exit %s); parsing the rest in this process", worker.exitcode)
                 yield from ((p, parse_file(p, as_of, max_bytes)) for p in paths[done:])
                 return
             credits.release()
-            yield path, parsed
+            yield path, _listing_of(parsed) if isinstance(parsed, tuple) else parsed
     finally:
         reader.close()
         if worker.is_alive():
@@ -110,82 +116,35 @@ def _parse_ahead(
             if matcher is not None and isinstance(parsed, Listing):
                 keys = parsed.title_keys or [title_key(e.title) for e in parsed.entries]
                 points = (matcher.spec.fingerprint, matcher.points(parsed.entries, keys))
-                # the keys go with the points: the writer needs both (without them it worked them out again)
-                parsed = dataclasses.replace(parsed, title_keys=tuple(keys), topic_points=points)
-            writer.send_bytes(_encode(parsed))
+                parsed = dataclasses.replace(parsed, topic_points=points)
+            writer.send(_wire(parsed) if isinstance(parsed, Listing) else parsed)
         except Exception:  # a bug or an unpicklable result: the parent parses the rest itself
             return
 
 
-# A listing on the pipe: a tag byte, then its fields marshalled, the entries column by column
-# (the values of each field as one tuple), dates as day ordinals. marshal reads and writes
-# tuples of str/int/None in C with none of pickle's opcodes and memo; the columns are zipped back
-# into EntryRows in C (tuple.__new__, no Python frame). A value marshal cannot carry (a datetime
-# in a date field, a subclass) sends that listing pickled, the entries as plain tuples: the
-# same values either way. bf6, in process on 200 full dumps: the worker's side 0.21 -> 0.11 ms
-# a dump, the writer's 0.22 -> 0.19 ms (issue 13).
-_MARSHALLED, _PICKLED = b"m", b"p"
+# A listing on the pipe: its fields in order, the entries as plain tuples of their values
+# (model.EntryRow). Unpickling 200 Entry objects cost the writer about 0.5 ms a dump; these tuples,
+# 0.06 ms, and wrapping each in an EntryRow is a C call (tuple.__new__), no Python frame.
+# Measured in bf6 (issue 13; in process, 400 full dumps, the backfill's collector threshold):
+# pickle (protocol 5) of these tuples, the worker's side and the writer's, 0.16 + 0.17 ms a
+# dump; the EntryRows copied by tuple() rather than read by attrgetter, 0.18 -> 0.155 ms on the
+# worker's side. marshal of the entries column by column (dates as ordinals) came to the same
+# sum, 0.14 + 0.18 ms, with more code: not kept. What is left is making the objects, not the
+# format.
 _LISTING_FIELDS = tuple(f.name for f in dataclasses.fields(Listing))
 _LISTING_VALUES = operator.attrgetter(*_LISTING_FIELDS)
 _ENTRIES = _LISTING_FIELDS.index("entries")
-_ENTRY_FIELDS = EntryRow._fields
-_DATE_COLUMNS = tuple(_ENTRY_FIELDS.index(name) for name in ("published", "withdrawn_at"))
 _entry_row = partial(tuple.__new__, EntryRow)
-if _LISTING_FIELDS != ("source", "as_of", "layout", "content_hash", "entries", "title_keys", "topic_points"):
-    raise AssertionError(f"Listing's fields changed, the wire (_marshalled) too: {_LISTING_FIELDS}")  # pragma: no cover
 
 
-def _encode(parsed: Listing | PaperdigestError) -> bytes:
-    if isinstance(parsed, Listing):
-        try:
-            return _MARSHALLED + _marshalled(parsed)
-        except (ValueError, TypeError):  # a value marshal cannot carry: pickle this one
-            values = list(_LISTING_VALUES(parsed))
-            values[_ENTRIES] = tuple(map(entry_values, parsed.entries))
-            return _PICKLED + pickle.dumps(tuple(values), pickle.HIGHEST_PROTOCOL)
-    return _PICKLED + pickle.dumps(parsed, pickle.HIGHEST_PROTOCOL)
-
-
-def _decode(data: bytes) -> Listing | PaperdigestError:
-    if data[:1] == _MARSHALLED:
-        return _unmarshalled(marshal.loads(memoryview(data)[1:]))
-    parsed = pickle.loads(memoryview(data)[1:])
-    return _listing_of(parsed) if isinstance(parsed, tuple) else parsed
-
-
-def _marshalled(listing: Listing) -> bytes:
+def _wire(listing: Listing) -> tuple[Any, ...]:
+    values = list(_LISTING_VALUES(listing))
     entries: tuple[Any, ...] = listing.entries
-    if entries and (type(entries[0]) is not EntryRow or len(set(map(type, entries))) != 1):
-        entries = tuple(map(entry_values, entries))  # Entry objects (an API dump's)
-    columns = list(zip(*entries, strict=True))
-    for n in _DATE_COLUMNS if columns else ():
-        columns[n] = tuple(map(_ordinals(columns[n]).__getitem__, columns[n]))
-    if type(listing.as_of) is not dt.date:
-        raise TypeError("as_of is not a date")
-    return marshal.dumps((listing.source, listing.as_of.toordinal(), listing.layout, listing.content_hash,
-                          tuple(columns), listing.title_keys, listing.topic_points))
-
-
-def _ordinals(dates: tuple[Any, ...]) -> dict[Any, int | None]:
-    """Each distinct date's ordinal (a dump holds a few), None kept; TypeError for anything else."""
-    out: dict[Any, int | None] = {None: None}
-    for date in set(dates):
-        if date is not None:
-            if type(date) is not dt.date:  # a datetime would lose its time
-                raise TypeError(f"not a date: {date!r}")
-            out[date] = date.toordinal()
-    return out
-
-
-def _unmarshalled(values: tuple[Any, ...]) -> Listing:
-    source, as_of, layout, content_hash, columns, title_keys, topic_points = values
-    columns = list(columns)
-    for n in _DATE_COLUMNS if columns else ():
-        dates: dict[int | None, dt.date | None] = {o: dt.date.fromordinal(o) for o in set(columns[n]) if o is not None}
-        dates[None] = None
-        columns[n] = map(dates.__getitem__, columns[n])
-    entries = tuple(map(_entry_row, zip(*columns, strict=True)))
-    return Listing(source, dt.date.fromordinal(as_of), layout, content_hash, entries, title_keys, topic_points)
+    try:  # a text dump's entries are EntryRows already: each copied as a plain tuple, in C
+        values[_ENTRIES] = tuple(map(tuple, entries))
+    except TypeError:  # Entry objects (an API dump's): their values by attribute
+        values[_ENTRIES] = tuple(map(entry_values, entries))
+    return tuple(values)
 
 
 def _listing_of(values: tuple[Any, ...]) -> Listing:
@@ -193,6 +152,18 @@ def _listing_of(values: tuple[Any, ...]) -> Listing:
     fields = list(values)
     fields[_ENTRIES] = tuple(map(_entry_row, fields[_ENTRIES]))
     return Listing(*fields)
+
+
+def _widen(end: Connection) -> None:
+    """The pipe made room for the listings the worker may be ahead by (a full dump is about 80 kB
+    pickled; the default pipe holds 64 kB): the worker writes each one without waiting for the
+    writer to read, in fewer pieces. About 50 ms less CPU over 2,000 such messages, the two
+    processes together (bf6, a two-process test of the pipe alone). Linux only, and best effort:
+    a system may cap pipes lower (fs.pipe-max-size), which costs only that."""
+    setter = getattr(fcntl, "F_SETPIPE_SZ", None) if fcntl is not None else None
+    if setter is not None:
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(end.fileno(), setter, _PIPE_BYTES)
 
 
 def _can_fork_a_parser(count: int) -> bool:
