@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import fcntl
 import io
+import multiprocessing
 import os
 import pickle
 import subprocess
@@ -226,3 +228,35 @@ def test_the_progress_bar_on_a_terminal_starts_no_thread(dumps: list[Path]) -> N
         progress.advance()
         assert threading.active_count() == 1 and ahead._can_fork_a_parser(len(dumps))
     assert "1/" in terminal.getvalue()
+
+
+def test_both_kinds_of_entries_cross_the_pipe_as_their_values() -> None:
+    """The wire: a text dump's EntryRows (copied by tuple()) and an API dump's Entry objects (read
+    by attribute) each arrive as EntryRows of the values parsed, through a real pickle."""
+    kinds = set()
+    for seed in [*sorted(SEEDS.iterdir()), ROOT / "tests" / "fixtures" / "hf_daily_papers_2023-05.json"]:
+        listing = ahead.parse_file(seed, None)
+        if not isinstance(listing, Listing):
+            continue
+        kinds.add(type(listing.entries[0]))
+        got = ahead._listing_of(pickle.loads(pickle.dumps(ahead._wire(listing), pickle.HIGHEST_PROTOCOL)))
+        assert all(type(e) is EntryRow for e in got.entries)
+        assert [tuple(entry_values(e)) for e in got.entries] == [tuple(entry_values(e)) for e in listing.entries]
+        assert (got.source, got.as_of, got.layout, got.content_hash, got.title_keys) == (
+            listing.source, listing.as_of, listing.layout, listing.content_hash, listing.title_keys
+        )
+    assert kinds == {Entry, EntryRow}
+
+
+@pytest.mark.skipif(not hasattr(fcntl, "F_GETPIPE_SZ"), reason="Linux: a pipe's size can be read and set")
+def test_the_pipe_holds_several_listings() -> None:
+    reader, writer = multiprocessing.get_context("fork").Pipe(duplex=False)
+    try:
+        before = fcntl.fcntl(reader.fileno(), fcntl.F_GETPIPE_SZ)
+        ahead._widen(reader)
+        after = fcntl.fcntl(writer.fileno(), fcntl.F_GETPIPE_SZ)  # one pipe: both ends see it
+        cap = int(Path("/proc/sys/fs/pipe-max-size").read_text())
+        assert after == min(ahead._PIPE_BYTES, max(cap, before)) and after >= before
+    finally:
+        reader.close()
+        writer.close()
