@@ -34,6 +34,14 @@ def cache_files(state: Path) -> list[Path]:
     return sorted((state / "cache" / "templates").glob("*/__jinja2_*.cache"))
 
 
+def user_templates(tmp_path: Path, text: str = "{{ x }} digest\n") -> Path:
+    """A digest.templates folder of the user's, with a text template of `text`."""
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    (folder / "digest.txt.j2").write_text(text, encoding="utf-8")
+    return folder
+
+
 def test_a_later_environment_loads_the_bundled_templates_compiled(tmp_path: Path) -> None:
     first, compiled = fresh()
     sources = {name: first.get_template(name) for name in BUNDLED}
@@ -50,10 +58,8 @@ def test_a_later_environment_loads_the_bundled_templates_compiled(tmp_path: Path
 
 
 def test_an_edited_template_compiles_afresh(tmp_path: Path) -> None:
-    folder = tmp_path / "templates"
-    folder.mkdir()
+    folder = user_templates(tmp_path, "{{ x }} first\n")
     template = folder / "digest.txt.j2"
-    template.write_text("{{ x }} first\n", encoding="utf-8")
     env, compiled = fresh(folder)
     assert env.get_template("digest.txt.j2").render(x=1) == "1 first\n"
     env, compiled = fresh(folder)
@@ -65,9 +71,7 @@ def test_an_edited_template_compiles_afresh(tmp_path: Path) -> None:
 
 
 def test_a_damaged_cache_file_is_compiled_afresh_and_written_again(tmp_path: Path) -> None:
-    folder = tmp_path / "templates"
-    folder.mkdir()
-    (folder / "digest.txt.j2").write_text("{{ x }} digest\n", encoding="utf-8")
+    folder = user_templates(tmp_path)
     env, _ = fresh(folder)
     assert env.get_template("digest.txt.j2").render(x=0) == "0 digest\n"  # compiled: written to the cache
     (written,) = cache_files(tmp_path / "state")
@@ -83,9 +87,7 @@ def test_a_damaged_cache_file_is_compiled_afresh_and_written_again(tmp_path: Pat
 def test_a_state_folder_that_cannot_hold_the_cache_compiles_each_time(tmp_path: Path) -> None:
     (tmp_path / "state").mkdir()
     (tmp_path / "state" / "cache").write_text("a file where the folder would be", encoding="utf-8")
-    folder = tmp_path / "templates"
-    folder.mkdir()
-    (folder / "digest.txt.j2").write_text("{{ x }} digest\n", encoding="utf-8")
+    folder = user_templates(tmp_path)
     for x in (1, 2):
         env, compiled = fresh(folder)
         assert env.bytecode_cache is None
@@ -94,9 +96,7 @@ def test_a_state_folder_that_cannot_hold_the_cache_compiles_each_time(tmp_path: 
 
 
 def test_a_cache_folder_gone_meanwhile_fails_no_render(tmp_path: Path) -> None:
-    folder = tmp_path / "templates"
-    folder.mkdir()
-    (folder / "digest.txt.j2").write_text("{{ x }} digest\n", encoding="utf-8")
+    folder = user_templates(tmp_path)
     env, compiled = fresh(folder)
     assert env.bytecode_cache is not None
     cache = tmp_path / "state" / "cache"
