@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -280,7 +281,12 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Iterator[Any]:
         captured = capsys.readouterr()
         return Result(code, captured.out, captured.err)
 
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
     yield run
+    # main() points the root logger at this test's captured stderr, which closes with the test:
+    # a server thread logging after it (aiosmtpd's "connection lost") would meet a closed file.
+    root.handlers[:], root.level = handlers, level
 
 
 def run_subprocess(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> Result:
