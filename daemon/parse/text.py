@@ -78,7 +78,7 @@ _Unit = tuple[int, list[str]]
 
 
 def parse_text(text: str, source: str) -> TextListing:
-    lines = [raw.strip() for raw in text.split("\n")]
+    lines = list(map(str.strip, text.split("\n")))
     body_start, header_date, saw_header = _read_header(lines)
     end = len(lines)
     if body_start < end and saw_header and _SUBSCRIBE_GLUED.match(lines[body_start]):
@@ -148,6 +148,9 @@ class _EntryReader:
         entries = []
         units = self.units
         inline_before = len(units) - 2 if not self.dense else 0
+        # A dump's meta blocks repeat their first line ('• 26 authors', 'amazon Amazon'): each
+        # distinct one is read once (a fifth of the distinct lines in the benchmark's dumps).
+        whos: dict[str, tuple[int | None, str | None]] = {}
         while self.pos < len(units):
             pos = self.pos
             if pos < inline_before:
@@ -163,10 +166,27 @@ class _EntryReader:
                 ):
                     self.pos = pos + 3
                     self.saw_meta = True
-                    authors, org, date, upvotes = self._meta_of(meta_at, meta)
-                    # fold_space, inlined
-                    folded_title, folded_abstract = " ".join(title[0].split()), " ".join(abstract[0].split())
-                    entries.append(TextEntry(number, folded_title, folded_abstract, authors, org, date, upvotes))
+                    # _meta_of, inlined, its first line's reading kept per distinct line
+                    who, _, when = meta
+                    match = DATE_LINE.match(when)
+                    known = whos.get(who)
+                    if match is None or known is None:
+                        authors, org, date, upvotes = self._meta_of(meta_at, meta)
+                        whos[who] = authors, org
+                    else:
+                        authors, org = known
+                        month, day, year, points = match.group("month", "day", "year", "upvotes")
+                        date = DateParts(month_number(month), int(day), int(year) if year else None, meta_at + 2)
+                        upvotes = int(points) if points else 0
+                    # fold_space, inlined; a line (stripped) that is ASCII, printable and has no
+                    # double space is its own fold: three scans in C, half the time of the fold
+                    text = title[0]
+                    if not (text.isascii() and text.isprintable() and "  " not in text):
+                        text = " ".join(text.split())
+                    summary = abstract[0]
+                    if not (summary.isascii() and summary.isprintable() and "  " not in summary):
+                        summary = " ".join(summary.split())
+                    entries.append(TextEntry(number, text, summary, authors, org, date, upvotes))
                     continue
             entries.append(self._entry())
         return entries
