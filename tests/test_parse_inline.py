@@ -76,7 +76,9 @@ def test_the_general_reader_is_used_when_patched() -> None:
 @pytest.mark.parametrize("layout", ["full", "pairs", "dense"])
 @fuzz_settings(100)
 @given(listing=gen.listings(), style=gen.text_styles)
-def test_generated_listings_read_inline_as_in_general(layout: str, listing: gen.GenListing, style: gen.TextStyle) -> None:
+def test_generated_listings_read_inline_as_in_general(
+    layout: str, listing: gen.GenListing, style: gen.TextStyle
+) -> None:
     data = gen.render_text(layout, listing, style)
     check_same(decode_dump(data, "dump.txt"))
 
@@ -116,7 +118,18 @@ _TEXTS = st.one_of(
     gen.line_text,
 )
 _WHO = st.sampled_from(
-    ["• 3 authors", "  • 3 authors", "• 1 author", "amazon Amazon", "facebook AI at  Meta", "solo", "Ünï  Org", "·", "3"]
+    [
+        "• 3 authors",
+        "  • 3 authors",
+        "• 1 author",
+        "\t• 3\x0bauthors",
+        "amazon Amazon",
+        "facebook AI at  Meta",
+        "solo",
+        "Ünï  Org",
+        "·",
+        "3",
+    ]
 )
 _WHEN = st.sampled_from(["Mar 20 2", "Mar 20", "Sep 30, 2024 2", "Feb 29", "Feb 30 1", "Marc 5", "Jan 3  2", "?"])
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from itertools import compress, islice
+from operator import not_
 
 from paperdigest.errors import ParseError
 from paperdigest.ingest.identity import fold_space
@@ -295,7 +297,8 @@ def _blocks(lines: list[str], start: int, end: int) -> list[_Unit]:
     """The blocks of lines[start:end]: runs of non-blank lines, each with its first line's number."""
     blocks: list[_Unit] = []
     begin = start
-    for blank in [i for i in range(start, end) if not lines[i]] + [end]:
+    # The blank lines' indices, found in C (compress of the lines' emptiness); then the end.
+    for blank in [*compress(range(start, end), map(not_, islice(lines, start, end))), end]:
         if blank > begin:
             blocks.append((begin + 1, lines[begin:blank]))
         begin = blank + 1
