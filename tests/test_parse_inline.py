@@ -23,6 +23,8 @@ from tests import listing_gen as gen
 from tests.conftest import SEEDS
 from tests.fuzzing import fuzz_settings, mutations
 
+pytestmark = pytest.mark.fuzz
+
 
 class _GeneralReader(text_module._EntryReader):
     """Every entry read by `_entry`, the reading the inline one must agree with."""
