@@ -71,7 +71,7 @@ def parse_dump(raw: RawDump, as_of: dt.date | None = None, *, rows: bool = False
         layout = listing.layout
     if not entries:
         raise EmptyListingError(raw.source, None, "the listing holds no entries")
-    keys = tuple(title_key(entry.title) for entry in entries)
+    keys = tuple([title_key(entry.title) for entry in entries])
     return Listing(raw.source, capture, layout, content_hash(raw.data), tuple(entries), keys)
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from itertools import compress, islice
+from operator import not_
 
 from paperdigest.errors import ParseError
 from paperdigest.ingest.identity import fold_space
@@ -78,7 +80,7 @@ _Unit = tuple[int, list[str]]
 
 
 def parse_text(text: str, source: str) -> TextListing:
-    lines = [raw.strip() for raw in text.split("\n")]
+    lines = list(map(str.strip, text.split("\n")))
     body_start, header_date, saw_header = _read_header(lines)
     end = len(lines)
     if body_start < end and saw_header and _SUBSCRIBE_GLUED.match(lines[body_start]):
@@ -148,6 +150,9 @@ class _EntryReader:
         entries = []
         units = self.units
         inline_before = len(units) - 2 if not self.dense else 0
+        # A dump's meta blocks repeat their first line ('• 26 authors', 'amazon Amazon'): each
+        # distinct one is read once (48 distinct in the 200 of a benchmark dump looked at).
+        whos: dict[str, tuple[int | None, str | None]] = {}
         while self.pos < len(units):
             pos = self.pos
             if pos < inline_before:
@@ -163,10 +168,27 @@ class _EntryReader:
                 ):
                     self.pos = pos + 3
                     self.saw_meta = True
-                    authors, org, date, upvotes = self._meta_of(meta_at, meta)
-                    # fold_space, inlined
-                    folded_title, folded_abstract = " ".join(title[0].split()), " ".join(abstract[0].split())
-                    entries.append(TextEntry(number, folded_title, folded_abstract, authors, org, date, upvotes))
+                    # _meta_of, inlined, its first line's reading kept per distinct line
+                    who, _, when = meta
+                    match = DATE_LINE.match(when)
+                    known = whos.get(who)
+                    if match is None or known is None:
+                        authors, org, date, upvotes = self._meta_of(meta_at, meta)
+                        whos[who] = authors, org
+                    else:
+                        authors, org = known
+                        month, day, year, points = match.group("month", "day", "year", "upvotes")
+                        date = DateParts(month_number(month), int(day), int(year) if year else None, meta_at + 2)
+                        upvotes = int(points) if points else 0
+                    # fold_space, inlined; a line (stripped) that is ASCII, printable and has no
+                    # double space is its own fold: three scans in C, half the time of the fold
+                    text = title[0]
+                    if not (text.isascii() and text.isprintable() and "  " not in text):
+                        text = " ".join(text.split())
+                    summary = abstract[0]
+                    if not (summary.isascii() and summary.isprintable() and "  " not in summary):
+                        summary = " ".join(summary.split())
+                    entries.append(TextEntry(number, text, summary, authors, org, date, upvotes))
                     continue
             entries.append(self._entry())
         return entries
@@ -275,7 +297,8 @@ def _blocks(lines: list[str], start: int, end: int) -> list[_Unit]:
     """The blocks of lines[start:end]: runs of non-blank lines, each with its first line's number."""
     blocks: list[_Unit] = []
     begin = start
-    for blank in [i for i in range(start, end) if not lines[i]] + [end]:
+    # The blank lines' indices, found in C (compress of the lines' emptiness); then the end.
+    for blank in [*compress(range(start, end), map(not_, islice(lines, start, end))), end]:
         if blank > begin:
             blocks.append((begin + 1, lines[begin:blank]))
         begin = blank + 1
