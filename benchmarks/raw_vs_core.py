@@ -224,6 +224,24 @@ def _core_fill_stmt(names: tuple[str, ...]) -> Any:
     )
 
 
+class _PerItem:
+    """CPU and wall microseconds per item of each variant's runs; their medians."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.cpu: dict[str, list[float]] = {name: [] for name in names}
+        self.wall: dict[str, list[float]] = {name: [] for name in self.cpu}
+
+    @contextmanager
+    def timed(self, name: str, items: int) -> Iterator[None]:
+        started, used = time.perf_counter(), time.process_time()
+        yield
+        self.cpu[name].append((time.process_time() - used) / items * 1e6)
+        self.wall[name].append((time.perf_counter() - started) / items * 1e6)
+
+    def medians(self) -> dict[str, tuple[float, float]]:
+        return {name: (statistics.median(self.cpu[name]), statistics.median(self.wall[name])) for name in self.cpu}
+
+
 def fills(url: str, batches: int, size: int = 50) -> dict[str, tuple[float, float]]:
     """Median CPU and wall microseconds per reservation of filling a batch: as shipped, and Core."""
     engine = open_engine(url)
@@ -233,8 +251,7 @@ def fills(url: str, batches: int, size: int = 50) -> dict[str, tuple[float, floa
         "as shipped (through the driver)": queries.fill_outboxes,
         "Core, one UPDATE a row": _core_fill,
     }
-    cpu: dict[str, list[float]] = {name: [] for name in variants}
-    wall: dict[str, list[float]] = {name: [] for name in variants}
+    timings = _PerItem(list(variants))
     serial = 0
     with engine.connect().execution_options(write=True) as conn:
         for _ in range(batches):
@@ -262,13 +279,10 @@ def fills(url: str, batches: int, size: int = 50) -> dict[str, tuple[float, floa
                     }, message)
                     for n, row_id in enumerate(ids)
                 ]  # fmt: skip
-                started, used = time.perf_counter(), time.process_time()
-                with conn.begin():
+                with timings.timed(name, size), conn.begin():
                     assert all(fill(conn, "me", items))
-                cpu[name].append((time.process_time() - used) / size * 1e6)
-                wall[name].append((time.perf_counter() - started) / size * 1e6)
     engine.dispose()
-    return {name: (statistics.median(cpu[name]), statistics.median(wall[name])) for name in variants}
+    return timings.medians()
 
 
 def sent_papers(url: str, batches: int, size: int = 50, per_digest: int = 23) -> dict[str, tuple[float, float]]:
@@ -294,8 +308,7 @@ def sent_papers(url: str, batches: int, size: int = 50, per_digest: int = 23) ->
         "as shipped (_raw.insert_sent_papers)": _raw.insert_sent_papers,
         "Core's executemany of the upsert": core,
     }
-    cpu: dict[str, list[float]] = {name: [] for name in variants}
-    wall: dict[str, list[float]] = {name: [] for name in variants}
+    timings = _PerItem(list(variants))
     serial = 0
     with engine.connect().execution_options(write=True) as conn:
         for _ in range(batches):
@@ -304,13 +317,10 @@ def sent_papers(url: str, batches: int, size: int = 50, per_digest: int = 23) ->
                 for _digest in range(size):
                     serial += 1
                     rows += [(f"s{serial}@example.org", pid, 7, now) for pid in pids[serial % 40 :][:per_digest]]
-                started, used = time.perf_counter(), time.process_time()
-                with conn.begin():
+                with timings.timed(name, size), conn.begin():
                     record(conn, rows)
-                cpu[name].append((time.process_time() - used) / size * 1e6)
-                wall[name].append((time.perf_counter() - started) / size * 1e6)
     engine.dispose()
-    return {name: (statistics.median(cpu[name]), statistics.median(wall[name])) for name in variants}
+    return timings.medians()
 
 
 def main(argv: list[str] | None = None) -> int:
