@@ -62,13 +62,6 @@ _OUTBOX_EXISTS = select(_o.id).where(_o.subscriber == bindparam("subscriber"), _
 _INSERT_OUTBOX = insert(outbox_table).returning(_o.id)
 _INSERT_MESSAGE = insert(outbox_message_table)
 _OUTBOX_MESSAGE = select(outbox_message_table.c.message).where(outbox_message_table.c.outbox_id == bindparam("id"))
-_SENT = (
-    update(outbox_table)
-    .where(_o.id == bindparam("row_id"), _o.status == "accepted")
-    .values(status="sent", claimed_by=None)
-)
-
-
 def sent_among(conn: Connection, subscriber: str, ids: Iterable[int]) -> dict[int, int | None]:
     """Of these papers, the ones already sent to the subscriber, with their upvotes then."""
     found: dict[int, int | None] = {}
@@ -418,7 +411,4 @@ def finish_accepted(
 ) -> bool:
     """Mark an accepted row sent, release its claim and record its papers as sent to the subscriber,
     in the caller's transaction. False, and nothing written, when another run finished it first."""
-    done = conn.execute(_SENT, {"row_id": row_id}).rowcount == 1
-    if done:
-        record_sent_upvotes(conn, subscriber, upvotes, sent_at)
-    return done
+    return row_id in finish_accepted_many(conn, [(row_id, subscriber, upvotes)], sent_at)
